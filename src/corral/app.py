@@ -1,0 +1,328 @@
+"""The App: the registry of task types and the client API (submit, get, wait, cancel, retry)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
+
+from . import aging as aging_mod
+from .aging import Aging
+from .backoff import Backoff
+from .codec import dumps
+from .durations import Duration, seconds
+from .errors import ConfigError, TaskNotFound, UnknownTaskError, WaitTimeout
+from .lifecycle import TERMINAL, OnTimeout, State
+from .model import (
+    DEFAULT_GROUP,
+    DEFAULT_POOL,
+    GroupConfig,
+    NewTask,
+    TaskRecord,
+)
+from .store import Store, open_store, resolve_url
+
+ExecutorKind = Literal["async", "thread", "process"]
+EXECUTORS: tuple[ExecutorKind, ...] = ("async", "thread", "process")
+ON_TIMEOUT: tuple[OnTimeout, ...] = ("retry", "fail", "continue")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A task call prepared for `App.submit_many`: validated, encoded, not yet stored."""
+
+    task: NewTask
+
+
+@dataclass
+class TaskType(Generic[P, R]):
+    """A registered handler and its defaults. Made by `@app.task`."""
+
+    app: App
+    fn: Callable[..., Any]
+    name: str
+    priority: int
+    aging: Aging
+    max_retries: int
+    backoff: Backoff
+    max_runtime: float | None
+    on_timeout: OnTimeout
+    pool: str
+    executor: ExecutorKind
+    on_cancel: Callable[..., Any] | None = None
+    _signature: inspect.Signature = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._signature = inspect.signature(self.fn)
+        functools.update_wrapper(self, self.fn)  # type: ignore[arg-type]
+
+    def prepare(
+        self,
+        *args: Any,
+        group: str = DEFAULT_GROUP,
+        priority: int | None = None,
+        aging: Aging | None = None,
+        dedup_key: str | None = None,
+        delay: Duration | None = None,
+        run_at: datetime | float | None = None,
+        depends_on: Iterable[int] = (),
+        **kwargs: Any,
+    ) -> Submission:
+        """Validate and encode one call; nothing is written. See `submit`."""
+        self._check_arguments(args, kwargs)
+        level = _check_priority(self.priority if priority is None else priority)
+        ageing = aging or self.aging
+        if not isinstance(group, str) or not group:
+            raise ConfigError(f"group must be a non-empty string, got {group!r}")
+        if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key):
+            raise ConfigError(f"dedup_key must be a non-empty string, got {dedup_key!r}")
+        now = time.time()
+        start = _start_time(now, delay, run_at)
+        next_change = ageing.next_change(level, 0.0)
+        return Submission(
+            NewTask(
+                name=self.name,
+                pool=self.pool,
+                group=group,
+                priority=level,
+                level=level,
+                aging=dumps(ageing.to_json()),
+                args=dumps(list(args), what=f"arguments of {self.name}"),
+                kwargs=dumps(kwargs, what=f"keyword arguments of {self.name}"),
+                max_retries=self.max_retries,
+                backoff=dumps(self.backoff.to_json()),
+                max_runtime=self.max_runtime,
+                on_timeout=self.on_timeout,
+                run_at=start,
+                dedup_key=dedup_key,
+                depends_on=tuple(_check_ids(depends_on)),
+                promote_at=None if next_change is None else now + next_change,
+            )
+        )
+
+    def submit(self, *args: Any, **options: Any) -> int:
+        """Store one task and return its id. Options: group, priority, aging, dedup_key,
+        delay or run_at, depends_on; every other keyword goes to the handler. With a dedup key
+        already held by an unfinished task, that task's id comes back and nothing is added."""
+        return self.app.submit_many([self.prepare(*args, **options)])[0]
+
+    def _check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        try:
+            self._signature.bind(None, *args, **kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"bad arguments for task {self.name!r}: {exc}") from None
+
+
+class Groups:
+    """`app.groups.configure(name, max_parallel=, weight=)`: settings that take effect at the
+    scheduler's next dispatch, without a restart."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    def configure(self, name: str, *, max_parallel: int | None = None, weight: float = 1.0) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"group name must be a non-empty string, got {name!r}")
+        if max_parallel is not None and (
+            isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1
+        ):
+            raise ConfigError(f"max_parallel must be a whole number >= 1, got {max_parallel!r}")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+            raise ConfigError(f"weight must be a number > 0, got {weight!r}")
+        self._app.store.group_configure(GroupConfig(name, max_parallel, float(weight)))
+
+    def get(self, name: str) -> GroupConfig:
+        return self._app.store.group_get(name) or GroupConfig(name)
+
+
+class App:
+    """A corral application: task types plus the store they live in.
+
+    `url` defaults to CORRAL_DATABASE_URL, else ./corral.db. The store is opened on first use,
+    so importing a module that defines an App touches no database.
+    """
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = resolve_url(url)
+        self.tasks: dict[str, TaskType[Any, Any]] = {}
+        self.groups = Groups(self)
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self.url)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- registering --------------------------------------------------------------------------
+    @overload
+    def task(self, fn: Callable[P, R], /) -> TaskType[P, R]: ...
+
+    @overload
+    def task(
+        self, fn: None = None, /, **options: Any
+    ) -> Callable[[Callable[P, R]], TaskType[P, R]]: ...
+
+    def task(self, fn: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        """Register a handler: `@app.task` or `@app.task(priority=5, max_retries=3, ...)`.
+
+        Options: name, priority (>= 0), aging, max_retries (>= 0), backoff (a Backoff),
+        max_runtime (seconds or "30s", "1h"), on_timeout ("retry" | "fail" | "continue"),
+        pool, executor ("async" | "thread" | "process"; default from the function's kind),
+        on_cancel (called with the context after a cancelled run, to clean up).
+        """
+        if fn is not None:
+            return self._register(fn, **options)
+        return lambda f: self._register(f, **options)
+
+    def _register(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        priority: int = 0,
+        aging: Aging | None = None,
+        max_retries: int = 0,
+        backoff: Backoff | None = None,
+        max_runtime: Duration | None = None,
+        on_timeout: OnTimeout = "retry",
+        pool: str = DEFAULT_POOL,
+        executor: ExecutorKind | None = None,
+        on_cancel: Callable[..., Any] | None = None,
+    ) -> TaskType[Any, Any]:
+        task_name = name or fn.__name__
+        if task_name in self.tasks:
+            raise ConfigError(f"a task named {task_name!r} is already registered")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
+        if on_timeout not in ON_TIMEOUT:
+            raise ConfigError(f"on_timeout must be one of {ON_TIMEOUT}, got {on_timeout!r}")
+        is_async = asyncio.iscoroutinefunction(fn)
+        kind = executor or ("async" if is_async else "thread")
+        if kind not in EXECUTORS:
+            raise ConfigError(f"executor must be one of {EXECUTORS}, got {kind!r}")
+        if kind == "async" and not is_async:
+            raise ConfigError(f"task {task_name!r}: executor 'async' needs an `async def` handler")
+        if kind == "thread" and is_async:
+            raise ConfigError(f"task {task_name!r}: an `async def` handler can't use 'thread'")
+        if aging is not None and not isinstance(aging, Aging):
+            raise ConfigError("aging must be an ageing function such as corral.aging.linear()")
+        runtime = None if max_runtime is None else seconds(max_runtime, name="max_runtime")
+        if runtime is not None and runtime <= 0:
+            raise ConfigError(f"max_runtime must be > 0, got {max_runtime!r}")
+        if on_timeout == "continue" and runtime is None:
+            raise ConfigError(f"task {task_name!r}: on_timeout='continue' needs a max_runtime")
+        task_type: TaskType[Any, Any] = TaskType(
+            app=self,
+            fn=fn,
+            name=task_name,
+            priority=_check_priority(priority),
+            aging=aging or aging_mod.none,
+            max_retries=max_retries,
+            backoff=backoff or Backoff(),
+            max_runtime=runtime,
+            on_timeout=on_timeout,
+            pool=_check_name("pool", pool),
+            executor=kind,
+            on_cancel=on_cancel,
+        )
+        self.tasks[task_name] = task_type
+        return task_type
+
+    def task_type(self, name: str) -> TaskType[Any, Any]:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            known = ", ".join(sorted(self.tasks)) or "none"
+            raise UnknownTaskError(f"unknown task {name!r} (registered: {known})") from None
+
+    # -- client API ---------------------------------------------------------------------------
+    def submit(self, name: str, *args: Any, **options: Any) -> int:
+        """Submit a task by its registered name (as the CLI and REST API do)."""
+        return self.task_type(name).submit(*args, **options)
+
+    def submit_many(self, submissions: Sequence[Submission]) -> list[int]:
+        """Store many prepared calls in one transaction: all or nothing. Returns their ids
+        (a dedup key held by an unfinished task gives that task's id)."""
+        if not submissions:
+            return []
+        results = self.store.task_insert_many([s.task for s in submissions], time.time())
+        return [r.id for r in results]
+
+    def get(self, task_id: int) -> TaskRecord:
+        record = self.store.task_get(task_id)
+        if record is None:
+            raise TaskNotFound(f"no task with id {task_id}")
+        return record
+
+    def wait(self, task_id: int, timeout: float | None = None, poll: float = 0.05) -> TaskRecord:
+        """Block until the task ends (succeeded, dead, cancelled, upstream_failed)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            record = self.get(task_id)
+            if record.state in TERMINAL:
+                return record
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"task {task_id} is still {record.state} after {timeout}s")
+            time.sleep(poll)
+
+    def cancel(self, task_id: int) -> State | None:
+        """Cancel a task: one not running ends at once (returns `cancelled`); a running one is
+        interrupted by its worker (returns None: requested). A task that ended raises
+        TransitionRefused saying so."""
+        _, after = self.store.task_cancel(task_id, time.time())
+        return after
+
+    def retry(self, task_id: int) -> None:
+        """Run a dead, cancelled or upstream_failed task again with a fresh retry budget."""
+        self.store.task_retry(task_id, time.time())
+
+
+def _check_priority(priority: Any) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
+        raise ConfigError(f"priority must be a whole number >= 0, got {priority!r}")
+    return priority
+
+
+def _check_name(what: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _check_ids(ids: Iterable[int]) -> list[int]:
+    checked = []
+    for task_id in ids:
+        if isinstance(task_id, bool) or not isinstance(task_id, int):
+            raise ConfigError(f"depends_on takes task ids (ints), got {task_id!r}")
+        checked.append(task_id)
+    return checked
+
+
+def _start_time(now: float, delay: Duration | None, run_at: datetime | float | None) -> float:
+    if delay is not None and run_at is not None:
+        raise ConfigError("give delay or run_at, not both")
+    if delay is not None:
+        return now + seconds(delay, name="delay")
+    if isinstance(run_at, datetime):
+        if run_at.tzinfo is None:
+            raise ConfigError("run_at must be timezone-aware (e.g. datetime.now(timezone.utc))")
+        return run_at.timestamp()
+    if run_at is not None:
+        if isinstance(run_at, bool) or not isinstance(run_at, int | float):
+            raise ConfigError(f"run_at must be a datetime or a UNIX time, got {run_at!r}")
+        return float(run_at)
+    return now

@@ -1,0 +1,253 @@
+"""The records that cross the store contract. Plain frozen dataclasses; payloads travel as JSON
+text, encoded and decoded by the app, so a store never imports user code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .lifecycle import Outcome, State
+
+DEFAULT_GROUP = "default"
+DEFAULT_POOL = "default"
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """One task to insert. `depends_on` lists task ids that must succeed first."""
+
+    name: str
+    pool: str
+    group: str
+    priority: int
+    level: int
+    aging: str  # JSON of the ageing function
+    args: str  # JSON array
+    kwargs: str  # JSON object
+    max_retries: int
+    backoff: str  # JSON of the Backoff
+    max_runtime: float | None
+    on_timeout: str
+    run_at: float | None = None
+    dedup_key: str | None = None
+    depends_on: tuple[int, ...] = ()
+    promote_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    id: int
+    created: bool
+    """False when the dedup key matched a task that is not finished: `id` is that task."""
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    id: int
+    name: str
+    pool: str
+    group: str
+    state: State
+    priority: int
+    level: int
+    args: str
+    kwargs: str
+    dedup_key: str | None
+    attempt: int
+    failures: int
+    max_retries: int
+    max_runtime: float | None
+    on_timeout: str
+    created_at: float
+    enqueued_at: float
+    run_at: float | None
+    ready_at: float | None
+    first_started_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    worker_id: str | None
+    cancel_requested: bool
+    checkpoint: str | None
+    shared: str | None
+    result: str | None
+    error: str | None
+    depends_on: tuple[int, ...] = ()
+
+    @property
+    def wait_seconds(self) -> float | None:
+        """From the moment it could first run to its first start."""
+        if self.first_started_at is None:
+            return None
+        return self.first_started_at - self.enqueued_at
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    """A task a worker now runs: everything it needs to call the handler and decide the outcome."""
+
+    id: int
+    name: str
+    group: str
+    attempt: int
+    failures: int
+    max_retries: int
+    backoff: str
+    max_runtime: float | None
+    on_timeout: str
+    args: str
+    kwargs: str
+    dedup_key: str | None
+    checkpoint: str | None
+    shared: str | None
+
+
+@dataclass(frozen=True)
+class AttemptReport:
+    """The end of one attempt, to record with a compare-and-set on (id, attempt, running)."""
+
+    task_id: int
+    attempt: int
+    outcome: Outcome
+    target: State
+    counts_as_failure: bool = False
+    worker_id: str | None = None
+    """When set, the report is refused unless this worker still holds the task."""
+    result: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ExpiredTask:
+    id: int
+    attempt: int
+    failures: int
+    max_retries: int
+    on_timeout: str
+    cancel_requested: bool
+    worker_id: str | None
+
+
+@dataclass(frozen=True)
+class Promotable:
+    id: int
+    name: str
+    priority: int
+    level: int
+    aging: str
+    ready_at: float
+
+
+@dataclass(frozen=True)
+class LevelChange:
+    id: int
+    level: int
+    promote_at: float | None
+
+
+@dataclass(frozen=True)
+class ReadyTask:
+    """A ready task as the dispatcher sees it."""
+
+    id: int
+    pool: str
+    group: str
+    level: int
+    ready_at: float
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    name: str
+    max_parallel: int | None = None
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class DispatchSnapshot:
+    """What the dispatcher decides from: free slots per pool, slots held per group, the group
+    settings, and the best ready tasks of every pool that has room."""
+
+    capacity: dict[str, int]
+    active_by_pool: dict[str, int]
+    active_by_group: dict[str, int]
+    groups: dict[str, GroupConfig]
+    ready: list[ReadyTask] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    id: str
+    hostname: str
+    pid: int
+    pools: tuple[str, ...]
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class WorkerRecord:
+    id: str
+    hostname: str
+    pid: int
+    pools: tuple[str, ...]
+    concurrency: int
+    started_at: float
+    heartbeat_at: float
+    lease_expires_at: float
+    running: int
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    task_id: int
+    at: float
+    kind: str
+    from_state: str | None
+    to_state: str | None
+    attempt: int
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    task_id: int
+    attempt: int
+    worker_id: str | None
+    started_at: float
+    finished_at: float | None
+    outcome: str | None
+    error: str | None
+    traceback: str | None
+
+
+@dataclass(frozen=True)
+class LogLine:
+    task_id: int
+    attempt: int
+    at: float
+    level: int
+    message: str
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    group: str
+    counts: dict[str, int]
+    mean_wait: float | None
+    max_wait: float | None
+    max_parallel: int | None
+    weight: float
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    states: tuple[State, ...] = ()
+    group: str | None = None
+    name: str | None = None
+    limit: int = 100
+    ids: tuple[int, ...] = ()

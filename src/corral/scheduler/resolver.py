@@ -1,0 +1,11 @@
+"""Resolver: releases waiting tasks whose delay is over and dependencies succeeded, ends those
+whose dependency failed, and returns backed-off retries to the queue."""
+
+from __future__ import annotations
+
+from ..store import Store
+
+
+def resolve_due(store: Store, now: float, batch: int = 1000) -> int:
+    """Move what is due; return how many tasks changed state."""
+    return store.task_fail_upstream(now, batch) + store.task_release_due(now, batch)

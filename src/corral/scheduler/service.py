@@ -1,0 +1,97 @@
+"""The scheduler process: one leader at a time runs the maintenance services in a loop.
+
+Any number of schedulers may run; they compete for a leadership lease in the store, and a stand-by
+takes over within `lease` seconds of the leader's death. All state is in the store, so a new leader
+simply carries on from the rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from ..errors import DatabaseError
+from ..store import Store
+from .dispatcher import dispatch
+from .promoter import promote_due
+from .reaper import rescue_expired
+from .resolver import resolve_due
+
+log = logging.getLogger("corral.scheduler")
+LEADERSHIP = "scheduler"
+
+
+@dataclass
+class SchedulerConfig:
+    tick: float = 0.02
+    """Seconds between rounds when the last round found nothing to do."""
+    lease: float = 5.0
+    """Leadership lease; a stand-by takes over this long after the leader died."""
+    prefetch: int = 16
+    """Tasks admitted to a pool beyond its live capacity, so workers never wait for a round."""
+    reap_every: float = 1.0
+    promote_every: float = 0.5
+
+
+class Scheduler:
+    def __init__(self, store: Store, config: SchedulerConfig | None = None) -> None:
+        self.store = store
+        self.config = config or SchedulerConfig()
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.is_leader = False
+        self._stop = threading.Event()
+        self._last: dict[str, float] = {}
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Lead or stand by until `stop()`; gives up the leadership on the way out."""
+        try:
+            while not self._stop.is_set():
+                busy = False
+                try:
+                    if self._hold_leadership():
+                        busy = self.run_once(time.time()) > 0
+                except DatabaseError as exc:  # keep going: the store may come back
+                    log.warning("scheduler round failed: %s", exc)
+                    self._stop.wait(1.0)
+                if not busy:
+                    self._stop.wait(self.config.tick)
+        finally:
+            if self.is_leader:
+                self.store.leader_release(LEADERSHIP, self.id)
+                self.is_leader = False
+
+    def _hold_leadership(self) -> bool:
+        now = time.time()
+        if now - self._last.get("lease", 0.0) >= self.config.lease / 3 or not self.is_leader:
+            was = self.is_leader
+            self.is_leader = self.store.leader_acquire(
+                LEADERSHIP, self.id, now + self.config.lease, now
+            )
+            self._last["lease"] = now
+            if self.is_leader != was:
+                log.info("scheduler %s %s", self.id, "leads" if self.is_leader else "stands by")
+        return self.is_leader
+
+    def run_once(self, now: float) -> int:
+        """One round of every service that is due; returns how many tasks moved."""
+        moved = resolve_due(self.store, now)
+        if self._due("promote", now, self.config.promote_every):
+            moved += promote_due(self.store, now)
+        if self._due("reap", now, self.config.reap_every):
+            moved += rescue_expired(self.store, now)
+        moved += dispatch(self.store, now, self.config.prefetch)
+        return moved
+
+    def _due(self, service: str, now: float, every: float) -> bool:
+        if now - self._last.get(service, 0.0) >= every:
+            self._last[service] = now
+            return True
+        return False

@@ -1,0 +1,192 @@
+"""The Store contract: every state change and read that corral makes, one method each.
+
+Names read entity first, then verb, so the list follows the lifecycle. Every transition is one
+transaction that checks the state (and attempt) it expects and writes its event row beside it.
+`now` is always the caller's: a store never reads the clock, so tests move time instead of
+sleeping. A store knows SQL and nothing of scheduling: policies live in the scheduler and the
+lifecycle module, and reach the store as decided values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from ..lifecycle import State
+from ..model import (
+    AttemptRecord,
+    AttemptReport,
+    ClaimedTask,
+    DispatchSnapshot,
+    Event,
+    ExpiredTask,
+    GroupConfig,
+    GroupStats,
+    LevelChange,
+    LogLine,
+    NewTask,
+    Promotable,
+    Submitted,
+    TaskQuery,
+    TaskRecord,
+    WorkerInfo,
+    WorkerRecord,
+)
+
+
+class Store(Protocol):
+    url: str
+
+    # -- schema ---------------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        """Apply the numbered migrations not yet applied; return their numbers."""
+        ...
+
+    def close(self) -> None:
+        """Release connections. The store may not be used afterwards."""
+        ...
+
+    # -- submit and read ------------------------------------------------------------------------
+    def task_insert_many(self, tasks: Sequence[NewTask], now: float) -> list[Submitted]:
+        """Insert all tasks in one transaction (waiting or ready), each with a `submitted` event;
+        a dedup key held by an unfinished task returns that task instead. All or nothing."""
+        ...
+
+    def task_get(self, task_id: int) -> TaskRecord | None:
+        """One task, or None."""
+        ...
+
+    def task_list(self, query: TaskQuery) -> list[TaskRecord]:
+        """Tasks matching the query, newest first."""
+        ...
+
+    def task_states(self, task_ids: Sequence[int]) -> dict[int, State]:
+        """The current state of each existing task among `task_ids`."""
+        ...
+
+    # -- resolver and promoter ------------------------------------------------------------------
+    def task_release_due(self, now: float, limit: int) -> int:
+        """waiting (run_at reached, every dependency succeeded) and retry_wait (backoff over) ->
+        ready. Returns how many moved."""
+        ...
+
+    def task_fail_upstream(self, now: float, limit: int) -> int:
+        """waiting with a dependency dead, cancelled or upstream_failed -> upstream_failed."""
+        ...
+
+    def task_fetch_promotable(self, now: float, limit: int) -> list[Promotable]:
+        """Ready tasks whose promote_at has come (index on promote_at: never a backlog scan)."""
+        ...
+
+    def task_set_levels(self, changes: Sequence[LevelChange]) -> int:
+        """Set level and next promote_at of tasks still ready."""
+        ...
+
+    # -- dispatcher -----------------------------------------------------------------------------
+    def dispatch_snapshot(self, now: float, per_pool: int) -> DispatchSnapshot:
+        """Live capacity per pool, slots held per pool and group, group settings, and up to
+        `per_pool` best ready tasks (level, then age) of each pool that has room, skipping groups
+        at their cap."""
+        ...
+
+    def task_admit_many(self, task_ids: Sequence[int], now: float) -> list[int]:
+        """ready -> admitted, in the given order (which is the claim order). Returns those moved."""
+        ...
+
+    # -- worker ---------------------------------------------------------------------------------
+    def task_claim(
+        self, worker_id: str, pools: Sequence[str], limit: int, lease_until: float, now: float
+    ) -> list[ClaimedTask]:
+        """admitted -> running for up to `limit` tasks of `pools` in admission order; each gets a
+        new attempt number, an attempt row and a lease held by `worker_id`."""
+        ...
+
+    def task_complete_many(self, reports: Sequence[AttemptReport], now: float) -> list[int]:
+        """running -> the report's target state, only where (id, attempt) is still running (and
+        held by report.worker_id when given). Returns the ids recorded; a stale report is
+        refused silently, so an outcome is recorded once."""
+        ...
+
+    def task_save_checkpoint(self, task_id: int, attempt: int, checkpoint: str, now: float) -> bool:
+        """Store the checkpoint if `attempt` is still the running attempt."""
+        ...
+
+    def task_save_shared(self, task_id: int, attempt: int, shared: str, now: float) -> bool:
+        """Store what the task records for its clean-up, if `attempt` still runs."""
+        ...
+
+    def log_append_many(self, lines: Sequence[LogLine]) -> None:
+        """Store log lines of attempts."""
+        ...
+
+    # -- operators ------------------------------------------------------------------------------
+    def task_cancel(self, task_id: int, now: float) -> tuple[State, State | None]:
+        """Cancel: an unstarted task -> cancelled at once; a running one gets cancel_requested
+        (its worker interrupts it). Returns (state before, state after or None if requested)."""
+        ...
+
+    def task_retry(self, task_id: int, now: float) -> State:
+        """dead / cancelled / upstream_failed -> ready with a fresh retry budget. Returns the
+        state it left."""
+        ...
+
+    # -- reaper ---------------------------------------------------------------------------------
+    def task_fetch_expired(self, now: float, limit: int) -> list[ExpiredTask]:
+        """Running tasks whose lease has expired (their worker is gone or stuck)."""
+        ...
+
+    # -- workers, leader, groups -----------------------------------------------------------------
+    def worker_register(self, worker: WorkerInfo, lease_until: float, now: float) -> None:
+        """Announce a worker and its capacity per pool."""
+        ...
+
+    def worker_heartbeat(self, worker_id: str, lease_until: float, now: float) -> list[int]:
+        """Extend the worker's lease and that of its running tasks; return the ids of its running
+        tasks that were asked to cancel."""
+        ...
+
+    def worker_deregister(self, worker_id: str) -> None:
+        """Remove a worker that stopped cleanly."""
+        ...
+
+    def worker_list(self, now: float) -> list[WorkerRecord]:
+        """Workers whose lease hasn't expired."""
+        ...
+
+    def leader_acquire(self, name: str, holder: str, lease_until: float, now: float) -> bool:
+        """Take or extend the leadership `name` for `holder` if it is free, expired or already
+        `holder`'s."""
+        ...
+
+    def leader_release(self, name: str, holder: str) -> None:
+        """Give up the leadership if `holder` has it."""
+        ...
+
+    def group_configure(self, config: GroupConfig) -> None:
+        """Create or replace a group's settings; takes effect at the next dispatch."""
+        ...
+
+    def group_get(self, name: str) -> GroupConfig | None:
+        """A configured group's settings."""
+        ...
+
+    # -- history ---------------------------------------------------------------------------------
+    def event_list(self, task_id: int) -> list[Event]:
+        """A task's events, oldest first."""
+        ...
+
+    def event_fetch_after(self, after_id: int, limit: int) -> list[Event]:
+        """Events with id > after_id, oldest first: the feed of callbacks and live views."""
+        ...
+
+    def attempt_list(self, task_id: int) -> list[AttemptRecord]:
+        """A task's attempts, first first."""
+        ...
+
+    def log_list(self, task_id: int, attempt: int | None = None) -> list[LogLine]:
+        """A task's stored log lines, oldest first."""
+        ...
+
+    def group_stats(self) -> list[GroupStats]:
+        """Per group: tasks by state, mean and max wait of started tasks, its settings."""
+        ...

@@ -1,0 +1,293 @@
+"""Every SQL statement of the SQLite store, named, each with a line saying what it does.
+
+Parameters are named (`:now`); lists travel as JSON arrays read with json_each, so a statement's
+text never depends on the size of its input.
+"""
+
+from __future__ import annotations
+
+TERMINAL_SQL = "('succeeded', 'dead', 'cancelled', 'upstream_failed')"
+
+# -- schema -------------------------------------------------------------------------------------
+
+# The migrations table; created before anything else.
+CREATE_MIGRATIONS = """
+CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)
+"""
+# Versions already applied.
+APPLIED_MIGRATIONS = "SELECT version FROM schema_migrations ORDER BY version"
+# Record one applied migration.
+RECORD_MIGRATION = "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"
+
+# -- submit -------------------------------------------------------------------------------------
+
+# Unfinished tasks holding any of the dedup keys (a JSON array).
+FIND_DEDUP = f"""
+SELECT dedup_key, id FROM tasks
+WHERE dedup_key IN (SELECT value FROM json_each(:keys)) AND state NOT IN {TERMINAL_SQL}
+"""
+# Which of the ids (a JSON array) exist.
+EXISTING_IDS = "SELECT id FROM tasks WHERE id IN (SELECT value FROM json_each(:ids))"
+# The next free task id (inside the immediate transaction, so no one else takes it).
+NEXT_TASK_ID = "SELECT coalesce(max(id), 0) + 1 FROM tasks"
+# Insert one task.
+INSERT_TASK = """
+INSERT INTO tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
+                   kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
+                   enqueued_at, run_at, ready_at)
+VALUES (:id, :name, :pool, :group_name, :state, :priority, :level, :aging, :promote_at, :args,
+        :kwargs, :dedup_key, :max_retries, :backoff, :max_runtime, :on_timeout, :now,
+        :enqueued_at, :run_at, :ready_at)
+"""
+# Insert one dependency edge.
+INSERT_DEP = "INSERT OR IGNORE INTO task_deps (task_id, depends_on) VALUES (?, ?)"
+# Append one event row.
+INSERT_EVENT = """
+INSERT INTO events (task_id, at, kind, from_state, to_state, attempt, detail)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+
+# -- read ---------------------------------------------------------------------------------------
+
+TASK_COLUMNS = """
+t.id, t.name, t.pool, t.group_name, t.state, t.priority, t.level, t.args, t.kwargs, t.dedup_key,
+t.attempt, t.failures, t.max_retries, t.max_runtime, t.on_timeout, t.created_at, t.enqueued_at,
+t.run_at, t.ready_at, t.first_started_at, t.started_at, t.finished_at, t.worker_id,
+t.cancel_requested, t.checkpoint, t.shared, t.result, t.error
+"""
+# One task.
+GET_TASK = f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ?"
+# A task's dependencies.
+GET_DEPS = "SELECT depends_on FROM task_deps WHERE task_id = ? ORDER BY depends_on"
+# Tasks filtered by states, group, name and ids (each filter skipped when NULL), newest first.
+LIST_TASKS = f"""
+SELECT {TASK_COLUMNS} FROM tasks t
+WHERE (:states IS NULL OR t.state IN (SELECT value FROM json_each(:states)))
+  AND (:group_name IS NULL OR t.group_name = :group_name)
+  AND (:name IS NULL OR t.name = :name)
+  AND (:ids IS NULL OR t.id IN (SELECT value FROM json_each(:ids)))
+ORDER BY t.id DESC LIMIT :limit
+"""
+# The states of the given ids.
+TASK_STATES = "SELECT id, state FROM tasks WHERE id IN (SELECT value FROM json_each(:ids))"
+
+# -- resolver and promoter ----------------------------------------------------------------------
+
+# Waiting tasks whose delay is over and whose dependencies all succeeded become ready.
+RELEASE_WAITING = """
+UPDATE tasks SET state = 'ready', ready_at = :now, level = priority,
+       promote_at = CASE WHEN aging = :no_aging THEN NULL ELSE :now END
+WHERE id IN (
+    SELECT t.id FROM tasks t
+    WHERE t.state = 'waiting' AND t.run_at <= :now
+      AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
+                      WHERE d.task_id = t.id AND u.state != 'succeeded')
+    LIMIT :limit)
+RETURNING id, attempt
+"""
+# Tasks whose retry backoff is over become ready again.
+RELEASE_RETRIES = """
+UPDATE tasks SET state = 'ready', ready_at = :now, level = priority,
+       promote_at = CASE WHEN aging = :no_aging THEN NULL ELSE :now END
+WHERE id IN (SELECT id FROM tasks WHERE state = 'retry_wait' AND run_at <= :now LIMIT :limit)
+RETURNING id, attempt
+"""
+# Waiting tasks with a dependency that ended badly can never run.
+FAIL_UPSTREAM = """
+UPDATE tasks SET state = 'upstream_failed', finished_at = :now,
+       error = 'a dependency ended dead, cancelled or upstream_failed'
+WHERE id IN (
+    SELECT t.id FROM tasks t
+    WHERE t.state = 'waiting'
+      AND EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
+                  WHERE d.task_id = t.id AND u.state IN ('dead', 'cancelled', 'upstream_failed'))
+    LIMIT :limit)
+RETURNING id, attempt
+"""
+# Ready tasks whose level is due to change.
+FETCH_PROMOTABLE = """
+SELECT id, name, priority, level, aging, ready_at FROM tasks
+WHERE state = 'ready' AND promote_at <= :now ORDER BY promote_at LIMIT :limit
+"""
+# Set a ready task's level and the moment it next changes.
+SET_LEVEL = "UPDATE tasks SET level = ?, promote_at = ? WHERE id = ? AND state = 'ready'"
+
+# -- dispatcher ---------------------------------------------------------------------------------
+
+# Live workers: their pools and concurrency.
+LIVE_WORKERS = "SELECT pools, concurrency FROM workers WHERE lease_expires_at > :now"
+# Slots held (admitted + running), per group and pool.
+ACTIVE_COUNTS = """
+SELECT group_name, pool, count(*) FROM tasks
+WHERE state IN ('admitted', 'running') GROUP BY group_name, pool
+"""
+# Settings of the named groups (a JSON array).
+GROUPS_NAMED = """
+SELECT name, max_parallel, weight FROM groups WHERE name IN (SELECT value FROM json_each(:names))
+"""
+# The best ready tasks of a pool, skipping groups at their cap (a JSON array).
+READY_HEADS = """
+SELECT id, pool, group_name, level, ready_at FROM tasks INDEXED BY tasks_ready
+WHERE state = 'ready' AND pool = :pool
+  AND group_name NOT IN (SELECT value FROM json_each(:capped))
+ORDER BY level DESC, ready_at, id LIMIT :limit
+"""
+# Admit one ready task (admitted_at orders the claims).
+ADMIT = """
+UPDATE tasks SET state = 'admitted', admitted_at = :at
+WHERE id = :id AND state = 'ready' RETURNING id, attempt
+"""
+
+# -- worker -------------------------------------------------------------------------------------
+
+# Claim admitted tasks of the pools (a JSON array) in admission order.
+CLAIM = """
+UPDATE tasks SET state = 'running', attempt = attempt + 1, worker_id = :worker,
+       lease_expires_at = :lease, started_at = :now,
+       first_started_at = coalesce(first_started_at, :now)
+WHERE id IN (SELECT id FROM tasks
+             WHERE state = 'admitted' AND pool IN (SELECT value FROM json_each(:pools))
+             ORDER BY admitted_at, id LIMIT :limit)
+RETURNING id, name, group_name, attempt, failures, max_retries, backoff, max_runtime,
+          on_timeout, args, kwargs, dedup_key, checkpoint, shared, admitted_at
+"""
+# Open an attempt row.
+INSERT_ATTEMPT = """
+INSERT INTO attempts (task_id, attempt, worker_id, started_at) VALUES (?, ?, ?, ?)
+"""
+# Record the end of a running attempt, if it is still the running one (compare-and-set).
+COMPLETE = """
+UPDATE tasks SET
+    state = :target,
+    result = :result,
+    error = :error,
+    failures = failures + :failed,
+    worker_id = NULL,
+    lease_expires_at = NULL,
+    cancel_requested = CASE WHEN :target = 'ready' THEN cancel_requested ELSE 0 END,
+    finished_at = CASE WHEN :terminal THEN :now ELSE NULL END,
+    run_at = CASE WHEN :target = 'retry_wait' THEN :retry_at ELSE run_at END,
+    promote_at = CASE WHEN :target = 'ready' AND aging != :no_aging THEN :now ELSE NULL END
+WHERE id = :id AND attempt = :attempt AND state = 'running'
+  AND (:worker IS NULL OR worker_id = :worker)
+RETURNING id
+"""
+# Close an attempt row.
+CLOSE_ATTEMPT = """
+UPDATE attempts SET finished_at = ?, outcome = ?, error = ?, traceback = ?
+WHERE task_id = ? AND attempt = ?
+"""
+# Store a checkpoint for the running attempt.
+SAVE_CHECKPOINT = """
+UPDATE tasks SET checkpoint = ? WHERE id = ? AND attempt = ? AND state = 'running'
+"""
+# Store the shared clean-up record for the running attempt.
+SAVE_SHARED = "UPDATE tasks SET shared = ? WHERE id = ? AND attempt = ? AND state = 'running'"
+# Append a log line.
+INSERT_LOG = "INSERT INTO logs (task_id, attempt, at, level, message) VALUES (?, ?, ?, ?, ?)"
+
+# -- operators ----------------------------------------------------------------------------------
+
+# A task's state and attempt.
+TASK_STATE = "SELECT state, attempt FROM tasks WHERE id = ?"
+# Cancel a task that is not running.
+CANCEL_NOW = """
+UPDATE tasks SET state = 'cancelled', finished_at = :now, error = 'cancelled'
+WHERE id = :id AND state = :expected
+"""
+# Ask the worker of a running task to stop it.
+REQUEST_CANCEL = "UPDATE tasks SET cancel_requested = 1 WHERE id = :id AND state = 'running'"
+# Put a finished task back in the queue with a fresh retry budget.
+RETRY = """
+UPDATE tasks SET state = 'ready', failures = 0, cancel_requested = 0, error = NULL,
+       finished_at = NULL, ready_at = :now, level = priority, run_at = :now,
+       promote_at = CASE WHEN aging = :no_aging THEN NULL ELSE :now END
+WHERE id = :id AND state = :expected
+"""
+
+# -- reaper -------------------------------------------------------------------------------------
+
+# Running tasks whose lease has expired.
+FETCH_EXPIRED = """
+SELECT id, attempt, failures, max_retries, on_timeout, cancel_requested, worker_id FROM tasks
+WHERE state = 'running' AND lease_expires_at < :now ORDER BY lease_expires_at LIMIT :limit
+"""
+
+# -- workers and leader -------------------------------------------------------------------------
+
+# Announce (or re-announce) a worker.
+UPSERT_WORKER = """
+INSERT INTO workers (id, hostname, pid, pools, concurrency, started_at, heartbeat_at,
+                     lease_expires_at)
+VALUES (:id, :hostname, :pid, :pools, :concurrency, :now, :now, :lease)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = :now, lease_expires_at = :lease,
+    pools = :pools, concurrency = :concurrency
+"""
+# Forget workers gone for an hour.
+PRUNE_WORKERS = "DELETE FROM workers WHERE lease_expires_at < :before"
+# Extend a worker's lease.
+WORKER_BEAT = "UPDATE workers SET heartbeat_at = :now, lease_expires_at = :lease WHERE id = :id"
+# Extend the leases of a worker's running tasks.
+TASK_LEASES_BEAT = """
+UPDATE tasks SET lease_expires_at = :lease WHERE worker_id = :id AND state = 'running'
+"""
+# A worker's running tasks that were asked to cancel.
+CANCEL_REQUESTS = """
+SELECT id FROM tasks WHERE worker_id = :id AND state = 'running' AND cancel_requested = 1
+"""
+# Remove a worker.
+DELETE_WORKER = "DELETE FROM workers WHERE id = ?"
+# Live workers with how many tasks each runs.
+LIST_WORKERS = """
+SELECT w.id, w.hostname, w.pid, w.pools, w.concurrency, w.started_at, w.heartbeat_at,
+       w.lease_expires_at,
+       (SELECT count(*) FROM tasks t WHERE t.worker_id = w.id AND t.state = 'running')
+FROM workers w WHERE w.lease_expires_at > :now ORDER BY w.started_at
+"""
+# Take or extend a leadership if free, expired or already ours.
+ACQUIRE_LEADER = """
+INSERT INTO leaders (name, holder, expires_at) VALUES (:name, :holder, :lease)
+ON CONFLICT (name) DO UPDATE SET holder = :holder, expires_at = :lease
+WHERE leaders.holder = :holder OR leaders.expires_at < :now
+"""
+# Who leads.
+LEADER_HOLDER = "SELECT holder FROM leaders WHERE name = ?"
+# Give up a leadership.
+RELEASE_LEADER = "DELETE FROM leaders WHERE name = ? AND holder = ?"
+
+# -- groups -------------------------------------------------------------------------------------
+
+# Create or replace a group's settings.
+UPSERT_GROUP = """
+INSERT INTO groups (name, max_parallel, weight) VALUES (:name, :max_parallel, :weight)
+ON CONFLICT (name) DO UPDATE SET max_parallel = :max_parallel, weight = :weight
+"""
+# One group's settings.
+GET_GROUP = "SELECT name, max_parallel, weight FROM groups WHERE name = ?"
+# Tasks per group and state.
+GROUP_COUNTS = "SELECT group_name, state, count(*) FROM tasks GROUP BY group_name, state"
+# Mean and max wait per group, over tasks that started.
+GROUP_WAITS = """
+SELECT group_name, avg(first_started_at - enqueued_at), max(first_started_at - enqueued_at)
+FROM tasks WHERE first_started_at IS NOT NULL GROUP BY group_name
+"""
+# All configured groups.
+ALL_GROUPS = "SELECT name, max_parallel, weight FROM groups"
+
+# -- history ------------------------------------------------------------------------------------
+
+EVENT_COLUMNS = "id, task_id, at, kind, from_state, to_state, attempt, detail"
+# A task's events.
+TASK_EVENTS = f"SELECT {EVENT_COLUMNS} FROM events WHERE task_id = ? ORDER BY id"
+# The event feed after a cursor.
+EVENTS_AFTER = f"SELECT {EVENT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?"
+# A task's attempts.
+TASK_ATTEMPTS = """
+SELECT task_id, attempt, worker_id, started_at, finished_at, outcome, error, traceback
+FROM attempts WHERE task_id = ? ORDER BY attempt
+"""
+# A task's log lines, of one attempt or all (NULL).
+TASK_LOGS = """
+SELECT task_id, attempt, at, level, message FROM logs
+WHERE task_id = :id AND (:attempt IS NULL OR attempt = :attempt) ORDER BY id
+"""

@@ -1,0 +1,596 @@
+"""The embedded SQLite store: one file, many processes on one host.
+
+WAL journal, every write in an immediate transaction (so writers queue on the busy timeout
+instead of failing), one connection per thread. Claims are one `UPDATE ... RETURNING`;
+submissions, admissions and completions are batched in one transaction each.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ... import aging
+from ...codec import dumps, loads
+from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
+from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
+from ...model import (
+    AttemptRecord,
+    AttemptReport,
+    ClaimedTask,
+    DispatchSnapshot,
+    Event,
+    ExpiredTask,
+    GroupConfig,
+    GroupStats,
+    LevelChange,
+    LogLine,
+    NewTask,
+    Promotable,
+    ReadyTask,
+    Submitted,
+    TaskQuery,
+    TaskRecord,
+    WorkerInfo,
+    WorkerRecord,
+)
+from . import queries as q
+
+NO_AGING = dumps(aging.none.to_json())
+RETRYABLE_STATES = (State.DEAD, State.CANCELLED, State.UPSTREAM_FAILED)
+
+
+def _json_list(values: Sequence[Any]) -> str:
+    return dumps(list(values))
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The numbered migrations shipped with corral, in order."""
+    folder = resources.files("corral.store.sqlite").joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
+    return sorted(found)
+
+
+class SQLiteStore:
+    def __init__(self, path: str, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL"):
+        if path == ":memory:" or path == "":
+            raise DatabaseError(
+                "an in-memory SQLite database can't be shared by the scheduler and workers; "
+                "give a file path such as sqlite:///corral.db"
+            )
+        self.path = str(Path(path).expanduser())
+        self.url = f"sqlite:///{self.path}"
+        self._busy_timeout = busy_timeout
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise DatabaseError(f"unknown SQLite synchronous mode {synchronous!r}")
+        self._synchronous = synchronous.upper()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        parent = Path(self.path).parent
+        if not parent.is_dir():
+            raise DatabaseError(f"can't open {self.path}: folder {parent} does not exist")
+
+    # -- connections --------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(f"can't open SQLite database {self.path}: {exc}") from None
+        if mode.lower() != "wal":
+            raise DatabaseError(f"{self.path}: SQLite refused WAL mode (got {mode!r})")
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """An immediate transaction: the write lock is taken up front, so there is no
+        upgrade deadlock between processes; SQLite's busy timeout queues writers."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise DatabaseError(f"{self.path}: can't start a write ({exc})") from None
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(f"{self.path}: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # -- schema -------------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        conn = self._conn()
+        try:
+            conn.execute(q.CREATE_MIGRATIONS)
+            applied = {row[0] for row in conn.execute(q.APPLIED_MIGRATIONS)}
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(f"{self.path} is not a usable corral database: {exc}") from None
+        done = []
+        for version, sql in migrations():
+            if version in applied:
+                continue
+            with self._write() as tx:
+                if tx.execute(q.APPLIED_MIGRATIONS).fetchall().count((version,)):
+                    continue  # another process migrated meanwhile
+                for statement in _split_sql(sql):
+                    tx.execute(statement)
+                tx.execute(q.RECORD_MIGRATION, (version, time.time()))
+            done.append(version)
+        return done
+
+    def schema_version(self) -> int:
+        rows = self._read(q.APPLIED_MIGRATIONS)
+        return rows[-1][0] if rows else 0
+
+    # -- submit and read ----------------------------------------------------------------------
+    def task_insert_many(self, tasks: Sequence[NewTask], now: float) -> list[Submitted]:
+        with self._write() as tx:
+            keys = sorted({t.dedup_key for t in tasks if t.dedup_key is not None})
+            holders: dict[str, int] = {}
+            if keys:
+                holders = dict(tx.execute(q.FIND_DEDUP, {"keys": _json_list(keys)}).fetchall())
+            self._check_dependencies_exist(tx, tasks)
+            next_id = tx.execute(q.NEXT_TASK_ID).fetchone()[0]
+            results: list[Submitted] = []
+            rows: list[dict[str, Any]] = []
+            deps: list[tuple[int, int]] = []
+            events: list[tuple[Any, ...]] = []
+            for task in tasks:
+                if task.dedup_key is not None and task.dedup_key in holders:
+                    results.append(Submitted(holders[task.dedup_key], created=False))
+                    continue
+                task_id = next_id
+                next_id += 1
+                if task.dedup_key is not None:
+                    holders[task.dedup_key] = task_id
+                row = _task_row(task, task_id, now)
+                rows.append(row)
+                deps.extend((task_id, upstream) for upstream in task.depends_on)
+                events.append((task_id, now, "submitted", None, row["state"], 0, None))
+                results.append(Submitted(task_id, created=True))
+            tx.executemany(q.INSERT_TASK, rows)
+            tx.executemany(q.INSERT_DEP, deps)
+            tx.executemany(q.INSERT_EVENT, events)
+        return results
+
+    def _check_dependencies_exist(self, tx: sqlite3.Connection, tasks: Sequence[NewTask]) -> None:
+        wanted = sorted({d for t in tasks for d in t.depends_on})
+        if not wanted:
+            return
+        found = {r[0] for r in tx.execute(q.EXISTING_IDS, {"ids": _json_list(wanted)})}
+        missing = [d for d in wanted if d not in found]
+        if missing:
+            raise ConfigError(f"depends_on names tasks that don't exist: {missing}")
+
+    def task_get(self, task_id: int) -> TaskRecord | None:
+        rows = self._read(q.GET_TASK, (task_id,))
+        if not rows:
+            return None
+        deps = tuple(r[0] for r in self._read(q.GET_DEPS, (task_id,)))
+        return _task_record(rows[0], deps)
+
+    def task_list(self, query: TaskQuery) -> list[TaskRecord]:
+        params = {
+            "states": _json_list([str(s) for s in query.states]) if query.states else None,
+            "group_name": query.group,
+            "name": query.name,
+            "ids": _json_list(query.ids) if query.ids else None,
+            "limit": query.limit,
+        }
+        return [_task_record(row, ()) for row in self._read(q.LIST_TASKS, params)]
+
+    def task_states(self, task_ids: Sequence[int]) -> dict[int, State]:
+        rows = self._read(q.TASK_STATES, {"ids": _json_list(task_ids)})
+        return {row[0]: State(row[1]) for row in rows}
+
+    # -- resolver and promoter ----------------------------------------------------------------
+    def task_release_due(self, now: float, limit: int) -> int:
+        params = {"now": now, "limit": limit, "no_aging": NO_AGING}
+        with self._write() as tx:
+            waiting = tx.execute(q.RELEASE_WAITING, params).fetchall()
+            retries = tx.execute(q.RELEASE_RETRIES, params).fetchall()
+            _events(tx, waiting, now, "ready", State.WAITING, State.READY)
+            _events(tx, retries, now, "ready", State.RETRY_WAIT, State.READY)
+        return len(waiting) + len(retries)
+
+    def task_fail_upstream(self, now: float, limit: int) -> int:
+        with self._write() as tx:
+            failed = tx.execute(q.FAIL_UPSTREAM, {"now": now, "limit": limit}).fetchall()
+            _events(tx, failed, now, "upstream_failed", State.WAITING, State.UPSTREAM_FAILED)
+        return len(failed)
+
+    def task_fetch_promotable(self, now: float, limit: int) -> list[Promotable]:
+        rows = self._read(q.FETCH_PROMOTABLE, {"now": now, "limit": limit})
+        return [Promotable(*row) for row in rows]
+
+    def task_set_levels(self, changes: Sequence[LevelChange]) -> int:
+        with self._write() as tx:
+            cur = tx.executemany(q.SET_LEVEL, [(c.level, c.promote_at, c.id) for c in changes])
+            return cur.rowcount
+
+    # -- dispatcher ---------------------------------------------------------------------------
+    def dispatch_snapshot(self, now: float, per_pool: int) -> DispatchSnapshot:
+        conn = self._conn()
+        conn.execute("BEGIN")  # one consistent read
+        try:
+            capacity: dict[str, int] = {}
+            for pools, concurrency in conn.execute(q.LIVE_WORKERS, {"now": now}):
+                for pool in _loads_list(pools):
+                    capacity[pool] = capacity.get(pool, 0) + concurrency
+            by_pool: dict[str, int] = {}
+            by_group: dict[str, int] = {}
+            for group, pool, count in conn.execute(q.ACTIVE_COUNTS):
+                by_pool[pool] = by_pool.get(pool, 0) + count
+                by_group[group] = by_group.get(group, 0) + count
+            groups = self._groups_named(conn, by_group)
+            capped = [g for g, n in by_group.items() if _at_cap(groups.get(g), n)]
+            ready: list[ReadyTask] = []
+            for pool, slots in capacity.items():
+                if slots > by_pool.get(pool, 0):
+                    params = {"pool": pool, "capped": _json_list(capped), "limit": per_pool}
+                    ready.extend(ReadyTask(*row) for row in conn.execute(q.READY_HEADS, params))
+            groups.update(self._groups_named(conn, {t.group for t in ready} - groups.keys()))
+        finally:
+            conn.execute("COMMIT")
+        return DispatchSnapshot(capacity, by_pool, by_group, groups, ready)
+
+    @staticmethod
+    def _groups_named(conn: sqlite3.Connection, names: Any) -> dict[str, GroupConfig]:
+        if not names:
+            return {}
+        rows = conn.execute(q.GROUPS_NAMED, {"names": _json_list(sorted(names))})
+        return {name: GroupConfig(name, cap, weight) for name, cap, weight in rows}
+
+    def task_admit_many(self, task_ids: Sequence[int], now: float) -> list[int]:
+        admitted: list[tuple[int, int]] = []
+        with self._write() as tx:
+            for order, task_id in enumerate(task_ids):
+                row = tx.execute(q.ADMIT, {"id": task_id, "at": now + order * 1e-6}).fetchone()
+                if row is not None:
+                    admitted.append(row)
+            _events(tx, admitted, now, "admitted", State.READY, State.ADMITTED)
+        return [task_id for task_id, _ in admitted]
+
+    # -- worker -------------------------------------------------------------------------------
+    def task_claim(
+        self, worker_id: str, pools: Sequence[str], limit: int, lease_until: float, now: float
+    ) -> list[ClaimedTask]:
+        params = {
+            "worker": worker_id,
+            "lease": lease_until,
+            "now": now,
+            "pools": _json_list(pools),
+            "limit": limit,
+        }
+        with self._write() as tx:
+            rows = tx.execute(q.CLAIM, params).fetchall()
+            rows.sort(key=lambda r: (r[-1], r[0]))  # admission order
+            tx.executemany(q.INSERT_ATTEMPT, [(r[0], r[3], worker_id, now) for r in rows])
+            tx.executemany(
+                q.INSERT_EVENT,
+                [(r[0], now, "running", "admitted", "running", r[3], None) for r in rows],
+            )
+        return [ClaimedTask(*row[:-1]) for row in rows]
+
+    def task_complete_many(self, reports: Sequence[AttemptReport], now: float) -> list[int]:
+        recorded: list[int] = []
+        with self._write() as tx:
+            for report in reports:
+                params = _completion_params(report, now)
+                if tx.execute(q.COMPLETE, params).fetchone() is None:
+                    continue
+                recorded.append(report.task_id)
+                tx.execute(
+                    q.CLOSE_ATTEMPT,
+                    (
+                        now,
+                        report.outcome,
+                        report.error,
+                        report.traceback,
+                        report.task_id,
+                        report.attempt,
+                    ),
+                )
+                tx.execute(
+                    q.INSERT_EVENT,
+                    (
+                        report.task_id,
+                        now,
+                        str(report.target),
+                        "running",
+                        str(report.target),
+                        report.attempt,
+                        dumps({"outcome": report.outcome}),
+                    ),
+                )
+        return recorded
+
+    def task_save_checkpoint(self, task_id: int, attempt: int, checkpoint: str, now: float) -> bool:
+        with self._write() as tx:
+            return tx.execute(q.SAVE_CHECKPOINT, (checkpoint, task_id, attempt)).rowcount == 1
+
+    def task_save_shared(self, task_id: int, attempt: int, shared: str, now: float) -> bool:
+        with self._write() as tx:
+            return tx.execute(q.SAVE_SHARED, (shared, task_id, attempt)).rowcount == 1
+
+    def log_append_many(self, lines: Sequence[LogLine]) -> None:
+        if not lines:
+            return
+        with self._write() as tx:
+            tx.executemany(
+                q.INSERT_LOG,
+                [(line.task_id, line.attempt, line.at, line.level, line.message) for line in lines],
+            )
+
+    # -- operators ----------------------------------------------------------------------------
+    def task_cancel(self, task_id: int, now: float) -> tuple[State, State | None]:
+        with self._write() as tx:
+            before, attempt = self._state_of(tx, task_id)
+            if before in TERMINAL:
+                raise TransitionRefused(f"task {task_id} already ended: it is {before}")
+            if before in CANCELLABLE_AT_ONCE:
+                tx.execute(q.CANCEL_NOW, {"id": task_id, "now": now, "expected": str(before)})
+                tx.execute(
+                    q.INSERT_EVENT, (task_id, now, "cancelled", before, "cancelled", attempt, None)
+                )
+                return before, State.CANCELLED
+            tx.execute(q.REQUEST_CANCEL, {"id": task_id})
+            tx.execute(
+                q.INSERT_EVENT, (task_id, now, "cancel_requested", before, None, attempt, None)
+            )
+            return before, None
+
+    def task_retry(self, task_id: int, now: float) -> State:
+        with self._write() as tx:
+            before, attempt = self._state_of(tx, task_id)
+            if before not in RETRYABLE_STATES:
+                raise TransitionRefused(
+                    f"task {task_id} is {before}: only dead, cancelled or upstream_failed tasks "
+                    "can be retried"
+                )
+            params = {"id": task_id, "now": now, "expected": str(before), "no_aging": NO_AGING}
+            try:
+                tx.execute(q.RETRY, params)
+            except sqlite3.IntegrityError:
+                raise TransitionRefused(
+                    f"task {task_id} can't be retried: another unfinished task holds its dedup key"
+                ) from None
+            tx.execute(
+                q.INSERT_EVENT,
+                (task_id, now, "ready", before, "ready", attempt, dumps({"retried": True})),
+            )
+            return before
+
+    @staticmethod
+    def _state_of(tx: sqlite3.Connection, task_id: int) -> tuple[State, int]:
+        row = tx.execute(q.TASK_STATE, (task_id,)).fetchone()
+        if row is None:
+            raise TaskNotFound(f"no task with id {task_id}")
+        return State(row[0]), row[1]
+
+    # -- reaper -------------------------------------------------------------------------------
+    def task_fetch_expired(self, now: float, limit: int) -> list[ExpiredTask]:
+        rows = self._read(q.FETCH_EXPIRED, {"now": now, "limit": limit})
+        return [ExpiredTask(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
+
+    # -- workers, leader, groups --------------------------------------------------------------
+    def worker_register(self, worker: WorkerInfo, lease_until: float, now: float) -> None:
+        with self._write() as tx:
+            tx.execute(q.PRUNE_WORKERS, {"before": now - 3600})
+            tx.execute(
+                q.UPSERT_WORKER,
+                {
+                    "id": worker.id,
+                    "hostname": worker.hostname,
+                    "pid": worker.pid,
+                    "pools": _json_list(worker.pools),
+                    "concurrency": worker.concurrency,
+                    "now": now,
+                    "lease": lease_until,
+                },
+            )
+
+    def worker_heartbeat(self, worker_id: str, lease_until: float, now: float) -> list[int]:
+        params = {"id": worker_id, "now": now, "lease": lease_until}
+        with self._write() as tx:
+            tx.execute(q.WORKER_BEAT, params)
+            tx.execute(q.TASK_LEASES_BEAT, params)
+            return [row[0] for row in tx.execute(q.CANCEL_REQUESTS, params)]
+
+    def worker_deregister(self, worker_id: str) -> None:
+        with self._write() as tx:
+            tx.execute(q.DELETE_WORKER, (worker_id,))
+
+    def worker_list(self, now: float) -> list[WorkerRecord]:
+        return [
+            WorkerRecord(r[0], r[1], r[2], tuple(_loads_list(r[3])), *r[4:])
+            for r in self._read(q.LIST_WORKERS, {"now": now})
+        ]
+
+    def leader_acquire(self, name: str, holder: str, lease_until: float, now: float) -> bool:
+        with self._write() as tx:
+            tx.execute(
+                q.ACQUIRE_LEADER, {"name": name, "holder": holder, "lease": lease_until, "now": now}
+            )
+            row = tx.execute(q.LEADER_HOLDER, (name,)).fetchone()
+        return row is not None and row[0] == holder
+
+    def leader_release(self, name: str, holder: str) -> None:
+        with self._write() as tx:
+            tx.execute(q.RELEASE_LEADER, (name, holder))
+
+    def group_configure(self, config: GroupConfig) -> None:
+        with self._write() as tx:
+            tx.execute(
+                q.UPSERT_GROUP,
+                {
+                    "name": config.name,
+                    "max_parallel": config.max_parallel,
+                    "weight": config.weight,
+                },
+            )
+
+    def group_get(self, name: str) -> GroupConfig | None:
+        rows = self._read(q.GET_GROUP, (name,))
+        return GroupConfig(*rows[0]) if rows else None
+
+    # -- history ------------------------------------------------------------------------------
+    def event_list(self, task_id: int) -> list[Event]:
+        return [Event(*row) for row in self._read(q.TASK_EVENTS, (task_id,))]
+
+    def event_fetch_after(self, after_id: int, limit: int) -> list[Event]:
+        return [Event(*row) for row in self._read(q.EVENTS_AFTER, (after_id, limit))]
+
+    def attempt_list(self, task_id: int) -> list[AttemptRecord]:
+        return [AttemptRecord(*row) for row in self._read(q.TASK_ATTEMPTS, (task_id,))]
+
+    def log_list(self, task_id: int, attempt: int | None = None) -> list[LogLine]:
+        rows = self._read(q.TASK_LOGS, {"id": task_id, "attempt": attempt})
+        return [LogLine(*row) for row in rows]
+
+    def group_stats(self) -> list[GroupStats]:
+        counts: dict[str, dict[str, int]] = {}
+        for group, state, count in self._read(q.GROUP_COUNTS):
+            counts.setdefault(group, {})[state] = count
+        waits = {g: (mean, top) for g, mean, top in self._read(q.GROUP_WAITS)}
+        configs = {r[0]: GroupConfig(*r) for r in self._read(q.ALL_GROUPS)}
+        stats = []
+        for group in sorted(counts):
+            config = configs.get(group, GroupConfig(group))
+            mean, top = waits.get(group, (None, None))
+            stats.append(
+                GroupStats(group, counts[group], mean, top, config.max_parallel, config.weight)
+            )
+        return stats
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements, as SQLite itself sees where each one ends."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(
+        part.strip().startswith("--") or not part.strip() for part in buffer.splitlines()
+    ):
+        raise DatabaseError(f"migration ends with an incomplete statement: {buffer.strip()!r}")
+    return statements
+
+
+def _task_row(task: NewTask, task_id: int, now: float) -> dict[str, Any]:
+    enqueued = max(now, task.run_at or now)
+    waiting = bool(task.depends_on) or enqueued > now
+    return {
+        "id": task_id,
+        "name": task.name,
+        "pool": task.pool,
+        "group_name": task.group,
+        "state": str(State.WAITING if waiting else State.READY),
+        "priority": task.priority,
+        "level": task.level,
+        "aging": task.aging,
+        "promote_at": None if waiting else task.promote_at,
+        "args": task.args,
+        "kwargs": task.kwargs,
+        "dedup_key": task.dedup_key,
+        "max_retries": task.max_retries,
+        "backoff": task.backoff,
+        "max_runtime": task.max_runtime,
+        "on_timeout": task.on_timeout,
+        "now": now,
+        "enqueued_at": enqueued,
+        "run_at": enqueued,
+        "ready_at": None if waiting else now,
+    }
+
+
+def _completion_params(report: AttemptReport, now: float) -> dict[str, Any]:
+    return {
+        "id": report.task_id,
+        "attempt": report.attempt,
+        "worker": report.worker_id,
+        "target": str(report.target),
+        "result": report.result,
+        "error": report.error,
+        "failed": int(report.counts_as_failure),
+        "terminal": report.target in TERMINAL,
+        "now": now,
+        "retry_at": report.retry_at,
+        "no_aging": NO_AGING,
+    }
+
+
+def _events(
+    tx: sqlite3.Connection,
+    rows: Sequence[tuple[int, int]],
+    now: float,
+    kind: str,
+    source: State,
+    target: State,
+) -> None:
+    tx.executemany(
+        q.INSERT_EVENT,
+        [
+            (task_id, now, kind, str(source), str(target), attempt, None)
+            for task_id, attempt in rows
+        ],
+    )
+
+
+def _loads_list(text: str) -> list[str]:
+    return [str(v) for v in loads(text)]
+
+
+def _at_cap(config: GroupConfig | None, active: int) -> bool:
+    return config is not None and config.max_parallel is not None and active >= config.max_parallel
+
+
+def _task_record(row: Sequence[Any], deps: tuple[int, ...]) -> TaskRecord:
+    values = list(row)
+    values[4] = State(values[4])
+    values[23] = bool(values[23])
+    record = TaskRecord(*values)
+    return replace(record, depends_on=deps) if deps else record

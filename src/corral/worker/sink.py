@@ -1,0 +1,41 @@
+"""Where a running handler's checkpoints, clean-up records and log lines go: straight to the store
+for checkpoints and shared records (durable when the call returns), batched for log lines."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from ..codec import dumps
+from ..model import LogLine
+from ..store import Store
+
+
+class StoreSink:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lines: list[LogLine] = []
+        self._lock = threading.Lock()
+
+    def save_checkpoint(self, task_id: int, attempt: int, checkpoint: Any) -> None:
+        self._store.task_save_checkpoint(
+            task_id, attempt, dumps(checkpoint, what="checkpoint"), time.time()
+        )
+
+    def save_shared(self, task_id: int, attempt: int, shared: dict[str, Any]) -> None:
+        self._store.task_save_shared(
+            task_id, attempt, dumps(shared, what="ctx.shared"), time.time()
+        )
+
+    def log(self, task_id: int, attempt: int, level: int, message: str) -> None:
+        with self._lock:
+            self._lines.append(LogLine(task_id, attempt, time.time(), level, message))
+
+    def has_lines(self) -> bool:
+        return bool(self._lines)
+
+    def take_lines(self) -> list[LogLine]:
+        with self._lock:
+            lines, self._lines = self._lines, []
+        return lines

@@ -1,0 +1,282 @@
+"""The worker: claims admitted tasks of its pools, runs their handlers, reports the outcomes.
+
+One asyncio loop per process. Three loops share it: claiming (up to `concurrency` tasks at once,
+in batches), heartbeats (which extend the leases and bring back cancel requests), and reporting
+(outcomes written in batches, each a compare-and-set on the attempt). Store calls run in threads
+so a busy database never stalls a running handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from ..app import App
+from ..backoff import Backoff
+from ..codec import dumps, loads
+from ..context import Context
+from ..errors import CorralError, PayloadError
+from ..lifecycle import OnTimeout, Outcome, State, counts_as_failure, next_state
+from ..model import DEFAULT_POOL, AttemptReport, ClaimedTask, WorkerInfo
+from .executors import RunResult, execute
+from .sink import StoreSink
+
+log = logging.getLogger("corral.worker")
+
+
+@dataclass
+class WorkerConfig:
+    pools: tuple[str, ...] = (DEFAULT_POOL,)
+    concurrency: int = 8
+    lease: float = 15.0
+    """A task whose worker is silent this long is given to another worker."""
+    heartbeat: float = 1.0
+    """Also how often cancel requests are picked up."""
+    poll: float = 0.02
+    """Seconds between claims when there was nothing to claim."""
+    grace: float = 10.0
+    """On stop: how long running tasks may finish before they are released."""
+    kill_grace: float = 1.0
+    """How long a handler may take to honour a cancel before it is interrupted."""
+    report_batch: int = 500
+
+
+class Worker:
+    def __init__(self, app: App, config: WorkerConfig | None = None) -> None:
+        self.app = app
+        self.store = app.store
+        self.config = config or WorkerConfig()
+        if self.config.concurrency < 1:
+            raise CorralError(f"concurrency must be >= 1, got {self.config.concurrency}")
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.sink = StoreSink(self.store)
+        self.completed = 0
+        self._running: dict[int, Context] = {}
+        self._releasing: set[int] = set()
+        self._reports: list[AttemptReport] = []
+        self._report_ready = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """Stop claiming; let running tasks finish within the grace period, release the rest."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        info = WorkerInfo(
+            self.id, socket.gethostname(), os.getpid(), self.config.pools, self.config.concurrency
+        )
+        now = time.time()
+        await asyncio.to_thread(self.store.worker_register, info, now + self.config.lease, now)
+        log.info("worker %s serves %s x%d", self.id, ",".join(info.pools), info.concurrency)
+        reporter = asyncio.create_task(self._report_loop())
+        heart = asyncio.create_task(self._heartbeat_loop())
+        try:
+            await self._claim_loop()
+            await self._drain()
+        finally:
+            heart.cancel()
+            self._report_ready.set()
+            self._stopping.set()
+            await reporter
+            await asyncio.to_thread(self.store.worker_deregister, self.id)
+            log.info("worker %s stopped after %d tasks", self.id, self.completed)
+
+    # -- claiming -----------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        runs: set[asyncio.Task[None]] = set()
+        while not self._stopping.is_set():
+            free = self.config.concurrency - len(self._running)
+            claimed: list[ClaimedTask] = []
+            if free > 0:
+                claimed = await self._claim(free)
+                for task in claimed:
+                    run = asyncio.create_task(self._run(task))
+                    runs.add(run)
+                    run.add_done_callback(runs.discard)
+            if not claimed or len(claimed) < free:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.config.poll)
+
+    async def _claim(self, limit: int) -> list[ClaimedTask]:
+        now = time.time()
+        try:
+            return await asyncio.to_thread(
+                self.store.task_claim,
+                self.id,
+                self.config.pools,
+                limit,
+                now + self.config.lease,
+                now,
+            )
+        except CorralError as exc:
+            log.warning("claim failed, will retry: %s", exc)
+            await asyncio.sleep(1.0)
+            return []
+
+    async def _drain(self) -> None:
+        deadline = time.monotonic() + self.config.grace
+        while self._running and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for task_id, ctx in list(self._running.items()):
+            self._releasing.add(task_id)
+            ctx.request_cancel()
+        while self._running:
+            await asyncio.sleep(0.02)
+
+    # -- running ------------------------------------------------------------------------------
+    async def _run(self, task: ClaimedTask) -> None:
+        ctx = Context(
+            task_id=task.id,
+            task_name=task.name,
+            attempt=task.attempt,
+            group=task.group,
+            args=loads(task.args),
+            kwargs=loads(task.kwargs),
+            checkpoint=loads(task.checkpoint),
+            shared=loads(task.shared) or {},
+            sink=self.sink,
+            dedup_key=task.dedup_key,
+            deadline=None if task.max_runtime is None else time.monotonic() + task.max_runtime,
+        )
+        self._running[task.id] = ctx
+        try:
+            outcome, result = await self._execute(task, ctx)
+            if outcome == "cancelled":
+                await self._clean_up(task, ctx)
+            self._report(task, outcome, result)
+        finally:
+            del self._running[task.id]
+            self._releasing.discard(task.id)
+            self.completed += 1
+            self._wake.set()
+
+    async def _execute(self, task: ClaimedTask, ctx: Context) -> tuple[Outcome, RunResult]:
+        try:
+            task_type = self.app.task_type(task.name)
+        except CorralError as exc:
+            return "failed", RunResult("failed", error=str(exc))
+        result = await execute(
+            task_type.executor,
+            task_type.fn,
+            ctx,
+            ctx.args,
+            ctx.kwargs,
+            timeout=task.max_runtime,
+            grace=self.config.kill_grace,
+        )
+        if result.outcome == "cancelled" and task.id in self._releasing:
+            return "released", result
+        if result.outcome == "succeeded":
+            try:
+                dumps(result.value)
+            except PayloadError as exc:
+                return "failed", RunResult("failed", error=f"{task.name} returned {exc}")
+        return result.outcome, result
+
+    async def _clean_up(self, task: ClaimedTask, ctx: Context) -> None:
+        """Run the task type's on_cancel with the context, so what the task started elsewhere
+        (recorded in ctx.shared) is released. Its failure is logged, never raised."""
+        task_type = self.app.tasks.get(task.name)
+        if task_type is None or task_type.on_cancel is None:
+            return
+        try:
+            if inspect.iscoroutinefunction(task_type.on_cancel):
+                await task_type.on_cancel(ctx)
+            else:
+                await asyncio.to_thread(task_type.on_cancel, ctx)
+        except Exception:
+            ctx.logger.exception("on_cancel of %s failed", task.name)
+
+    def _report(self, task: ClaimedTask, outcome: Outcome, result: RunResult) -> None:
+        on_timeout: OnTimeout = task.on_timeout  # type: ignore[assignment]
+        target = next_state(
+            outcome,
+            failures_before=task.failures,
+            max_retries=task.max_retries,
+            on_timeout=on_timeout,
+        )
+        retry_at = None
+        if target == State.RETRY_WAIT:
+            backoff = Backoff.from_json(loads(task.backoff))
+            retry_at = time.time() + backoff.delay(task.failures + 1)
+        self._reports.append(
+            AttemptReport(
+                task_id=task.id,
+                attempt=task.attempt,
+                outcome=outcome,
+                target=target,
+                counts_as_failure=counts_as_failure(outcome, on_timeout),
+                worker_id=self.id,
+                result=dumps(result.value) if outcome == "succeeded" else None,
+                error=result.error,
+                traceback=result.traceback,
+                retry_at=retry_at,
+            )
+        )
+        self._report_ready.set()
+
+    # -- reporting and heartbeats -------------------------------------------------------------
+    async def _report_loop(self) -> None:
+        while True:
+            await self._report_ready.wait()
+            self._report_ready.clear()
+            while self._reports or self.sink.has_lines():
+                await self._flush()
+            if self._stopping.is_set() and not self._running and not self._reports:
+                return
+
+    async def _flush(self) -> None:
+        batch = self._reports[: self.config.report_batch]
+        lines = self.sink.take_lines()
+        try:
+            if lines:
+                await asyncio.to_thread(self.store.log_append_many, lines)
+            if batch:
+                await asyncio.to_thread(self.store.task_complete_many, batch, time.time())
+        except CorralError as exc:
+            log.warning("report failed, will retry: %s", exc)
+            await asyncio.sleep(1.0)
+            return
+        del self._reports[: len(batch)]
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat)
+            now = time.time()
+            try:
+                cancels = await asyncio.to_thread(
+                    self.store.worker_heartbeat, self.id, now + self.config.lease, now
+                )
+            except CorralError as exc:
+                log.warning("heartbeat failed: %s", exc)
+                continue
+            for task_id in cancels:
+                ctx = self._running.get(task_id)
+                if ctx is not None and not ctx.cancelled:
+                    ctx.logger.info("cancel requested")
+                    ctx.request_cancel()
+
+
+def run_worker(app: App, config: WorkerConfig | None = None) -> Any:
+    """Run a worker in this thread until SIGTERM or SIGINT (which drain it)."""
+    import signal
+
+    async def main() -> None:
+        worker = Worker(app, config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.request_stop)
+        await worker.run()
+
+    asyncio.run(main())
