@@ -354,12 +354,13 @@ def test_process_child_starts_from_the_parents_checkpoint() -> None:
 
 
 def test_process_tasks_run_concurrently() -> None:
+    def nap(ctx: Context) -> int:
+        time.sleep(0.5)
+        return ctx.task_id
+
     async def main() -> list[RunResult]:
-        runs = [
-            execute("process", lambda ctx: time.sleep(0.5) or ctx.task_id,
-                    make_ctx(RecordingSink(), i), [], {}, timeout=10)
-            for i in range(4)
-        ]  # fmt: skip
+        sink = RecordingSink()
+        runs = [execute("process", nap, make_ctx(sink, i), [], {}, timeout=10) for i in range(4)]
         return await asyncio.gather(*runs)
 
     start = time.monotonic()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ..errors import DatabaseError
 from ..store import Store
+from ..store.contract import SCHEDULER_CHANNEL
 from .dispatcher import dispatch
 from .promoter import promote_due
 from .reaper import rescue_expired
@@ -36,6 +37,10 @@ class SchedulerConfig:
     """Tasks admitted to a pool beyond its live capacity, so workers never wait for a round."""
     reap_every: float = 1.0
     promote_every: float = 0.5
+    idle_wait: float = 0.5
+    """With notifications (PostgreSQL): the longest idle wait; a notice ends it at once."""
+    standby_poll: float = 0.5
+    """How often a stand-by tries to take the leadership."""
 
 
 class Scheduler:
@@ -52,25 +57,33 @@ class Scheduler:
 
     def run(self) -> None:
         """Lead or stand by until `stop()`; gives up the leadership on the way out."""
+        listener = self.store.listen([SCHEDULER_CHANNEL]) if self.store.notifies else None
         try:
             while not self._stop.is_set():
-                busy = False
                 try:
-                    if self._hold_leadership():
-                        busy = self.run_once(time.time()) > 0
+                    if not self._hold_leadership():
+                        self._stop.wait(self.config.standby_poll)
+                        continue
+                    if self.run_once(time.time()) > 0:
+                        continue
                 except DatabaseError as exc:  # keep going: the store may come back
                     log.warning("scheduler round failed: %s", exc)
                     self._stop.wait(1.0)
-                if not busy:
+                    continue
+                if listener is not None:
+                    listener.wait(self._idle_wait())
+                else:
                     self._stop.wait(self.config.tick)
         finally:
+            if listener is not None:
+                listener.close()
             if self.is_leader:
                 self.store.leader_release(LEADERSHIP, self.id)
                 self.is_leader = False
 
     def _hold_leadership(self) -> bool:
         now = time.time()
-        if now - self._last.get("lease", 0.0) >= self.config.lease / 3 or not self.is_leader:
+        if now - self._last.get("lease", 0.0) >= self.config.lease / 3:
             was = self.is_leader
             self.is_leader = self.store.leader_acquire(
                 LEADERSHIP, self.id, now + self.config.lease, now
@@ -79,6 +92,13 @@ class Scheduler:
             if self.is_leader != was:
                 log.info("scheduler %s %s", self.id, "leads" if self.is_leader else "stands by")
         return self.is_leader
+
+    def _idle_wait(self) -> float:
+        """Sleep until a notice, the next delayed or backed-off task, or idle_wait at most."""
+        next_due = self.store.task_next_due()
+        if next_due is None:
+            return self.config.idle_wait
+        return min(self.config.idle_wait, max(0.0, next_due - time.time()))
 
     def run_once(self, now: float) -> int:
         """One round of every service that is due; returns how many tasks moved."""

@@ -20,7 +20,9 @@ def resolve_url(url: str | None) -> str:
 def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
     """Open the store behind `url`. `sqlite:///relative.db`, `sqlite:////abs/path.db` or a plain
     file path give the embedded SQLite store (migrated on open: zero set-up);
-    `postgresql://user@host/db` gives the PostgreSQL store."""
+    `postgresql://user@host/db` gives the PostgreSQL store, whose schema is shared by many hosts
+    and so is migrated on purpose (`corral migrate`): opening checks it is there.
+    `migrate=False` skips both, for `corral migrate` itself."""
     url = resolve_url(url)
     if "://" not in url:
         url = f"sqlite:///{url}"
@@ -54,6 +56,8 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
                 f"PostgreSQL needs the postgres extra: pip install 'corral[postgres]' ({exc})"
             ) from None
         pg_store: Store = module.PostgresStore(url)
+        if migrate:
+            pg_store.check_schema()
         return pg_store
     raise DatabaseError(
         f"unknown database URL {url!r}: use sqlite:///path/to/file.db or "

@@ -33,13 +33,33 @@ from ..model import (
     WorkerRecord,
 )
 
+SCHEDULER_CHANNEL = "scheduler"
+"""Notices that the scheduler has work: tasks submitted or retried, slots freed."""
+WORKERS_CHANNEL = "workers"
+"""Notices for workers: `admitted:<pool>` and `cancel:<task id>`."""
+
+
+class Listener(Protocol):
+    def wait(self, timeout: float) -> list[tuple[str, str]]:
+        """Block up to `timeout` seconds; return the (channel, payload) notices that arrived,
+        or nothing on timeout. A store without notifications just sleeps (callers poll)."""
+        ...
+
+    def close(self) -> None: ...
+
 
 class Store(Protocol):
     url: str
+    notifies: bool
+    """Whether `listen` delivers notices (PostgreSQL) or only sleeps (SQLite: poll)."""
 
     # -- schema ---------------------------------------------------------------------------------
     def migrate(self) -> list[int]:
         """Apply the numbered migrations not yet applied; return their numbers."""
+        ...
+
+    def check_schema(self) -> None:
+        """Raise DatabaseError, saying to run `corral migrate`, if the schema is missing or old."""
         ...
 
     def close(self) -> None:
@@ -72,6 +92,11 @@ class Store(Protocol):
 
     def task_fail_upstream(self, now: float, limit: int) -> int:
         """waiting with a dependency dead, cancelled or upstream_failed -> upstream_failed."""
+        ...
+
+    def task_next_due(self) -> float | None:
+        """The earliest run_at of waiting and retry_wait tasks (an index lookup): when the
+        resolver next has work, so an idle scheduler knows how long it may sleep."""
         ...
 
     def task_fetch_promotable(self, now: float, limit: int) -> list[Promotable]:
@@ -168,6 +193,10 @@ class Store(Protocol):
 
     def group_get(self, name: str) -> GroupConfig | None:
         """A configured group's settings."""
+        ...
+
+    def listen(self, channels: Sequence[str]) -> Listener:
+        """A listener on the named channels (SCHEDULER_CHANNEL, WORKERS_CHANNEL)."""
         ...
 
     # -- history ---------------------------------------------------------------------------------

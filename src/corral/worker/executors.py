@@ -20,7 +20,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any, Literal
 
@@ -298,16 +298,12 @@ def _final_message(call: _Call) -> bytes:
         if inspect.iscoroutine(value):
             value = asyncio.run(value)
     except BaseException as exc:
-        res = _from_exception(exc)
-        return _encode({"type": "error", "outcome": res.outcome, "error": res.error,
-                        "traceback": res.traceback})  # fmt: skip
+        return _encode({"type": "error", **asdict(_from_exception(exc))})
     try:
         return _encode({"type": "result", "value": value})
     except (TypeError, ValueError) as exc:
-        error = (
-            f"PayloadError: the result of task {call.ctx.task_id} is not JSON-serialisable: {exc}"
-        )
-        return _encode({"type": "error", "outcome": "failed", "error": error, "traceback": None})
+        error = f"PayloadError: the handler's result is not JSON-serialisable: {exc}"
+        return _encode({"type": "error", **asdict(RunResult("failed", error=error))})
 
 
 def _child_main(call: _Call, conn: Connection, parent_end: Connection) -> None:

@@ -14,6 +14,7 @@ import inspect
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from ..context import Context
 from ..errors import CorralError, PayloadError
 from ..lifecycle import OnTimeout, Outcome, State, counts_as_failure, next_state
 from ..model import DEFAULT_POOL, AttemptReport, ClaimedTask, WorkerInfo
+from ..store.contract import WORKERS_CHANNEL
 from .executors import RunResult, execute
 from .sink import StoreSink
 
@@ -80,10 +82,17 @@ class Worker:
         log.info("worker %s serves %s x%d", self.id, ",".join(info.pools), info.concurrency)
         reporter = asyncio.create_task(self._report_loop())
         heart = asyncio.create_task(self._heartbeat_loop())
+        listening = threading.Event()
+        if self.store.notifies:
+            loop = asyncio.get_running_loop()
+            threading.Thread(
+                target=self._listen, args=(loop, listening), name="corral-listen", daemon=True
+            ).start()
         try:
             await self._claim_loop()
             await self._drain()
         finally:
+            listening.set()
             heart.cancel()
             self._report_ready.set()
             self._stopping.set()
@@ -106,7 +115,32 @@ class Worker:
             if not claimed or len(claimed) < free:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.config.poll)
+                    await asyncio.wait_for(self._wake.wait(), self._poll)
+
+    @property
+    def _poll(self) -> float:
+        """With notifications a wait ends at the first notice: polling is only the fallback."""
+        return max(self.config.poll, 0.5) if self.store.notifies else self.config.poll
+
+    def _listen(self, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
+        """Thread: turn the store's notices into wake-ups and cancel requests on the loop."""
+        listener = self.store.listen([WORKERS_CHANNEL])
+        try:
+            while not stop.is_set():
+                for _, payload in listener.wait(0.5):
+                    kind, _, value = payload.partition(":")
+                    if kind == "admitted" and value in self.config.pools:
+                        loop.call_soon_threadsafe(self._wake.set)
+                    elif kind == "cancel" and value.isdigit():
+                        loop.call_soon_threadsafe(self._cancel_running, int(value))
+        finally:
+            listener.close()
+
+    def _cancel_running(self, task_id: int) -> None:
+        ctx = self._running.get(task_id)
+        if ctx is not None and not ctx.cancelled:
+            ctx.logger.info("cancel requested")
+            ctx.request_cancel()
 
     async def _claim(self, limit: int) -> list[ClaimedTask]:
         now = time.time()
@@ -262,10 +296,7 @@ class Worker:
                 log.warning("heartbeat failed: %s", exc)
                 continue
             for task_id in cancels:
-                ctx = self._running.get(task_id)
-                if ctx is not None and not ctx.cancelled:
-                    ctx.logger.info("cancel requested")
-                    ctx.request_cancel()
+                self._cancel_running(task_id)
 
 
 def run_worker(app: App, config: WorkerConfig | None = None) -> Any:

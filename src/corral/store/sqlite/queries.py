@@ -104,6 +104,8 @@ WHERE id IN (
     LIMIT :limit)
 RETURNING id, attempt
 """
+# The earliest moment a waiting or backing-off task may become ready.
+NEXT_DUE = "SELECT min(run_at) FROM tasks WHERE state IN ('waiting', 'retry_wait')"
 # Ready tasks whose level is due to change.
 FETCH_PROMOTABLE = """
 SELECT id, name, priority, level, aging, ready_at FROM tasks

@@ -159,6 +159,11 @@ class SQLiteStore:
             done.append(version)
         return done
 
+    def check_schema(self) -> None:
+        latest = migrations()[-1][0]
+        if self.schema_version() < latest:
+            raise DatabaseError(f"{self.path} has an older corral schema: run `corral migrate`")
+
     def schema_version(self) -> int:
         rows = self._read(q.APPLIED_MIGRATIONS)
         return rows[-1][0] if rows else 0
@@ -239,6 +244,10 @@ class SQLiteStore:
             failed = tx.execute(q.FAIL_UPSTREAM, {"now": now, "limit": limit}).fetchall()
             _events(tx, failed, now, "upstream_failed", State.WAITING, State.UPSTREAM_FAILED)
         return len(failed)
+
+    def task_next_due(self) -> float | None:
+        value = self._read(q.NEXT_DUE)[0][0]
+        return None if value is None else float(value)
 
     def task_fetch_promotable(self, now: float, limit: int) -> list[Promotable]:
         rows = self._read(q.FETCH_PROMOTABLE, {"now": now, "limit": limit})
@@ -475,6 +484,13 @@ class SQLiteStore:
         rows = self._read(q.GET_GROUP, (name,))
         return GroupConfig(*rows[0]) if rows else None
 
+    # -- wake-ups -----------------------------------------------------------------------------
+    notifies = False
+
+    def listen(self, channels: Sequence[str]) -> PollingListener:
+        """SQLite has no notifications: waiting is sleeping, and callers poll."""
+        return PollingListener()
+
     # -- history ------------------------------------------------------------------------------
     def event_list(self, task_id: int) -> list[Event]:
         return [Event(*row) for row in self._read(q.TASK_EVENTS, (task_id,))]
@@ -503,6 +519,18 @@ class SQLiteStore:
                 GroupStats(group, counts[group], mean, top, config.max_parallel, config.weight)
             )
         return stats
+
+
+class PollingListener:
+    def __init__(self) -> None:
+        self._closed = threading.Event()
+
+    def wait(self, timeout: float) -> list[tuple[str, str]]:
+        self._closed.wait(timeout)
+        return []
+
+    def close(self) -> None:
+        self._closed.set()
 
 
 def _split_sql(script: str) -> list[str]:

@@ -1,0 +1,23 @@
+"""The app the benchmarks run: no-op tasks of each executor kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import corral
+
+app = corral.App()
+
+
+@app.task(name="noop")
+def noop(ctx: corral.Context, n: int) -> int:
+    return n
+
+
+@app.task(name="anoop")
+async def anoop(ctx: corral.Context, n: int) -> int:
+    return n
+
+
+def handler_args(count: int) -> list[Any]:
+    return list(range(count))

@@ -1,0 +1,365 @@
+"""Every SQL statement of the PostgreSQL store, named, each with a line saying what it does.
+
+Batches travel as arrays (`unnest`), and each transition writes its event rows in the same
+statement through a data-modifying CTE: one round trip per batch, whatever its size.
+"""
+
+from __future__ import annotations
+
+TERMINAL_SQL = "('succeeded', 'dead', 'cancelled', 'upstream_failed')"
+LEADER_LOCK_KEY = 0x636F7272616C  # "corral": the advisory lock of the scheduler's leadership
+CHANNEL_PREFIX = "corral_"
+CHANNEL_SCHEDULER = CHANNEL_PREFIX + "scheduler"  # work to decide: submitted, retried, slots freed
+CHANNEL_WORKERS = CHANNEL_PREFIX + "workers"  # "admitted:<pool>" or "cancel:<task id>"
+
+# -- schema -------------------------------------------------------------------------------------
+
+# The migrations table; created before anything else.
+CREATE_MIGRATIONS = """
+CREATE TABLE IF NOT EXISTS corral_schema_migrations (
+    version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)
+"""
+# Serialise concurrent migrators.
+LOCK_MIGRATIONS = "SELECT pg_advisory_xact_lock(7261)"
+# Versions already applied.
+APPLIED_MIGRATIONS = "SELECT version FROM corral_schema_migrations ORDER BY version"
+# Whether the migrations table exists at all.
+HAS_SCHEMA = "SELECT to_regclass('corral_schema_migrations') IS NOT NULL"
+# Record one applied migration.
+RECORD_MIGRATION = "INSERT INTO corral_schema_migrations (version, applied_at) VALUES (%s, %s)"
+
+# -- submit -------------------------------------------------------------------------------------
+
+# Unfinished tasks holding any of the dedup keys.
+FIND_DEDUP = f"""
+SELECT dedup_key, id FROM corral_tasks
+WHERE dedup_key = ANY(%(keys)s) AND state NOT IN {TERMINAL_SQL}
+"""
+# Which of the ids exist.
+EXISTING_IDS = "SELECT id FROM corral_tasks WHERE id = ANY(%(ids)s)"
+# Reserve n task ids.
+RESERVE_IDS = "SELECT nextval('corral_task_ids') FROM generate_series(1, %(n)s)"
+# Bulk-load tasks (COPY), columns in rows.TASK_ROW_FIELDS order.
+COPY_TASKS = """
+COPY corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
+                   kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
+                   enqueued_at, run_at, ready_at) FROM STDIN
+"""
+# Insert one task holding a dedup key, unless an unfinished task already holds it.
+INSERT_DEDUP_TASK = f"""
+INSERT INTO corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at,
+                          args, kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout,
+                          created_at, enqueued_at, run_at, ready_at)
+VALUES (%(id)s, %(name)s, %(pool)s, %(group_name)s, %(state)s, %(priority)s, %(level)s, %(aging)s,
+        %(promote_at)s, %(args)s, %(kwargs)s, %(dedup_key)s, %(max_retries)s, %(backoff)s,
+        %(max_runtime)s, %(on_timeout)s, %(now)s, %(enqueued_at)s, %(run_at)s, %(ready_at)s)
+ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND state NOT IN {TERMINAL_SQL} DO NOTHING
+RETURNING id
+"""
+# Dependency edges and submission events of the inserted tasks (arrays).
+INSERT_DEPS = """
+INSERT INTO corral_task_deps (task_id, depends_on)
+SELECT * FROM unnest(%(task_ids)s::bigint[], %(deps)s::bigint[]) ON CONFLICT DO NOTHING
+"""
+# One `submitted` event per inserted task.
+INSERT_SUBMITTED_EVENTS = """
+INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
+SELECT id, %(now)s, 'submitted', NULL, state, 0 FROM unnest(%(ids)s::bigint[], %(states)s::text[])
+    AS s(id, state)
+"""
+# Wake the listeners of a channel (delivered when the transaction commits).
+NOTIFY = "SELECT pg_notify(%s, %s)"
+
+# -- read ---------------------------------------------------------------------------------------
+
+TASK_COLUMNS = """
+t.id, t.name, t.pool, t.group_name, t.state, t.priority, t.level, t.args, t.kwargs, t.dedup_key,
+t.attempt, t.failures, t.max_retries, t.max_runtime, t.on_timeout, t.created_at, t.enqueued_at,
+t.run_at, t.ready_at, t.first_started_at, t.started_at, t.finished_at, t.worker_id,
+t.cancel_requested, t.checkpoint, t.shared, t.result, t.error
+"""
+# One task.
+GET_TASK = f"SELECT {TASK_COLUMNS} FROM corral_tasks t WHERE t.id = %s"
+# A task's dependencies.
+GET_DEPS = "SELECT depends_on FROM corral_task_deps WHERE task_id = %s ORDER BY depends_on"
+# Tasks filtered by states, group, name and ids (each filter skipped when NULL), newest first.
+LIST_TASKS = f"""
+SELECT {TASK_COLUMNS} FROM corral_tasks t
+WHERE (%(states)s::text[] IS NULL OR t.state = ANY(%(states)s))
+  AND (%(group_name)s::text IS NULL OR t.group_name = %(group_name)s)
+  AND (%(name)s::text IS NULL OR t.name = %(name)s)
+  AND (%(ids)s::bigint[] IS NULL OR t.id = ANY(%(ids)s))
+ORDER BY t.id DESC LIMIT %(limit)s
+"""
+# The states of the given ids.
+TASK_STATES = "SELECT id, state FROM corral_tasks WHERE id = ANY(%(ids)s)"
+
+# -- resolver and promoter ----------------------------------------------------------------------
+
+# Waiting tasks whose delay is over and whose dependencies all succeeded become ready.
+RELEASE_WAITING = """
+WITH due AS (
+    SELECT t.id FROM corral_tasks t
+    WHERE t.state = 'waiting' AND t.run_at <= %(now)s
+      AND NOT EXISTS (SELECT 1 FROM corral_task_deps d JOIN corral_tasks u ON u.id = d.depends_on
+                      WHERE d.task_id = t.id AND u.state != 'succeeded')
+    LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
+moved AS (
+    UPDATE corral_tasks t SET state = 'ready', ready_at = %(now)s, level = priority,
+           promote_at = CASE WHEN aging = %(no_aging)s THEN NULL ELSE %(now)s END
+    FROM due WHERE t.id = due.id RETURNING t.id, t.attempt)
+INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
+SELECT id, %(now)s, 'ready', 'waiting', 'ready', attempt FROM moved RETURNING task_id
+"""
+# Tasks whose retry backoff is over become ready again.
+RELEASE_RETRIES = """
+WITH due AS (
+    SELECT id FROM corral_tasks WHERE state = 'retry_wait' AND run_at <= %(now)s
+    LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
+moved AS (
+    UPDATE corral_tasks t SET state = 'ready', ready_at = %(now)s, level = priority,
+           promote_at = CASE WHEN aging = %(no_aging)s THEN NULL ELSE %(now)s END
+    FROM due WHERE t.id = due.id RETURNING t.id, t.attempt)
+INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
+SELECT id, %(now)s, 'ready', 'retry_wait', 'ready', attempt FROM moved RETURNING task_id
+"""
+# Waiting tasks with a dependency that ended badly can never run.
+FAIL_UPSTREAM = """
+WITH doomed AS (
+    SELECT t.id FROM corral_tasks t
+    WHERE t.state = 'waiting'
+      AND EXISTS (SELECT 1 FROM corral_task_deps d JOIN corral_tasks u ON u.id = d.depends_on
+                  WHERE d.task_id = t.id AND u.state IN ('dead', 'cancelled', 'upstream_failed'))
+    LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
+moved AS (
+    UPDATE corral_tasks t SET state = 'upstream_failed', finished_at = %(now)s,
+           error = 'a dependency ended dead, cancelled or upstream_failed'
+    FROM doomed WHERE t.id = doomed.id RETURNING t.id, t.attempt)
+INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
+SELECT id, %(now)s, 'upstream_failed', 'waiting', 'upstream_failed', attempt FROM moved
+RETURNING task_id
+"""
+# The earliest moment a waiting or backing-off task may become ready.
+NEXT_DUE = "SELECT min(run_at) FROM corral_tasks WHERE state IN ('waiting', 'retry_wait')"
+# Ready tasks whose level is due to change.
+FETCH_PROMOTABLE = """
+SELECT id, name, priority, level, aging, ready_at FROM corral_tasks
+WHERE state = 'ready' AND promote_at <= %(now)s ORDER BY promote_at LIMIT %(limit)s
+"""
+# Set ready tasks' levels and the moments they next change (arrays).
+SET_LEVELS = """
+UPDATE corral_tasks t SET level = c.level, promote_at = c.promote_at
+FROM unnest(%(ids)s::bigint[], %(levels)s::int[], %(promote_at)s::float8[])
+    AS c(id, level, promote_at)
+WHERE t.id = c.id AND t.state = 'ready'
+"""
+
+# -- dispatcher ---------------------------------------------------------------------------------
+
+# Live workers: their pools and concurrency.
+LIVE_WORKERS = "SELECT pools, concurrency FROM corral_workers WHERE lease_expires_at > %(now)s"
+# Slots held (admitted + running), per group and pool.
+ACTIVE_COUNTS = """
+SELECT group_name, pool, count(*) FROM corral_tasks
+WHERE state IN ('admitted', 'running') GROUP BY group_name, pool
+"""
+# Settings of the named groups.
+GROUPS_NAMED = "SELECT name, max_parallel, weight FROM corral_groups WHERE name = ANY(%(names)s)"
+# The best ready tasks of a pool, skipping groups at their cap.
+READY_HEADS = """
+SELECT id, pool, group_name, level, ready_at FROM corral_tasks
+WHERE state = 'ready' AND pool = %(pool)s AND NOT (group_name = ANY(%(capped)s))
+ORDER BY level DESC, ready_at, id LIMIT %(limit)s
+"""
+# Admit ready tasks in the given order (admitted_at orders the claims).
+ADMIT = """
+WITH moved AS (
+    UPDATE corral_tasks t SET state = 'admitted', admitted_at = %(now)s + u.ord * 1e-6
+    FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS u(id, ord)
+    WHERE t.id = u.id AND t.state = 'ready' RETURNING t.id, t.attempt, t.pool),
+events AS (
+    INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
+    SELECT id, %(now)s, 'admitted', 'ready', 'admitted', attempt FROM moved)
+SELECT id, pool FROM moved
+"""
+
+# -- worker -------------------------------------------------------------------------------------
+
+# Claim admitted tasks of the pools in admission order, skipping rows others are claiming.
+CLAIM = """
+WITH picked AS (
+    SELECT id FROM corral_tasks
+    WHERE state = 'admitted' AND pool = ANY(%(pools)s)
+    ORDER BY admitted_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
+moved AS (
+    UPDATE corral_tasks t SET state = 'running', attempt = t.attempt + 1, worker_id = %(worker)s,
+           lease_expires_at = %(lease)s, started_at = %(now)s,
+           first_started_at = coalesce(t.first_started_at, %(now)s)
+    FROM picked WHERE t.id = picked.id
+    RETURNING t.id, t.name, t.group_name, t.attempt, t.failures, t.max_retries, t.backoff,
+              t.max_runtime, t.on_timeout, t.args, t.kwargs, t.dedup_key, t.checkpoint, t.shared,
+              t.admitted_at),
+attempts AS (
+    INSERT INTO corral_attempts (task_id, attempt, worker_id, started_at)
+    SELECT id, attempt, %(worker)s, %(now)s FROM moved),
+events AS (
+    INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
+    SELECT id, %(now)s, 'running', 'admitted', 'running', attempt FROM moved)
+SELECT * FROM moved ORDER BY admitted_at, id
+"""
+# Record the ends of running attempts that are still the running ones (compare-and-set), close
+# their attempt rows and write their events: one statement for the whole batch.
+COMPLETE = f"""
+WITH r AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(targets)s::text[],
+                         %(outcomes)s::text[], %(failed)s::int[], %(workers)s::text[],
+                         %(results)s::text[], %(errors)s::text[], %(tracebacks)s::text[],
+                         %(retry_at)s::float8[])
+        AS r(id, attempt, target, outcome, failed, worker, result, error, traceback, retry_at)),
+moved AS (
+    UPDATE corral_tasks t SET
+        state = r.target,
+        result = r.result,
+        error = r.error,
+        failures = t.failures + r.failed,
+        worker_id = NULL,
+        lease_expires_at = NULL,
+        cancel_requested = CASE WHEN r.target = 'ready' THEN t.cancel_requested ELSE FALSE END,
+        finished_at = CASE WHEN r.target IN {TERMINAL_SQL} THEN %(now)s ELSE NULL END,
+        run_at = CASE WHEN r.target = 'retry_wait' THEN r.retry_at ELSE t.run_at END,
+        promote_at = CASE WHEN r.target = 'ready' AND t.aging != %(no_aging)s
+                          THEN %(now)s ELSE NULL END
+    FROM r
+    WHERE t.id = r.id AND t.attempt = r.attempt AND t.state = 'running'
+      AND (r.worker IS NULL OR t.worker_id = r.worker)
+    RETURNING t.id, r.attempt, r.target, r.outcome, r.error, r.traceback),
+closed AS (
+    UPDATE corral_attempts a SET finished_at = %(now)s, outcome = moved.outcome,
+           error = moved.error, traceback = moved.traceback
+    FROM moved WHERE a.task_id = moved.id AND a.attempt = moved.attempt),
+events AS (
+    INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt, detail)
+    SELECT id, %(now)s, target, 'running', target, attempt,
+           json_build_object('outcome', outcome)::text FROM moved)
+SELECT id FROM moved
+"""
+# Store a checkpoint for the running attempt.
+SAVE_CHECKPOINT = """
+UPDATE corral_tasks SET checkpoint = %s WHERE id = %s AND attempt = %s AND state = 'running'
+"""
+# Store the shared clean-up record for the running attempt.
+SAVE_SHARED = """
+UPDATE corral_tasks SET shared = %s WHERE id = %s AND attempt = %s AND state = 'running'
+"""
+# Append log lines (COPY).
+COPY_LOGS = "COPY corral_logs (task_id, attempt, at, level, message) FROM STDIN"
+
+# -- operators ----------------------------------------------------------------------------------
+
+# A task's state and attempt, locked for the transition that follows.
+TASK_STATE_FOR_UPDATE = "SELECT state, attempt FROM corral_tasks WHERE id = %s FOR UPDATE"
+# Cancel a task that is not running.
+CANCEL_NOW = """
+UPDATE corral_tasks SET state = 'cancelled', finished_at = %(now)s, error = 'cancelled'
+WHERE id = %(id)s AND state = %(expected)s
+"""
+# Ask the worker of a running task to stop it.
+REQUEST_CANCEL = """
+UPDATE corral_tasks SET cancel_requested = TRUE WHERE id = %(id)s AND state = 'running'
+RETURNING worker_id
+"""
+# Put a finished task back in the queue with a fresh retry budget.
+RETRY = """
+UPDATE corral_tasks SET state = 'ready', failures = 0, cancel_requested = FALSE, error = NULL,
+       finished_at = NULL, ready_at = %(now)s, level = priority, run_at = %(now)s,
+       promote_at = CASE WHEN aging = %(no_aging)s THEN NULL ELSE %(now)s END
+WHERE id = %(id)s AND state = %(expected)s
+"""
+# Append one event row.
+INSERT_EVENT = """
+INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt, detail)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+"""
+
+# -- reaper -------------------------------------------------------------------------------------
+
+# Running tasks whose lease has expired.
+FETCH_EXPIRED = """
+SELECT id, attempt, failures, max_retries, on_timeout, cancel_requested, worker_id
+FROM corral_tasks WHERE state = 'running' AND lease_expires_at < %(now)s
+ORDER BY lease_expires_at LIMIT %(limit)s
+"""
+
+# -- workers and leader -------------------------------------------------------------------------
+
+# Announce (or re-announce) a worker.
+UPSERT_WORKER = """
+INSERT INTO corral_workers (id, hostname, pid, pools, concurrency, started_at, heartbeat_at,
+                            lease_expires_at)
+VALUES (%(id)s, %(hostname)s, %(pid)s, %(pools)s, %(concurrency)s, %(now)s, %(now)s, %(lease)s)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = %(now)s, lease_expires_at = %(lease)s,
+    pools = %(pools)s, concurrency = %(concurrency)s
+"""
+# Forget workers gone for an hour.
+PRUNE_WORKERS = "DELETE FROM corral_workers WHERE lease_expires_at < %(before)s"
+# Extend a worker's lease and its running tasks' leases; return those asked to cancel.
+HEARTBEAT = """
+WITH beat AS (
+    UPDATE corral_workers SET heartbeat_at = %(now)s, lease_expires_at = %(lease)s
+    WHERE id = %(id)s),
+leases AS (
+    UPDATE corral_tasks SET lease_expires_at = %(lease)s
+    WHERE worker_id = %(id)s AND state = 'running' RETURNING id, cancel_requested)
+SELECT id FROM leases WHERE cancel_requested
+"""
+# Remove a worker.
+DELETE_WORKER = "DELETE FROM corral_workers WHERE id = %s"
+# Live workers with how many tasks each runs.
+LIST_WORKERS = """
+SELECT w.id, w.hostname, w.pid, w.pools, w.concurrency, w.started_at, w.heartbeat_at,
+       w.lease_expires_at,
+       (SELECT count(*) FROM corral_tasks t WHERE t.worker_id = w.id AND t.state = 'running')
+FROM corral_workers w WHERE w.lease_expires_at > %(now)s ORDER BY w.started_at
+"""
+# Try to take the leadership lock (session level: it goes with the connection).
+TRY_LEADER_LOCK = "SELECT pg_try_advisory_lock(%s)"
+# Give the leadership lock back.
+UNLOCK_LEADER = "SELECT pg_advisory_unlock(%s)"
+
+# -- groups -------------------------------------------------------------------------------------
+
+# Create or replace a group's settings.
+UPSERT_GROUP = """
+INSERT INTO corral_groups (name, max_parallel, weight)
+VALUES (%(name)s, %(max_parallel)s, %(weight)s)
+ON CONFLICT (name) DO UPDATE SET max_parallel = %(max_parallel)s, weight = %(weight)s
+"""
+# One group's settings.
+GET_GROUP = "SELECT name, max_parallel, weight FROM corral_groups WHERE name = %s"
+# Tasks per group and state.
+GROUP_COUNTS = "SELECT group_name, state, count(*) FROM corral_tasks GROUP BY group_name, state"
+# Mean and max wait per group, over tasks that started.
+GROUP_WAITS = """
+SELECT group_name, avg(first_started_at - enqueued_at), max(first_started_at - enqueued_at)
+FROM corral_tasks WHERE first_started_at IS NOT NULL GROUP BY group_name
+"""
+# All configured groups.
+ALL_GROUPS = "SELECT name, max_parallel, weight FROM corral_groups"
+
+# -- history ------------------------------------------------------------------------------------
+
+EVENT_COLUMNS = "id, task_id, at, kind, from_state, to_state, attempt, detail"
+# A task's events.
+TASK_EVENTS = f"SELECT {EVENT_COLUMNS} FROM corral_events WHERE task_id = %s ORDER BY id"
+# The event feed after a cursor.
+EVENTS_AFTER = f"SELECT {EVENT_COLUMNS} FROM corral_events WHERE id > %s ORDER BY id LIMIT %s"
+# A task's attempts.
+TASK_ATTEMPTS = """
+SELECT task_id, attempt, worker_id, started_at, finished_at, outcome, error, traceback
+FROM corral_attempts WHERE task_id = %s ORDER BY attempt
+"""
+# A task's log lines, of one attempt or all (NULL).
+TASK_LOGS = """
+SELECT task_id, attempt, at, level, message FROM corral_logs
+WHERE task_id = %(id)s AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s) ORDER BY id
+"""

@@ -1,0 +1,604 @@
+"""The PostgreSQL store: many worker hosts around one database.
+
+A psycopg 3 connection pool; every transition one statement (data-modifying CTEs write the event
+rows beside the state change); claims with `FOR UPDATE SKIP LOCKED`; bulk submits with COPY;
+wake-ups with LISTEN/NOTIFY; the scheduler's leadership is a session advisory lock, which
+PostgreSQL itself frees when its holder's connection dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from ...admission import at_cap
+from ...codec import dumps
+from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
+from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
+from ...model import (
+    AttemptRecord,
+    AttemptReport,
+    ClaimedTask,
+    DispatchSnapshot,
+    Event,
+    ExpiredTask,
+    GroupConfig,
+    GroupStats,
+    LevelChange,
+    LogLine,
+    NewTask,
+    Promotable,
+    ReadyTask,
+    Submitted,
+    TaskQuery,
+    TaskRecord,
+    WorkerInfo,
+    WorkerRecord,
+)
+from ..rows import NO_AGING, group_stats, new_task_row, task_record
+from . import queries as q
+
+log = logging.getLogger("corral.store.postgres")
+T = TypeVar("T")
+RETRYABLE_STATES = (State.DEAD, State.CANCELLED, State.UPSTREAM_FAILED)
+COPY_FIELDS = (
+    "id", "name", "pool", "group_name", "state", "priority", "level", "aging", "promote_at",
+    "args", "kwargs", "dedup_key", "max_retries", "backoff", "max_runtime", "on_timeout", "now",
+    "enqueued_at", "run_at", "ready_at",
+)  # fmt: skip
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The numbered migrations shipped with corral, in order."""
+    folder = resources.files("corral.store.postgres").joinpath("migrations")
+    found = [
+        (int(entry.name.split("_", 1)[0]), entry.read_text())
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    ]
+    return sorted(found)
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
+        self.url = url
+        self._pool = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            kwargs={"autocommit": True},
+            name="corral",
+        )
+        try:
+            self._pool.open(wait=True, timeout=10)
+        except psycopg.Error as exc:
+            self._pool.close()
+            raise DatabaseError(f"can't connect to {_safe(url)}: {exc}") from None
+        except Exception as exc:  # psycopg_pool.PoolTimeout carries the cause in its message
+            self._pool.close()
+            raise DatabaseError(f"can't connect to {_safe(url)}: {exc}") from None
+        self._leader_conn: psycopg.Connection[Any] | None = None
+        self._leader_lock = threading.Lock()
+
+    # -- connections --------------------------------------------------------------------------
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection in a transaction; connection failures become DatabaseError."""
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                yield conn
+        except psycopg.errors.UniqueViolation:
+            raise
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise DatabaseError(f"PostgreSQL at {_safe(self.url)}: {exc}") from None
+        except psycopg.errors.UndefinedTable as exc:
+            raise DatabaseError(
+                f"{_safe(self.url)} has no corral schema ({exc}): run `corral migrate`"
+            ) from None
+
+    def _retrying(self, fn: Callable[[], T], attempts: int = 3) -> T:
+        """Run an idempotent or compare-and-set operation again after a lost connection."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return fn()
+            except DatabaseError:
+                if attempt == attempts:
+                    raise
+                time.sleep(0.1 * attempt)
+        raise AssertionError("unreachable")
+
+    def _read(self, query: str, params: Any = None) -> list[Any]:
+        def run() -> list[Any]:
+            with self._tx() as conn:
+                return conn.execute(query, params).fetchall()
+
+        return self._retrying(run)
+
+    def close(self) -> None:
+        with self._leader_lock:
+            if self._leader_conn is not None:
+                self._leader_conn.close()
+                self._leader_conn = None
+        self._pool.close()
+
+    # -- schema -------------------------------------------------------------------------------
+    def migrate(self) -> list[int]:
+        done = []
+        with self._tx() as conn:
+            conn.execute(q.LOCK_MIGRATIONS)
+            conn.execute(q.CREATE_MIGRATIONS)
+            applied = {row[0] for row in conn.execute(q.APPLIED_MIGRATIONS)}
+            for version, script in migrations():
+                if version not in applied:
+                    conn.execute(script.encode())
+                    conn.execute(q.RECORD_MIGRATION, (version, time.time()))
+                    done.append(version)
+        return done
+
+    def schema_version(self) -> int:
+        with self._tx() as conn:
+            if not conn.execute(q.HAS_SCHEMA).fetchone()[0]:  # type: ignore[index]
+                return 0
+            rows = conn.execute(q.APPLIED_MIGRATIONS).fetchall()
+        return rows[-1][0] if rows else 0
+
+    def check_schema(self) -> None:
+        """Raise a clear DatabaseError if this database has no (or an older) corral schema."""
+        latest = migrations()[-1][0]
+        version = self.schema_version()
+        if version < latest:
+            raise DatabaseError(
+                f"{_safe(self.url)} has corral schema version {version}, this corral needs "
+                f"{latest}: run `corral migrate`"
+            )
+
+    # -- submit and read ----------------------------------------------------------------------
+    def task_insert_many(
+        self, tasks: Sequence[NewTask], now: float, conn: psycopg.Connection[Any] | None = None
+    ) -> list[Submitted]:
+        """With `conn`, the insert joins the caller's transaction: the tasks exist only if the
+        caller commits."""
+        if conn is not None:
+            return self._insert(conn, tasks, now)
+        with self._tx() as own:
+            return self._insert(own, tasks, now)
+
+    def _insert(
+        self, conn: psycopg.Connection[Any], tasks: Sequence[NewTask], now: float
+    ) -> list[Submitted]:
+        _check_dependencies_exist(conn, tasks)
+        ids = [r[0] for r in conn.execute(q.RESERVE_IDS, {"n": len(tasks)})]
+        keys = sorted({t.dedup_key for t in tasks if t.dedup_key is not None})
+        holders: dict[str, int] = {}
+        if keys:
+            holders = dict(conn.execute(q.FIND_DEDUP, {"keys": keys}).fetchall())
+        results: list[Submitted] = []
+        plain: list[dict[str, Any]] = []
+        created: list[dict[str, Any]] = []
+        for task, task_id in zip(tasks, ids, strict=True):
+            if task.dedup_key is not None:
+                existing = holders.get(task.dedup_key) or _insert_dedup(conn, task, task_id, now)
+                results.append(Submitted(existing, created=existing == task_id))
+                holders[task.dedup_key] = existing
+                if existing == task_id:
+                    created.append(new_task_row(task, task_id, now))
+                continue
+            row = new_task_row(task, task_id, now)
+            plain.append(row)
+            created.append(row)
+            results.append(Submitted(task_id, created=True))
+        if plain:
+            with conn.cursor().copy(q.COPY_TASKS) as copy:
+                for row in plain:
+                    copy.write_row([row[f] for f in COPY_FIELDS])
+        by_id = {t_id: t for t_id, t in zip(ids, tasks, strict=True)}
+        edges = [(r["id"], d) for r in created for d in by_id[r["id"]].depends_on]
+        if edges:
+            conn.execute(
+                q.INSERT_DEPS,
+                {"task_ids": [e[0] for e in edges], "deps": [e[1] for e in edges]},
+            )
+        conn.execute(
+            q.INSERT_SUBMITTED_EVENTS,
+            {
+                "now": now,
+                "ids": [r["id"] for r in created],
+                "states": [r["state"] for r in created],
+            },
+        )
+        if created:
+            conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))
+        return results
+
+    def task_get(self, task_id: int) -> TaskRecord | None:
+        rows = self._read(q.GET_TASK, (task_id,))
+        if not rows:
+            return None
+        deps = tuple(r[0] for r in self._read(q.GET_DEPS, (task_id,)))
+        return task_record(rows[0], deps)
+
+    def task_list(self, query: TaskQuery) -> list[TaskRecord]:
+        params = {
+            "states": [str(s) for s in query.states] if query.states else None,
+            "group_name": query.group,
+            "name": query.name,
+            "ids": list(query.ids) if query.ids else None,
+            "limit": query.limit,
+        }
+        return [task_record(row) for row in self._read(q.LIST_TASKS, params)]
+
+    def task_states(self, task_ids: Sequence[int]) -> dict[int, State]:
+        rows = self._read(q.TASK_STATES, {"ids": list(task_ids)})
+        return {row[0]: State(row[1]) for row in rows}
+
+    # -- resolver and promoter ----------------------------------------------------------------
+    def task_release_due(self, now: float, limit: int) -> int:
+        params = {"now": now, "limit": limit, "no_aging": NO_AGING}
+        with self._tx() as conn:
+            waiting = conn.execute(q.RELEASE_WAITING, params).fetchall()
+            retries = conn.execute(q.RELEASE_RETRIES, params).fetchall()
+        return len(waiting) + len(retries)
+
+    def task_fail_upstream(self, now: float, limit: int) -> int:
+        with self._tx() as conn:
+            return len(conn.execute(q.FAIL_UPSTREAM, {"now": now, "limit": limit}).fetchall())
+
+    def task_next_due(self) -> float | None:
+        value = self._read(q.NEXT_DUE)[0][0]
+        return None if value is None else float(value)
+
+    def task_fetch_promotable(self, now: float, limit: int) -> list[Promotable]:
+        rows = self._read(q.FETCH_PROMOTABLE, {"now": now, "limit": limit})
+        return [Promotable(*row) for row in rows]
+
+    def task_set_levels(self, changes: Sequence[LevelChange]) -> int:
+        params = {
+            "ids": [c.id for c in changes],
+            "levels": [c.level for c in changes],
+            "promote_at": [c.promote_at for c in changes],
+        }
+        with self._tx() as conn:
+            return conn.execute(q.SET_LEVELS, params).rowcount
+
+    # -- dispatcher ---------------------------------------------------------------------------
+    def dispatch_snapshot(self, now: float, per_pool: int) -> DispatchSnapshot:
+        def read() -> DispatchSnapshot:
+            with self._tx() as conn:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                return _snapshot(conn, now, per_pool)
+
+        return self._retrying(read)
+
+    def task_admit_many(self, task_ids: Sequence[int], now: float) -> list[int]:
+        with self._tx() as conn:
+            rows = conn.execute(q.ADMIT, {"ids": list(task_ids), "now": now}).fetchall()
+            for pool in sorted({pool for _, pool in rows}):
+                conn.execute(q.NOTIFY, (q.CHANNEL_WORKERS, f"admitted:{pool}"))
+        admitted = {task_id for task_id, _ in rows}
+        return [task_id for task_id in task_ids if task_id in admitted]
+
+    # -- worker -------------------------------------------------------------------------------
+    def task_claim(
+        self, worker_id: str, pools: Sequence[str], limit: int, lease_until: float, now: float
+    ) -> list[ClaimedTask]:
+        params = {
+            "worker": worker_id,
+            "lease": lease_until,
+            "now": now,
+            "pools": list(pools),
+            "limit": limit,
+        }
+        with self._tx() as conn:
+            rows = conn.execute(q.CLAIM, params).fetchall()
+        return [ClaimedTask(*row[:-1]) for row in rows]
+
+    def task_complete_many(self, reports: Sequence[AttemptReport], now: float) -> list[int]:
+        if not reports:
+            return []
+        params = {
+            "ids": [r.task_id for r in reports],
+            "attempts": [r.attempt for r in reports],
+            "targets": [str(r.target) for r in reports],
+            "outcomes": [r.outcome for r in reports],
+            "failed": [int(r.counts_as_failure) for r in reports],
+            "workers": [r.worker_id for r in reports],
+            "results": [r.result for r in reports],
+            "errors": [r.error for r in reports],
+            "tracebacks": [r.traceback for r in reports],
+            "retry_at": [r.retry_at for r in reports],
+            "now": now,
+            "no_aging": NO_AGING,
+        }
+
+        def complete() -> list[int]:
+            with self._tx() as conn:
+                recorded = [row[0] for row in conn.execute(q.COMPLETE, params)]
+                if recorded:
+                    conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))
+                return recorded
+
+        return self._retrying(complete)
+
+    def task_save_checkpoint(self, task_id: int, attempt: int, checkpoint: str, now: float) -> bool:
+        with self._tx() as conn:
+            return conn.execute(q.SAVE_CHECKPOINT, (checkpoint, task_id, attempt)).rowcount == 1
+
+    def task_save_shared(self, task_id: int, attempt: int, shared: str, now: float) -> bool:
+        with self._tx() as conn:
+            return conn.execute(q.SAVE_SHARED, (shared, task_id, attempt)).rowcount == 1
+
+    def log_append_many(self, lines: Sequence[LogLine]) -> None:
+        if not lines:
+            return
+        with self._tx() as conn, conn.cursor().copy(q.COPY_LOGS) as copy:
+            for ln in lines:
+                copy.write_row((ln.task_id, ln.attempt, ln.at, ln.level, ln.message))
+
+    # -- operators ----------------------------------------------------------------------------
+    def task_cancel(self, task_id: int, now: float) -> tuple[State, State | None]:
+        with self._tx() as conn:
+            before, attempt = _state_for_update(conn, task_id)
+            if before in TERMINAL:
+                raise TransitionRefused(f"task {task_id} already ended: it is {before}")
+            if before in CANCELLABLE_AT_ONCE:
+                conn.execute(q.CANCEL_NOW, {"id": task_id, "now": now, "expected": str(before)})
+                conn.execute(
+                    q.INSERT_EVENT, (task_id, now, "cancelled", before, "cancelled", attempt, None)
+                )
+                return before, State.CANCELLED
+            conn.execute(q.REQUEST_CANCEL, {"id": task_id})
+            conn.execute(
+                q.INSERT_EVENT, (task_id, now, "cancel_requested", before, None, attempt, None)
+            )
+            conn.execute(q.NOTIFY, (q.CHANNEL_WORKERS, f"cancel:{task_id}"))
+            return before, None
+
+    def task_retry(self, task_id: int, now: float) -> State:
+        try:
+            with self._tx() as conn:
+                before, attempt = _state_for_update(conn, task_id)
+                if before not in RETRYABLE_STATES:
+                    raise TransitionRefused(
+                        f"task {task_id} is {before}: only dead, cancelled or upstream_failed "
+                        "tasks can be retried"
+                    )
+                params = {"id": task_id, "now": now, "expected": str(before), "no_aging": NO_AGING}
+                conn.execute(q.RETRY, params)
+                conn.execute(
+                    q.INSERT_EVENT,
+                    (task_id, now, "ready", before, "ready", attempt, dumps({"retried": True})),
+                )
+                conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))
+                return before
+        except psycopg.errors.UniqueViolation:
+            raise TransitionRefused(
+                f"task {task_id} can't be retried: another unfinished task holds its dedup key"
+            ) from None
+
+    # -- reaper -------------------------------------------------------------------------------
+    def task_fetch_expired(self, now: float, limit: int) -> list[ExpiredTask]:
+        rows = self._read(q.FETCH_EXPIRED, {"now": now, "limit": limit})
+        return [ExpiredTask(*row) for row in rows]
+
+    # -- workers, leader, groups --------------------------------------------------------------
+    def worker_register(self, worker: WorkerInfo, lease_until: float, now: float) -> None:
+        params = {
+            "id": worker.id,
+            "hostname": worker.hostname,
+            "pid": worker.pid,
+            "pools": list(worker.pools),
+            "concurrency": worker.concurrency,
+            "now": now,
+            "lease": lease_until,
+        }
+
+        def register() -> None:
+            with self._tx() as conn:
+                conn.execute(q.PRUNE_WORKERS, {"before": now - 3600})
+                conn.execute(q.UPSERT_WORKER, params)
+                conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))  # capacity appeared
+
+        self._retrying(register)
+
+    def worker_heartbeat(self, worker_id: str, lease_until: float, now: float) -> list[int]:
+        params = {"id": worker_id, "now": now, "lease": lease_until}
+        return [row[0] for row in self._read(q.HEARTBEAT, params)]
+
+    def worker_deregister(self, worker_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute(q.DELETE_WORKER, (worker_id,))
+
+    def worker_list(self, now: float) -> list[WorkerRecord]:
+        return [
+            WorkerRecord(r[0], r[1], r[2], tuple(r[3]), *r[4:])
+            for r in self._read(q.LIST_WORKERS, {"now": now})
+        ]
+
+    def leader_acquire(self, name: str, holder: str, lease_until: float, now: float) -> bool:
+        """The leadership is a session advisory lock on a connection of our own: held while that
+        connection lives, released by PostgreSQL the moment it dies."""
+        with self._leader_lock:
+            if self._leader_conn is not None:
+                try:
+                    self._leader_conn.execute("SELECT 1")
+                    return True
+                except psycopg.Error:
+                    self._leader_conn.close()
+                    self._leader_conn = None
+                    return False
+            try:
+                conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+            except psycopg.Error as exc:
+                raise DatabaseError(f"can't connect to {_safe(self.url)}: {exc}") from None
+            key = q.LEADER_LOCK_KEY + _name_key(name)
+            got = conn.execute(q.TRY_LEADER_LOCK, (key,)).fetchone()
+            if got and got[0]:
+                self._leader_conn = conn
+                return True
+            conn.close()
+            return False
+
+    def leader_release(self, name: str, holder: str) -> None:
+        with self._leader_lock:
+            if self._leader_conn is not None:
+                self._leader_conn.close()  # closing the session frees the lock
+                self._leader_conn = None
+
+    def group_configure(self, config: GroupConfig) -> None:
+        params = {
+            "name": config.name,
+            "max_parallel": config.max_parallel,
+            "weight": config.weight,
+        }
+        with self._tx() as conn:
+            conn.execute(q.UPSERT_GROUP, params)
+
+    def group_get(self, name: str) -> GroupConfig | None:
+        rows = self._read(q.GET_GROUP, (name,))
+        return GroupConfig(*rows[0]) if rows else None
+
+    # -- wake-ups -----------------------------------------------------------------------------
+    notifies = True
+
+    def listen(self, channels: Sequence[str]) -> Listener:
+        """A connection LISTENing on `channels`, for `wait()`s that end at the first notice."""
+        return Listener(self.url, [q.CHANNEL_PREFIX + c for c in channels])
+
+    # -- history ------------------------------------------------------------------------------
+    def event_list(self, task_id: int) -> list[Event]:
+        return [Event(*row) for row in self._read(q.TASK_EVENTS, (task_id,))]
+
+    def event_fetch_after(self, after_id: int, limit: int) -> list[Event]:
+        return [Event(*row) for row in self._read(q.EVENTS_AFTER, (after_id, limit))]
+
+    def attempt_list(self, task_id: int) -> list[AttemptRecord]:
+        return [AttemptRecord(*row) for row in self._read(q.TASK_ATTEMPTS, (task_id,))]
+
+    def log_list(self, task_id: int, attempt: int | None = None) -> list[LogLine]:
+        rows = self._read(q.TASK_LOGS, {"id": task_id, "attempt": attempt})
+        return [LogLine(*row) for row in rows]
+
+    def group_stats(self) -> list[GroupStats]:
+        with self._tx() as conn:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            counts = conn.execute(q.GROUP_COUNTS).fetchall()
+            waits = conn.execute(q.GROUP_WAITS).fetchall()
+            configs = conn.execute(q.ALL_GROUPS).fetchall()
+        return group_stats(counts, waits, configs)
+
+
+class Listener:
+    """LISTEN on a dedicated connection; `wait(timeout)` returns the payloads that arrived (empty
+    on timeout). A lost connection is reopened on the next wait, and polling covers the gap."""
+
+    def __init__(self, url: str, channels: Sequence[str]) -> None:
+        self._url = url
+        self._channels = list(channels)
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
+            for channel in self._channels:
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            self._conn = conn
+        return self._conn
+
+    def wait(self, timeout: float) -> list[tuple[str, str]]:
+        try:
+            conn = self._connect()
+            first = list(conn.notifies(timeout=timeout, stop_after=1))
+            rest = list(conn.notifies(timeout=0)) if first else []
+            prefix = len(q.CHANNEL_PREFIX)
+            return [(n.channel[prefix:], n.payload) for n in first + rest]
+        except psycopg.Error as exc:
+            log.debug("listener connection lost: %s", exc)
+            self.close()
+            time.sleep(min(timeout, 0.5))
+            return []
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _snapshot(conn: psycopg.Connection[Any], now: float, per_pool: int) -> DispatchSnapshot:
+    capacity: dict[str, int] = {}
+    for pools, concurrency in conn.execute(q.LIVE_WORKERS, {"now": now}):
+        for pool in pools:
+            capacity[pool] = capacity.get(pool, 0) + concurrency
+    by_pool: dict[str, int] = {}
+    by_group: dict[str, int] = {}
+    for group, pool, count in conn.execute(q.ACTIVE_COUNTS):
+        by_pool[pool] = by_pool.get(pool, 0) + count
+        by_group[group] = by_group.get(group, 0) + count
+    groups = _groups_named(conn, by_group)
+    capped = [g for g, n in by_group.items() if at_cap(groups.get(g), n)]
+    ready: list[ReadyTask] = []
+    for pool, slots in capacity.items():
+        if slots > by_pool.get(pool, 0):
+            params = {"pool": pool, "capped": capped, "limit": per_pool}
+            ready.extend(ReadyTask(*row) for row in conn.execute(q.READY_HEADS, params))
+    groups.update(_groups_named(conn, {t.group for t in ready} - groups.keys()))
+    return DispatchSnapshot(capacity, by_pool, by_group, groups, ready)
+
+
+def _groups_named(conn: psycopg.Connection[Any], names: Any) -> dict[str, GroupConfig]:
+    if not names:
+        return {}
+    rows = conn.execute(q.GROUPS_NAMED, {"names": sorted(names)})
+    return {name: GroupConfig(name, cap, weight) for name, cap, weight in rows}
+
+
+def _check_dependencies_exist(conn: psycopg.Connection[Any], tasks: Sequence[NewTask]) -> None:
+    wanted = sorted({d for t in tasks for d in t.depends_on})
+    if not wanted:
+        return
+    found = {r[0] for r in conn.execute(q.EXISTING_IDS, {"ids": wanted})}
+    missing = [d for d in wanted if d not in found]
+    if missing:
+        raise ConfigError(f"depends_on names tasks that don't exist: {missing}")
+
+
+def _insert_dedup(conn: psycopg.Connection[Any], task: NewTask, task_id: int, now: float) -> int:
+    """Insert a task holding a dedup key; if a concurrent submit holds it, return that task.
+    The ON CONFLICT waits for the other transaction, so the key's holder is settled."""
+    row = conn.execute(q.INSERT_DEDUP_TASK, new_task_row(task, task_id, now)).fetchone()
+    if row is not None:
+        return int(row[0])
+    holder = conn.execute(q.FIND_DEDUP, {"keys": [task.dedup_key]}).fetchone()
+    if holder is None:  # the holder ended between the two statements: take the key now
+        return _insert_dedup(conn, task, task_id, now)
+    return int(holder[1])
+
+
+def _state_for_update(conn: psycopg.Connection[Any], task_id: int) -> tuple[State, int]:
+    row = conn.execute(q.TASK_STATE_FOR_UPDATE, (task_id,)).fetchone()
+    if row is None:
+        raise TaskNotFound(f"no task with id {task_id}")
+    return State(row[0]), int(row[1])
+
+
+def _name_key(name: str) -> int:
+    return sum(name.encode()) % 1000
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "the database"
+    user, host = info.get("user", ""), info.get("host", "localhost")
+    return f"postgresql://{user}@{host}:{info.get('port', 5432)}/{info.get('dbname', '')}"

@@ -1,0 +1,91 @@
+"""Row shaping shared by the SQLite and PostgreSQL stores: what a new task's row holds, and how
+rows become records. Pure; no SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from .. import aging
+from ..codec import dumps
+from ..lifecycle import State
+from ..model import GroupConfig, GroupStats, NewTask, TaskRecord
+
+NO_AGING = dumps(aging.none.to_json())
+"""How a task without ageing stores its ageing function; such a task never needs promoting."""
+
+
+def new_task_row(task: NewTask, task_id: int, now: float) -> dict[str, Any]:
+    """The row of a task submitted at `now`: waiting if it has dependencies or a delay, else
+    ready at once."""
+    enqueued = max(now, task.run_at or now)
+    waiting = bool(task.depends_on) or enqueued > now
+    return {
+        "id": task_id,
+        "name": task.name,
+        "pool": task.pool,
+        "group_name": task.group,
+        "state": str(State.WAITING if waiting else State.READY),
+        "priority": task.priority,
+        "level": task.level,
+        "aging": task.aging,
+        "promote_at": None if waiting else task.promote_at,
+        "args": task.args,
+        "kwargs": task.kwargs,
+        "dedup_key": task.dedup_key,
+        "max_retries": task.max_retries,
+        "backoff": task.backoff,
+        "max_runtime": task.max_runtime,
+        "on_timeout": task.on_timeout,
+        "now": now,
+        "enqueued_at": enqueued,
+        "run_at": enqueued,
+        "ready_at": None if waiting else now,
+    }
+
+
+TASK_ROW_FIELDS = (
+    "id, name, pool, group_name, state, priority, level, aging, promote_at, args, kwargs, "
+    "dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at, enqueued_at, run_at, "
+    "ready_at"
+)
+"""The columns `new_task_row` fills, in its order (`now` fills created_at)."""
+
+
+def task_record(row: Sequence[Any], deps: tuple[int, ...] = ()) -> TaskRecord:
+    """A TaskRecord from a row of the stores' TASK_COLUMNS."""
+    values = list(row)
+    values[4] = State(values[4])
+    values[23] = bool(values[23])
+    record = TaskRecord(*values)
+    return replace(record, depends_on=deps) if deps else record
+
+
+def group_stats(
+    counts: Iterable[Sequence[Any]],
+    waits: Iterable[Sequence[Any]],
+    configs: Iterable[Sequence[Any]],
+) -> list[GroupStats]:
+    """Per-group stats from rows of (group, state, count), (group, mean wait, max wait) and
+    (name, max_parallel, weight)."""
+    by_group: dict[str, dict[str, int]] = {}
+    for group, state, count in counts:
+        by_group.setdefault(group, {})[state] = int(count)
+    wait_of = {g: (mean, top) for g, mean, top in waits}
+    config_of = {r[0]: GroupConfig(r[0], r[1], float(r[2])) for r in configs}
+    stats = []
+    for group in sorted(by_group):
+        config = config_of.get(group, GroupConfig(group))
+        mean, top = wait_of.get(group, (None, None))
+        stats.append(
+            GroupStats(
+                group,
+                by_group[group],
+                None if mean is None else float(mean),
+                None if top is None else float(top),
+                config.max_parallel,
+                config.weight,
+            )
+        )
+    return stats

@@ -1,0 +1,298 @@
+"""Shared fixtures: a store and a database URL on every backend, a deterministic clock, task
+builders, a deadline-based wait, and in-process scheduler + worker services for App tests.
+
+Every behaviour test takes `store`, `store_factory`, `app_url` or `app`, which are parametrised
+over the backends: SQLite always, PostgreSQL once `corral.store.postgres` exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+import corral
+from corral.codec import dumps
+from corral.lifecycle import State
+from corral.model import AttemptReport, ClaimedTask, NewTask, WorkerInfo
+from corral.scheduler.service import Scheduler, SchedulerConfig
+from corral.store import Store, open_store
+from corral.worker.worker import Worker, WorkerConfig
+
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+T0 = 1_700_000_000.0
+"""The start of the clock of store-level tests: `now` is always passed, never read."""
+NO_AGING = dumps({"kind": "none"})
+BACKOFF = dumps({"base": 1.0, "cap": 300.0, "factor": 2.0, "jitter": 0.0})
+
+
+# -- backends ------------------------------------------------------------------------------------
+
+
+def _postgres_available() -> bool:
+    try:
+        return importlib.util.find_spec("corral.store.postgres") is not None
+    except ImportError:
+        return False
+
+
+class _Databases:
+    """Fresh, empty databases of one backend, dropped at the end of the test."""
+
+    def __init__(self, backend: str, tmp_path: Any) -> None:
+        if backend == "postgres" and not _postgres_available():
+            pytest.skip("PostgreSQL store not implemented yet")
+        self.backend = backend
+        self._tmp_path = tmp_path
+        self._counter = itertools.count()
+        self._created: list[str] = []
+        self._stores: list[Store] = []
+
+    def new_url(self) -> str:
+        n = next(self._counter)
+        if self.backend == "sqlite":
+            return f"sqlite:///{self._tmp_path}/t{n}.db"
+        import psycopg
+
+        name = f"corral_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self._created.append(name)
+        return f"{PG_SERVER}/{name}"
+
+    def new_store(self) -> Store:
+        store = open_store(self.new_url())
+        store.migrate()
+        self._stores.append(store)
+        return store
+
+    def cleanup(self) -> None:
+        for store in self._stores:
+            with contextlib.suppress(Exception):
+                store.close()
+        if not self._created:
+            return
+        import psycopg
+
+        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+            for name in self._created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+def databases(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[_Databases]:
+    dbs = _Databases(request.param, tmp_path)
+    try:
+        yield dbs
+    finally:
+        dbs.cleanup()
+
+
+@pytest.fixture
+def store_factory(databases: _Databases) -> Callable[[], Store]:
+    """Call it for a fresh migrated store (e.g. one per hypothesis example)."""
+    return databases.new_store
+
+
+@pytest.fixture
+def store(databases: _Databases) -> Store:
+    """A fresh migrated store on each backend."""
+    return databases.new_store()
+
+
+@pytest.fixture
+def app_url(databases: _Databases) -> str:
+    """The URL of a fresh database on each backend, for tests that build an App (or processes)."""
+    url = databases.new_url()
+    if databases.backend != "sqlite":  # SQLite migrates on open; other backends need it once
+        migrated = open_store(url)
+        migrated.migrate()
+        migrated.close()
+    return url
+
+
+@pytest.fixture
+def app(app_url: str) -> Iterator[corral.App]:
+    application = corral.App(app_url)
+    yield application
+    application.close()
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll `predicate` until it returns something truthy (returned); fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
+
+
+def new_task(**overrides: Any) -> NewTask:
+    """A NewTask with plain defaults (pool and group "default", no ageing, no retries)."""
+    base = NewTask(
+        name="job",
+        pool="default",
+        group="default",
+        priority=0,
+        level=0,
+        aging=NO_AGING,
+        args="[]",
+        kwargs="{}",
+        max_retries=0,
+        backoff=BACKOFF,
+        max_runtime=None,
+        on_timeout="retry",
+    )
+    return replace(base, **overrides)
+
+
+def submit(store: Store, now: float = T0, **overrides: Any) -> int:
+    """Insert one task; return its id."""
+    return store.task_insert_many([new_task(**overrides)], now)[0].id
+
+
+def register_worker(
+    store: Store, worker_id: str = "w1", now: float = T0, concurrency: int = 4, lease: float = 1e6
+) -> None:
+    info = WorkerInfo(worker_id, "test-host", 1, ("default",), concurrency)
+    store.worker_register(info, now + lease, now)
+
+
+def start(store: Store, task_id: int, now: float = T0, worker_id: str = "w1") -> ClaimedTask:
+    """Admit and claim one ready task (nothing else may be admitted); return the claim."""
+    assert store.task_admit_many([task_id], now) == [task_id]
+    claimed = store.task_claim(worker_id, ["default"], 1, now + 30, now)
+    assert [c.id for c in claimed] == [task_id]
+    return claimed[0]
+
+
+def finish(
+    store: Store, claim: ClaimedTask, target: State, now: float = T0, worker_id: str = "w1"
+) -> None:
+    """Record the end of a claimed attempt with the outcome that leads to `target`."""
+    outcome = {
+        State.SUCCEEDED: "succeeded",
+        State.DEAD: "failed",
+        State.RETRY_WAIT: "failed",
+        State.CANCELLED: "cancelled",
+        State.READY: "released",
+    }[target]
+    report = AttemptReport(
+        task_id=claim.id,
+        attempt=claim.attempt,
+        outcome=outcome,  # type: ignore[arg-type]
+        target=target,
+        counts_as_failure=outcome == "failed",
+        worker_id=worker_id,
+        retry_at=now + 1 if target == State.RETRY_WAIT else None,
+    )
+    assert store.task_complete_many([report], now) == [claim.id]
+
+
+# -- in-process services -------------------------------------------------------------------------
+
+
+class Services:
+    """A Scheduler in one thread and a Worker (on its own asyncio loop) in another, both on
+    `app`'s database, for the duration of a test."""
+
+    def __init__(
+        self,
+        app: corral.App,
+        worker: WorkerConfig | None = None,
+        scheduler: SchedulerConfig | None = None,
+    ) -> None:
+        self.app = app
+        self.worker_config = worker or WorkerConfig(concurrency=4, heartbeat=0.1, grace=2.0)
+        self.scheduler = Scheduler(app.store, scheduler or SchedulerConfig(reap_every=0.2))
+        self.worker: Worker | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._worker_ready = threading.Event()
+        self._errors: list[BaseException] = []
+        self._scheduler_thread = threading.Thread(
+            target=self._guard, args=(self.scheduler.run,), name="test-scheduler", daemon=True
+        )
+        self._worker_thread = threading.Thread(
+            target=self._guard, args=(self._run_worker,), name="test-worker", daemon=True
+        )
+
+    def _guard(self, target: Callable[[], Any]) -> None:
+        try:
+            target()
+        except BaseException as exc:  # surfaced by stop()
+            self._errors.append(exc)
+            self._worker_ready.set()
+
+    def _run_worker(self) -> None:
+        async def main() -> None:
+            self.worker = Worker(self.app, self.worker_config)
+            self._loop = asyncio.get_running_loop()
+            self._worker_ready.set()
+            await self.worker.run()
+
+        asyncio.run(main())
+
+    def start(self) -> Services:
+        self._scheduler_thread.start()
+        self._worker_thread.start()
+        assert self._worker_ready.wait(10), "the worker did not start"
+        return self
+
+    def stop_scheduler(self, timeout: float = 10.0) -> None:
+        self.scheduler.stop()
+        self._scheduler_thread.join(timeout)
+        assert not self._scheduler_thread.is_alive(), "the scheduler did not stop"
+
+    def request_worker_stop(self) -> None:
+        """What SIGTERM does: stop claiming, drain within the grace period, release the rest."""
+        if self._loop is not None and self.worker is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self.worker.request_stop)
+
+    def stop_worker(self, timeout: float = 15.0) -> None:
+        self.request_worker_stop()
+        self._worker_thread.join(timeout)
+        assert not self._worker_thread.is_alive(), "the worker did not stop"
+
+    def stop(self) -> None:
+        if self._scheduler_thread.is_alive():
+            self.stop_scheduler()
+        if self._worker_thread.is_alive():
+            self.stop_worker()
+        if self._errors:
+            raise self._errors[0]
+
+
+@pytest.fixture
+def services() -> Iterator[Callable[..., Services]]:
+    """`services(app, worker=WorkerConfig(...), scheduler=SchedulerConfig(...))` starts a
+    scheduler and a worker; they are stopped (and their errors raised) at the end of the test."""
+    started: list[Services] = []
+
+    def run(app: corral.App, **configs: Any) -> Services:
+        svc = Services(app, **configs).start()
+        started.append(svc)
+        return svc
+
+    yield run
+    for svc in reversed(started):
+        svc.stop()
