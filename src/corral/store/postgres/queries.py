@@ -140,7 +140,10 @@ SELECT id, %(now)s, 'upstream_failed', 'waiting', 'upstream_failed', attempt FRO
 RETURNING task_id
 """
 # The earliest moment a waiting or backing-off task may become ready.
-NEXT_DUE = "SELECT min(run_at) FROM corral_tasks WHERE state IN ('waiting', 'retry_wait')"
+NEXT_DUE = """
+SELECT min(due) FROM (SELECT min(run_at) AS due FROM corral_tasks WHERE state = 'waiting'
+                      UNION ALL SELECT min(run_at) FROM corral_tasks WHERE state = 'retry_wait') AS d
+"""
 # Ready tasks whose level is due to change.
 FETCH_PROMOTABLE = """
 SELECT id, name, priority, level, aging, ready_at FROM corral_tasks

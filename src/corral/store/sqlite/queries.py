@@ -105,7 +105,10 @@ WHERE id IN (
 RETURNING id, attempt
 """
 # The earliest moment a waiting or backing-off task may become ready.
-NEXT_DUE = "SELECT min(run_at) FROM tasks WHERE state IN ('waiting', 'retry_wait')"
+NEXT_DUE = """
+SELECT min(due) FROM (SELECT min(run_at) AS due FROM tasks WHERE state = 'waiting'
+                      UNION ALL SELECT min(run_at) FROM tasks WHERE state = 'retry_wait') AS d
+"""
 # Ready tasks whose level is due to change.
 FETCH_PROMOTABLE = """
 SELECT id, name, priority, level, aging, ready_at FROM tasks

@@ -48,9 +48,8 @@ CREATE INDEX corral_tasks_active ON corral_tasks (group_name, pool) WHERE state 
 CREATE INDEX corral_tasks_lease ON corral_tasks (lease_expires_at) WHERE state = 'running';
 CREATE INDEX corral_tasks_worker ON corral_tasks (worker_id) WHERE state = 'running';
 CREATE INDEX corral_tasks_promote ON corral_tasks (promote_at) WHERE state = 'ready' AND promote_at IS NOT NULL;
-CREATE INDEX corral_tasks_due ON corral_tasks (run_at) WHERE state IN ('waiting', 'retry_wait');
-CREATE INDEX corral_tasks_waiting ON corral_tasks (id) WHERE state = 'waiting';
-CREATE INDEX corral_tasks_state ON corral_tasks (state, group_name);
+CREATE INDEX corral_tasks_retry ON corral_tasks (run_at) WHERE state = 'retry_wait';
+CREATE INDEX corral_tasks_waiting ON corral_tasks (run_at) WHERE state = 'waiting';
 
 CREATE TABLE corral_task_deps (
     task_id    BIGINT NOT NULL,

@@ -52,9 +52,8 @@ CREATE INDEX tasks_worker ON tasks (worker_id) WHERE state = 'running';
 -- Promoter: only tasks whose level is due to change.
 CREATE INDEX tasks_promote ON tasks (promote_at) WHERE state = 'ready' AND promote_at IS NOT NULL;
 -- Resolver: delayed, dependent and backing-off tasks.
-CREATE INDEX tasks_due ON tasks (run_at) WHERE state IN ('waiting', 'retry_wait');
--- Resolver and status: tasks by state.
-CREATE INDEX tasks_state ON tasks (state, group_name);
+CREATE INDEX tasks_retry ON tasks (run_at) WHERE state = 'retry_wait';
+CREATE INDEX tasks_waiting ON tasks (run_at) WHERE state = 'waiting';
 
 CREATE TABLE task_deps (
     task_id    INTEGER NOT NULL REFERENCES tasks (id),

@@ -1,0 +1,62 @@
+"""Helpers shared by the benchmarks: fresh databases on either backend and bulk loads."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from corral.store import Store, open_store
+
+PG_ADMIN_URL = os.environ.get(
+    "CORRAL_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextmanager
+def fresh_database(backend: str) -> Iterator[str]:
+    """A URL of an empty, migrated corral database of `backend`, removed afterwards."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite:///{folder}/bench.db"
+            open_store(url).close()
+            yield url
+        return
+    import psycopg
+
+    name = f"corral_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        store = open_store(url, migrate=False)
+        store.migrate()
+        store.close()
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def median_seconds(fn: Callable[[], object], repeat: int) -> float:
+    """The median wall time of `repeat` calls of `fn`."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def open_bench_store(url: str) -> Store:
+    return open_store(url)
