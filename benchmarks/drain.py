@@ -1,12 +1,14 @@
-"""Drain rate: how fast `corral run` empties a queue of no-op tasks on SQLite.
+"""Drain rate: how fast corral empties a queue of no-op tasks.
 
-Bulk-submits N no-op tasks to a fresh database, then starts `corral run` (scheduler and worker in
-one process; `--processes` adds worker processes) and times how long until every task succeeded.
-The baseline, run in the same sitting, is the home-made queue that corral replaces: one
-`UPDATE ... RETURNING` claim and one completion per task, a transaction each, on the same SQLite
-file settings. Figures are ratios against it, because these machines are noisy.
+Bulk-submits N no-op tasks to a fresh database, then starts corral and times how long until every
+task succeeded. `--mode run` is `corral run` (scheduler and worker in one process, plus
+`--processes - 1` extra worker processes); `--mode split` is one `corral scheduler` and
+`--processes` `corral worker` processes. The baseline, run in the same sitting on the same
+backend, is the home-made queue corral replaces: one claim and one completion per task, a
+transaction each. Figures are ratios against it, because these machines are noisy.
 
-    python benchmarks/drain.py --tasks 10000 --processes 1
+    python benchmarks/drain.py --backend sqlite --tasks 10000 --mode run
+    python benchmarks/drain.py --backend postgres --tasks 20000 --mode split --processes 2
 """
 
 from __future__ import annotations
@@ -14,78 +16,106 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from common import fresh_database  # noqa: E402
+
+from corral import App  # noqa: E402
+from corral.lifecycle import State  # noqa: E402
+from corral.model import TaskQuery  # noqa: E402
+
 
 def submit_noops(url: str, count: int, task: str) -> float:
     os.environ["CORRAL_DATABASE_URL"] = url
-    import corral
     from noop_app import app
 
+    app.url = url
+    task_type = app.task_type(task)
     started = time.perf_counter()
-    batch = 5000
-    for first in range(0, count, batch):
-        type_ = app.task_type(task)
-        app.submit_many([type_.prepare(i) for i in range(first, min(first + batch, count))])
+    for first in range(0, count, 5000):
+        app.submit_many([task_type.prepare(i) for i in range(first, min(first + 5000, count))])
     elapsed = time.perf_counter() - started
     app.close()
-    del corral
     return elapsed
 
 
-def count_done(path: str) -> int:
-    conn = sqlite3.connect(path, timeout=30)
-    try:
-        return int(conn.execute("SELECT count(*) FROM tasks WHERE state = 'succeeded'").fetchone()[0])
-    finally:
-        conn.close()
+def succeeded(app: App) -> int:
+    return sum(s.counts.get("succeeded", 0) for s in app.store.group_stats())
 
 
-def drain_with_corral(path: str, count: int, processes: int, concurrency: int) -> float:
-    env = dict(os.environ, CORRAL_DATABASE_URL=f"sqlite:///{path}", PYTHONPATH=str(HERE))
-    command = [sys.executable, "-m", "corral", "--app", "noop_app:app", "run",
-               "--concurrency", str(concurrency), "--processes", str(processes)]
+def corral_commands(mode: str, processes: int, concurrency: int) -> list[list[str]]:
+    base = [sys.executable, "-m", "corral", "--app", "noop_app:app"]
+    if mode == "run":
+        return [[*base, "run", "--concurrency", str(concurrency), "--processes", str(processes)]]
+    workers = [[*base, "worker", "--concurrency", str(concurrency)] for _ in range(processes)]
+    return [[*base, "scheduler"], *workers]
+
+
+def drain_with_corral(url: str, count: int, mode: str, processes: int, concurrency: int) -> float:
+    env = dict(os.environ, CORRAL_DATABASE_URL=url, PYTHONPATH=str(HERE))
+    app = App(url)
     started = time.perf_counter()
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for cmd in corral_commands(mode, processes, concurrency)
+    ]
     try:
-        while count_done(path) < count:
-            if proc.poll() is not None:
-                raise SystemExit(f"corral run exited early: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.05)
+        while succeeded(app) < count:
+            for proc in procs:
+                if proc.poll() is not None:
+                    err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+                    raise SystemExit(f"a corral process exited early: {err}")
+            time.sleep(0.02)
         return time.perf_counter() - started
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=60)
+        left = app.store.task_list(TaskQuery(states=(State.READY,), limit=1))
+        app.close()
+        assert not left, "tasks left undrained"
 
 
-def drain_home_made(path: str, count: int) -> float:
-    """The naive queue: a row per task, claimed and completed one transaction at a time."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY, state TEXT, arg INTEGER, result INTEGER)")
-    conn.execute("CREATE INDEX jobs_state ON jobs (state, id)")
-    conn.executemany("INSERT INTO jobs (state, arg) VALUES ('ready', ?)", [(i,) for i in range(count)])
+def drain_home_made(url: str, count: int) -> float:
+    """The naive queue on the same backend: one claim and one completion per task."""
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.split("sqlite:///", 1)[1] + ".naive", isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        marker, begin = "?", "BEGIN IMMEDIATE"
+    else:
+        import psycopg
+
+        conn = psycopg.connect(url, autocommit=True)  # type: ignore[assignment]
+        marker, begin = "%s", "BEGIN"
+    conn.execute("CREATE TABLE naive_jobs (id INTEGER PRIMARY KEY, state TEXT, arg INTEGER, "
+                 "result INTEGER)")
+    conn.execute("CREATE INDEX naive_jobs_state ON naive_jobs (state, id)")
+    for i in range(count):
+        conn.execute(f"INSERT INTO naive_jobs VALUES ({marker}, 'ready', {marker}, NULL)", (i, i))
+    lock = "" if marker == "?" else " FOR UPDATE SKIP LOCKED"
     started = time.perf_counter()
     while True:
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(begin)
         row = conn.execute(
-            "UPDATE jobs SET state = 'running' WHERE id = (SELECT id FROM jobs WHERE state = 'ready' "
-            "ORDER BY id LIMIT 1) RETURNING id, arg"
+            "UPDATE naive_jobs SET state = 'running' WHERE id = (SELECT id FROM naive_jobs WHERE "
+            f"state = 'ready' ORDER BY id LIMIT 1{lock}) RETURNING id, arg"
         ).fetchone()
         conn.execute("COMMIT")
         if row is None:
             break
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("UPDATE jobs SET state = 'done', result = ? WHERE id = ?", (row[1], row[0]))
+        conn.execute(begin)
+        conn.execute(f"UPDATE naive_jobs SET state = 'done', result = {marker} WHERE id = {marker}",
+                     (row[1], row[0]))
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
@@ -94,25 +124,27 @@ def drain_home_made(path: str, count: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--tasks", type=int, default=10_000)
-    parser.add_argument("--processes", type=int, default=1, help="worker processes of corral run")
-    parser.add_argument("--concurrency", type=int, default=64, help="tasks at once per process")
-    parser.add_argument("--task", default="anoop", choices=["noop", "anoop"])
+    parser.add_argument("--mode", choices=["run", "split"], default="run")
+    parser.add_argument("--processes", type=int, default=1, help="worker processes")
+    parser.add_argument("--concurrency", type=int, default=64, help="tasks at once per worker")
+    parser.add_argument("--task", default="anoop", choices=["noop", "anoop"],
+                        help="noop: thread executor; anoop: async executor")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        base_path = f"{tmp}/baseline.db"
-        baseline = drain_home_made(base_path, args.tasks)
-        path = f"{tmp}/corral.db"
-        submit_seconds = submit_noops(f"sqlite:///{path}", args.tasks, args.task)
-        drain_seconds = drain_with_corral(path, args.tasks, args.processes, args.concurrency)
+    with fresh_database(args.backend) as url:
+        baseline = drain_home_made(url, min(args.tasks, 5000))
+        base_rate = min(args.tasks, 5000) / baseline
+        submit_seconds = submit_noops(url, args.tasks, args.task)
+        drain_seconds = drain_with_corral(url, args.tasks, args.mode, args.processes,
+                                          args.concurrency)
     rate = args.tasks / drain_seconds
-    base_rate = args.tasks / baseline
-    print(f"tasks: {args.tasks} {args.task} no-ops, corral run --processes {args.processes} "
-          f"--concurrency {args.concurrency}")
-    print(f"bulk submit:          {args.tasks / submit_seconds:10,.0f} tasks/s")
-    print(f"corral drain:         {rate:10,.0f} tasks/s  ({drain_seconds:.2f} s, incl. start-up)")
-    print(f"home-made baseline:   {base_rate:10,.0f} tasks/s  (claim+complete per task, 1 thread)")
-    print(f"ratio corral/baseline: {rate / base_rate:.2f}")
+    print(f"{args.backend}: {args.tasks:,} {args.task} tasks, mode {args.mode}, "
+          f"{args.processes} worker process(es) x {args.concurrency}")
+    print(f"  bulk submit          {args.tasks / submit_seconds:10,.0f} tasks/s")
+    print(f"  corral drain         {rate:10,.0f} tasks/s  ({drain_seconds:.2f} s incl. start-up)")
+    print(f"  home-made baseline   {base_rate:10,.0f} tasks/s  (a claim + a completion per task)")
+    print(f"  ratio corral/baseline {rate / base_rate:9.2f}")
 
 
 if __name__ == "__main__":

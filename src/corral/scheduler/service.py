@@ -33,7 +33,7 @@ class SchedulerConfig:
     """Seconds between rounds when the last round found nothing to do."""
     lease: float = 5.0
     """Leadership lease; a stand-by takes over this long after the leader died."""
-    prefetch: int = 16
+    prefetch: int = 64
     """Tasks admitted to a pool beyond its live capacity, so workers never wait for a round."""
     reap_every: float = 1.0
     promote_every: float = 0.5

@@ -104,7 +104,9 @@ class Worker:
     async def _claim_loop(self) -> None:
         runs: set[asyncio.Task[None]] = set()
         while not self._stopping.is_set():
-            free = self.config.concurrency - len(self._running)
+            # `runs`, not `_running`: a claimed task enters `_running` only once its coroutine
+            # starts, so counting `_running` here would claim a second batch over capacity.
+            free = self.config.concurrency - len(runs)
             claimed: list[ClaimedTask] = []
             if free > 0:
                 claimed = await self._claim(free)
@@ -129,10 +131,11 @@ class Worker:
             while not stop.is_set():
                 for _, payload in listener.wait(0.5):
                     kind, _, value = payload.partition(":")
-                    if kind == "admitted" and value in self.config.pools:
-                        loop.call_soon_threadsafe(self._wake.set)
-                    elif kind == "cancel" and value.isdigit():
-                        loop.call_soon_threadsafe(self._cancel_running, int(value))
+                    with contextlib.suppress(RuntimeError):  # the loop closed: the worker stopped
+                        if kind == "admitted" and value in self.config.pools:
+                            loop.call_soon_threadsafe(self._wake.set)
+                        elif kind == "cancel" and value.isdigit():
+                            loop.call_soon_threadsafe(self._cancel_running, int(value))
         finally:
             listener.close()
 
