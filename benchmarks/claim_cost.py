@@ -17,21 +17,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import fresh_database, open_bench_store  # noqa: E402
+from common import fresh_database, open_bench_store
 
-from corral.lifecycle import State  # noqa: E402
-from corral.model import AttemptReport, NewTask, WorkerInfo  # noqa: E402
-from corral.scheduler.dispatcher import dispatch  # noqa: E402
+from corral.lifecycle import State
+from corral.model import AttemptReport, NewTask, WorkerInfo
+from corral.scheduler.dispatcher import dispatch
 
 BATCH = 100
 
 
 def backlog(count: int) -> list[NewTask]:
     return [
-        NewTask(name="noop", pool="default", group=f"g{i % 50}", priority=i % 3, level=i % 3,
-                aging='{"kind":"none"}', args=f"[{i}]", kwargs="{}", max_retries=0,
-                backoff='{"base":1,"cap":300,"factor":2,"jitter":0.5}', max_runtime=None,
-                on_timeout="retry")
+        NewTask(
+            name="noop",
+            pool="default",
+            group=f"g{i % 50}",
+            priority=i % 3,
+            level=i % 3,
+            aging='{"kind":"none"}',
+            args=f"[{i}]",
+            kwargs="{}",
+            max_retries=0,
+            backoff='{"base":1,"cap":300,"factor":2,"jitter":0.5}',
+            max_runtime=None,
+            on_timeout="retry",
+        )
         for i in range(count)
     ]
 
@@ -41,7 +51,7 @@ def measure(backend: str, queued: int, rounds: int) -> dict[str, float]:
         store = open_bench_store(url)
         tasks = backlog(queued)
         for first in range(0, queued, 50_000):
-            store.task_insert_many(tasks[first:first + 50_000], time.time())
+            store.task_insert_many(tasks[first : first + 50_000], time.time())
         now = time.time()
         store.worker_register(WorkerInfo("bench", "host", 1, ("default",), BATCH), now + 3600, now)
         costs: dict[str, list[float]] = {"dispatch": [], "claim": [], "complete": []}
@@ -53,8 +63,12 @@ def measure(backend: str, queued: int, rounds: int) -> dict[str, float]:
             started = time.perf_counter()
             claimed = store.task_claim("bench", ["default"], BATCH, now + 60, now)
             costs["claim"].append(time.perf_counter() - started)
-            reports = [AttemptReport(t.id, t.attempt, "succeeded", State.SUCCEEDED,
-                                     worker_id="bench", result="null") for t in claimed]
+            reports = [
+                AttemptReport(
+                    t.id, t.attempt, "succeeded", State.SUCCEEDED, worker_id="bench", result="null"
+                )
+                for t in claimed
+            ]
             started = time.perf_counter()
             store.task_complete_many(reports, now)
             costs["complete"].append(time.perf_counter() - started)
@@ -73,11 +87,15 @@ def main() -> None:
     for backend in args.backend or ["sqlite", "postgres"]:
         small = measure(backend, args.small, args.rounds)
         big = measure(backend, args.big, args.rounds)
-        print(f"{backend}: median ms per round of {BATCH} tasks "
-              f"({args.small:,} vs {args.big:,} ready tasks queued)")
+        print(
+            f"{backend}: median ms per round of {BATCH} tasks "
+            f"({args.small:,} vs {args.big:,} ready tasks queued)"
+        )
         for step in ("dispatch", "claim", "complete"):
-            print(f"  {step:9} {small[step] * 1000:8.2f} ms  {big[step] * 1000:8.2f} ms  "
-                  f"ratio {big[step] / small[step]:5.2f}")
+            print(
+                f"  {step:9} {small[step] * 1000:8.2f} ms  {big[step] * 1000:8.2f} ms  "
+                f"ratio {big[step] / small[step]:5.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -24,11 +24,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import fresh_database  # noqa: E402
+from common import fresh_database
 
-from corral import App  # noqa: E402
-from corral.lifecycle import State  # noqa: E402
-from corral.model import TaskQuery  # noqa: E402
+from corral import App
+from corral.lifecycle import State
+from corral.model import TaskQuery
 
 
 def submit_noops(url: str, count: int, task: str) -> float:
@@ -97,8 +97,9 @@ def drain_home_made(url: str, count: int) -> float:
 
         conn = psycopg.connect(url, autocommit=True)  # type: ignore[assignment]
         marker, begin = "%s", "BEGIN"
-    conn.execute("CREATE TABLE naive_jobs (id INTEGER PRIMARY KEY, state TEXT, arg INTEGER, "
-                 "result INTEGER)")
+    conn.execute(
+        "CREATE TABLE naive_jobs (id INTEGER PRIMARY KEY, state TEXT, arg INTEGER, result INTEGER)"
+    )
     conn.execute("CREATE INDEX naive_jobs_state ON naive_jobs (state, id)")
     for i in range(count):
         conn.execute(f"INSERT INTO naive_jobs VALUES ({marker}, 'ready', {marker}, NULL)", (i, i))
@@ -114,8 +115,10 @@ def drain_home_made(url: str, count: int) -> float:
         if row is None:
             break
         conn.execute(begin)
-        conn.execute(f"UPDATE naive_jobs SET state = 'done', result = {marker} WHERE id = {marker}",
-                     (row[1], row[0]))
+        conn.execute(
+            f"UPDATE naive_jobs SET state = 'done', result = {marker} WHERE id = {marker}",
+            (row[1], row[0]),
+        )
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
@@ -129,18 +132,25 @@ def main() -> None:
     parser.add_argument("--mode", choices=["run", "split"], default="run")
     parser.add_argument("--processes", type=int, default=1, help="worker processes")
     parser.add_argument("--concurrency", type=int, default=64, help="tasks at once per worker")
-    parser.add_argument("--task", default="anoop", choices=["noop", "anoop"],
-                        help="noop: thread executor; anoop: async executor")
+    parser.add_argument(
+        "--task",
+        default="anoop",
+        choices=["noop", "anoop"],
+        help="noop: thread executor; anoop: async executor",
+    )
     args = parser.parse_args()
     with fresh_database(args.backend) as url:
         baseline = drain_home_made(url, min(args.tasks, 5000))
         base_rate = min(args.tasks, 5000) / baseline
         submit_seconds = submit_noops(url, args.tasks, args.task)
-        drain_seconds = drain_with_corral(url, args.tasks, args.mode, args.processes,
-                                          args.concurrency)
+        drain_seconds = drain_with_corral(
+            url, args.tasks, args.mode, args.processes, args.concurrency
+        )
     rate = args.tasks / drain_seconds
-    print(f"{args.backend}: {args.tasks:,} {args.task} tasks, mode {args.mode}, "
-          f"{args.processes} worker process(es) x {args.concurrency}")
+    print(
+        f"{args.backend}: {args.tasks:,} {args.task} tasks, mode {args.mode}, "
+        f"{args.processes} worker process(es) x {args.concurrency}"
+    )
     print(f"  bulk submit          {args.tasks / submit_seconds:10,.0f} tasks/s")
     print(f"  corral drain         {rate:10,.0f} tasks/s  ({drain_seconds:.2f} s incl. start-up)")
     print(f"  home-made baseline   {base_rate:10,.0f} tasks/s  (a claim + a completion per task)")

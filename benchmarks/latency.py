@@ -22,10 +22,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import fresh_database, percentile  # noqa: E402
+from common import fresh_database, percentile
 
-from corral import App  # noqa: E402
-from corral.lifecycle import TERMINAL  # noqa: E402
+from corral.lifecycle import TERMINAL
 
 
 def latency(url: str, samples: int) -> list[float]:
@@ -33,8 +32,9 @@ def latency(url: str, samples: int) -> list[float]:
     base = [sys.executable, "-m", "corral", "--app", "noop_app:app"]
     procs = [
         subprocess.Popen([*base, "scheduler"], env=env, stderr=subprocess.DEVNULL),
-        subprocess.Popen([*base, "worker", "--concurrency", "8"], env=env,
-                         stderr=subprocess.DEVNULL),
+        subprocess.Popen(
+            [*base, "worker", "--concurrency", "8"], env=env, stderr=subprocess.DEVNULL
+        ),
     ]
     os.environ["CORRAL_DATABASE_URL"] = url
     from noop_app import anoop, app
@@ -111,10 +111,14 @@ def main() -> None:
             waits = latency(url, args.samples)
             one, bulk = submit_rates(url, args.submits)
             bare = bare_insert_rate(url, args.submits)
-        print(f"{backend}: idle submit-to-start over {len(waits)} tasks: "
-              f"p50 {percentile(waits, 50) * 1000:.1f} ms, p99 {percentile(waits, 99) * 1000:.1f} ms")
-        print(f"  submit one at a time {one:10,.0f} tasks/s  (ratio to a bare INSERT per "
-              f"transaction, {bare:,.0f}/s: {one / bare:.2f})")
+        print(
+            f"{backend}: idle submit-to-start over {len(waits)} tasks: "
+            f"p50 {percentile(waits, 50) * 1000:.1f} ms, p99 {percentile(waits, 99) * 1000:.1f} ms"
+        )
+        print(
+            f"  submit one at a time {one:10,.0f} tasks/s  (ratio to a bare INSERT per "
+            f"transaction, {bare:,.0f}/s: {one / bare:.2f})"
+        )
         print(f"  submit_many          {bulk:10,.0f} tasks/s  (ratio {bulk / bare:.2f})")
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib.util
 import itertools
+import os
 import threading
 import time
 import uuid
@@ -28,7 +30,11 @@ from corral.scheduler.service import Scheduler, SchedulerConfig
 from corral.store import Store, open_store
 from corral.worker.worker import Worker, WorkerConfig
 
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
+PG_SERVER = os.environ.get(
+    "CORRAL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+).rsplit("/", 1)[0]
+REQUIRE_POSTGRES = os.environ.get("CORRAL_REQUIRE_POSTGRES") == "1"
+"""Set by CI: there the PostgreSQL half of the suite must run, and fails rather than skips."""
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
@@ -42,39 +48,69 @@ BACKOFF = dumps({"base": 1.0, "cap": 300.0, "factor": 2.0, "jitter": 0.0})
 # -- backends ------------------------------------------------------------------------------------
 
 
-def _postgres_available() -> bool:
+@functools.cache
+def _postgres_unavailable() -> str | None:
+    """Why the PostgreSQL tests can't run here, or None when they can."""
     try:
-        return importlib.util.find_spec("corral.store.postgres") is not None
-    except ImportError:
-        return False
+        if importlib.util.find_spec("psycopg") is None:
+            return "psycopg is not installed (pip install -e '.[dev]')"
+        import psycopg
+
+        psycopg.connect(f"{PG_SERVER}/postgres", connect_timeout=3).close()
+    except Exception as exc:
+        return f"no PostgreSQL server answers at {PG_SERVER} ({exc})"
+    return None
 
 
-class _Databases:
-    """Fresh, empty databases of one backend, dropped at the end of the test."""
+def _create_database() -> str:
+    import psycopg
+
+    name = f"corral_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def _drop_databases(names: list[str]) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Databases:
+    """Fresh, migrated databases of one backend, dropped at the end of the test."""
 
     def __init__(self, backend: str, tmp_path: Any) -> None:
-        if backend == "postgres" and not _postgres_available():
-            pytest.skip("PostgreSQL store not implemented yet")
+        if backend == "postgres" and (why := _postgres_unavailable()) is not None:
+            if REQUIRE_POSTGRES:
+                pytest.fail(f"CORRAL_REQUIRE_POSTGRES=1 but {why}")
+            pytest.skip(f"PostgreSQL tests skipped: {why}; set CORRAL_TEST_POSTGRES_URL")
         self.backend = backend
         self._tmp_path = tmp_path
         self._counter = itertools.count()
         self._created: list[str] = []
         self._stores: list[Store] = []
 
-    def new_url(self) -> str:
+    def new_url(self, migrate: bool = True) -> str:
+        """The URL of a fresh database, with the corral schema unless `migrate` is False."""
         n = next(self._counter)
         if self.backend == "sqlite":
-            return f"sqlite:///{self._tmp_path}/t{n}.db"
-        import psycopg
-
-        name = f"corral_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        self._created.append(name)
-        return f"{PG_SERVER}/{name}"
+            url = f"sqlite:///{self._tmp_path}/t{n}.db"
+        else:
+            name = _create_database()
+            self._created.append(name)
+            url = f"{PG_SERVER}/{name}"
+        if migrate:
+            fresh = open_store(url, migrate=False)  # as `corral migrate` does
+            fresh.migrate()
+            fresh.close()
+        return url
 
     def new_store(self) -> Store:
-        store = open_store(self.new_url())
+        """A store on a fresh database: opened, then migrated."""
+        store = open_store(self.new_url(migrate=False), migrate=False)
         store.migrate()
         self._stores.append(store)
         return store
@@ -83,18 +119,13 @@ class _Databases:
         for store in self._stores:
             with contextlib.suppress(Exception):
                 store.close()
-        if not self._created:
-            return
-        import psycopg
-
-        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-            for name in self._created:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if self._created:
+            _drop_databases(self._created)
 
 
 @pytest.fixture(params=BACKENDS)
-def databases(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[_Databases]:
-    dbs = _Databases(request.param, tmp_path)
+def databases(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Databases]:
+    dbs = Databases(request.param, tmp_path)
     try:
         yield dbs
     finally:
@@ -102,26 +133,21 @@ def databases(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[_Databa
 
 
 @pytest.fixture
-def store_factory(databases: _Databases) -> Callable[[], Store]:
+def store_factory(databases: Databases) -> Callable[[], Store]:
     """Call it for a fresh migrated store (e.g. one per hypothesis example)."""
     return databases.new_store
 
 
 @pytest.fixture
-def store(databases: _Databases) -> Store:
+def store(databases: Databases) -> Store:
     """A fresh migrated store on each backend."""
     return databases.new_store()
 
 
 @pytest.fixture
-def app_url(databases: _Databases) -> str:
+def app_url(databases: Databases) -> str:
     """The URL of a fresh database on each backend, for tests that build an App (or processes)."""
-    url = databases.new_url()
-    if databases.backend != "sqlite":  # SQLite migrates on open; other backends need it once
-        migrated = open_store(url)
-        migrated.migrate()
-        migrated.close()
-    return url
+    return databases.new_url()
 
 
 @pytest.fixture

@@ -100,7 +100,7 @@ def test_retry_refused_while_another_task_holds_the_dedup_key(store: Store) -> N
     assert state(store, old) == State.CANCELLED
 
 
-# -- delays and dependencies -------------------------------------------------------------------------
+# -- delays and dependencies -----------------------------------------------------------------------
 
 
 def test_delayed_task_stays_waiting_until_run_at(store: Store) -> None:
@@ -156,7 +156,7 @@ def test_dependent_task_fails_upstream_when_a_dependency_ends_badly(
     assert (events[-1].from_state, events[-1].to_state) == ("waiting", "upstream_failed")
 
 
-# -- admission and claims -------------------------------------------------------------------------
+# -- admission and claims --------------------------------------------------------------------------
 
 
 def test_admit_moves_only_ready_tasks(store: Store) -> None:
@@ -245,7 +245,7 @@ def test_dispatch_admits_higher_levels_first(store: Store) -> None:
     assert store.task_states([low, high]) == {low: State.READY, high: State.ADMITTED}
 
 
-# -- completion, stale reports, reaper ---------------------------------------------------------------
+# -- completion, stale reports, reaper -------------------------------------------------------------
 
 
 def test_complete_refuses_stale_attempt_and_wrong_worker(store: Store) -> None:
@@ -323,7 +323,7 @@ def test_reaper_cancels_an_expired_task_that_was_asked_to_cancel(store: Store) -
     assert state(store, task_id) == State.CANCELLED
 
 
-# -- cancel and retry --------------------------------------------------------------------------------
+# -- cancel and retry ------------------------------------------------------------------------------
 
 
 def test_cancel_unstarted_task_ends_it_at_once(store: Store) -> None:
@@ -353,7 +353,7 @@ def test_retry_gives_a_dead_task_a_fresh_budget(store: Store) -> None:
         store.task_retry(task_id, T0 + 3)
 
 
-# -- leases ------------------------------------------------------------------------------------------
+# -- leases ----------------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -420,7 +420,7 @@ def test_worker_list_counts_running_tasks(store: Store) -> None:
     )
 
 
-# -- checkpoints, shared records, logs ---------------------------------------------------------------
+# -- checkpoints, shared records, logs -------------------------------------------------------------
 
 
 def test_checkpoint_saved_only_by_the_running_attempt_and_handed_to_the_next(store: Store) -> None:
@@ -467,7 +467,7 @@ def test_logs_are_kept_per_attempt_in_order(store: Store) -> None:
     assert store.log_list(task_id, 3) == []
 
 
-# -- groups and history ------------------------------------------------------------------------------
+# -- groups and history ----------------------------------------------------------------------------
 
 
 def test_group_configure_and_get(store: Store) -> None:

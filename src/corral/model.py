@@ -74,7 +74,8 @@ class TaskRecord:
 
     @property
     def wait_seconds(self) -> float | None:
-        """From the moment it could first run to its first start."""
+        """From the moment it could first run (its delay over, its dependencies done) to its
+        first start."""
         if self.first_started_at is None:
             return None
         return self.first_started_at - self.enqueued_at

@@ -214,6 +214,8 @@ class Worker:
         )
         if result.outcome == "cancelled" and task.id in self._releasing:
             return "released", result
+        if result.outcome == "timed_out" and task.on_timeout == "continue":
+            return "sliced", result
         if result.outcome == "succeeded":
             try:
                 dumps(result.value)

@@ -106,7 +106,10 @@ WITH due AS (
     LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
 moved AS (
     UPDATE corral_tasks t SET state = 'ready', ready_at = %(now)s, level = priority,
-           promote_at = CASE WHEN aging = %(no_aging)s THEN NULL ELSE %(now)s END
+           promote_at = CASE WHEN aging = %(no_aging)s THEN NULL ELSE %(now)s END,
+           enqueued_at = greatest(t.enqueued_at, (
+               SELECT max(u.finished_at) FROM corral_task_deps d
+               JOIN corral_tasks u ON u.id = d.depends_on WHERE d.task_id = t.id))
     FROM due WHERE t.id = due.id RETURNING t.id, t.attempt)
 INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
 SELECT id, %(now)s, 'ready', 'waiting', 'ready', attempt FROM moved RETURNING task_id
@@ -141,8 +144,9 @@ RETURNING task_id
 """
 # The earliest moment a waiting or backing-off task may become ready.
 NEXT_DUE = """
-SELECT min(due) FROM (SELECT min(run_at) AS due FROM corral_tasks WHERE state = 'waiting'
-                      UNION ALL SELECT min(run_at) FROM corral_tasks WHERE state = 'retry_wait') AS d
+SELECT min(due) FROM (
+    SELECT min(run_at) AS due FROM corral_tasks WHERE state = 'waiting'
+    UNION ALL SELECT min(run_at) FROM corral_tasks WHERE state = 'retry_wait') AS d
 """
 # Ready tasks whose level is due to change.
 FETCH_PROMOTABLE = """

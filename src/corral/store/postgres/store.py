@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
@@ -71,6 +72,7 @@ def migrations() -> list[tuple[int, str]]:
 class PostgresStore:
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
         self.url = url
+        _check_reachable(url)
         self._pool = ConnectionPool(
             url,
             min_size=min_size,
@@ -87,7 +89,7 @@ class PostgresStore:
         except Exception as exc:  # psycopg_pool.PoolTimeout carries the cause in its message
             self._pool.close()
             raise DatabaseError(f"can't connect to {_safe(url)}: {exc}") from None
-        self._leader_conn: psycopg.Connection[Any] | None = None
+        self._leader_conns: dict[tuple[str, str], psycopg.Connection[Any]] = {}
         self._leader_lock = threading.Lock()
 
     # -- connections --------------------------------------------------------------------------
@@ -126,9 +128,9 @@ class PostgresStore:
 
     def close(self) -> None:
         with self._leader_lock:
-            if self._leader_conn is not None:
-                self._leader_conn.close()
-                self._leader_conn = None
+            for conn in self._leader_conns.values():
+                conn.close()
+            self._leader_conns.clear()
         self._pool.close()
 
     # -- schema -------------------------------------------------------------------------------
@@ -285,7 +287,8 @@ class PostgresStore:
             for pool in sorted({pool for _, pool in rows}):
                 conn.execute(q.NOTIFY, (q.CHANNEL_WORKERS, f"admitted:{pool}"))
         admitted = {task_id for task_id, _ in rows}
-        return [task_id for task_id in task_ids if task_id in admitted]
+        # dict.fromkeys: an id given twice was moved once, so it is returned once
+        return [task_id for task_id in dict.fromkeys(task_ids) if task_id in admitted]
 
     # -- worker -------------------------------------------------------------------------------
     def task_claim(
@@ -428,13 +431,14 @@ class PostgresStore:
         """The leadership is a session advisory lock on a connection of our own: held while that
         connection lives, released by PostgreSQL the moment it dies."""
         with self._leader_lock:
-            if self._leader_conn is not None:
+            held = self._leader_conns.get((name, holder))
+            if held is not None:
                 try:
-                    self._leader_conn.execute("SELECT 1")
+                    held.execute("SELECT 1")
                     return True
                 except psycopg.Error:
-                    self._leader_conn.close()
-                    self._leader_conn = None
+                    held.close()
+                    del self._leader_conns[(name, holder)]
                     return False
             try:
                 conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
@@ -443,16 +447,16 @@ class PostgresStore:
             key = q.LEADER_LOCK_KEY + _name_key(name)
             got = conn.execute(q.TRY_LEADER_LOCK, (key,)).fetchone()
             if got and got[0]:
-                self._leader_conn = conn
+                self._leader_conns[(name, holder)] = conn
                 return True
             conn.close()
             return False
 
     def leader_release(self, name: str, holder: str) -> None:
         with self._leader_lock:
-            if self._leader_conn is not None:
-                self._leader_conn.close()  # closing the session frees the lock
-                self._leader_conn = None
+            conn = self._leader_conns.pop((name, holder), None)
+            if conn is not None:
+                conn.close()  # closing the session frees the lock
 
     def group_configure(self, config: GroupConfig) -> None:
         params = {
@@ -590,8 +594,17 @@ def _state_for_update(conn: psycopg.Connection[Any], task_id: int) -> tuple[Stat
     return State(row[0]), int(row[1])
 
 
+def _check_reachable(url: str) -> None:
+    """Fail fast with one clear message, before a pool retries in the background."""
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        reason = " ".join(line.strip() for line in str(exc).splitlines()) or type(exc).__name__
+        raise DatabaseError(f"can't connect to {_safe(url)}: {reason}") from None
+
+
 def _name_key(name: str) -> int:
-    return sum(name.encode()) % 1000
+    return zlib.crc32(name.encode())
 
 
 def _safe(url: str) -> str:

@@ -76,7 +76,10 @@ TASK_STATES = "SELECT id, state FROM tasks WHERE id IN (SELECT value FROM json_e
 # Waiting tasks whose delay is over and whose dependencies all succeeded become ready.
 RELEASE_WAITING = """
 UPDATE tasks SET state = 'ready', ready_at = :now, level = priority,
-       promote_at = CASE WHEN aging = :no_aging THEN NULL ELSE :now END
+       promote_at = CASE WHEN aging = :no_aging THEN NULL ELSE :now END,
+       enqueued_at = max(enqueued_at, coalesce(
+           (SELECT max(u.finished_at) FROM task_deps d JOIN tasks u ON u.id = d.depends_on
+            WHERE d.task_id = tasks.id), enqueued_at))
 WHERE id IN (
     SELECT t.id FROM tasks t
     WHERE t.state = 'waiting' AND t.run_at <= :now

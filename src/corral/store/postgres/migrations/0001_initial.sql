@@ -22,7 +22,7 @@ CREATE TABLE corral_tasks (
     max_runtime      DOUBLE PRECISION,
     on_timeout       TEXT             NOT NULL,
     created_at       DOUBLE PRECISION NOT NULL,
-    enqueued_at      DOUBLE PRECISION NOT NULL, -- when it could first run; waits count from here
+    enqueued_at      DOUBLE PRECISION NOT NULL, -- when it could first run (delay over, dependencies done); waits count from here
     run_at           DOUBLE PRECISION,          -- not before: a delay, or a retry's backoff
     ready_at         DOUBLE PRECISION,
     admitted_at      DOUBLE PRECISION,

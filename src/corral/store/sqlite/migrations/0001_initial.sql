@@ -20,7 +20,7 @@ CREATE TABLE tasks (
     max_runtime      REAL,
     on_timeout       TEXT    NOT NULL,
     created_at       REAL    NOT NULL,
-    enqueued_at      REAL    NOT NULL, -- when it could first run: max(created, run_at); waits count from here
+    enqueued_at      REAL    NOT NULL, -- when it could first run (delay over, dependencies done); waits count from here
     run_at           REAL,             -- not before: the delay of a waiting task, the backoff of a retry
     ready_at         REAL,
     admitted_at      REAL,
