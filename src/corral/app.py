@@ -108,11 +108,12 @@ class TaskType(Generic[P, R]):
             )
         )
 
-    def submit(self, *args: Any, **options: Any) -> int:
+    def submit(self, *args: Any, connection: Any = None, **options: Any) -> int:
         """Store one task and return its id. Options: group, priority, aging, dedup_key,
         delay or run_at, depends_on; every other keyword goes to the handler. With a dedup key
-        already held by an unfinished task, that task's id comes back and nothing is added."""
-        return self.app.submit_many([self.prepare(*args, **options)])[0]
+        already held by an unfinished task, that task's id comes back and nothing is added.
+        `connection`: see `App.submit_many`."""
+        return self.app.submit_many([self.prepare(*args, **options)], connection=connection)[0]
 
     def _check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:
@@ -254,12 +255,19 @@ class App:
         """Submit a task by its registered name (as the CLI and REST API do)."""
         return self.task_type(name).submit(*args, **options)
 
-    def submit_many(self, submissions: Sequence[Submission]) -> list[int]:
+    def submit_many(
+        self, submissions: Sequence[Submission], *, connection: Any = None
+    ) -> list[int]:
         """Store many prepared calls in one transaction: all or nothing. Returns their ids
-        (a dedup key held by an unfinished task gives that task's id)."""
+        (a dedup key held by an unfinished task gives that task's id).
+
+        `connection`: your own open transaction on the same database (a psycopg connection on
+        PostgreSQL, a sqlite3 connection on SQLite): the tasks are written in it, and exist only
+        if you commit: submit the work together with the rows it is about."""
         if not submissions:
             return []
-        results = self.store.task_insert_many([s.task for s in submissions], time.time())
+        tasks = [s.task for s in submissions]
+        results = self.store.task_insert_many(tasks, time.time(), conn=connection)
         return [r.id for r in results]
 
     def get(self, task_id: int) -> TaskRecord:

@@ -10,7 +10,7 @@ lifecycle module, and reach the store as decided values.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..lifecycle import State
 from ..model import (
@@ -67,9 +67,13 @@ class Store(Protocol):
         ...
 
     # -- submit and read ------------------------------------------------------------------------
-    def task_insert_many(self, tasks: Sequence[NewTask], now: float) -> list[Submitted]:
+    def task_insert_many(
+        self, tasks: Sequence[NewTask], now: float, conn: Any = None
+    ) -> list[Submitted]:
         """Insert all tasks in one transaction (waiting or ready), each with a `submitted` event;
-        a dedup key held by an unfinished task returns that task instead. All or nothing."""
+        a dedup key held by an unfinished task returns that task instead. All or nothing. With
+        `conn` (the caller's own connection of this backend, in a transaction), the insert joins
+        the caller's transaction."""
         ...
 
     def task_get(self, task_id: int) -> TaskRecord | None:

@@ -12,12 +12,11 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ... import aging
+from ...admission import at_cap
 from ...codec import dumps, loads
 from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
@@ -41,9 +40,9 @@ from ...model import (
     WorkerInfo,
     WorkerRecord,
 )
+from ..rows import NO_AGING, group_stats, new_task_row, task_record
 from . import queries as q
 
-NO_AGING = dumps(aging.none.to_json())
 RETRYABLE_STATES = (State.DEAD, State.CANCELLED, State.UPSTREAM_FAILED)
 
 
@@ -169,34 +168,47 @@ class SQLiteStore:
         return rows[-1][0] if rows else 0
 
     # -- submit and read ----------------------------------------------------------------------
-    def task_insert_many(self, tasks: Sequence[NewTask], now: float) -> list[Submitted]:
+    def task_insert_many(
+        self, tasks: Sequence[NewTask], now: float, conn: sqlite3.Connection | None = None
+    ) -> list[Submitted]:
+        """With `conn` (a connection of the caller's on this file, in a transaction it opened),
+        the insert joins that transaction: the tasks exist only if the caller commits."""
+        if conn is not None:
+            if not conn.in_transaction:
+                raise ConfigError("submit with connection= needs a transaction open on it")
+            return self._insert(conn, tasks, now)
         with self._write() as tx:
-            keys = sorted({t.dedup_key for t in tasks if t.dedup_key is not None})
-            holders: dict[str, int] = {}
-            if keys:
-                holders = dict(tx.execute(q.FIND_DEDUP, {"keys": _json_list(keys)}).fetchall())
-            self._check_dependencies_exist(tx, tasks)
-            next_id = tx.execute(q.NEXT_TASK_ID).fetchone()[0]
-            results: list[Submitted] = []
-            rows: list[dict[str, Any]] = []
-            deps: list[tuple[int, int]] = []
-            events: list[tuple[Any, ...]] = []
-            for task in tasks:
-                if task.dedup_key is not None and task.dedup_key in holders:
-                    results.append(Submitted(holders[task.dedup_key], created=False))
-                    continue
-                task_id = next_id
-                next_id += 1
-                if task.dedup_key is not None:
-                    holders[task.dedup_key] = task_id
-                row = _task_row(task, task_id, now)
-                rows.append(row)
-                deps.extend((task_id, upstream) for upstream in task.depends_on)
-                events.append((task_id, now, "submitted", None, row["state"], 0, None))
-                results.append(Submitted(task_id, created=True))
-            tx.executemany(q.INSERT_TASK, rows)
-            tx.executemany(q.INSERT_DEP, deps)
-            tx.executemany(q.INSERT_EVENT, events)
+            return self._insert(tx, tasks, now)
+
+    def _insert(
+        self, tx: sqlite3.Connection, tasks: Sequence[NewTask], now: float
+    ) -> list[Submitted]:
+        keys = sorted({t.dedup_key for t in tasks if t.dedup_key is not None})
+        holders: dict[str, int] = {}
+        if keys:
+            holders = dict(tx.execute(q.FIND_DEDUP, {"keys": _json_list(keys)}).fetchall())
+        self._check_dependencies_exist(tx, tasks)
+        next_id = tx.execute(q.NEXT_TASK_ID).fetchone()[0]
+        results: list[Submitted] = []
+        rows: list[dict[str, Any]] = []
+        deps: list[tuple[int, int]] = []
+        events: list[tuple[Any, ...]] = []
+        for task in tasks:
+            if task.dedup_key is not None and task.dedup_key in holders:
+                results.append(Submitted(holders[task.dedup_key], created=False))
+                continue
+            task_id = next_id
+            next_id += 1
+            if task.dedup_key is not None:
+                holders[task.dedup_key] = task_id
+            row = new_task_row(task, task_id, now)
+            rows.append(row)
+            deps.extend((task_id, upstream) for upstream in task.depends_on)
+            events.append((task_id, now, "submitted", None, row["state"], 0, None))
+            results.append(Submitted(task_id, created=True))
+        tx.executemany(q.INSERT_TASK, rows)
+        tx.executemany(q.INSERT_DEP, deps)
+        tx.executemany(q.INSERT_EVENT, events)
         return results
 
     def _check_dependencies_exist(self, tx: sqlite3.Connection, tasks: Sequence[NewTask]) -> None:
@@ -213,7 +225,7 @@ class SQLiteStore:
         if not rows:
             return None
         deps = tuple(r[0] for r in self._read(q.GET_DEPS, (task_id,)))
-        return _task_record(rows[0], deps)
+        return task_record(rows[0], deps)
 
     def task_list(self, query: TaskQuery) -> list[TaskRecord]:
         params = {
@@ -223,7 +235,7 @@ class SQLiteStore:
             "ids": _json_list(query.ids) if query.ids else None,
             "limit": query.limit,
         }
-        return [_task_record(row, ()) for row in self._read(q.LIST_TASKS, params)]
+        return [task_record(row) for row in self._read(q.LIST_TASKS, params)]
 
     def task_states(self, task_ids: Sequence[int]) -> dict[int, State]:
         rows = self._read(q.TASK_STATES, {"ids": _json_list(task_ids)})
@@ -273,7 +285,7 @@ class SQLiteStore:
                 by_pool[pool] = by_pool.get(pool, 0) + count
                 by_group[group] = by_group.get(group, 0) + count
             groups = self._groups_named(conn, by_group)
-            capped = [g for g, n in by_group.items() if _at_cap(groups.get(g), n)]
+            capped = [g for g, n in by_group.items() if at_cap(groups.get(g), n)]
             ready: list[ReadyTask] = []
             for pool, slots in capacity.items():
                 if slots > by_pool.get(pool, 0):
@@ -506,19 +518,15 @@ class SQLiteStore:
         return [LogLine(*row) for row in rows]
 
     def group_stats(self) -> list[GroupStats]:
-        counts: dict[str, dict[str, int]] = {}
-        for group, state, count in self._read(q.GROUP_COUNTS):
-            counts.setdefault(group, {})[state] = count
-        waits = {g: (mean, top) for g, mean, top in self._read(q.GROUP_WAITS)}
-        configs = {r[0]: GroupConfig(*r) for r in self._read(q.ALL_GROUPS)}
-        stats = []
-        for group in sorted(counts):
-            config = configs.get(group, GroupConfig(group))
-            mean, top = waits.get(group, (None, None))
-            stats.append(
-                GroupStats(group, counts[group], mean, top, config.max_parallel, config.weight)
-            )
-        return stats
+        conn = self._conn()
+        conn.execute("BEGIN")  # one consistent read
+        try:
+            counts = conn.execute(q.GROUP_COUNTS).fetchall()
+            waits = conn.execute(q.GROUP_WAITS).fetchall()
+            configs = conn.execute(q.ALL_GROUPS).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        return group_stats(counts, waits, configs)
 
 
 class PollingListener:
@@ -546,33 +554,6 @@ def _split_sql(script: str) -> list[str]:
     ):
         raise DatabaseError(f"migration ends with an incomplete statement: {buffer.strip()!r}")
     return statements
-
-
-def _task_row(task: NewTask, task_id: int, now: float) -> dict[str, Any]:
-    enqueued = max(now, task.run_at or now)
-    waiting = bool(task.depends_on) or enqueued > now
-    return {
-        "id": task_id,
-        "name": task.name,
-        "pool": task.pool,
-        "group_name": task.group,
-        "state": str(State.WAITING if waiting else State.READY),
-        "priority": task.priority,
-        "level": task.level,
-        "aging": task.aging,
-        "promote_at": None if waiting else task.promote_at,
-        "args": task.args,
-        "kwargs": task.kwargs,
-        "dedup_key": task.dedup_key,
-        "max_retries": task.max_retries,
-        "backoff": task.backoff,
-        "max_runtime": task.max_runtime,
-        "on_timeout": task.on_timeout,
-        "now": now,
-        "enqueued_at": enqueued,
-        "run_at": enqueued,
-        "ready_at": None if waiting else now,
-    }
 
 
 def _completion_params(report: AttemptReport, now: float) -> dict[str, Any]:
@@ -610,15 +591,3 @@ def _events(
 
 def _loads_list(text: str) -> list[str]:
     return [str(v) for v in loads(text)]
-
-
-def _at_cap(config: GroupConfig | None, active: int) -> bool:
-    return config is not None and config.max_parallel is not None and active >= config.max_parallel
-
-
-def _task_record(row: Sequence[Any], deps: tuple[int, ...]) -> TaskRecord:
-    values = list(row)
-    values[4] = State(values[4])
-    values[23] = bool(values[23])
-    record = TaskRecord(*values)
-    return replace(record, depends_on=deps) if deps else record
