@@ -175,11 +175,30 @@ def _setup_logging(settings: Settings) -> None:
 
 
 def _worker_config(
-    app: App, pools: tuple[str, ...], concurrency: int, grace: float
+    app: App,
+    pools: tuple[str, ...],
+    concurrency: int,
+    grace: float,
+    lease: float | None = None,
+    heartbeat: float | None = None,
 ) -> WorkerConfig:
-    """By default a worker serves every pool the app's task types use."""
+    """By default a worker serves every pool the app's task types use. A heartbeat must come
+    well within the lease: by default a third of it (at most the WorkerConfig default)."""
     pools = pools or tuple(sorted({t.pool for t in app.tasks.values()})) or (m.DEFAULT_POOL,)
-    return WorkerConfig(pools=pools, concurrency=concurrency, grace=grace)
+    config = WorkerConfig(pools=pools, concurrency=concurrency, grace=grace)
+    if lease is not None:
+        config.lease = lease
+    if heartbeat is not None:
+        config.heartbeat = heartbeat
+    elif lease is not None:
+        config.heartbeat = min(config.heartbeat, lease / 3)
+    if config.heartbeat >= config.lease:
+        raise click.BadParameter(
+            f"the heartbeat ({config.heartbeat:g}s) must be shorter than the lease "
+            f"({config.lease:g}s)",
+            param_hint="'--heartbeat'",
+        )
+    return config
 
 
 pool_option = click.option(
@@ -194,6 +213,16 @@ grace_option = click.option(
     "--grace", type=click.FloatRange(min=0), default=10.0, show_default=True,
     help="On stop: seconds running tasks may take to finish before they are released.",
 )  # fmt: skip
+lease_option = click.option(
+    "--lease", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+    help="A task whose worker is silent this long is given to another worker. "
+    f"[default: {WorkerConfig.lease:g}]",
+)  # fmt: skip
+heartbeat_option = click.option(
+    "--heartbeat", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+    help="Seconds between heartbeats (they extend the leases and pick up cancel requests); "
+    f"shorter than --lease. [default: {WorkerConfig.heartbeat:g}, at most a third of --lease]",
+)  # fmt: skip
 
 
 # -- running: worker, scheduler, run ------------------------------------------------------------
@@ -203,8 +232,11 @@ grace_option = click.option(
 @pool_option
 @concurrency_option
 @grace_option
+@lease_option
+@heartbeat_option
 @click.pass_obj
-def worker(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: float) -> None:
+def worker(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: float,
+           lease: float | None, heartbeat: float | None) -> None:  # fmt: skip
     """Run a worker: claim tasks of its pools, run them, report. Stops on SIGTERM/SIGINT, letting
     running tasks finish within --grace.
 
@@ -212,11 +244,13 @@ def worker(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: 
     Examples:
       corral --app tasks:app worker
       corral --app tasks:app worker --pool ingest --pool default --concurrency 16
+      corral --app tasks:app worker --lease 30 --heartbeat 5
     """
     app = settings.app(needs_code="a worker")
+    config = _worker_config(app, pools, concurrency, grace, lease, heartbeat)
     _setup_logging(settings)
     app.store  # noqa: B018 - open it now, so that a bad URL fails before anything starts
-    run_worker(app, _worker_config(app, pools, concurrency, grace))
+    run_worker(app, config)
 
 
 @cli.command()
@@ -239,13 +273,15 @@ def scheduler(settings: Settings) -> None:
 @pool_option
 @concurrency_option
 @grace_option
+@lease_option
+@heartbeat_option
 @click.option(
     "--processes", type=click.IntRange(min=1), default=1, show_default=True,
     help="Worker processes in all: this one plus N-1 `corral worker` children.",
 )  # fmt: skip
 @click.pass_obj
 def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: float,
-        processes: int) -> None:  # fmt: skip
+        lease: float | None, heartbeat: float | None, processes: int) -> None:  # fmt: skip
     """Run a scheduler and a worker in one process (plus worker processes with --processes).
     Stops them all on SIGTERM/SIGINT.
 
@@ -255,6 +291,7 @@ def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: flo
       corral --app tasks:app run --processes 4 --concurrency 16
     """
     app = settings.app(needs_code="corral run")
+    config = _worker_config(app, pools, concurrency, grace, lease, heartbeat)
     _setup_logging(settings)
     service = Scheduler(app.store)
     stop = threading.Event()
@@ -264,10 +301,11 @@ def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: flo
         try:
             command = worker_command(app.url, settings.app_spec or "", settings.log_level)
             command += ["--concurrency", str(concurrency), "--grace", str(grace)]
+            command += ["--lease", str(config.lease), "--heartbeat", str(config.heartbeat)]
             command += [arg for pool in pools for arg in ("--pool", pool)]
             children = [subprocess.Popen(command) for _ in range(processes - 1)]
             thread.start()
-            asyncio.run(_serve(app, _worker_config(app, pools, concurrency, grace), stop))
+            asyncio.run(_serve(app, config, stop))
         finally:
             _install_stop_handlers(lambda *_: None)  # asyncio.run reset them: stay up to clean up
             service.stop()

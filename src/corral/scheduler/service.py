@@ -68,6 +68,7 @@ class Scheduler:
                         continue
                 except DatabaseError as exc:  # keep going: the store may come back
                     log.warning("scheduler round failed: %s", exc)
+                    self._last["lease"] = 0.0  # the leadership may be lost too: check it first
                     self._stop.wait(1.0)
                     continue
                 if listener is not None:

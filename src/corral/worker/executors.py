@@ -1,6 +1,6 @@
 """Run one handler call under an executor kind, with a time limit and cancellation.
 
-`async` handlers run as asyncio tasks, `thread` handlers in their own daemon thread (stopped by an
+`async` handlers run as asyncio tasks, `thread` handlers in a pooled daemon thread (stopped by an
 injected asynchronous exception), `process` handlers in a forked child (stopped by SIGKILL) that
 reports checkpoints, shared values, log lines and its result as JSON over a pipe.
 """
@@ -15,6 +15,7 @@ import json
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import sys
 import threading
@@ -168,8 +169,47 @@ def _set_async_exc(thread_id: int, exc_type: type[BaseException] | None) -> None
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), exc)
 
 
+class _HandlerThreads:
+    """Reusable daemon threads for thread handlers. Starting a thread per task would make the
+    event loop wait for each new thread to come up; here work is handed over through a queue, and
+    a thread is added only when all are busy (one stuck in C code just stays busy). Threads idle
+    for `idle_timeout` seconds exit. One per process: threads are a process resource."""
+
+    def __init__(self, idle_timeout: float = 30.0) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._unreserved_idle = 0
+        self._idle_timeout = idle_timeout
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            grow = self._unreserved_idle == 0
+            if not grow:
+                self._unreserved_idle -= 1  # an idle thread will take this job
+        self._jobs.put(job)
+        if grow:
+            threading.Thread(target=self._serve, name="corral-handler", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=self._idle_timeout)
+            except queue.Empty:
+                with self._lock:
+                    if self._unreserved_idle > 0:  # no job is on its way to this thread
+                        self._unreserved_idle -= 1
+                        return
+                continue
+            job()
+            with self._lock:
+                self._unreserved_idle += 1
+
+
+_HANDLER_THREADS = _HandlerThreads()
+
+
 class _ThreadRun:
-    """A handler running in its own daemon thread; its result arrives in `future`."""
+    """A handler running in a handler thread; its result arrives in `future`."""
 
     def __init__(self, call: _Call, loop: asyncio.AbstractEventLoop) -> None:
         self._call = call
@@ -177,11 +217,12 @@ class _ThreadRun:
         self.future: asyncio.Future[RunResult] = loop.create_future()
         self._lock = threading.Lock()
         self._finished = False
-        name = f"corral-task-{call.ctx.task_id}"
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-        self._thread.start()
+        self._ident: int | None = None
+        _HANDLER_THREADS.submit(self._main)
 
     def _main(self) -> None:
+        with self._lock:
+            self._ident = threading.get_ident()
         result: RunResult | None = None
         while True:
             try:
@@ -210,9 +251,9 @@ class _ThreadRun:
     def inject(self, exc_type: type[BaseException]) -> bool:
         """Raise `exc_type` in the handler's thread; False if the handler already finished."""
         with self._lock:
-            if self._finished or not self._thread.is_alive() or self._thread.ident is None:
+            if self._finished or self._ident is None:
                 return False
-            _set_async_exc(self._thread.ident, exc_type)
+            _set_async_exc(self._ident, exc_type)
             return True
 
 

@@ -51,6 +51,11 @@ from . import queries as q
 log = logging.getLogger("corral.store.postgres")
 T = TypeVar("T")
 RETRYABLE_STATES = (State.DEAD, State.CANCELLED, State.UPSTREAM_FAILED)
+IDLE_IN_TRANSACTION_TIMEOUT = "5s"
+"""The server ends a corral session left idle inside a transaction this long: its process was
+paused (SIGSTOP, a VM freeze) between two statements, holding row locks that would stall the
+reaper and the claims of every other worker until it came back. corral's own transactions
+never wait on the client."""
 COPY_FIELDS = (
     "id", "name", "pool", "group_name", "state", "priority", "level", "aging", "promote_at",
     "args", "kwargs", "dedup_key", "max_retries", "backoff", "max_runtime", "on_timeout", "now",
@@ -79,6 +84,7 @@ class PostgresStore:
             max_size=max_size,
             open=False,
             kwargs={"autocommit": True},
+            configure=_configure_session,
             name="corral",
         )
         try:
@@ -282,10 +288,23 @@ class PostgresStore:
         return self._retrying(read)
 
     def task_admit_many(self, task_ids: Sequence[int], now: float) -> list[int]:
-        with self._tx() as conn:
-            rows = conn.execute(q.ADMIT, {"ids": list(task_ids), "now": now}).fetchall()
-            for pool in sorted({pool for _, pool in rows}):
-                conn.execute(q.NOTIFY, (q.CHANNEL_WORKERS, f"admitted:{pool}"))
+        params = {"ids": list(task_ids), "now": now}
+        with self._leader_lock:
+            # A leader admits through the session that holds the leadership lock: if that
+            # session died, the lock is free and another scheduler may lead already, so this
+            # raises rather than admit beside it (two leaders can overrun a group's cap). The
+            # dead connection stays in place, closed, until leader_acquire notices it.
+            leading = next(iter(self._leader_conns.values()), None)
+            if leading is not None:
+                try:
+                    with leading.transaction():
+                        rows = _admit(leading, params)
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    leading.close()
+                    raise DatabaseError(f"the leadership's connection was lost: {exc}") from None
+        if leading is None:
+            with self._tx() as conn:
+                rows = _admit(conn, params)
         admitted = {task_id for task_id, _ in rows}
         # dict.fromkeys: an id given twice was moved once, so it is returned once
         return [task_id for task_id in dict.fromkeys(task_ids) if task_id in admitted]
@@ -442,6 +461,7 @@ class PostgresStore:
                     return False
             try:
                 conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+                _configure_session(conn)
             except psycopg.Error as exc:
                 raise DatabaseError(f"can't connect to {_safe(self.url)}: {exc}") from None
             key = q.LEADER_LOCK_KEY + _name_key(name)
@@ -556,6 +576,20 @@ def _snapshot(conn: psycopg.Connection[Any], now: float, per_pool: int) -> Dispa
             ready.extend(ReadyTask(*row) for row in conn.execute(q.READY_HEADS, params))
     groups.update(_groups_named(conn, {t.group for t in ready} - groups.keys()))
     return DispatchSnapshot(capacity, by_pool, by_group, groups, ready)
+
+
+def _configure_session(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(
+        "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
+        (IDLE_IN_TRANSACTION_TIMEOUT,),
+    )
+
+
+def _admit(conn: psycopg.Connection[Any], params: dict[str, Any]) -> list[Any]:
+    rows = conn.execute(q.ADMIT, params).fetchall()
+    for pool in sorted({pool for _, pool in rows}):
+        conn.execute(q.NOTIFY, (q.CHANNEL_WORKERS, f"admitted:{pool}"))
+    return rows
 
 
 def _groups_named(conn: psycopg.Connection[Any], names: Any) -> dict[str, GroupConfig]:
