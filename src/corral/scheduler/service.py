@@ -62,6 +62,9 @@ class Scheduler:
             while not self._stop.is_set():
                 try:
                     if not self._hold_leadership():
+                        if listener is not None:
+                            # a stand-by reads no notices: the server would queue them for it
+                            listener.close()
                         self._stop.wait(self.config.standby_poll)
                         continue
                     if self.run_once(time.time()) > 0:

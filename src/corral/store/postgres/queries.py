@@ -12,6 +12,9 @@ CHANNEL_PREFIX = "corral_"
 CHANNEL_SCHEDULER = CHANNEL_PREFIX + "scheduler"  # work to decide: submitted, retried, slots freed
 CHANNEL_WORKERS = CHANNEL_PREFIX + "workers"  # "admitted:<pool>" or "cancel:<task id>"
 
+# Make this transaction's commit wait for the WAL flush (the pool's sessions default to off).
+DURABLE_COMMIT = "SET LOCAL synchronous_commit = on"
+
 # -- schema -------------------------------------------------------------------------------------
 
 # The migrations table; created before anything else.

@@ -83,7 +83,7 @@ class PostgresStore:
             min_size=min_size,
             max_size=max_size,
             open=False,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "options": "-c synchronous_commit=off"},
             configure=_configure_session,
             name="corral",
         )
@@ -100,10 +100,19 @@ class PostgresStore:
 
     # -- connections --------------------------------------------------------------------------
     @contextmanager
-    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection in a transaction; connection failures become DatabaseError."""
+    def _tx(self, durable: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        """A connection in a transaction; connection failures become DatabaseError.
+
+        The pool's sessions commit asynchronously (`synchronous_commit = off`): what they write
+        can be rebuilt after a server crash, which loses only the last few hundred milliseconds
+        of it (an admission or a claim reverts, and the lease machinery runs the task again).
+        What a caller must be able to rely on once the call returns (a submitted task, a recorded
+        outcome, a checkpoint, a cancel) is written `durable`: flushed before the commit returns.
+        """
         try:
             with self._pool.connection() as conn, conn.transaction():
+                if durable:
+                    conn.execute(q.DURABLE_COMMIT)
                 yield conn
         except psycopg.errors.UniqueViolation:
             raise
@@ -142,7 +151,7 @@ class PostgresStore:
     # -- schema -------------------------------------------------------------------------------
     def migrate(self) -> list[int]:
         done = []
-        with self._tx() as conn:
+        with self._tx(durable=True) as conn:
             conn.execute(q.LOCK_MIGRATIONS)
             conn.execute(q.CREATE_MIGRATIONS)
             applied = {row[0] for row in conn.execute(q.APPLIED_MIGRATIONS)}
@@ -178,7 +187,7 @@ class PostgresStore:
         caller commits."""
         if conn is not None:
             return self._insert(conn, tasks, now)
-        with self._tx() as own:
+        with self._tx(durable=True) as own:
             return self._insert(own, tasks, now)
 
     def _insert(
@@ -343,7 +352,7 @@ class PostgresStore:
         }
 
         def complete() -> list[int]:
-            with self._tx() as conn:
+            with self._tx(durable=True) as conn:
                 recorded = [row[0] for row in conn.execute(q.COMPLETE, params)]
                 if recorded:
                     conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))
@@ -352,11 +361,11 @@ class PostgresStore:
         return self._retrying(complete)
 
     def task_save_checkpoint(self, task_id: int, attempt: int, checkpoint: str, now: float) -> bool:
-        with self._tx() as conn:
+        with self._tx(durable=True) as conn:
             return conn.execute(q.SAVE_CHECKPOINT, (checkpoint, task_id, attempt)).rowcount == 1
 
     def task_save_shared(self, task_id: int, attempt: int, shared: str, now: float) -> bool:
-        with self._tx() as conn:
+        with self._tx(durable=True) as conn:
             return conn.execute(q.SAVE_SHARED, (shared, task_id, attempt)).rowcount == 1
 
     def log_append_many(self, lines: Sequence[LogLine]) -> None:
@@ -368,7 +377,7 @@ class PostgresStore:
 
     # -- operators ----------------------------------------------------------------------------
     def task_cancel(self, task_id: int, now: float) -> tuple[State, State | None]:
-        with self._tx() as conn:
+        with self._tx(durable=True) as conn:
             before, attempt = _state_for_update(conn, task_id)
             if before in TERMINAL:
                 raise TransitionRefused(f"task {task_id} already ended: it is {before}")
@@ -387,7 +396,7 @@ class PostgresStore:
 
     def task_retry(self, task_id: int, now: float) -> State:
         try:
-            with self._tx() as conn:
+            with self._tx(durable=True) as conn:
                 before, attempt = _state_for_update(conn, task_id)
                 if before not in RETRYABLE_STATES:
                     raise TransitionRefused(
@@ -461,11 +470,15 @@ class PostgresStore:
                     return False
             try:
                 conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
-                _configure_session(conn)
             except psycopg.Error as exc:
                 raise DatabaseError(f"can't connect to {_safe(self.url)}: {exc}") from None
             key = q.LEADER_LOCK_KEY + _name_key(name)
-            got = conn.execute(q.TRY_LEADER_LOCK, (key,)).fetchone()
+            try:
+                _configure_session(conn)
+                got = conn.execute(q.TRY_LEADER_LOCK, (key,)).fetchone()
+            except psycopg.Error as exc:  # the session died at once: a DatabaseError, retried
+                conn.close()
+                raise DatabaseError(f"PostgreSQL at {_safe(self.url)}: {exc}") from None
             if got and got[0]:
                 self._leader_conns[(name, holder)] = conn
                 return True
@@ -484,7 +497,7 @@ class PostgresStore:
             "max_parallel": config.max_parallel,
             "weight": config.weight,
         }
-        with self._tx() as conn:
+        with self._tx(durable=True) as conn:
             conn.execute(q.UPSERT_GROUP, params)
 
     def group_get(self, name: str) -> GroupConfig | None:
