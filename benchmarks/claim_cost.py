@@ -46,12 +46,27 @@ def backlog(count: int) -> list[NewTask]:
     ]
 
 
+def analyze(url: str) -> None:
+    """Refresh the planner's statistics after the bulk load, as autovacuum would."""
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(url.split("sqlite:///", 1)[1]) as conn:
+            conn.execute("ANALYZE")
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
 def measure(backend: str, queued: int, rounds: int) -> dict[str, float]:
     with fresh_database(backend) as url:
         store = open_bench_store(url)
         tasks = backlog(queued)
         for first in range(0, queued, 50_000):
             store.task_insert_many(tasks[first : first + 50_000], time.time())
+        analyze(url)
         now = time.time()
         store.worker_register(WorkerInfo("bench", "host", 1, ("default",), BATCH), now + 3600, now)
         costs: dict[str, list[float]] = {"dispatch": [], "claim": [], "complete": []}

@@ -72,9 +72,17 @@ class Context:
         self._cancel_event = threading.Event()
         self._cancel_listeners: list[Callable[[], None]] = []
         self._listeners_lock = threading.Lock()
-        # An unregistered Logger: getLogger() would keep one per task alive forever.
-        self.logger = logging.Logger(f"corral.task.{task_name}.{task_id}", logging.DEBUG)
-        self.logger.addHandler(_SinkHandler(self))
+        self._logger: logging.Logger | None = None
+
+    @property
+    def logger(self) -> logging.Logger:
+        """A logger whose lines are stored with this attempt (made on first use)."""
+        if self._logger is None:
+            # An unregistered Logger: getLogger() would keep one per task alive forever.
+            logger = logging.Logger(f"corral.task.{self.task_name}.{self.task_id}", logging.DEBUG)
+            logger.addHandler(_SinkHandler(self))
+            self._logger = logger
+        return self._logger
 
     @property
     def payload(self) -> dict[str, Any]:

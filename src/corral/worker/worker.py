@@ -188,21 +188,25 @@ class Worker:
         )
         self._running[task.id] = ctx
         try:
-            outcome, result = await self._execute(task, ctx)
+            outcome, result, encoded = await self._execute(task, ctx)
             if outcome == "cancelled":
                 await self._clean_up(task, ctx)
-            self._report(task, outcome, result)
+            self._report(task, outcome, result, encoded)
         finally:
             del self._running[task.id]
             self._releasing.discard(task.id)
             self.completed += 1
             self._wake.set()
 
-    async def _execute(self, task: ClaimedTask, ctx: Context) -> tuple[Outcome, RunResult]:
+    async def _execute(
+        self, task: ClaimedTask, ctx: Context
+    ) -> tuple[Outcome, RunResult, str | None]:
+        """How the attempt ended, the executor's result, and the result as JSON if it
+        succeeded."""
         try:
             task_type = self.app.task_type(task.name)
         except CorralError as exc:
-            return "failed", RunResult("failed", error=str(exc))
+            return "failed", RunResult("failed", error=str(exc)), None
         result = await execute(
             task_type.executor,
             task_type.fn,
@@ -213,15 +217,15 @@ class Worker:
             grace=self.config.kill_grace,
         )
         if result.outcome == "cancelled" and task.id in self._releasing:
-            return "released", result
+            return "released", result, None
         if result.outcome == "timed_out" and task.on_timeout == "continue":
-            return "sliced", result
-        if result.outcome == "succeeded":
-            try:
-                dumps(result.value)
-            except PayloadError as exc:
-                return "failed", RunResult("failed", error=f"{task.name} returned {exc}")
-        return result.outcome, result
+            return "sliced", result, None
+        if result.outcome != "succeeded":
+            return result.outcome, result, None
+        try:
+            return "succeeded", result, dumps(result.value)
+        except PayloadError as exc:
+            return "failed", RunResult("failed", error=f"{task.name} returned {exc}"), None
 
     async def _clean_up(self, task: ClaimedTask, ctx: Context) -> None:
         """Run the task type's on_cancel with the context, so what the task started elsewhere
@@ -237,7 +241,9 @@ class Worker:
         except Exception:
             ctx.logger.exception("on_cancel of %s failed", task.name)
 
-    def _report(self, task: ClaimedTask, outcome: Outcome, result: RunResult) -> None:
+    def _report(
+        self, task: ClaimedTask, outcome: Outcome, result: RunResult, encoded: str | None
+    ) -> None:
         on_timeout: OnTimeout = task.on_timeout  # type: ignore[assignment]
         target = next_state(
             outcome,
@@ -257,7 +263,7 @@ class Worker:
                 target=target,
                 counts_as_failure=counts_as_failure(outcome, on_timeout),
                 worker_id=self.id,
-                result=dumps(result.value) if outcome == "succeeded" else None,
+                result=encoded,
                 error=result.error,
                 traceback=result.traceback,
                 retry_at=retry_at,

@@ -166,20 +166,38 @@ WHERE t.id = c.id AND t.state = 'ready'
 
 # -- dispatcher ---------------------------------------------------------------------------------
 
-# Live workers: their pools and concurrency.
-LIVE_WORKERS = "SELECT pools, concurrency FROM corral_workers WHERE lease_expires_at > %(now)s"
-# Slots held (admitted + running), per group and pool.
-ACTIVE_COUNTS = """
-SELECT group_name, pool, count(*) FROM corral_tasks
-WHERE state IN ('admitted', 'running') GROUP BY group_name, pool
-"""
-# Settings of the named groups.
-GROUPS_NAMED = "SELECT name, max_parallel, weight FROM corral_groups WHERE name = ANY(%(names)s)"
-# The best ready tasks of a pool, skipping groups at their cap.
-READY_HEADS = """
-SELECT id, pool, group_name, level, ready_at FROM corral_tasks
-WHERE state = 'ready' AND pool = %(pool)s AND NOT (group_name = ANY(%(capped)s))
-ORDER BY level DESC, ready_at, id LIMIT %(limit)s
+# Everything the dispatcher decides from, in one consistent read, as four JSON arrays: live
+# capacity per pool; slots held per group and pool; the settings of the groups involved; and the
+# best ready tasks (level, then age) of each pool that has room, skipping groups at their cap.
+DISPATCH_SNAPSHOT = """
+WITH capacity AS (
+    SELECT pool, sum(concurrency)::int AS slots
+    FROM corral_workers, unnest(pools) AS pool
+    WHERE lease_expires_at > %(now)s GROUP BY pool),
+active AS (
+    SELECT group_name, pool, count(*)::int AS n FROM corral_tasks
+    WHERE state IN ('admitted', 'running') GROUP BY group_name, pool),
+held AS (SELECT group_name, sum(n)::int AS n FROM active GROUP BY group_name),
+capped AS (
+    SELECT h.group_name FROM held h JOIN corral_groups g ON g.name = h.group_name
+    WHERE g.max_parallel IS NOT NULL AND h.n >= g.max_parallel),
+roomy AS (
+    SELECT c.pool FROM capacity c
+    WHERE c.slots > coalesce((SELECT sum(a.n) FROM active a WHERE a.pool = c.pool), 0)),
+heads AS (
+    SELECT r.* FROM roomy CROSS JOIN LATERAL (
+        SELECT t.id, t.pool, t.group_name, t.level, t.ready_at FROM corral_tasks t
+        WHERE t.state = 'ready' AND t.pool = roomy.pool
+          AND t.group_name NOT IN (SELECT group_name FROM capped)
+        ORDER BY t.level DESC, t.ready_at, t.id LIMIT %(limit)s) r)
+SELECT
+    (SELECT coalesce(json_agg(json_build_array(pool, slots)), '[]') FROM capacity),
+    (SELECT coalesce(json_agg(json_build_array(group_name, pool, n)), '[]') FROM active),
+    (SELECT coalesce(json_agg(json_build_array(name, max_parallel, weight)), '[]')
+     FROM corral_groups
+     WHERE name IN (SELECT group_name FROM held UNION SELECT group_name FROM heads)),
+    (SELECT coalesce(json_agg(json_build_array(id, pool, group_name, level, ready_at)), '[]')
+     FROM heads)
 """
 # Admit ready tasks in the given order (admitted_at orders the claims).
 ADMIT = """

@@ -21,7 +21,6 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from ...admission import at_cap
 from ...codec import dumps
 from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
@@ -109,11 +108,23 @@ class PostgresStore:
         What a caller must be able to rely on once the call returns (a submitted task, a recorded
         outcome, a checkpoint, a cancel) is written `durable`: flushed before the commit returns.
         """
+        with self._errors(), self._pool.connection() as conn, conn.transaction():
+            if durable:
+                conn.execute(q.DURABLE_COMMIT)
+            yield conn
+
+    def _one(self, query: str, params: Any = None) -> list[Any]:
+        """One statement in its own (asynchronously committed) transaction: no BEGIN or COMMIT
+        round trips. Its rows, if it returns any."""
+        with self._errors(), self._pool.connection() as conn:
+            cursor = conn.execute(query, params)
+            return cursor.fetchall() if cursor.description is not None else []
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Connection failures become DatabaseError, naming the server but not the password."""
         try:
-            with self._pool.connection() as conn, conn.transaction():
-                if durable:
-                    conn.execute(q.DURABLE_COMMIT)
-                yield conn
+            yield
         except psycopg.errors.UniqueViolation:
             raise
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
@@ -135,11 +146,7 @@ class PostgresStore:
         raise AssertionError("unreachable")
 
     def _read(self, query: str, params: Any = None) -> list[Any]:
-        def run() -> list[Any]:
-            with self._tx() as conn:
-                return conn.execute(query, params).fetchall()
-
-        return self._retrying(run)
+        return self._retrying(lambda: self._one(query, params))
 
     def close(self) -> None:
         with self._leader_lock:
@@ -261,14 +268,10 @@ class PostgresStore:
     # -- resolver and promoter ----------------------------------------------------------------
     def task_release_due(self, now: float, limit: int) -> int:
         params = {"now": now, "limit": limit, "no_aging": NO_AGING}
-        with self._tx() as conn:
-            waiting = conn.execute(q.RELEASE_WAITING, params).fetchall()
-            retries = conn.execute(q.RELEASE_RETRIES, params).fetchall()
-        return len(waiting) + len(retries)
+        return len(self._one(q.RELEASE_WAITING, params)) + len(self._one(q.RELEASE_RETRIES, params))
 
     def task_fail_upstream(self, now: float, limit: int) -> int:
-        with self._tx() as conn:
-            return len(conn.execute(q.FAIL_UPSTREAM, {"now": now, "limit": limit}).fetchall())
+        return len(self._one(q.FAIL_UPSTREAM, {"now": now, "limit": limit}))
 
     def task_next_due(self) -> float | None:
         value = self._read(q.NEXT_DUE)[0][0]
@@ -284,17 +287,13 @@ class PostgresStore:
             "levels": [c.level for c in changes],
             "promote_at": [c.promote_at for c in changes],
         }
-        with self._tx() as conn:
+        with self._errors(), self._pool.connection() as conn:
             return conn.execute(q.SET_LEVELS, params).rowcount
 
     # -- dispatcher ---------------------------------------------------------------------------
     def dispatch_snapshot(self, now: float, per_pool: int) -> DispatchSnapshot:
-        def read() -> DispatchSnapshot:
-            with self._tx() as conn:
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                return _snapshot(conn, now, per_pool)
-
-        return self._retrying(read)
+        row = self._read(q.DISPATCH_SNAPSHOT, {"now": now, "limit": per_pool})[0]
+        return _snapshot(*row)
 
     def task_admit_many(self, task_ids: Sequence[int], now: float) -> list[int]:
         params = {"ids": list(task_ids), "now": now}
@@ -329,9 +328,7 @@ class PostgresStore:
             "pools": list(pools),
             "limit": limit,
         }
-        with self._tx() as conn:
-            rows = conn.execute(q.CLAIM, params).fetchall()
-        return [ClaimedTask(*row[:-1]) for row in rows]
+        return [ClaimedTask(*row[:-1]) for row in self._one(q.CLAIM, params)]
 
     def task_complete_many(self, reports: Sequence[AttemptReport], now: float) -> list[int]:
         if not reports:
@@ -446,8 +443,7 @@ class PostgresStore:
         return [row[0] for row in self._read(q.HEARTBEAT, params)]
 
     def worker_deregister(self, worker_id: str) -> None:
-        with self._tx() as conn:
-            conn.execute(q.DELETE_WORKER, (worker_id,))
+        self._one(q.DELETE_WORKER, (worker_id,))
 
     def worker_list(self, now: float) -> list[WorkerRecord]:
         return [
@@ -570,25 +566,22 @@ class Listener:
             self._conn = None
 
 
-def _snapshot(conn: psycopg.Connection[Any], now: float, per_pool: int) -> DispatchSnapshot:
-    capacity: dict[str, int] = {}
-    for pools, concurrency in conn.execute(q.LIVE_WORKERS, {"now": now}):
-        for pool in pools:
-            capacity[pool] = capacity.get(pool, 0) + concurrency
+def _snapshot(
+    capacity: list[Any], active: list[Any], groups: list[Any], ready: list[Any]
+) -> DispatchSnapshot:
+    """A DispatchSnapshot from the JSON arrays of DISPATCH_SNAPSHOT."""
     by_pool: dict[str, int] = {}
     by_group: dict[str, int] = {}
-    for group, pool, count in conn.execute(q.ACTIVE_COUNTS):
+    for group, pool, count in active:
         by_pool[pool] = by_pool.get(pool, 0) + count
         by_group[group] = by_group.get(group, 0) + count
-    groups = _groups_named(conn, by_group)
-    capped = [g for g, n in by_group.items() if at_cap(groups.get(g), n)]
-    ready: list[ReadyTask] = []
-    for pool, slots in capacity.items():
-        if slots > by_pool.get(pool, 0):
-            params = {"pool": pool, "capped": capped, "limit": per_pool}
-            ready.extend(ReadyTask(*row) for row in conn.execute(q.READY_HEADS, params))
-    groups.update(_groups_named(conn, {t.group for t in ready} - groups.keys()))
-    return DispatchSnapshot(capacity, by_pool, by_group, groups, ready)
+    return DispatchSnapshot(
+        capacity={pool: slots for pool, slots in capacity},
+        active_by_pool=by_pool,
+        active_by_group=by_group,
+        groups={name: GroupConfig(name, cap, float(weight)) for name, cap, weight in groups},
+        ready=[ReadyTask(*row) for row in ready],
+    )
 
 
 def _configure_session(conn: psycopg.Connection[Any]) -> None:
@@ -603,13 +596,6 @@ def _admit(conn: psycopg.Connection[Any], params: dict[str, Any]) -> list[Any]:
     for pool in sorted({pool for _, pool in rows}):
         conn.execute(q.NOTIFY, (q.CHANNEL_WORKERS, f"admitted:{pool}"))
     return rows
-
-
-def _groups_named(conn: psycopg.Connection[Any], names: Any) -> dict[str, GroupConfig]:
-    if not names:
-        return {}
-    rows = conn.execute(q.GROUPS_NAMED, {"names": sorted(names)})
-    return {name: GroupConfig(name, cap, weight) for name, cap, weight in rows}
 
 
 def _check_dependencies_exist(conn: psycopg.Connection[Any], tasks: Sequence[NewTask]) -> None:
