@@ -48,14 +48,17 @@ COPY corral_tasks (id, name, pool, group_name, state, priority, level, aging, pr
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
                    enqueued_at, run_at, ready_at) FROM STDIN
 """
-# Insert one task holding a dedup key, unless an unfinished task already holds it.
-INSERT_DEDUP_TASK = f"""
+# Insert one task (executemany pipelines a small batch in one round trip; COPY loads big ones).
+INSERT_TASK = """
 INSERT INTO corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at,
                           args, kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout,
                           created_at, enqueued_at, run_at, ready_at)
 VALUES (%(id)s, %(name)s, %(pool)s, %(group_name)s, %(state)s, %(priority)s, %(level)s, %(aging)s,
         %(promote_at)s, %(args)s, %(kwargs)s, %(dedup_key)s, %(max_retries)s, %(backoff)s,
         %(max_runtime)s, %(on_timeout)s, %(now)s, %(enqueued_at)s, %(run_at)s, %(ready_at)s)
+"""
+# Insert one task holding a dedup key, unless an unfinished task already holds it.
+INSERT_DEDUP_TASK = f"""{INSERT_TASK}
 ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND state NOT IN {TERMINAL_SQL} DO NOTHING
 RETURNING id
 """
@@ -64,11 +67,14 @@ INSERT_DEPS = """
 INSERT INTO corral_task_deps (task_id, depends_on)
 SELECT * FROM unnest(%(task_ids)s::bigint[], %(deps)s::bigint[]) ON CONFLICT DO NOTHING
 """
-# One `submitted` event per inserted task.
+# One `submitted` event per inserted task, and a wake-up for the scheduler.
 INSERT_SUBMITTED_EVENTS = """
-INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
-SELECT id, %(now)s, 'submitted', NULL, state, 0 FROM unnest(%(ids)s::bigint[], %(states)s::text[])
-    AS s(id, state)
+WITH events AS (
+    INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
+    SELECT id, %(now)s, 'submitted', NULL, state, 0
+    FROM unnest(%(ids)s::bigint[], %(states)s::text[]) AS s(id, state)
+    RETURNING 1)
+SELECT pg_notify('corral_scheduler', '') WHERE EXISTS (SELECT 1 FROM events)
 """
 # Wake the listeners of a channel (delivered when the transaction commits).
 NOTIFY = "SELECT pg_notify(%s, %s)"
@@ -99,35 +105,34 @@ TASK_STATES = "SELECT id, state FROM corral_tasks WHERE id = ANY(%(ids)s)"
 
 # -- resolver and promoter ----------------------------------------------------------------------
 
-# Waiting tasks whose delay is over and whose dependencies all succeeded become ready.
-RELEASE_WAITING = """
-WITH due AS (
+# Waiting tasks whose delay is over and whose dependencies all succeeded, and tasks whose retry
+# backoff is over, become ready; one statement, one event each. Returns one row per task moved.
+RELEASE_DUE = """
+WITH due_waiting AS (
     SELECT t.id FROM corral_tasks t
     WHERE t.state = 'waiting' AND t.run_at <= %(now)s
       AND NOT EXISTS (SELECT 1 FROM corral_task_deps d JOIN corral_tasks u ON u.id = d.depends_on
                       WHERE d.task_id = t.id AND u.state != 'succeeded')
     LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
-moved AS (
+released AS (
     UPDATE corral_tasks t SET state = 'ready', ready_at = %(now)s, level = priority,
            promote_at = CASE WHEN aging = %(no_aging)s THEN NULL ELSE %(now)s END,
            enqueued_at = greatest(t.enqueued_at, (
                SELECT max(u.finished_at) FROM corral_task_deps d
                JOIN corral_tasks u ON u.id = d.depends_on WHERE d.task_id = t.id))
-    FROM due WHERE t.id = due.id RETURNING t.id, t.attempt)
-INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
-SELECT id, %(now)s, 'ready', 'waiting', 'ready', attempt FROM moved RETURNING task_id
-"""
-# Tasks whose retry backoff is over become ready again.
-RELEASE_RETRIES = """
-WITH due AS (
+    FROM due_waiting WHERE t.id = due_waiting.id RETURNING t.id, t.attempt, 'waiting' AS source),
+due_retries AS (
     SELECT id FROM corral_tasks WHERE state = 'retry_wait' AND run_at <= %(now)s
     LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
-moved AS (
+retried AS (
     UPDATE corral_tasks t SET state = 'ready', ready_at = %(now)s, level = priority,
            promote_at = CASE WHEN aging = %(no_aging)s THEN NULL ELSE %(now)s END
-    FROM due WHERE t.id = due.id RETURNING t.id, t.attempt)
+    FROM due_retries WHERE t.id = due_retries.id
+    RETURNING t.id, t.attempt, 'retry_wait' AS source)
 INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
-SELECT id, %(now)s, 'ready', 'retry_wait', 'ready', attempt FROM moved RETURNING task_id
+SELECT id, %(now)s, 'ready', source, 'ready', attempt
+FROM (SELECT * FROM released UNION ALL SELECT * FROM retried) AS moved
+RETURNING task_id
 """
 # Waiting tasks with a dependency that ended badly can never run.
 FAIL_UPSTREAM = """
@@ -199,7 +204,7 @@ SELECT
     (SELECT coalesce(json_agg(json_build_array(id, pool, group_name, level, ready_at)), '[]')
      FROM heads)
 """
-# Admit ready tasks in the given order (admitted_at orders the claims).
+# Admit ready tasks in the given order (admitted_at orders the claims); tell their pools' workers.
 ADMIT = """
 WITH moved AS (
     UPDATE corral_tasks t SET state = 'admitted', admitted_at = %(now)s + u.ord * 1e-6
@@ -207,8 +212,11 @@ WITH moved AS (
     WHERE t.id = u.id AND t.state = 'ready' RETURNING t.id, t.attempt, t.pool),
 events AS (
     INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
-    SELECT id, %(now)s, 'admitted', 'ready', 'admitted', attempt FROM moved)
-SELECT id, pool FROM moved
+    SELECT id, %(now)s, 'admitted', 'ready', 'admitted', attempt FROM moved),
+notices AS (
+    SELECT pg_notify('corral_workers', 'admitted:' || pool)
+    FROM (SELECT DISTINCT pool FROM moved) AS pools)
+SELECT id, pool FROM moved CROSS JOIN (SELECT count(*) FROM notices) AS sent
 """
 
 # -- worker -------------------------------------------------------------------------------------

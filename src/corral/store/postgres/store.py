@@ -55,6 +55,8 @@ IDLE_IN_TRANSACTION_TIMEOUT = "5s"
 paused (SIGSTOP, a VM freeze) between two statements, holding row locks that would stall the
 reaper and the claims of every other worker until it came back. corral's own transactions
 never wait on the client."""
+COPY_FROM = 200
+"""Batches of at least this many tasks are loaded with COPY; smaller ones with pipelined INSERTs."""
 COPY_FIELDS = (
     "id", "name", "pool", "group_name", "state", "priority", "level", "aging", "promote_at",
     "args", "kwargs", "dedup_key", "max_retries", "backoff", "max_runtime", "on_timeout", "now",
@@ -221,10 +223,12 @@ class PostgresStore:
             plain.append(row)
             created.append(row)
             results.append(Submitted(task_id, created=True))
-        if plain:
+        if len(plain) >= COPY_FROM:
             with conn.cursor().copy(q.COPY_TASKS) as copy:
                 for row in plain:
                     copy.write_row([row[f] for f in COPY_FIELDS])
+        elif plain:
+            conn.cursor().executemany(q.INSERT_TASK, plain)
         by_id = {t_id: t for t_id, t in zip(ids, tasks, strict=True)}
         edges = [(r["id"], d) for r in created for d in by_id[r["id"]].depends_on]
         if edges:
@@ -232,16 +236,12 @@ class PostgresStore:
                 q.INSERT_DEPS,
                 {"task_ids": [e[0] for e in edges], "deps": [e[1] for e in edges]},
             )
-        conn.execute(
-            q.INSERT_SUBMITTED_EVENTS,
-            {
-                "now": now,
+        if created:
+            ids_and_states = {
                 "ids": [r["id"] for r in created],
                 "states": [r["state"] for r in created],
-            },
-        )
-        if created:
-            conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))
+            }
+            conn.execute(q.INSERT_SUBMITTED_EVENTS, {"now": now, **ids_and_states})
         return results
 
     def task_get(self, task_id: int) -> TaskRecord | None:
@@ -268,7 +268,7 @@ class PostgresStore:
     # -- resolver and promoter ----------------------------------------------------------------
     def task_release_due(self, now: float, limit: int) -> int:
         params = {"now": now, "limit": limit, "no_aging": NO_AGING}
-        return len(self._one(q.RELEASE_WAITING, params)) + len(self._one(q.RELEASE_RETRIES, params))
+        return len(self._one(q.RELEASE_DUE, params))
 
     def task_fail_upstream(self, now: float, limit: int) -> int:
         return len(self._one(q.FAIL_UPSTREAM, {"now": now, "limit": limit}))
@@ -305,14 +305,12 @@ class PostgresStore:
             leading = next(iter(self._leader_conns.values()), None)
             if leading is not None:
                 try:
-                    with leading.transaction():
-                        rows = _admit(leading, params)
+                    rows = leading.execute(q.ADMIT, params).fetchall()
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                     leading.close()
                     raise DatabaseError(f"the leadership's connection was lost: {exc}") from None
         if leading is None:
-            with self._tx() as conn:
-                rows = _admit(conn, params)
+            rows = self._one(q.ADMIT, params)
         admitted = {task_id for task_id, _ in rows}
         # dict.fromkeys: an id given twice was moved once, so it is returned once
         return [task_id for task_id in dict.fromkeys(task_ids) if task_id in admitted]
@@ -589,13 +587,6 @@ def _configure_session(conn: psycopg.Connection[Any]) -> None:
         "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
         (IDLE_IN_TRANSACTION_TIMEOUT,),
     )
-
-
-def _admit(conn: psycopg.Connection[Any], params: dict[str, Any]) -> list[Any]:
-    rows = conn.execute(q.ADMIT, params).fetchall()
-    for pool in sorted({pool for _, pool in rows}):
-        conn.execute(q.NOTIFY, (q.CHANNEL_WORKERS, f"admitted:{pool}"))
-    return rows
 
 
 def _check_dependencies_exist(conn: psycopg.Connection[Any], tasks: Sequence[NewTask]) -> None:
