@@ -25,18 +25,14 @@ from ...codec import dumps
 from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
 from ...model import (
-    AttemptRecord,
     AttemptReport,
     ClaimedTask,
     DispatchSnapshot,
-    Event,
-    ExpiredTask,
     GroupConfig,
     GroupStats,
     LevelChange,
     LogLine,
     NewTask,
-    Promotable,
     ReadyTask,
     Submitted,
     TaskQuery,
@@ -44,6 +40,7 @@ from ...model import (
     WorkerInfo,
     WorkerRecord,
 )
+from ..reads import NamedReads
 from ..rows import NO_AGING, group_stats, new_task_row, task_record
 from . import queries as q
 
@@ -75,7 +72,9 @@ def migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class PostgresStore:
+class PostgresStore(NamedReads):
+    queries = q
+
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
         self.url = url
         _check_reachable(url)
@@ -244,13 +243,6 @@ class PostgresStore:
             conn.execute(q.INSERT_SUBMITTED_EVENTS, {"now": now, **ids_and_states})
         return results
 
-    def task_get(self, task_id: int) -> TaskRecord | None:
-        rows = self._read(q.GET_TASK, (task_id,))
-        if not rows:
-            return None
-        deps = tuple(r[0] for r in self._read(q.GET_DEPS, (task_id,)))
-        return task_record(rows[0], deps)
-
     def task_list(self, query: TaskQuery) -> list[TaskRecord]:
         params = {
             "states": [str(s) for s in query.states] if query.states else None,
@@ -272,14 +264,6 @@ class PostgresStore:
 
     def task_fail_upstream(self, now: float, limit: int) -> int:
         return len(self._one(q.FAIL_UPSTREAM, {"now": now, "limit": limit}))
-
-    def task_next_due(self) -> float | None:
-        value = self._read(q.NEXT_DUE)[0][0]
-        return None if value is None else float(value)
-
-    def task_fetch_promotable(self, now: float, limit: int) -> list[Promotable]:
-        rows = self._read(q.FETCH_PROMOTABLE, {"now": now, "limit": limit})
-        return [Promotable(*row) for row in rows]
 
     def task_set_levels(self, changes: Sequence[LevelChange]) -> int:
         params = {
@@ -411,11 +395,6 @@ class PostgresStore:
                 f"task {task_id} can't be retried: another unfinished task holds its dedup key"
             ) from None
 
-    # -- reaper -------------------------------------------------------------------------------
-    def task_fetch_expired(self, now: float, limit: int) -> list[ExpiredTask]:
-        rows = self._read(q.FETCH_EXPIRED, {"now": now, "limit": limit})
-        return [ExpiredTask(*row) for row in rows]
-
     # -- workers, leader, groups --------------------------------------------------------------
     def worker_register(self, worker: WorkerInfo, lease_until: float, now: float) -> None:
         params = {
@@ -494,10 +473,6 @@ class PostgresStore:
         with self._tx(durable=True) as conn:
             conn.execute(q.UPSERT_GROUP, params)
 
-    def group_get(self, name: str) -> GroupConfig | None:
-        rows = self._read(q.GET_GROUP, (name,))
-        return GroupConfig(*rows[0]) if rows else None
-
     # -- wake-ups -----------------------------------------------------------------------------
     notifies = True
 
@@ -506,19 +481,6 @@ class PostgresStore:
         return Listener(self.url, [q.CHANNEL_PREFIX + c for c in channels])
 
     # -- history ------------------------------------------------------------------------------
-    def event_list(self, task_id: int) -> list[Event]:
-        return [Event(*row) for row in self._read(q.TASK_EVENTS, (task_id,))]
-
-    def event_fetch_after(self, after_id: int, limit: int) -> list[Event]:
-        return [Event(*row) for row in self._read(q.EVENTS_AFTER, (after_id, limit))]
-
-    def attempt_list(self, task_id: int) -> list[AttemptRecord]:
-        return [AttemptRecord(*row) for row in self._read(q.TASK_ATTEMPTS, (task_id,))]
-
-    def log_list(self, task_id: int, attempt: int | None = None) -> list[LogLine]:
-        rows = self._read(q.TASK_LOGS, {"id": task_id, "attempt": attempt})
-        return [LogLine(*row) for row in rows]
-
     def group_stats(self) -> list[GroupStats]:
         with self._tx() as conn:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")

@@ -21,18 +21,14 @@ from ...codec import dumps, loads
 from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
 from ...model import (
-    AttemptRecord,
     AttemptReport,
     ClaimedTask,
     DispatchSnapshot,
-    Event,
-    ExpiredTask,
     GroupConfig,
     GroupStats,
     LevelChange,
     LogLine,
     NewTask,
-    Promotable,
     ReadyTask,
     Submitted,
     TaskQuery,
@@ -40,6 +36,7 @@ from ...model import (
     WorkerInfo,
     WorkerRecord,
 )
+from ..reads import NamedReads
 from ..rows import NO_AGING, group_stats, new_task_row, task_record
 from . import queries as q
 
@@ -60,7 +57,9 @@ def migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class SQLiteStore:
+class SQLiteStore(NamedReads):
+    queries = q
+
     def __init__(self, path: str, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL"):
         if path == ":memory:" or path == "":
             raise DatabaseError(
@@ -220,13 +219,6 @@ class SQLiteStore:
         if missing:
             raise ConfigError(f"depends_on names tasks that don't exist: {missing}")
 
-    def task_get(self, task_id: int) -> TaskRecord | None:
-        rows = self._read(q.GET_TASK, (task_id,))
-        if not rows:
-            return None
-        deps = tuple(r[0] for r in self._read(q.GET_DEPS, (task_id,)))
-        return task_record(rows[0], deps)
-
     def task_list(self, query: TaskQuery) -> list[TaskRecord]:
         params = {
             "states": _json_list([str(s) for s in query.states]) if query.states else None,
@@ -256,14 +248,6 @@ class SQLiteStore:
             failed = tx.execute(q.FAIL_UPSTREAM, {"now": now, "limit": limit}).fetchall()
             _events(tx, failed, now, "upstream_failed", State.WAITING, State.UPSTREAM_FAILED)
         return len(failed)
-
-    def task_next_due(self) -> float | None:
-        value = self._read(q.NEXT_DUE)[0][0]
-        return None if value is None else float(value)
-
-    def task_fetch_promotable(self, now: float, limit: int) -> list[Promotable]:
-        rows = self._read(q.FETCH_PROMOTABLE, {"now": now, "limit": limit})
-        return [Promotable(*row) for row in rows]
 
     def task_set_levels(self, changes: Sequence[LevelChange]) -> int:
         with self._write() as tx:
@@ -430,11 +414,6 @@ class SQLiteStore:
             raise TaskNotFound(f"no task with id {task_id}")
         return State(row[0]), row[1]
 
-    # -- reaper -------------------------------------------------------------------------------
-    def task_fetch_expired(self, now: float, limit: int) -> list[ExpiredTask]:
-        rows = self._read(q.FETCH_EXPIRED, {"now": now, "limit": limit})
-        return [ExpiredTask(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
-
     # -- workers, leader, groups --------------------------------------------------------------
     def worker_register(self, worker: WorkerInfo, lease_until: float, now: float) -> None:
         with self._write() as tx:
@@ -492,10 +471,6 @@ class SQLiteStore:
                 },
             )
 
-    def group_get(self, name: str) -> GroupConfig | None:
-        rows = self._read(q.GET_GROUP, (name,))
-        return GroupConfig(*rows[0]) if rows else None
-
     # -- wake-ups -----------------------------------------------------------------------------
     notifies = False
 
@@ -504,19 +479,6 @@ class SQLiteStore:
         return PollingListener()
 
     # -- history ------------------------------------------------------------------------------
-    def event_list(self, task_id: int) -> list[Event]:
-        return [Event(*row) for row in self._read(q.TASK_EVENTS, (task_id,))]
-
-    def event_fetch_after(self, after_id: int, limit: int) -> list[Event]:
-        return [Event(*row) for row in self._read(q.EVENTS_AFTER, (after_id, limit))]
-
-    def attempt_list(self, task_id: int) -> list[AttemptRecord]:
-        return [AttemptRecord(*row) for row in self._read(q.TASK_ATTEMPTS, (task_id,))]
-
-    def log_list(self, task_id: int, attempt: int | None = None) -> list[LogLine]:
-        rows = self._read(q.TASK_LOGS, {"id": task_id, "attempt": attempt})
-        return [LogLine(*row) for row in rows]
-
     def group_stats(self) -> list[GroupStats]:
         conn = self._conn()
         conn.execute("BEGIN")  # one consistent read
