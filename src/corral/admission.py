@@ -9,6 +9,7 @@ eligible. Each admission counts at once against the group, so shares stay within
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict, deque
 from dataclasses import dataclass
 
@@ -23,22 +24,33 @@ class Decision:
     level: int
 
 
-def free_slots(snapshot: DispatchSnapshot, prefetch: int) -> dict[str, int]:
-    """Slots each pool can take now: live capacity plus prefetch, less what it holds."""
+def free_slots(
+    snapshot: DispatchSnapshot, prefetch: int, prefetch_ratio: float = 0.0
+) -> dict[str, int]:
+    """Slots each pool can take now: live capacity plus a prefetch (`prefetch` tasks, or
+    `prefetch_ratio` times the capacity if more), less what it holds. The prefetch keeps
+    workers from idling between rounds; it is bounded, since an admitted task has its place."""
     return {
-        pool: max(0, capacity + prefetch - snapshot.active_by_pool.get(pool, 0))
+        pool: max(
+            0,
+            capacity
+            + max(prefetch, math.ceil(capacity * prefetch_ratio))
+            - snapshot.active_by_pool.get(pool, 0),
+        )
         for pool, capacity in snapshot.capacity.items()
     }
 
 
-def decide(snapshot: DispatchSnapshot, prefetch: int = 0) -> list[Decision]:
+def decide(
+    snapshot: DispatchSnapshot, prefetch: int = 0, prefetch_ratio: float = 0.0
+) -> list[Decision]:
     """The tasks to admit, in admission (= claim) order."""
     held = dict(snapshot.active_by_group)
     decisions: list[Decision] = []
     by_pool: dict[str, list[ReadyTask]] = defaultdict(list)
     for task in snapshot.ready:
         by_pool[task.pool].append(task)
-    for pool, slots in free_slots(snapshot, prefetch).items():
+    for pool, slots in free_slots(snapshot, prefetch, prefetch_ratio).items():
         if slots and by_pool.get(pool):
             decisions.extend(_fill_pool(pool, slots, by_pool[pool], snapshot.groups, held))
     return decisions

@@ -33,8 +33,10 @@ class SchedulerConfig:
     """Seconds between rounds when the last round found nothing to do."""
     lease: float = 5.0
     """Leadership lease; a stand-by takes over this long after the leader died."""
-    prefetch: int = 64
-    """Tasks admitted to a pool beyond its live capacity, so workers never wait for a round."""
+    prefetch: int = 16
+    """Tasks admitted to a pool beyond its live capacity, so workers never wait for a round..."""
+    prefetch_ratio: float = 1.0
+    """...or this share of the capacity, if more: a busy pool holds one round of work ahead."""
     reap_every: float = 1.0
     promote_every: float = 0.5
     idle_wait: float = 0.5
@@ -111,7 +113,9 @@ class Scheduler:
             moved += promote_due(self.store, now)
         if self._due("reap", now, self.config.reap_every):
             moved += rescue_expired(self.store, now)
-        moved += dispatch(self.store, now, self.config.prefetch)
+        moved += dispatch(
+            self.store, now, self.config.prefetch, prefetch_ratio=self.config.prefetch_ratio
+        )
         return moved
 
     def _due(self, service: str, now: float, every: float) -> bool:
