@@ -7,5 +7,9 @@ from ..store import Store
 
 
 def resolve_due(store: Store, now: float, batch: int = 1000) -> int:
-    """Move what is due; return how many tasks changed state."""
+    """Move what is due; return how many tasks changed state. One index lookup when nothing is
+    (the common case while a queue drains), instead of two writes."""
+    next_due = store.task_next_due()
+    if next_due is None or next_due > now:
+        return 0
     return store.task_fail_upstream(now, batch) + store.task_release_due(now, batch)
