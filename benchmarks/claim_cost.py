@@ -17,11 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import fresh_database, open_bench_store
+from common import fresh_database
 
 from corral.lifecycle import State
 from corral.model import AttemptReport, NewTask, WorkerInfo
 from corral.scheduler.dispatcher import dispatch
+from corral.store import open_store
 
 BATCH = 100
 
@@ -62,7 +63,7 @@ def analyze(url: str) -> None:
 
 def measure(backend: str, queued: int, rounds: int) -> dict[str, float]:
     with fresh_database(backend) as url:
-        store = open_bench_store(url)
+        store = open_store(url)
         tasks = backlog(queued)
         for first in range(0, queued, 50_000):
             store.task_insert_many(tasks[first : first + 50_000], time.time())

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
-from corral.store import Store, open_store
+from corral.store import open_store
 
 PG_ADMIN_URL = os.environ.get(
     "CORRAL_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -42,21 +40,7 @@ def fresh_database(backend: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def median_seconds(fn: Callable[[], object], repeat: int) -> float:
-    """The median wall time of `repeat` calls of `fn`."""
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
-
-
-def open_bench_store(url: str) -> Store:
-    return open_store(url)

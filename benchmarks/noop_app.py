@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import corral
 
 app = corral.App()
@@ -17,7 +15,3 @@ def noop(ctx: corral.Context, n: int) -> int:
 @app.task(name="anoop")
 async def anoop(ctx: corral.Context, n: int) -> int:
     return n
-
-
-def handler_args(count: int) -> list[Any]:
-    return list(range(count))

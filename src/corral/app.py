@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from . import aging as aging_mod
 from .aging import Aging
@@ -26,8 +26,8 @@ from .model import (
     TaskRecord,
 )
 from .store import Store, open_store, resolve_url
+from .worker.executors import ExecutorKind
 
-ExecutorKind = Literal["async", "thread", "process"]
 EXECUTORS: tuple[ExecutorKind, ...] = ("async", "thread", "process")
 ON_TIMEOUT: tuple[OnTimeout, ...] = ("retry", "fail", "continue")
 

@@ -45,14 +45,6 @@ def new_task_row(task: NewTask, task_id: int, now: float) -> dict[str, Any]:
     }
 
 
-TASK_ROW_FIELDS = (
-    "id, name, pool, group_name, state, priority, level, aging, promote_at, args, kwargs, "
-    "dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at, enqueued_at, run_at, "
-    "ready_at"
-)
-"""The columns `new_task_row` fills, in its order (`now` fills created_at)."""
-
-
 def task_record(row: Sequence[Any], deps: tuple[int, ...] = ()) -> TaskRecord:
     """A TaskRecord from a row of the stores' TASK_COLUMNS."""
     values = list(row)

@@ -42,7 +42,7 @@ WHERE dedup_key = ANY(%(keys)s) AND state NOT IN {TERMINAL_SQL}
 EXISTING_IDS = "SELECT id FROM corral_tasks WHERE id = ANY(%(ids)s)"
 # Reserve n task ids.
 RESERVE_IDS = "SELECT nextval('corral_task_ids') FROM generate_series(1, %(n)s)"
-# Bulk-load tasks (COPY), columns in rows.TASK_ROW_FIELDS order.
+# Bulk-load tasks (COPY), columns in store.COPY_FIELDS order.
 COPY_TASKS = """
 COPY corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
@@ -359,8 +359,6 @@ FROM corral_workers w WHERE w.lease_expires_at > %(now)s ORDER BY w.started_at
 """
 # Try to take the leadership lock (session level: it goes with the connection).
 TRY_LEADER_LOCK = "SELECT pg_try_advisory_lock(%s)"
-# Give the leadership lock back.
-UNLOCK_LEADER = "SELECT pg_advisory_unlock(%s)"
 
 # -- groups -------------------------------------------------------------------------------------
 
