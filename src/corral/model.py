@@ -6,9 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .lifecycle import Outcome, State
+from .ratelimit import RateLimit
 
 DEFAULT_GROUP = "default"
 DEFAULT_POOL = "default"
+DEFAULTS_GROUP = "*"
+"""The group settings row that holds the defaults of groups never configured."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,12 @@ class NewTask:
     dedup_key: str | None = None
     depends_on: tuple[int, ...] = ()
     promote_at: float | None = None
+    rank: int = 0
+    """Within its group, a higher rank is admitted first (a DAG's topological rank)."""
+    exclusive: bool = False
+    """Runs alone in its group: admitted only when nothing else of the group holds a slot."""
+    rate_key: str | None = None
+    """A named rate limit the task draws on, besides its group's."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,9 @@ class TaskRecord:
     shared: str | None
     result: str | None
     error: str | None
+    rank: int
+    exclusive: bool
+    rate_key: str | None
     depends_on: tuple[int, ...] = ()
 
     @property
@@ -155,6 +167,9 @@ class ReadyTask:
     group: str
     level: int
     ready_at: float
+    rank: int = 0
+    exclusive: bool = False
+    rate_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +177,7 @@ class GroupConfig:
     name: str
     max_parallel: int | None = None
     weight: float = 1.0
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from ..model import (
     Promotable,
     TaskRecord,
 )
-from .rows import task_record
+from .rows import group_config, task_record
 
 
 class NamedReads:
@@ -46,7 +46,7 @@ class NamedReads:
 
     def group_get(self, name: str) -> GroupConfig | None:
         rows = self._read(self.queries.GET_GROUP, (name,))
-        return GroupConfig(*rows[0]) if rows else None
+        return group_config(rows[0]) if rows else None
 
     def event_list(self, task_id: int) -> list[Event]:
         return [Event(*row) for row in self._read(self.queries.TASK_EVENTS, (task_id,))]

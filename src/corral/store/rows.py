@@ -11,6 +11,7 @@ from .. import aging
 from ..codec import dumps
 from ..lifecycle import State
 from ..model import GroupConfig, GroupStats, NewTask, TaskRecord
+from ..ratelimit import RateLimit
 
 NO_AGING = dumps(aging.none.to_json())
 """How a task without ageing stores its ageing function; such a task never needs promoting."""
@@ -42,6 +43,9 @@ def new_task_row(task: NewTask, task_id: int, now: float) -> dict[str, Any]:
         "enqueued_at": enqueued,
         "run_at": enqueued,
         "ready_at": None if waiting else now,
+        "rank": task.rank,
+        "exclusive": task.exclusive,
+        "rate_key": task.rate_key,
     }
 
 
@@ -50,8 +54,27 @@ def task_record(row: Sequence[Any], deps: tuple[int, ...] = ()) -> TaskRecord:
     values = list(row)
     values[4] = State(values[4])
     values[23] = bool(values[23])
+    values[29] = bool(values[29])
     record = TaskRecord(*values)
     return replace(record, depends_on=deps) if deps else record
+
+
+GROUP_FIELDS = "name, max_parallel, weight, rate_limit, per_second, burst"
+"""The columns of a group's settings, in the order `group_config` reads them."""
+
+
+def group_config(row: Sequence[Any]) -> GroupConfig:
+    """A GroupConfig from a row of GROUP_FIELDS."""
+    name, cap, weight, spec, per_second, burst = row
+    rate = None if spec is None else RateLimit(spec, float(per_second), float(burst))
+    return GroupConfig(name, cap, float(weight), rate)
+
+
+def rate_params(rate: RateLimit | None) -> dict[str, Any]:
+    """The columns that store a rate limit (all NULL for none)."""
+    if rate is None:
+        return {"rate_limit": None, "per_second": None, "burst": None}
+    return {"rate_limit": rate.spec, "per_second": rate.per_second, "burst": rate.burst}
 
 
 def group_stats(
@@ -60,12 +83,12 @@ def group_stats(
     configs: Iterable[Sequence[Any]],
 ) -> list[GroupStats]:
     """Per-group stats from rows of (group, state, count), (group, mean wait, max wait) and
-    (name, max_parallel, weight)."""
+    GROUP_FIELDS."""
     by_group: dict[str, dict[str, int]] = {}
     for group, state, count in counts:
         by_group.setdefault(group, {})[state] = int(count)
     wait_of = {g: (mean, top) for g, mean, top in waits}
-    config_of = {r[0]: GroupConfig(r[0], r[1], float(r[2])) for r in configs}
+    config_of = {r[0]: group_config(r) for r in configs}
     stats = []
     for group in sorted(by_group):
         config = config_of.get(group, GroupConfig(group))

@@ -6,6 +6,8 @@ statement through a data-modifying CTE: one round trip per batch, whatever its s
 
 from __future__ import annotations
 
+from ..rows import GROUP_FIELDS
+
 TERMINAL_SQL = "('succeeded', 'dead', 'cancelled', 'upstream_failed')"
 LEADER_LOCK_KEY = 0x636F7272616C  # "corral": the advisory lock of the scheduler's leadership
 CHANNEL_PREFIX = "corral_"
@@ -46,16 +48,17 @@ RESERVE_IDS = "SELECT nextval('corral_task_ids') FROM generate_series(1, %(n)s)"
 COPY_TASKS = """
 COPY corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
-                   enqueued_at, run_at, ready_at) FROM STDIN
+                   enqueued_at, run_at, ready_at, rank, exclusive, rate_key) FROM STDIN
 """
 # Insert one task (executemany pipelines a small batch in one round trip; COPY loads big ones).
 INSERT_TASK = """
 INSERT INTO corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at,
                           args, kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout,
-                          created_at, enqueued_at, run_at, ready_at)
+                          created_at, enqueued_at, run_at, ready_at, rank, exclusive, rate_key)
 VALUES (%(id)s, %(name)s, %(pool)s, %(group_name)s, %(state)s, %(priority)s, %(level)s, %(aging)s,
         %(promote_at)s, %(args)s, %(kwargs)s, %(dedup_key)s, %(max_retries)s, %(backoff)s,
-        %(max_runtime)s, %(on_timeout)s, %(now)s, %(enqueued_at)s, %(run_at)s, %(ready_at)s)
+        %(max_runtime)s, %(on_timeout)s, %(now)s, %(enqueued_at)s, %(run_at)s, %(ready_at)s,
+        %(rank)s, %(exclusive)s, %(rate_key)s)
 """
 # Insert one task holding a dedup key, unless an unfinished task already holds it.
 INSERT_DEDUP_TASK = f"""{INSERT_TASK}
@@ -85,7 +88,7 @@ TASK_COLUMNS = """
 t.id, t.name, t.pool, t.group_name, t.state, t.priority, t.level, t.args, t.kwargs, t.dedup_key,
 t.attempt, t.failures, t.max_retries, t.max_runtime, t.on_timeout, t.created_at, t.enqueued_at,
 t.run_at, t.ready_at, t.first_started_at, t.started_at, t.finished_at, t.worker_id,
-t.cancel_requested, t.checkpoint, t.shared, t.result, t.error
+t.cancel_requested, t.checkpoint, t.shared, t.result, t.error, t.rank, t.exclusive, t.rate_key
 """
 # One task.
 GET_TASK = f"SELECT {TASK_COLUMNS} FROM corral_tasks t WHERE t.id = %s"
@@ -198,7 +201,8 @@ heads AS (
 SELECT
     (SELECT coalesce(json_agg(json_build_array(pool, slots)), '[]') FROM capacity),
     (SELECT coalesce(json_agg(json_build_array(group_name, pool, n)), '[]') FROM active),
-    (SELECT coalesce(json_agg(json_build_array(name, max_parallel, weight)), '[]')
+    (SELECT coalesce(json_agg(
+        json_build_array(name, max_parallel, weight, rate_limit, per_second, burst)), '[]')
      FROM corral_groups
      WHERE name IN (SELECT group_name FROM held UNION SELECT group_name FROM heads)),
     (SELECT coalesce(json_agg(json_build_array(id, pool, group_name, level, ready_at)), '[]')
@@ -364,12 +368,13 @@ TRY_LEADER_LOCK = "SELECT pg_try_advisory_lock(%s)"
 
 # Create or replace a group's settings.
 UPSERT_GROUP = """
-INSERT INTO corral_groups (name, max_parallel, weight)
-VALUES (%(name)s, %(max_parallel)s, %(weight)s)
-ON CONFLICT (name) DO UPDATE SET max_parallel = %(max_parallel)s, weight = %(weight)s
+INSERT INTO corral_groups (name, max_parallel, weight, rate_limit, per_second, burst)
+VALUES (%(name)s, %(max_parallel)s, %(weight)s, %(rate_limit)s, %(per_second)s, %(burst)s)
+ON CONFLICT (name) DO UPDATE SET max_parallel = %(max_parallel)s, weight = %(weight)s,
+    rate_limit = %(rate_limit)s, per_second = %(per_second)s, burst = %(burst)s
 """
 # One group's settings.
-GET_GROUP = "SELECT name, max_parallel, weight FROM corral_groups WHERE name = %s"
+GET_GROUP = f"SELECT {GROUP_FIELDS} FROM corral_groups WHERE name = %s"
 # Tasks per group and state.
 GROUP_COUNTS = "SELECT group_name, state, count(*) FROM corral_tasks GROUP BY group_name, state"
 # Mean and max wait per group, over tasks that started.
@@ -378,7 +383,7 @@ SELECT group_name, avg(first_started_at - enqueued_at), max(first_started_at - e
 FROM corral_tasks WHERE first_started_at IS NOT NULL GROUP BY group_name
 """
 # All configured groups.
-ALL_GROUPS = "SELECT name, max_parallel, weight FROM corral_groups"
+ALL_GROUPS = f"SELECT {GROUP_FIELDS} FROM corral_groups"
 
 # -- history ------------------------------------------------------------------------------------
 

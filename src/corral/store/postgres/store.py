@@ -41,7 +41,7 @@ from ...model import (
     WorkerRecord,
 )
 from ..reads import NamedReads
-from ..rows import NO_AGING, group_stats, new_task_row, task_record
+from ..rows import NO_AGING, group_config, group_stats, new_task_row, rate_params, task_record
 from . import queries as q
 
 log = logging.getLogger("corral.store.postgres")
@@ -57,7 +57,7 @@ COPY_FROM = 200
 COPY_FIELDS = (
     "id", "name", "pool", "group_name", "state", "priority", "level", "aging", "promote_at",
     "args", "kwargs", "dedup_key", "max_retries", "backoff", "max_runtime", "on_timeout", "now",
-    "enqueued_at", "run_at", "ready_at",
+    "enqueued_at", "run_at", "ready_at", "rank", "exclusive", "rate_key",
 )  # fmt: skip
 
 
@@ -469,6 +469,7 @@ class PostgresStore(NamedReads):
             "name": config.name,
             "max_parallel": config.max_parallel,
             "weight": config.weight,
+            **rate_params(config.rate_limit),
         }
         with self._tx(durable=True) as conn:
             conn.execute(q.UPSERT_GROUP, params)
@@ -539,7 +540,7 @@ def _snapshot(
         capacity={pool: slots for pool, slots in capacity},
         active_by_pool=by_pool,
         active_by_group=by_group,
-        groups={name: GroupConfig(name, cap, float(weight)) for name, cap, weight in groups},
+        groups={row[0]: group_config(row) for row in groups},
         ready=[ReadyTask(*row) for row in ready],
     )
 

@@ -6,6 +6,8 @@ text never depends on the size of its input.
 
 from __future__ import annotations
 
+from ..rows import GROUP_FIELDS
+
 TERMINAL_SQL = "('succeeded', 'dead', 'cancelled', 'upstream_failed')"
 
 # -- schema -------------------------------------------------------------------------------------
@@ -34,10 +36,10 @@ NEXT_TASK_ID = "SELECT coalesce(max(id), 0) + 1 FROM tasks"
 INSERT_TASK = """
 INSERT INTO tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
-                   enqueued_at, run_at, ready_at)
+                   enqueued_at, run_at, ready_at, rank, exclusive, rate_key)
 VALUES (:id, :name, :pool, :group_name, :state, :priority, :level, :aging, :promote_at, :args,
         :kwargs, :dedup_key, :max_retries, :backoff, :max_runtime, :on_timeout, :now,
-        :enqueued_at, :run_at, :ready_at)
+        :enqueued_at, :run_at, :ready_at, :rank, :exclusive, :rate_key)
 """
 # Insert one dependency edge.
 INSERT_DEP = "INSERT OR IGNORE INTO task_deps (task_id, depends_on) VALUES (?, ?)"
@@ -53,7 +55,7 @@ TASK_COLUMNS = """
 t.id, t.name, t.pool, t.group_name, t.state, t.priority, t.level, t.args, t.kwargs, t.dedup_key,
 t.attempt, t.failures, t.max_retries, t.max_runtime, t.on_timeout, t.created_at, t.enqueued_at,
 t.run_at, t.ready_at, t.first_started_at, t.started_at, t.finished_at, t.worker_id,
-t.cancel_requested, t.checkpoint, t.shared, t.result, t.error
+t.cancel_requested, t.checkpoint, t.shared, t.result, t.error, t.rank, t.exclusive, t.rate_key
 """
 # One task.
 GET_TASK = f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ?"
@@ -130,8 +132,8 @@ SELECT group_name, pool, count(*) FROM tasks
 WHERE state IN ('admitted', 'running') GROUP BY group_name, pool
 """
 # Settings of the named groups (a JSON array).
-GROUPS_NAMED = """
-SELECT name, max_parallel, weight FROM groups WHERE name IN (SELECT value FROM json_each(:names))
+GROUPS_NAMED = f"""
+SELECT {GROUP_FIELDS} FROM groups WHERE name IN (SELECT value FROM json_each(:names))
 """
 # The best ready tasks of a pool, skipping groups at their cap (a JSON array).
 READY_HEADS = """
@@ -267,11 +269,13 @@ RELEASE_LEADER = "DELETE FROM leaders WHERE name = ? AND holder = ?"
 
 # Create or replace a group's settings.
 UPSERT_GROUP = """
-INSERT INTO groups (name, max_parallel, weight) VALUES (:name, :max_parallel, :weight)
-ON CONFLICT (name) DO UPDATE SET max_parallel = :max_parallel, weight = :weight
+INSERT INTO groups (name, max_parallel, weight, rate_limit, per_second, burst)
+VALUES (:name, :max_parallel, :weight, :rate_limit, :per_second, :burst)
+ON CONFLICT (name) DO UPDATE SET max_parallel = :max_parallel, weight = :weight,
+    rate_limit = :rate_limit, per_second = :per_second, burst = :burst
 """
 # One group's settings.
-GET_GROUP = "SELECT name, max_parallel, weight FROM groups WHERE name = ?"
+GET_GROUP = f"SELECT {GROUP_FIELDS} FROM groups WHERE name = ?"
 # Tasks per group and state.
 GROUP_COUNTS = "SELECT group_name, state, count(*) FROM tasks GROUP BY group_name, state"
 # Mean and max wait per group, over tasks that started.
@@ -280,7 +284,7 @@ SELECT group_name, avg(first_started_at - enqueued_at), max(first_started_at - e
 FROM tasks WHERE first_started_at IS NOT NULL GROUP BY group_name
 """
 # All configured groups.
-ALL_GROUPS = "SELECT name, max_parallel, weight FROM groups"
+ALL_GROUPS = f"SELECT {GROUP_FIELDS} FROM groups"
 
 # -- history ------------------------------------------------------------------------------------
 

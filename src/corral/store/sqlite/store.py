@@ -37,7 +37,7 @@ from ...model import (
     WorkerRecord,
 )
 from ..reads import NamedReads
-from ..rows import NO_AGING, group_stats, new_task_row, task_record
+from ..rows import NO_AGING, group_config, group_stats, new_task_row, rate_params, task_record
 from . import queries as q
 
 RETRYABLE_STATES = (State.DEAD, State.CANCELLED, State.UPSTREAM_FAILED)
@@ -285,7 +285,7 @@ class SQLiteStore(NamedReads):
         if not names:
             return {}
         rows = conn.execute(q.GROUPS_NAMED, {"names": _json_list(sorted(names))})
-        return {name: GroupConfig(name, cap, weight) for name, cap, weight in rows}
+        return {row[0]: group_config(row) for row in rows}
 
     def task_admit_many(self, task_ids: Sequence[int], now: float) -> list[int]:
         admitted: list[tuple[int, int]] = []
@@ -468,6 +468,7 @@ class SQLiteStore(NamedReads):
                     "name": config.name,
                     "max_parallel": config.max_parallel,
                     "weight": config.weight,
+                    **rate_params(config.rate_limit),
                 },
             )
 
