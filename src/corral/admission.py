@@ -1,19 +1,31 @@
 """The admission policy: which ready tasks enter their pool now. Pure: a snapshot in, decisions
-out, so it is property-tested on its own.
+out, so it is property-tested on its own, and it can say why a task was not admitted.
 
 Per pool, while it has a free slot: take the highest level that has an eligible task; among the
 groups with a task at that level, the one holding the fewest slots per unit of weight (ties: the
-one whose head waited longest); that group's oldest task at that level. A group at its cap is not
-eligible. Each admission counts at once against the group, so shares stay within one slot.
+one whose head waited longest); that group's first task in its own order (level, then rank, then
+age). Each admission counts at once against its group and its token buckets, so shares stay
+within one slot of fair and caps and rate limits hold within the round.
+
+Eligible: the group is under its cap, holds no exclusive task, and has a token in its own bucket;
+the task has a token in its named bucket (else the group's next task is considered), and an
+exclusive task needs its group to hold no slot at all (until then it blocks its group, so it is
+not overtaken forever).
+
+The snapshot holds, per group, only the first few ready tasks (`more` marks groups that have
+others). When such a group runs out of known tasks while it could still win a slot, the pool's
+round stops there rather than guess: the next round reads on.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections import defaultdict, deque
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 
-from .model import DispatchSnapshot, GroupConfig, ReadyTask
+from .model import Bucket, DispatchSnapshot, GroupConfig, ReadyTask
+from .ratelimit import RateLimit, group_bucket, key_bucket
 
 
 @dataclass(frozen=True)
@@ -24,8 +36,23 @@ class Decision:
     level: int
 
 
+@dataclass(frozen=True)
+class Admission:
+    decisions: list[Decision]
+    """The tasks to admit, in admission (= claim) order."""
+    buckets: list[Bucket] = field(default_factory=list)
+    """The token buckets these admissions drew on, as they stand after them."""
+
+    @property
+    def task_ids(self) -> list[int]:
+        return [d.task_id for d in self.decisions]
+
+
 def free_slots(
-    snapshot: DispatchSnapshot, prefetch: int, prefetch_ratio: float = 0.0
+    capacity: dict[str, int],
+    active_by_pool: dict[str, int],
+    prefetch: int = 0,
+    prefetch_ratio: float = 0.0,
 ) -> dict[str, int]:
     """Slots each pool can take now: live capacity plus a prefetch (`prefetch` tasks, or
     `prefetch_ratio` times the capacity if more), less what it holds. The prefetch keeps
@@ -33,76 +60,264 @@ def free_slots(
     return {
         pool: max(
             0,
-            capacity
-            + max(prefetch, math.ceil(capacity * prefetch_ratio))
-            - snapshot.active_by_pool.get(pool, 0),
+            slots + max(prefetch, math.ceil(slots * prefetch_ratio)) - active_by_pool.get(pool, 0),
         )
-        for pool, capacity in snapshot.capacity.items()
+        for pool, slots in capacity.items()
     }
 
 
-def decide(
-    snapshot: DispatchSnapshot, prefetch: int = 0, prefetch_ratio: float = 0.0
-) -> list[Decision]:
-    """The tasks to admit, in admission (= claim) order."""
-    held = dict(snapshot.active_by_group)
-    decisions: list[Decision] = []
-    by_pool: dict[str, list[ReadyTask]] = defaultdict(list)
-    for task in snapshot.ready:
-        by_pool[task.pool].append(task)
-    for pool, slots in free_slots(snapshot, prefetch, prefetch_ratio).items():
-        if slots and by_pool.get(pool):
-            decisions.extend(_fill_pool(pool, slots, by_pool[pool], snapshot.groups, held))
-    return decisions
-
-
-def _fill_pool(
-    pool: str,
-    slots: int,
-    ready: list[ReadyTask],
-    groups: dict[str, GroupConfig],
-    held: dict[str, int],
-) -> list[Decision]:
-    queues: dict[str, deque[ReadyTask]] = defaultdict(deque)
-    for task in sorted(ready, key=lambda t: (-t.level, t.ready_at, t.id)):
-        queues[task.group].append(task)
-    decisions: list[Decision] = []
-    while len(decisions) < slots:
-        group = _next_group(queues, groups, held)
-        if group is None:
-            break
-        task = queues[group].popleft()
-        held[group] = held.get(group, 0) + 1
-        decisions.append(Decision(task.id, pool, group, task.level))
-    return decisions
-
-
-def _next_group(
-    queues: dict[str, deque[ReadyTask]], groups: dict[str, GroupConfig], held: dict[str, int]
-) -> str | None:
-    eligible = [
-        g for g, queue in queues.items() if queue and not at_cap(groups.get(g), held.get(g, 0))
-    ]
-    if not eligible:
-        return None
-    top = max(queues[g][0].level for g in eligible)
-    contenders = [g for g in eligible if queues[g][0].level == top]
-    return min(
-        contenders,
-        key=lambda g: (
-            held.get(g, 0) / _weight(groups.get(g)),
-            queues[g][0].ready_at,
-            queues[g][0].id,
-        ),
-    )
+def config_of(snapshot: DispatchSnapshot, group: str) -> GroupConfig:
+    """A group's settings: its own, else the defaults of groups never configured."""
+    return snapshot.groups.get(group) or snapshot.defaults
 
 
 def at_cap(config: GroupConfig | None, held: int) -> bool:
     return config is not None and config.max_parallel is not None and held >= config.max_parallel
 
 
-def _weight(config: GroupConfig | None) -> float:
-    return config.weight if config is not None else 1.0
+def in_order(tasks: list[ReadyTask]) -> list[ReadyTask]:
+    """A group's ready tasks in the order it admits them: level, then rank, then age."""
+    return sorted(tasks, key=lambda t: (-t.level, -t.rank, t.ready_at, t.id))
 
 
-__all__ = ["Decision", "at_cap", "decide", "free_slots"]
+class _Tokens:
+    """The token buckets during one round: refilled to `now` on first use, debited per
+    admission."""
+
+    def __init__(self, snapshot: DispatchSnapshot, now: float) -> None:
+        self._snapshot = snapshot
+        self._now = now
+        self._tokens: dict[str, float] = {}
+        self._rates: dict[str, RateLimit] = {}
+
+    def rate_of(self, key: str) -> RateLimit | None:
+        kind, _, name = key.partition(":")
+        if kind == "group":
+            return config_of(self._snapshot, name).rate_limit
+        return self._snapshot.rate_limits.get(name)
+
+    def level(self, key: str) -> float | None:
+        """Tokens in the bucket now; None if the key has no rate limit."""
+        rate = self.rate_of(key)
+        if rate is None:
+            return None
+        if key not in self._tokens:
+            bucket = self._snapshot.buckets.get(key)
+            self._tokens[key] = (
+                rate.burst
+                if bucket is None
+                else rate.refill(bucket.tokens, bucket.updated_at, self._now)
+            )
+            self._rates[key] = rate
+        return self._tokens[key]
+
+    def has(self, key: str) -> bool:
+        tokens = self.level(key)
+        return tokens is None or tokens >= 1.0
+
+    def take(self, key: str) -> None:
+        if self.level(key) is not None:
+            self._tokens[key] -= 1.0
+
+    def drawn(self, keys: set[str]) -> list[Bucket]:
+        return [
+            Bucket(key, self._tokens[key], self._now, self._rates[key].per_second,
+                   self._rates[key].burst)
+            for key in sorted(keys)
+        ]  # fmt: skip
+
+
+def task_keys(task: ReadyTask) -> list[str]:
+    """The buckets a task draws on: its group's and its named one (if it names one)."""
+    keys = [group_bucket(task.group)]
+    if task.rate_key is not None:
+        keys.append(key_bucket(task.rate_key))
+    return keys
+
+
+class _Round:
+    """The state of one dispatch round: slots held per group, exclusive holders, tokens."""
+
+    def __init__(self, snapshot: DispatchSnapshot, now: float) -> None:
+        self.snapshot = snapshot
+        self.held: dict[str, int] = dict(snapshot.active_by_group)
+        self.exclusive: set[str] = set(snapshot.exclusive_groups)
+        self.tokens = _Tokens(snapshot, now)
+        self.drawn: set[str] = set()
+
+    def group_blocked(self, group: str) -> bool:
+        """The group can't take a slot now, whatever its tasks."""
+        held = self.held.get(group, 0)
+        return (
+            group in self.exclusive
+            or at_cap(config_of(self.snapshot, group), held)
+            or not self.tokens.has(group_bucket(group))
+        )
+
+    def candidate(self, queue: list[ReadyTask]) -> tuple[int, ReadyTask | None]:
+        """The group's next admissible task: (its index in `queue`, it), or (-1, None). One
+        whose named bucket is empty is passed over; an exclusive one waits for its group to
+        drain, and blocks the group meanwhile."""
+        for index, task in enumerate(queue):
+            if task.exclusive and self.held.get(task.group, 0) > 0:
+                return -1, None
+            if task.rate_key is None or self.tokens.has(key_bucket(task.rate_key)):
+                return index, task
+        return -1, None
+
+    def admit(self, task: ReadyTask) -> None:
+        self.held[task.group] = self.held.get(task.group, 0) + 1
+        if task.exclusive:
+            self.exclusive.add(task.group)
+        for key in task_keys(task):
+            if self.tokens.level(key) is not None:
+                self.tokens.take(key)
+                self.drawn.add(key)
+
+
+def decide(
+    snapshot: DispatchSnapshot, now: float = 0.0, prefetch: int = 0, prefetch_ratio: float = 0.0
+) -> Admission:
+    """The tasks to admit now, in admission order, and the buckets they drew on."""
+    state = _Round(snapshot, now)
+    by_pool: dict[str, dict[str, list[ReadyTask]]] = defaultdict(lambda: defaultdict(list))
+    for task in snapshot.ready:
+        by_pool[task.pool][task.group].append(task)
+    decisions: list[Decision] = []
+    slots_of = free_slots(snapshot.capacity, snapshot.active_by_pool, prefetch, prefetch_ratio)
+    for pool, slots in slots_of.items():
+        if slots and by_pool.get(pool):
+            decisions.extend(_fill_pool(pool, slots, by_pool[pool], state))
+    return Admission(decisions, state.tokens.drawn(state.drawn))
+
+
+def _fill_pool(
+    pool: str, slots: int, groups: dict[str, list[ReadyTask]], state: _Round
+) -> list[Decision]:
+    """Admit up to `slots` tasks of one pool. A heap holds each group under the key of its
+    current candidate (level, slots held per weight, head's age). A key can only worsen while
+    other groups are admitted (shared tokens run out), so a popped key is checked again."""
+    queues = {group: in_order(tasks) for group, tasks in groups.items()}
+    last_level = {group: queue[-1].level for group, queue in queues.items()}
+    Key = tuple[float, float, float, int]
+    heap: list[tuple[Key, str]] = []
+
+    def key_of(group: str) -> Key | None:
+        """The group's place in the heap; None if it can take nothing this round."""
+        if state.group_blocked(group):
+            return None
+        share = state.held.get(group, 0) / config_of(state.snapshot, group).weight
+        queue = queues[group]
+        if not queue:
+            if (pool, group) not in state.snapshot.more:
+                return None
+            # Its next tasks are unread: one may stand at the level of its last one, so it may
+            # win against everything that ranks below that (ties included).
+            return (-last_level[group], share, -math.inf, 0)
+        _, task = state.candidate(queue)
+        if task is None:
+            return None
+        return (-task.level, share, queue[0].ready_at, queue[0].id)
+
+    def push(group: str) -> None:
+        key = key_of(group)
+        if key is not None:
+            heapq.heappush(heap, (key, group))
+
+    for group in queues:
+        push(group)
+    decisions: list[Decision] = []
+    while heap and len(decisions) < slots:
+        key, group = heapq.heappop(heap)
+        current = key_of(group)
+        if current is None:
+            continue
+        if current != key:
+            heapq.heappush(heap, (current, group))
+            continue
+        if not queues[group]:
+            break  # an unread task of this group may come first: the next round reads on
+        index, task = state.candidate(queues[group])
+        assert task is not None
+        queues[group].pop(index)
+        state.admit(task)
+        decisions.append(Decision(task.id, pool, group, task.level))
+        push(group)
+    return decisions
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One thing that holds a ready task back, in words for `corral why`."""
+
+    code: str
+    text: str
+
+
+def explain(
+    snapshot: DispatchSnapshot, task: ReadyTask, ahead: int = 0, now: float = 0.0
+) -> list[Reason]:
+    """Why `task` (ready) is not admitted now: what the policy would check, in words. `ahead`
+    counts the ready tasks of its pool at a higher level (read by the caller)."""
+    reasons: list[Reason] = []
+    state = _Round(snapshot, now)
+    config = config_of(snapshot, task.group)
+    held = snapshot.active_by_group.get(task.group, 0)
+    if snapshot.capacity.get(task.pool, 0) == 0:
+        reasons.append(
+            Reason("no_worker", f"no live worker serves pool {task.pool!r}: start one with "
+                   f"`corral worker --pool {task.pool}`")
+        )  # fmt: skip
+    elif free_slots(snapshot.capacity, snapshot.active_by_pool).get(task.pool, 0) == 0:
+        reasons.append(
+            Reason("pool_full", f"pool {task.pool!r} is full: "
+                   f"{snapshot.active_by_pool.get(task.pool, 0)} tasks hold its "
+                   f"{snapshot.capacity[task.pool]} slots")
+        )  # fmt: skip
+    if at_cap(config, held):
+        reasons.append(
+            Reason("group_cap", f"group {task.group!r} is at its cap: {held} of "
+                   f"max_parallel={config.max_parallel} running or admitted")
+        )  # fmt: skip
+    if task.group in snapshot.exclusive_groups:
+        reasons.append(
+            Reason("exclusive_running", f"an exclusive task of group {task.group!r} runs: "
+                   "the group waits until it ends")
+        )  # fmt: skip
+    if task.exclusive and held > 0:
+        reasons.append(
+            Reason("exclusive_waits", f"the task is exclusive: it waits until the {held} "
+                   f"tasks of group {task.group!r} that hold slots end")
+        )  # fmt: skip
+    for key in task_keys(task):
+        tokens = state.tokens.level(key)
+        rate = state.tokens.rate_of(key)
+        if tokens is not None and rate is not None and tokens < 1.0:
+            reasons.append(
+                Reason("rate_limit", f"rate limit {key} ({rate.spec}) has no token: the next "
+                       f"one comes in {rate.next_token_in(tokens):.1f}s")
+            )  # fmt: skip
+    if task.rate_key is not None and task.rate_key not in snapshot.rate_limits:
+        reasons.append(
+            Reason("rate_key_unknown", f"warning: rate limit key {task.rate_key!r} is not "
+                   "configured, so it limits nothing (app.rate_limits.configure)")
+        )  # fmt: skip
+    if ahead:
+        reasons.append(
+            Reason("higher_level", f"{ahead} ready tasks of pool {task.pool!r} stand at a "
+                   f"higher level than this one ({task.level})")
+        )  # fmt: skip
+    return reasons
+
+
+__all__ = [
+    "Admission",
+    "Decision",
+    "Reason",
+    "at_cap",
+    "config_of",
+    "decide",
+    "explain",
+    "free_slots",
+    "in_order",
+]

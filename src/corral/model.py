@@ -181,15 +181,67 @@ class GroupConfig:
 
 
 @dataclass(frozen=True)
+class Bucket:
+    """A token bucket as it stood at `updated_at`, with the rate it refills at."""
+
+    key: str
+    tokens: float
+    updated_at: float
+    per_second: float
+    burst: float
+
+
+@dataclass(frozen=True)
+class DispatchLoad:
+    """What holds slots now: live capacity per pool, slots held per pool and group, the groups an
+    exclusive task holds, and the settings of the groups that hold slots (plus the defaults)."""
+
+    capacity: dict[str, int]
+    active_by_pool: dict[str, int]
+    active_by_group: dict[str, int]
+    exclusive_groups: frozenset[str]
+    groups: dict[str, GroupConfig]
+    defaults: GroupConfig
+
+
+@dataclass(frozen=True)
+class HeadsWanted:
+    """For one pool: the best `groups` groups by their head (level, then age), and about `tasks`
+    of their ready tasks in all, shared evenly between them (at least one each)."""
+
+    pool: str
+    groups: int
+    tasks: int
+
+
+@dataclass(frozen=True)
+class DispatchHeads:
+    """The first ready tasks of the best groups of some pools, with what the policy needs about
+    them: `more` names the (pool, group)s that have ready tasks beyond those read."""
+
+    ready: list[ReadyTask]
+    more: frozenset[tuple[str, str]]
+    groups: dict[str, GroupConfig]
+    buckets: dict[str, Bucket]
+    rate_limits: dict[str, RateLimit]
+
+
+@dataclass(frozen=True)
 class DispatchSnapshot:
-    """What the dispatcher decides from: free slots per pool, slots held per group, the group
-    settings, and the best ready tasks of every pool that has room."""
+    """What the admission policy decides from: capacity and slots held per pool and group, the
+    group settings (`defaults` for groups never configured), the first ready tasks of the
+    groups that may get a slot, the token buckets and named rate limits they draw on."""
 
     capacity: dict[str, int]
     active_by_pool: dict[str, int]
     active_by_group: dict[str, int]
     groups: dict[str, GroupConfig]
     ready: list[ReadyTask] = field(default_factory=list)
+    defaults: GroupConfig = field(default_factory=lambda: GroupConfig(DEFAULTS_GROUP))
+    exclusive_groups: frozenset[str] = frozenset()
+    more: frozenset[tuple[str, str]] = frozenset()
+    buckets: dict[str, Bucket] = field(default_factory=dict)
+    rate_limits: dict[str, RateLimit] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

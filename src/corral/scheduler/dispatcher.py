@@ -1,17 +1,66 @@
-"""Dispatcher: admits ready tasks into their pools by the admission policy."""
+"""Dispatcher: admits ready tasks into their pools by the admission policy.
+
+Each round reads only what a decision needs: the slots held (bounded by capacity), then for each
+pool with room its best groups by head (one index read of the per-group heads) and their first
+ready tasks. Its cost follows the free slots and the groups holding slots, never the backlog or
+the number of groups waiting.
+"""
 
 from __future__ import annotations
 
-from ..admission import decide
+from ..admission import at_cap, decide, free_slots
+from ..model import DispatchHeads, DispatchLoad, DispatchSnapshot, HeadsWanted
 from ..store import Store
 
+NO_HEADS = DispatchHeads([], frozenset(), {}, {}, {})
+HINTS_PER_ROUND = 5000
+"""Groups whose ready tasks changed, looked up again per round (the rest wait one round)."""
 
-def dispatch(
-    store: Store, now: float, prefetch: int, window: int = 500, prefetch_ratio: float = 0.0
-) -> int:
+
+def dispatch(store: Store, now: float, prefetch: int = 0, prefetch_ratio: float = 0.0) -> int:
     """Admit what the policy decides from a fresh snapshot; return how many were admitted."""
-    snapshot = store.dispatch_snapshot(now, per_pool=window)
-    decisions = decide(snapshot, prefetch, prefetch_ratio)
-    if not decisions:
+    snapshot = read_snapshot(store, now, prefetch, prefetch_ratio)
+    if not snapshot.ready:
         return 0
-    return len(store.task_admit_many([d.task_id for d in decisions], now))
+    admission = decide(snapshot, now, prefetch, prefetch_ratio)
+    if not admission.decisions:
+        return 0
+    return len(store.task_admit_many(admission.task_ids, now, admission.buckets))
+
+
+def read_snapshot(
+    store: Store, now: float, prefetch: int = 0, prefetch_ratio: float = 0.0
+) -> DispatchSnapshot:
+    """What the policy needs for this round: the load, then the heads of the groups that could
+    get one of the free slots (twice as many tasks as slots, spread over the best groups)."""
+    store.ready_groups_refresh(HINTS_PER_ROUND)
+    load = store.dispatch_load(now)
+    slots = free_slots(load.capacity, load.active_by_pool, prefetch, prefetch_ratio)
+    wants = [
+        HeadsWanted(pool, groups=free + len(load.active_by_group), tasks=2 * free)
+        for pool, free in sorted(slots.items())
+        if free > 0
+    ]
+    heads = store.dispatch_heads(wants, blocked_groups(load), now) if wants else NO_HEADS
+    return DispatchSnapshot(
+        capacity=load.capacity,
+        active_by_pool=load.active_by_pool,
+        active_by_group=load.active_by_group,
+        groups={**heads.groups, **load.groups},
+        ready=heads.ready,
+        defaults=load.defaults,
+        exclusive_groups=load.exclusive_groups,
+        more=heads.more,
+        buckets=heads.buckets,
+        rate_limits=heads.rate_limits,
+    )
+
+
+def blocked_groups(load: DispatchLoad) -> list[str]:
+    """Groups that can take no slot whatever their tasks: at their cap, or running an exclusive
+    task. Bounded by the slots held."""
+    return sorted(
+        group
+        for group, held in load.active_by_group.items()
+        if group in load.exclusive_groups or at_cap(load.groups.get(group) or load.defaults, held)
+    )

@@ -16,12 +16,15 @@ from ..lifecycle import State
 from ..model import (
     AttemptRecord,
     AttemptReport,
+    Bucket,
     ClaimedTask,
-    DispatchSnapshot,
+    DispatchHeads,
+    DispatchLoad,
     Event,
     ExpiredTask,
     GroupConfig,
     GroupStats,
+    HeadsWanted,
     LevelChange,
     LogLine,
     NewTask,
@@ -32,6 +35,7 @@ from ..model import (
     WorkerInfo,
     WorkerRecord,
 )
+from ..ratelimit import RateLimit
 
 SCHEDULER_CHANNEL = "scheduler"
 """Notices that the scheduler has work: tasks submitted or retried, slots freed."""
@@ -112,14 +116,47 @@ class Store(Protocol):
         ...
 
     # -- dispatcher -----------------------------------------------------------------------------
-    def dispatch_snapshot(self, now: float, per_pool: int) -> DispatchSnapshot:
-        """Live capacity per pool, slots held per pool and group, group settings, and up to
-        `per_pool` best ready tasks (level, then age) of each pool that has room, skipping groups
-        at their cap."""
+    def ready_groups_refresh(self, limit: int) -> int:
+        """Fold up to `limit` hints (left by every change to a group's ready tasks): look the
+        hinted groups' heads up again and record them among the per-group heads, or drop the
+        groups with no ready task left. Leader only. Returns how many groups were looked up."""
         ...
 
-    def task_admit_many(self, task_ids: Sequence[int], now: float) -> list[int]:
-        """ready -> admitted, in the given order (which is the claim order). Returns those moved."""
+    def dispatch_load(self, now: float) -> DispatchLoad:
+        """Live capacity per pool, slots held per pool and group, the groups an exclusive task
+        holds, the settings of those groups and the defaults (one consistent read)."""
+        ...
+
+    def dispatch_heads(
+        self, wants: Sequence[HeadsWanted], skip: Sequence[str], now: float
+    ) -> DispatchHeads:
+        """For each wanted pool, its best groups by head (index order, never a backlog scan)
+        except those in `skip` and those whose own bucket is empty, with their first ready
+        tasks; the settings, buckets and named rate limits these draw on."""
+        ...
+
+    def task_admit_many(
+        self, task_ids: Sequence[int], now: float, buckets: Sequence[Bucket] = ()
+    ) -> list[int]:
+        """ready -> admitted, in the given order (which is the claim order), and store the token
+        buckets as these admissions left them. Returns those moved."""
+        ...
+
+    def task_count_ahead(self, pool: str, level: int) -> int:
+        """How many ready tasks of `pool` stand at a level above `level` (for `corral why`)."""
+        ...
+
+    # -- rate limits ----------------------------------------------------------------------------
+    def rate_limit_configure(self, key: str, rate: RateLimit | None) -> None:
+        """Create, replace or (None) remove the named rate limit `key`; its bucket starts full."""
+        ...
+
+    def rate_limit_list(self) -> dict[str, RateLimit]:
+        """The named rate limits."""
+        ...
+
+    def bucket_get_many(self, keys: Sequence[str]) -> dict[str, Bucket]:
+        """The stored token buckets among `keys` (a missing one is full)."""
         ...
 
     # -- worker ---------------------------------------------------------------------------------
@@ -192,7 +229,8 @@ class Store(Protocol):
         ...
 
     def group_configure(self, config: GroupConfig) -> None:
-        """Create or replace a group's settings; takes effect at the next dispatch."""
+        """Create or replace a group's settings (the name '*' holds the defaults of groups never
+        configured); takes effect at the next dispatch; the group's bucket starts full."""
         ...
 
     def group_get(self, name: str) -> GroupConfig | None:

@@ -15,7 +15,8 @@ from ..model import (
     Promotable,
     TaskRecord,
 )
-from .rows import group_config, task_record
+from ..ratelimit import RateLimit
+from .rows import group_config, rate_limits_from_rows, task_record
 
 
 class NamedReads:
@@ -43,6 +44,12 @@ class NamedReads:
     def task_fetch_expired(self, now: float, limit: int) -> list[ExpiredTask]:
         rows = self._read(self.queries.FETCH_EXPIRED, {"now": now, "limit": limit})
         return [ExpiredTask(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
+
+    def rate_limit_list(self) -> dict[str, RateLimit]:
+        return rate_limits_from_rows(self._read(self.queries.ALL_RATE_LIMITS))
+
+    def task_count_ahead(self, pool: str, level: int) -> int:
+        return int(self._read(self.queries.COUNT_AHEAD, {"pool": pool, "level": level})[0][0])
 
     def group_get(self, name: str) -> GroupConfig | None:
         rows = self._read(self.queries.GET_GROUP, (name,))

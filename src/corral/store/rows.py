@@ -3,6 +3,7 @@ rows become records. Pure; no SQL."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -10,8 +11,18 @@ from typing import Any
 from .. import aging
 from ..codec import dumps
 from ..lifecycle import State
-from ..model import GroupConfig, GroupStats, NewTask, TaskRecord
-from ..ratelimit import RateLimit
+from ..model import (
+    DEFAULTS_GROUP,
+    Bucket,
+    DispatchLoad,
+    GroupConfig,
+    GroupStats,
+    HeadsWanted,
+    NewTask,
+    ReadyTask,
+    TaskRecord,
+)
+from ..ratelimit import RateLimit, group_bucket, key_bucket
 
 NO_AGING = dumps(aging.none.to_json())
 """How a task without ageing stores its ageing function; such a task never needs promoting."""
@@ -104,3 +115,65 @@ def group_stats(
             )
         )
     return stats
+
+
+def load_from_rows(
+    capacity: dict[str, int], active: Iterable[Sequence[Any]], groups: dict[str, GroupConfig]
+) -> DispatchLoad:
+    """A DispatchLoad from capacity per pool, rows of (group, pool, count, exclusive held) and
+    the settings of those groups (with the defaults under '*')."""
+    by_pool: dict[str, int] = {}
+    by_group: dict[str, int] = {}
+    exclusive: set[str] = set()
+    for group, pool, count, held_exclusive in active:
+        by_pool[pool] = by_pool.get(pool, 0) + count
+        by_group[group] = by_group.get(group, 0) + count
+        if held_exclusive:
+            exclusive.add(group)
+    defaults = groups.pop(DEFAULTS_GROUP, None) or GroupConfig(DEFAULTS_GROUP)
+    return DispatchLoad(capacity, by_pool, by_group, frozenset(exclusive), groups, defaults)
+
+
+def heads_per_group(want: HeadsWanted, found: int) -> int:
+    """How many ready tasks to read of each of the `found` best groups of a pool."""
+    return max(1, math.ceil(want.tasks / max(found, 1)))
+
+
+def heads_from_rows(rows: Iterable[Sequence[Any]]) -> tuple[list[ReadyTask], frozenset[Any]]:
+    """Ready tasks from rows of (id, pool, group, level, ready_at, rank, exclusive, rate_key,
+    per), where up to per + 1 rows were read of each group: the extra one only says the group
+    has more, and is dropped."""
+    by_group: dict[tuple[str, str], list[ReadyTask]] = {}
+    per_of: dict[tuple[str, str], int] = {}
+    for task_id, pool, group, level, ready_at, rank, exclusive, rate_key, per in rows:
+        task = ReadyTask(task_id, pool, group, level, ready_at, rank, bool(exclusive), rate_key)
+        by_group.setdefault((pool, group), []).append(task)
+        per_of[(pool, group)] = per
+    ready: list[ReadyTask] = []
+    more: set[tuple[str, str]] = set()
+    for key, tasks in by_group.items():
+        tasks.sort(key=lambda t: (-t.level, -t.rank, t.ready_at, t.id))
+        if len(tasks) > per_of[key]:
+            more.add(key)
+            tasks = tasks[: per_of[key]]
+        ready.extend(tasks)
+    return ready, frozenset(more)
+
+
+def bucket_keys(ready: Iterable[ReadyTask]) -> list[str]:
+    """The token buckets that these tasks' groups and named rate limits keep."""
+    keys = set()
+    for task in ready:
+        keys.add(group_bucket(task.group))
+        if task.rate_key is not None:
+            keys.add(key_bucket(task.rate_key))
+    return sorted(keys)
+
+
+def buckets_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, Bucket]:
+    return {row[0]: Bucket(row[0], *(float(v) for v in row[1:])) for row in rows}
+
+
+def rate_limits_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, RateLimit]:
+    """Named rate limits from rows of (key, rate_limit, per_second, burst)."""
+    return {key: RateLimit(spec, float(rate), float(burst)) for key, spec, rate, burst in rows}

@@ -174,54 +174,142 @@ WHERE t.id = c.id AND t.state = 'ready'
 
 # -- dispatcher ---------------------------------------------------------------------------------
 
-# Everything the dispatcher decides from, in one consistent read, as four JSON arrays: live
-# capacity per pool; slots held per group and pool; the settings of the groups involved; and the
-# best ready tasks (level, then age) of each pool that has room, skipping groups at their cap.
-DISPATCH_SNAPSHOT = """
+HEAD_ORDER = "level DESC, rank DESC, ready_at, id"
+"""A group's ready tasks in admission order (the corral_tasks_group_ready index)."""
+
+# Fold up to %(limit)s hints: look the hinted groups' heads up again and record them among the
+# per-group heads, or drop the groups that have no ready task left. Returns how many groups.
+REFRESH_HEADS = f"""
+WITH taken AS (
+    DELETE FROM corral_ready_hints
+    WHERE id IN (SELECT id FROM corral_ready_hints ORDER BY id LIMIT %(limit)s)
+    RETURNING pool, group_name),
+hinted AS (SELECT DISTINCT pool, group_name FROM taken),
+heads AS (
+    SELECT h.pool, h.group_name, t.level, t.ready_at FROM hinted h LEFT JOIN LATERAL (
+        SELECT level, ready_at FROM corral_tasks t
+        WHERE t.state = 'ready' AND t.pool = h.pool AND t.group_name = h.group_name
+        ORDER BY {HEAD_ORDER} LIMIT 1) t ON TRUE),
+upserted AS (
+    INSERT INTO corral_ready_groups (pool, group_name, level, ready_at)
+    SELECT pool, group_name, level, ready_at FROM heads WHERE level IS NOT NULL
+    ON CONFLICT (pool, group_name) DO UPDATE
+        SET level = excluded.level, ready_at = excluded.ready_at
+    RETURNING 1),
+dropped AS (
+    DELETE FROM corral_ready_groups g USING heads h
+    WHERE g.pool = h.pool AND g.group_name = h.group_name AND h.level IS NULL RETURNING 1)
+SELECT (SELECT count(*) FROM hinted), (SELECT count(*) FROM upserted),
+       (SELECT count(*) FROM dropped)
+"""
+# What holds slots, in one consistent read, as three JSON arrays: live capacity per pool; slots
+# held per group and pool, with whether an exclusive task holds one; the settings of those
+# groups and the defaults ('*').
+DISPATCH_LOAD = f"""
 WITH capacity AS (
     SELECT pool, sum(concurrency)::int AS slots
     FROM corral_workers, unnest(pools) AS pool
     WHERE lease_expires_at > %(now)s GROUP BY pool),
 active AS (
-    SELECT group_name, pool, count(*)::int AS n FROM corral_tasks
-    WHERE state IN ('admitted', 'running') GROUP BY group_name, pool),
-held AS (SELECT group_name, sum(n)::int AS n FROM active GROUP BY group_name),
-capped AS (
-    SELECT h.group_name FROM held h JOIN corral_groups g ON g.name = h.group_name
-    WHERE g.max_parallel IS NOT NULL AND h.n >= g.max_parallel),
-roomy AS (
-    SELECT c.pool FROM capacity c
-    WHERE c.slots > coalesce((SELECT sum(a.n) FROM active a WHERE a.pool = c.pool), 0)),
-heads AS (
-    SELECT r.* FROM roomy CROSS JOIN LATERAL (
-        SELECT t.id, t.pool, t.group_name, t.level, t.ready_at FROM corral_tasks t
-        WHERE t.state = 'ready' AND t.pool = roomy.pool
-          AND t.group_name NOT IN (SELECT group_name FROM capped)
-        ORDER BY t.level DESC, t.ready_at, t.id LIMIT %(limit)s) r)
+    SELECT group_name, pool, count(*)::int AS n, bool_or(exclusive) AS exclusive
+    FROM corral_tasks WHERE state IN ('admitted', 'running') GROUP BY group_name, pool)
 SELECT
     (SELECT coalesce(json_agg(json_build_array(pool, slots)), '[]') FROM capacity),
-    (SELECT coalesce(json_agg(json_build_array(group_name, pool, n)), '[]') FROM active),
-    (SELECT coalesce(json_agg(
-        json_build_array(name, max_parallel, weight, rate_limit, per_second, burst)), '[]')
-     FROM corral_groups
-     WHERE name IN (SELECT group_name FROM held UNION SELECT group_name FROM heads)),
-    (SELECT coalesce(json_agg(json_build_array(id, pool, group_name, level, ready_at)), '[]')
-     FROM heads)
+    (SELECT coalesce(json_agg(json_build_array(group_name, pool, n, exclusive)), '[]')
+     FROM active),
+    (SELECT coalesce(json_agg(json_build_array({GROUP_FIELDS})), '[]') FROM corral_groups
+     WHERE name IN (SELECT group_name FROM active) OR name = '*')
 """
-# Admit ready tasks in the given order (admitted_at orders the claims); tell their pools' workers.
+# The first ready tasks of the best groups of each wanted pool, as four JSON arrays: per pool
+# the best %(groups)s groups by head (level, then age), leaving out the groups to skip and those
+# whose own bucket is empty, each with about %(tasks)s / (groups found) of its ready tasks plus
+# one (to tell whether it has more); the settings of those groups; the buckets they and their
+# tasks draw on; the named rate limits of those tasks.
+DISPATCH_HEADS = f"""
+WITH want AS (
+    SELECT * FROM unnest(%(pools)s::text[], %(groups)s::int[], %(tasks)s::int[])
+        AS w(pool, n_groups, n_tasks)),
+best AS (
+    SELECT w.pool, w.n_tasks, b.group_name FROM want w CROSS JOIN LATERAL (
+        SELECT g.group_name FROM corral_ready_groups g
+        WHERE g.pool = w.pool AND g.group_name <> ALL(%(skip)s::text[])
+          AND NOT EXISTS (
+              SELECT 1 FROM corral_rate_buckets b WHERE b.key = 'group:' || g.group_name
+              AND least(b.burst, b.tokens + b.per_second * (%(now)s - b.updated_at)) < 1)
+        ORDER BY g.level DESC, g.ready_at LIMIT w.n_groups) b),
+sized AS (
+    SELECT pool, group_name,
+           greatest(1, ceil(n_tasks::float8 / count(*) OVER (PARTITION BY pool)))::int AS per
+    FROM best),
+heads AS (
+    SELECT s.per, r.* FROM sized s CROSS JOIN LATERAL (
+        SELECT t.id, t.pool, t.group_name, t.level, t.ready_at, t.rank, t.exclusive, t.rate_key
+        FROM corral_tasks t
+        WHERE t.state = 'ready' AND t.pool = s.pool AND t.group_name = s.group_name
+        ORDER BY {HEAD_ORDER} LIMIT s.per + 1) r)
+SELECT
+    (SELECT coalesce(json_agg(json_build_array(
+        id, pool, group_name, level, ready_at, rank, exclusive, rate_key, per)), '[]')
+     FROM heads),
+    (SELECT coalesce(json_agg(json_build_array({GROUP_FIELDS})), '[]') FROM corral_groups
+     WHERE name IN (SELECT group_name FROM best)),
+    (SELECT coalesce(json_agg(json_build_array(key, tokens, updated_at, per_second, burst)),
+                     '[]')
+     FROM corral_rate_buckets
+     WHERE key IN (SELECT 'group:' || group_name FROM best
+                   UNION SELECT 'key:' || rate_key FROM heads WHERE rate_key IS NOT NULL)),
+    (SELECT coalesce(json_agg(json_build_array(key, rate_limit, per_second, burst)), '[]')
+     FROM corral_rate_limits WHERE key IN (SELECT rate_key FROM heads))
+"""
+# Admit ready tasks in the given order (admitted_at orders the claims); hint their groups; store
+# the token buckets the admissions drew on; tell their pools' workers.
 ADMIT = """
 WITH moved AS (
     UPDATE corral_tasks t SET state = 'admitted', admitted_at = %(now)s + u.ord * 1e-6
     FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS u(id, ord)
-    WHERE t.id = u.id AND t.state = 'ready' RETURNING t.id, t.attempt, t.pool),
+    WHERE t.id = u.id AND t.state = 'ready' RETURNING t.id, t.attempt, t.pool, t.group_name),
 events AS (
     INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
     SELECT id, %(now)s, 'admitted', 'ready', 'admitted', attempt FROM moved),
+hints AS (
+    INSERT INTO corral_ready_hints (pool, group_name)
+    SELECT DISTINCT pool, group_name FROM moved),
+buckets AS (
+    INSERT INTO corral_rate_buckets (key, tokens, updated_at, per_second, burst)
+    SELECT * FROM unnest(%(keys)s::text[], %(tokens)s::float8[], %(updated_at)s::float8[],
+                         %(per_second)s::float8[], %(burst)s::float8[])
+    ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at,
+        per_second = excluded.per_second, burst = excluded.burst),
 notices AS (
     SELECT pg_notify('corral_workers', 'admitted:' || pool)
     FROM (SELECT DISTINCT pool FROM moved) AS pools)
 SELECT id, pool FROM moved CROSS JOIN (SELECT count(*) FROM notices) AS sent
 """
+# Token buckets by key.
+BUCKETS_NAMED = """
+SELECT key, tokens, updated_at, per_second, burst FROM corral_rate_buckets
+WHERE key = ANY(%(keys)s)
+"""
+# Ready tasks of a pool at a level above the given one (for `corral why`).
+COUNT_AHEAD = """
+SELECT count(*) FROM corral_tasks WHERE state = 'ready' AND pool = %(pool)s AND level > %(level)s
+"""
+
+# -- rate limits --------------------------------------------------------------------------------
+
+# Create or replace a named rate limit.
+UPSERT_RATE_LIMIT = """
+INSERT INTO corral_rate_limits (key, rate_limit, per_second, burst)
+VALUES (%(key)s, %(rate_limit)s, %(per_second)s, %(burst)s)
+ON CONFLICT (key) DO UPDATE SET rate_limit = %(rate_limit)s, per_second = %(per_second)s,
+    burst = %(burst)s
+"""
+# Remove a named rate limit.
+DELETE_RATE_LIMIT = "DELETE FROM corral_rate_limits WHERE key = %s"
+# All named rate limits.
+ALL_RATE_LIMITS = "SELECT key, rate_limit, per_second, burst FROM corral_rate_limits ORDER BY key"
+# Forget a bucket's state, so a new setting starts from a full bucket.
+DELETE_BUCKET = "DELETE FROM corral_rate_buckets WHERE key = %s"
 
 # -- worker -------------------------------------------------------------------------------------
 

@@ -26,22 +26,36 @@ from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefuse
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
 from ...model import (
     AttemptReport,
+    Bucket,
     ClaimedTask,
-    DispatchSnapshot,
+    DispatchHeads,
+    DispatchLoad,
     GroupConfig,
     GroupStats,
+    HeadsWanted,
     LevelChange,
     LogLine,
     NewTask,
-    ReadyTask,
     Submitted,
     TaskQuery,
     TaskRecord,
     WorkerInfo,
     WorkerRecord,
 )
+from ...ratelimit import RateLimit, group_bucket, key_bucket
 from ..reads import NamedReads
-from ..rows import NO_AGING, group_config, group_stats, new_task_row, rate_params, task_record
+from ..rows import (
+    NO_AGING,
+    buckets_from_rows,
+    group_config,
+    group_stats,
+    heads_from_rows,
+    load_from_rows,
+    new_task_row,
+    rate_limits_from_rows,
+    rate_params,
+    task_record,
+)
 from . import queries as q
 
 log = logging.getLogger("corral.store.postgres")
@@ -275,29 +289,78 @@ class PostgresStore(NamedReads):
             return conn.execute(q.SET_LEVELS, params).rowcount
 
     # -- dispatcher ---------------------------------------------------------------------------
-    def dispatch_snapshot(self, now: float, per_pool: int) -> DispatchSnapshot:
-        row = self._read(q.DISPATCH_SNAPSHOT, {"now": now, "limit": per_pool})[0]
-        return _snapshot(*row)
+    def ready_groups_refresh(self, limit: int) -> int:
+        rows = self._leading(q.REFRESH_HEADS, {"limit": limit})
+        return int(rows[0][0])
 
-    def task_admit_many(self, task_ids: Sequence[int], now: float) -> list[int]:
-        params = {"ids": list(task_ids), "now": now}
-        with self._leader_lock:
-            # A leader admits through the session that holds the leadership lock: if that
-            # session died, the lock is free and another scheduler may lead already, so this
-            # raises rather than admit beside it (two leaders can overrun a group's cap). The
-            # dead connection stays in place, closed, until leader_acquire notices it.
-            leading = next(iter(self._leader_conns.values()), None)
-            if leading is not None:
-                try:
-                    rows = leading.execute(q.ADMIT, params).fetchall()
-                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                    leading.close()
-                    raise DatabaseError(f"the leadership's connection was lost: {exc}") from None
-        if leading is None:
-            rows = self._one(q.ADMIT, params)
+    def dispatch_load(self, now: float) -> DispatchLoad:
+        capacity, active, groups = self._read(q.DISPATCH_LOAD, {"now": now})[0]
+        configs = {row[0]: group_config(row) for row in groups}
+        return load_from_rows({pool: slots for pool, slots in capacity}, active, configs)
+
+    def dispatch_heads(
+        self, wants: Sequence[HeadsWanted], skip: Sequence[str], now: float
+    ) -> DispatchHeads:
+        params = {
+            "pools": [w.pool for w in wants],
+            "groups": [w.groups for w in wants],
+            "tasks": [w.tasks for w in wants],
+            "skip": list(skip),
+            "now": now,
+        }
+        heads, groups, buckets, limits = self._read(q.DISPATCH_HEADS, params)[0]
+        ready, more = heads_from_rows(heads)
+        return DispatchHeads(
+            ready,
+            more,
+            {row[0]: group_config(row) for row in groups},
+            buckets_from_rows(buckets),
+            rate_limits_from_rows(limits),
+        )
+
+    def task_admit_many(
+        self, task_ids: Sequence[int], now: float, buckets: Sequence[Bucket] = ()
+    ) -> list[int]:
+        params = {
+            "ids": list(task_ids),
+            "now": now,
+            "keys": [b.key for b in buckets],
+            "tokens": [b.tokens for b in buckets],
+            "updated_at": [b.updated_at for b in buckets],
+            "per_second": [b.per_second for b in buckets],
+            "burst": [b.burst for b in buckets],
+        }
+        rows = self._leading(q.ADMIT, params)
         admitted = {task_id for task_id, _ in rows}
         # dict.fromkeys: an id given twice was moved once, so it is returned once
         return [task_id for task_id in dict.fromkeys(task_ids) if task_id in admitted]
+
+    def _leading(self, query: str, params: Any) -> list[Any]:
+        """Run a statement of the leader's through the session that holds the leadership lock:
+        if that session died, the lock is free and another scheduler may lead already, so this
+        raises rather than write beside it (two leaders can overrun a group's cap). The dead
+        connection stays in place, closed, until leader_acquire notices it. Without a
+        leadership (tests, tools) the statement runs on a pooled connection."""
+        with self._leader_lock:
+            leading = next(iter(self._leader_conns.values()), None)
+            if leading is not None:
+                try:
+                    return leading.execute(query, params).fetchall()
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    leading.close()
+                    raise DatabaseError(f"the leadership's connection was lost: {exc}") from None
+        return self._one(query, params)
+
+    def bucket_get_many(self, keys: Sequence[str]) -> dict[str, Bucket]:
+        return buckets_from_rows(self._read(q.BUCKETS_NAMED, {"keys": list(keys)}))
+
+    def rate_limit_configure(self, key: str, rate: RateLimit | None) -> None:
+        with self._tx(durable=True) as conn:
+            if rate is None:
+                conn.execute(q.DELETE_RATE_LIMIT, (key,))
+            else:
+                conn.execute(q.UPSERT_RATE_LIMIT, {"key": key, **rate_params(rate)})
+            conn.execute(q.DELETE_BUCKET, (key_bucket(key),))
 
     # -- worker -------------------------------------------------------------------------------
     def task_claim(
@@ -472,6 +535,7 @@ class PostgresStore(NamedReads):
             **rate_params(config.rate_limit),
         }
         with self._tx(durable=True) as conn:
+            conn.execute(q.DELETE_BUCKET, (group_bucket(config.name),))
             conn.execute(q.UPSERT_GROUP, params)
 
     # -- wake-ups -----------------------------------------------------------------------------
@@ -525,24 +589,6 @@ class Listener:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-def _snapshot(
-    capacity: list[Any], active: list[Any], groups: list[Any], ready: list[Any]
-) -> DispatchSnapshot:
-    """A DispatchSnapshot from the JSON arrays of DISPATCH_SNAPSHOT."""
-    by_pool: dict[str, int] = {}
-    by_group: dict[str, int] = {}
-    for group, pool, count in active:
-        by_pool[pool] = by_pool.get(pool, 0) + count
-        by_group[group] = by_group.get(group, 0) + count
-    return DispatchSnapshot(
-        capacity={pool: slots for pool, slots in capacity},
-        active_by_pool=by_pool,
-        active_by_group=by_group,
-        groups={row[0]: group_config(row) for row in groups},
-        ready=[ReadyTask(*row) for row in ready],
-    )
 
 
 def _configure_session(conn: psycopg.Connection[Any]) -> None:

@@ -124,29 +124,100 @@ SET_LEVEL = "UPDATE tasks SET level = ?, promote_at = ? WHERE id = ? AND state =
 
 # -- dispatcher ---------------------------------------------------------------------------------
 
+HEAD_ORDER = "level DESC, rank DESC, ready_at, id"
+"""A group's ready tasks in admission order (the tasks_group_ready index)."""
+
+# Take up to :limit hints (the groups whose ready tasks changed), oldest first.
+TAKE_HINTS = """
+DELETE FROM ready_hints WHERE id IN (SELECT id FROM ready_hints ORDER BY id LIMIT :limit)
+RETURNING pool, group_name
+"""
+# Record a group's head (its first ready task) among the per-group heads.
+SET_GROUP_HEAD = f"""
+INSERT INTO ready_groups (pool, group_name, level, ready_at)
+SELECT pool, group_name, level, ready_at FROM (
+    SELECT pool, group_name, level, ready_at FROM tasks INDEXED BY tasks_group_ready
+    WHERE state = 'ready' AND pool = :pool AND group_name = :group_name
+    ORDER BY {HEAD_ORDER} LIMIT 1) WHERE true
+ON CONFLICT (pool, group_name) DO UPDATE SET level = excluded.level, ready_at = excluded.ready_at
+"""
+# Drop a group that has no ready task left from the per-group heads.
+DROP_GROUP_HEAD = """
+DELETE FROM ready_groups WHERE pool = :pool AND group_name = :group_name
+  AND NOT EXISTS (SELECT 1 FROM tasks WHERE state = 'ready' AND pool = :pool
+                  AND group_name = :group_name)
+"""
+# Hint a group (after its tasks were admitted, which no trigger hints).
+INSERT_HINT = "INSERT INTO ready_hints (pool, group_name) VALUES (?, ?)"
 # Live workers: their pools and concurrency.
 LIVE_WORKERS = "SELECT pools, concurrency FROM workers WHERE lease_expires_at > :now"
-# Slots held (admitted + running), per group and pool.
+# Slots held (admitted + running), per group and pool, and whether an exclusive task holds one.
 ACTIVE_COUNTS = """
-SELECT group_name, pool, count(*) FROM tasks
+SELECT group_name, pool, count(*), max(exclusive) FROM tasks
 WHERE state IN ('admitted', 'running') GROUP BY group_name, pool
 """
 # Settings of the named groups (a JSON array).
 GROUPS_NAMED = f"""
 SELECT {GROUP_FIELDS} FROM groups WHERE name IN (SELECT value FROM json_each(:names))
 """
-# The best ready tasks of a pool, skipping groups at their cap (a JSON array).
-READY_HEADS = """
-SELECT id, pool, group_name, level, ready_at FROM tasks INDEXED BY tasks_ready
-WHERE state = 'ready' AND pool = :pool
-  AND group_name NOT IN (SELECT value FROM json_each(:capped))
-ORDER BY level DESC, ready_at, id LIMIT :limit
+# The best groups of a pool by their head (level, then age), leaving out the groups to skip (a
+# JSON array) and those whose own token bucket is empty.
+BEST_GROUPS = """
+SELECT g.group_name FROM ready_groups g INDEXED BY ready_groups_best
+WHERE g.pool = :pool AND g.group_name NOT IN (SELECT value FROM json_each(:skip))
+  AND NOT EXISTS (SELECT 1 FROM rate_buckets b WHERE b.key = 'group:' || g.group_name
+                  AND min(b.burst, b.tokens + b.per_second * (:now - b.updated_at)) < 1)
+ORDER BY g.level DESC, g.ready_at LIMIT :limit
+"""
+# The first ready tasks of one group of a pool, in admission order.
+GROUP_HEAD_TASKS = f"""
+SELECT id, pool, group_name, level, ready_at, rank, exclusive, rate_key
+FROM tasks INDEXED BY tasks_group_ready
+WHERE state = 'ready' AND pool = :pool AND group_name = :group_name
+ORDER BY {HEAD_ORDER} LIMIT :limit
+"""
+# Token buckets by key (a JSON array).
+BUCKETS_NAMED = """
+SELECT key, tokens, updated_at, per_second, burst FROM rate_buckets
+WHERE key IN (SELECT value FROM json_each(:keys))
+"""
+# Named rate limits by key (a JSON array).
+RATE_LIMITS_NAMED = """
+SELECT key, rate_limit, per_second, burst FROM rate_limits
+WHERE key IN (SELECT value FROM json_each(:keys))
 """
 # Admit one ready task (admitted_at orders the claims).
 ADMIT = """
 UPDATE tasks SET state = 'admitted', admitted_at = :at
-WHERE id = :id AND state = 'ready' RETURNING id, attempt
+WHERE id = :id AND state = 'ready' RETURNING id, attempt, pool, group_name
 """
+# Store a token bucket as admissions left it.
+SET_BUCKET = """
+INSERT INTO rate_buckets (key, tokens, updated_at, per_second, burst)
+VALUES (:key, :tokens, :updated_at, :per_second, :burst)
+ON CONFLICT (key) DO UPDATE SET tokens = :tokens, updated_at = :updated_at,
+    per_second = :per_second, burst = :burst
+"""
+# Ready tasks of a pool at a level above the given one (for `corral why`).
+COUNT_AHEAD = """
+SELECT count(*) FROM tasks INDEXED BY tasks_ready
+WHERE state = 'ready' AND pool = :pool AND level > :level
+"""
+
+# -- rate limits --------------------------------------------------------------------------------
+
+# Create or replace a named rate limit.
+UPSERT_RATE_LIMIT = """
+INSERT INTO rate_limits (key, rate_limit, per_second, burst)
+VALUES (:key, :rate_limit, :per_second, :burst)
+ON CONFLICT (key) DO UPDATE SET rate_limit = :rate_limit, per_second = :per_second, burst = :burst
+"""
+# Remove a named rate limit.
+DELETE_RATE_LIMIT = "DELETE FROM rate_limits WHERE key = ?"
+# All named rate limits.
+ALL_RATE_LIMITS = "SELECT key, rate_limit, per_second, burst FROM rate_limits ORDER BY key"
+# Forget a bucket's state, so a new setting starts from a full bucket.
+DELETE_BUCKET = "DELETE FROM rate_buckets WHERE key = ?"
 
 # -- worker -------------------------------------------------------------------------------------
 

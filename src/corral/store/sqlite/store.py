@@ -16,28 +16,44 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ...admission import at_cap
 from ...codec import dumps, loads
 from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
 from ...model import (
+    DEFAULTS_GROUP,
     AttemptReport,
+    Bucket,
     ClaimedTask,
-    DispatchSnapshot,
+    DispatchHeads,
+    DispatchLoad,
     GroupConfig,
     GroupStats,
+    HeadsWanted,
     LevelChange,
     LogLine,
     NewTask,
-    ReadyTask,
     Submitted,
     TaskQuery,
     TaskRecord,
     WorkerInfo,
     WorkerRecord,
 )
+from ...ratelimit import RateLimit, group_bucket, key_bucket
 from ..reads import NamedReads
-from ..rows import NO_AGING, group_config, group_stats, new_task_row, rate_params, task_record
+from ..rows import (
+    NO_AGING,
+    bucket_keys,
+    buckets_from_rows,
+    group_config,
+    group_stats,
+    heads_from_rows,
+    heads_per_group,
+    load_from_rows,
+    new_task_row,
+    rate_limits_from_rows,
+    rate_params,
+    task_record,
+)
 from . import queries as q
 
 RETRYABLE_STATES = (State.DEAD, State.CANCELLED, State.UPSTREAM_FAILED)
@@ -255,7 +271,16 @@ class SQLiteStore(NamedReads):
             return cur.rowcount
 
     # -- dispatcher ---------------------------------------------------------------------------
-    def dispatch_snapshot(self, now: float, per_pool: int) -> DispatchSnapshot:
+    def ready_groups_refresh(self, limit: int) -> int:
+        with self._write() as tx:
+            hinted = set(tx.execute(q.TAKE_HINTS, {"limit": limit}).fetchall())
+            for pool, group in sorted(hinted):
+                params = {"pool": pool, "group_name": group}
+                tx.execute(q.SET_GROUP_HEAD, params)
+                tx.execute(q.DROP_GROUP_HEAD, params)
+        return len(hinted)
+
+    def dispatch_load(self, now: float) -> DispatchLoad:
         conn = self._conn()
         conn.execute("BEGIN")  # one consistent read
         try:
@@ -263,22 +288,37 @@ class SQLiteStore(NamedReads):
             for pools, concurrency in conn.execute(q.LIVE_WORKERS, {"now": now}):
                 for pool in _loads_list(pools):
                     capacity[pool] = capacity.get(pool, 0) + concurrency
-            by_pool: dict[str, int] = {}
-            by_group: dict[str, int] = {}
-            for group, pool, count in conn.execute(q.ACTIVE_COUNTS):
-                by_pool[pool] = by_pool.get(pool, 0) + count
-                by_group[group] = by_group.get(group, 0) + count
-            groups = self._groups_named(conn, by_group)
-            capped = [g for g, n in by_group.items() if at_cap(groups.get(g), n)]
-            ready: list[ReadyTask] = []
-            for pool, slots in capacity.items():
-                if slots > by_pool.get(pool, 0):
-                    params = {"pool": pool, "capped": _json_list(capped), "limit": per_pool}
-                    ready.extend(ReadyTask(*row) for row in conn.execute(q.READY_HEADS, params))
-            groups.update(self._groups_named(conn, {t.group for t in ready} - groups.keys()))
+            active = conn.execute(q.ACTIVE_COUNTS).fetchall()
+            groups = self._groups_named(conn, {row[0] for row in active} | {DEFAULTS_GROUP})
         finally:
             conn.execute("COMMIT")
-        return DispatchSnapshot(capacity, by_pool, by_group, groups, ready)
+        return load_from_rows(capacity, active, groups)
+
+    def dispatch_heads(
+        self, wants: Sequence[HeadsWanted], skip: Sequence[str], now: float
+    ) -> DispatchHeads:
+        conn = self._conn()
+        conn.execute("BEGIN")  # one consistent read
+        try:
+            rows: list[Sequence[Any]] = []
+            for want in wants:
+                params = {"pool": want.pool, "skip": _json_list(skip), "now": now}
+                best = conn.execute(q.BEST_GROUPS, {**params, "limit": want.groups}).fetchall()
+                per = heads_per_group(want, len(best))
+                for (group,) in best:
+                    query = {"pool": want.pool, "group_name": group, "limit": per + 1}
+                    rows.extend((*row, per) for row in conn.execute(q.GROUP_HEAD_TASKS, query))
+            ready, more = heads_from_rows(rows)
+            groups = self._groups_named(conn, {t.group for t in ready})
+            names = sorted({t.rate_key for t in ready if t.rate_key is not None})
+            limits = conn.execute(q.RATE_LIMITS_NAMED, {"keys": _json_list(names)}).fetchall()
+            keys = bucket_keys(ready)
+            buckets = conn.execute(q.BUCKETS_NAMED, {"keys": _json_list(keys)}).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        return DispatchHeads(
+            ready, more, groups, buckets_from_rows(buckets), rate_limits_from_rows(limits)
+        )
 
     @staticmethod
     def _groups_named(conn: sqlite3.Connection, names: Any) -> dict[str, GroupConfig]:
@@ -287,15 +327,32 @@ class SQLiteStore(NamedReads):
         rows = conn.execute(q.GROUPS_NAMED, {"names": _json_list(sorted(names))})
         return {row[0]: group_config(row) for row in rows}
 
-    def task_admit_many(self, task_ids: Sequence[int], now: float) -> list[int]:
+    def task_admit_many(
+        self, task_ids: Sequence[int], now: float, buckets: Sequence[Bucket] = ()
+    ) -> list[int]:
         admitted: list[tuple[int, int]] = []
+        groups: set[tuple[str, str]] = set()
         with self._write() as tx:
             for order, task_id in enumerate(task_ids):
                 row = tx.execute(q.ADMIT, {"id": task_id, "at": now + order * 1e-6}).fetchone()
                 if row is not None:
-                    admitted.append(row)
+                    admitted.append((row[0], row[1]))
+                    groups.add((row[2], row[3]))
             _events(tx, admitted, now, "admitted", State.READY, State.ADMITTED)
+            tx.executemany(q.INSERT_HINT, sorted(groups))
+            tx.executemany(q.SET_BUCKET, [vars(bucket) for bucket in buckets])
         return [task_id for task_id, _ in admitted]
+
+    def bucket_get_many(self, keys: Sequence[str]) -> dict[str, Bucket]:
+        return buckets_from_rows(self._read(q.BUCKETS_NAMED, {"keys": _json_list(keys)}))
+
+    def rate_limit_configure(self, key: str, rate: RateLimit | None) -> None:
+        with self._write() as tx:
+            if rate is None:
+                tx.execute(q.DELETE_RATE_LIMIT, (key,))
+            else:
+                tx.execute(q.UPSERT_RATE_LIMIT, {"key": key, **rate_params(rate)})
+            tx.execute(q.DELETE_BUCKET, (key_bucket(key),))
 
     # -- worker -------------------------------------------------------------------------------
     def task_claim(
@@ -462,6 +519,7 @@ class SQLiteStore(NamedReads):
 
     def group_configure(self, config: GroupConfig) -> None:
         with self._write() as tx:
+            tx.execute(q.DELETE_BUCKET, (group_bucket(config.name),))
             tx.execute(
                 q.UPSERT_GROUP,
                 {
