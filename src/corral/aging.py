@@ -3,7 +3,12 @@
 An ageing function maps (base priority, seconds waited) to a level, and says at what wait the
 level next changes. The store keeps that moment as `promote_at`, so the promoter touches only
 tasks that are due, never the whole backlog. Built-ins serialise to JSON and travel with the task.
-Pure: no I/O.
+
+A user-defined ageing function is any object with `level(base, waited)` and
+`next_change(base, waited)`. The scheduler never imports user code, so at submission corral
+tabulates it for the task's priority: the waits at which its level changes, and the levels, into a
+`Table` that travels as JSON. It must never lower the level as the wait grows, and must stop
+rising (return None from `next_change`) within MAX_CHANGES changes. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from .errors import ConfigError
+
+MAX_CHANGES = 1000
+"""How many times a user-defined ageing function may change a task's level."""
 
 
 @runtime_checkable
@@ -24,6 +32,10 @@ class Aging(Protocol):
     def next_change(self, base: int, waited: float) -> float | None:
         """The wait (seconds, > `waited`) at which the level next changes; None if never."""
         ...
+
+
+class Stored(Aging, Protocol):
+    """A built-in ageing function: it travels with the task as JSON."""
 
     def to_json(self) -> dict[str, Any]: ...
 
@@ -68,6 +80,90 @@ class Step:
         return {"kind": "step", "every": self.every, "levels": self.levels, "cap": self.cap}
 
 
+@dataclass(frozen=True)
+class Table:
+    """A tabulated ageing function: from each wait in `steps` on, the level beside it. What a
+    user-defined function becomes for one base priority."""
+
+    steps: tuple[tuple[float, int], ...]
+
+    def level(self, base: int, waited: float) -> int:
+        current = base
+        for wait, level in self.steps:
+            if wait > waited:
+                break
+            current = level
+        return current
+
+    def next_change(self, base: int, waited: float) -> float | None:
+        return next((wait for wait, _ in self.steps if wait > waited), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "table", "steps": [[wait, level] for wait, level in self.steps]}
+
+
+BUILT_IN = (NoAging, Step, Table)
+
+
+def tabulate(fn: Aging, base: int) -> Table:
+    """Tabulate a user-defined ageing function for priority `base`, checking as it goes that it
+    never lowers the level and that it stops changing. Raises ConfigError naming the fault."""
+    name = type(fn).__name__
+    steps: list[tuple[float, int]] = []
+    waited, current = 0.0, base
+    for _ in range(MAX_CHANGES + 1):
+        level = _call(fn.level, name, "level", base, waited)
+        if not isinstance(level, int) or isinstance(level, bool) or level < 0:
+            raise ConfigError(f"ageing {name}.level({base}, {waited}) must return a whole "
+                              f"number >= 0, got {level!r}")  # fmt: skip
+        if level < current:
+            raise ConfigError(
+                f"ageing {name} lowers the level as the wait grows: level {level} after "
+                f"{waited:g}s, {current} before (priority {base})"
+            )
+        if level != current:
+            steps.append((waited, level))
+            current = level
+        following = _call(fn.next_change, name, "next_change", base, waited)
+        if following is None:
+            return Table(tuple(steps))
+        if not isinstance(following, int | float) or following <= waited:
+            raise ConfigError(f"ageing {name}.next_change({base}, {waited}) must return a wait "
+                              f"> {waited} or None, got {following!r}")  # fmt: skip
+        waited = float(following)
+    raise ConfigError(
+        f"ageing {name} keeps changing the level after {MAX_CHANGES} changes: give it a cap "
+        "(next_change returns None once the level stops rising)"
+    )
+
+
+def _call(method: Any, name: str, what: str, base: int, waited: float) -> Any:
+    try:
+        return method(base, waited)
+    except Exception as exc:
+        raise ConfigError(f"ageing {name}.{what}({base}, {waited}) raised {exc!r}") from None
+
+
+def check(fn: Any) -> Aging:
+    """`fn` if it is an ageing function; a clear ConfigError if not."""
+    if isinstance(fn, BUILT_IN):
+        return fn
+    if not callable(getattr(fn, "level", None)) or not callable(getattr(fn, "next_change", None)):
+        raise ConfigError(
+            "aging must be an ageing function such as corral.aging.linear(), or an object with "
+            f"level(base, waited) and next_change(base, waited); got {fn!r}"
+        )
+    return fn  # type: ignore[no-any-return]
+
+
+def stored(fn: Aging, base: int) -> Stored:
+    """The form of `fn` that travels with a task of priority `base`: itself if built in, else
+    its table (checked)."""
+    if isinstance(fn, BUILT_IN):
+        return fn
+    return tabulate(fn, base)
+
+
 def linear(per_minute: float = 1.0, cap: int = 100) -> Step:
     """`per_minute` levels a minute of waiting, up to level `cap`."""
     if per_minute <= 0:
@@ -83,9 +179,11 @@ def step(every: float, levels: int = 1, cap: int = 100) -> Step:
 none = NoAging()
 
 
-def from_json(data: dict[str, Any] | None) -> Aging:
+def from_json(data: dict[str, Any] | None) -> Stored:
     if not data or data.get("kind") == "none":
         return none
     if data.get("kind") == "step":
         return Step(every=float(data["every"]), levels=int(data["levels"]), cap=int(data["cap"]))
+    if data.get("kind") == "table":
+        return Table(tuple((float(wait), int(level)) for wait, level in data["steps"]))
     raise ConfigError(f"unknown ageing function {data!r}")

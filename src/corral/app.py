@@ -7,11 +7,12 @@ import functools
 import inspect
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from . import aging as aging_mod
+from . import ratelimit
 from .aging import Aging
 from .backoff import Backoff
 from .codec import dumps
@@ -21,10 +22,12 @@ from .lifecycle import TERMINAL, OnTimeout, State
 from .model import (
     DEFAULT_GROUP,
     DEFAULT_POOL,
+    DEFAULTS_GROUP,
     GroupConfig,
     NewTask,
     TaskRecord,
 )
+from .ratelimit import RateLimit
 from .store import Store, open_store, resolve_url
 from .worker.executors import ExecutorKind
 
@@ -58,7 +61,9 @@ class TaskType(Generic[P, R]):
     pool: str
     executor: ExecutorKind
     on_cancel: Callable[..., Any] | None = None
+    rate_key: str | None = None
     _signature: inspect.Signature = field(init=False, repr=False)
+    _tables: dict[int, aging_mod.Stored] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._signature = inspect.signature(self.fn)
@@ -79,9 +84,8 @@ class TaskType(Generic[P, R]):
         """Validate and encode one call; nothing is written. See `submit`."""
         self._check_arguments(args, kwargs)
         level = _check_priority(self.priority if priority is None else priority)
-        ageing = aging or self.aging
-        if not isinstance(group, str) or not group:
-            raise ConfigError(f"group must be a non-empty string, got {group!r}")
+        ageing = self._stored_aging(aging, level)
+        _check_group(group)
         if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key):
             raise ConfigError(f"dedup_key must be a non-empty string, got {dedup_key!r}")
         now = time.time()
@@ -105,8 +109,18 @@ class TaskType(Generic[P, R]):
                 dedup_key=dedup_key,
                 depends_on=tuple(_check_ids(depends_on)),
                 promote_at=None if next_change is None else now + next_change,
+                rate_key=self.rate_key,
             )
         )
+
+    def _stored_aging(self, override: Aging | None, level: int) -> aging_mod.Stored:
+        """The ageing that travels with a task of this priority: a user-defined function is
+        tabulated (once per priority for the task type's own)."""
+        if override is not None:
+            return aging_mod.stored(aging_mod.check(override), level)
+        if level not in self._tables:
+            self._tables[level] = aging_mod.stored(self.aging, level)
+        return self._tables[level]
 
     def submit(self, *args: Any, connection: Any = None, **options: Any) -> int:
         """Store one task and return its id. Options: group, priority, aging, dedup_key,
@@ -123,25 +137,82 @@ class TaskType(Generic[P, R]):
 
 
 class Groups:
-    """`app.groups.configure(name, max_parallel=, weight=)`: settings that take effect at the
-    scheduler's next dispatch, without a restart."""
+    """Group settings, taking effect at the scheduler's next dispatch, without a restart:
+    `app.groups.configure(name, max_parallel=, weight=, rate_limit=)`, and the defaults of the
+    groups never configured: `app.groups.set_defaults(...)`."""
 
     def __init__(self, app: App) -> None:
         self._app = app
 
-    def configure(self, name: str, *, max_parallel: int | None = None, weight: float = 1.0) -> None:
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"group name must be a non-empty string, got {name!r}")
-        if max_parallel is not None and (
-            isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1
-        ):
-            raise ConfigError(f"max_parallel must be a whole number >= 1, got {max_parallel!r}")
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
-            raise ConfigError(f"weight must be a number > 0, got {weight!r}")
-        self._app.store.group_configure(GroupConfig(name, max_parallel, float(weight)))
+    def configure(
+        self,
+        name: str,
+        *,
+        max_parallel: int | None = None,
+        weight: float = 1.0,
+        rate_limit: str | None = None,
+        burst: float | None = None,
+    ) -> None:
+        """`max_parallel`: at most this many of the group's tasks admitted or running at once.
+        `weight`: its share of contended slots against other groups'. `rate_limit`: at most
+        this many admissions of its tasks ("100/minute"; `burst` tokens at once, default 1)."""
+        _check_group(name)
+        self._app.store.group_configure(
+            _group_config(name, max_parallel, weight, rate_limit, burst)
+        )
+
+    def set_defaults(
+        self,
+        *,
+        max_parallel: int | None = None,
+        weight: float = 1.0,
+        rate_limit: str | None = None,
+        burst: float | None = None,
+    ) -> None:
+        """The settings of every group never configured (each with its own bucket)."""
+        config = _group_config(DEFAULTS_GROUP, max_parallel, weight, rate_limit, burst)
+        self._app.store.group_configure(config)
+
+    def defaults(self) -> GroupConfig:
+        return self._app.store.group_get(DEFAULTS_GROUP) or GroupConfig(DEFAULTS_GROUP)
 
     def get(self, name: str) -> GroupConfig:
-        return self._app.store.group_get(name) or GroupConfig(name)
+        """A group's settings: its own, or the defaults (under its name) if never configured."""
+        own = self._app.store.group_get(name)
+        return own if own is not None else replace(self.defaults(), name=name)
+
+
+class RateLimits:
+    """Named rate limits that task types draw on (`@app.task(rate_key="crm-api")`), shared by
+    every group: `app.rate_limits.configure("crm-api", "100/minute")`."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    def configure(self, key: str, rate_limit: str, *, burst: float | None = None) -> None:
+        self._app.store.rate_limit_configure(_check_name("rate limit key", key),
+                                             ratelimit.parse(rate_limit, burst))  # fmt: skip
+
+    def remove(self, key: str) -> None:
+        self._app.store.rate_limit_configure(_check_name("rate limit key", key), None)
+
+    def list(self) -> dict[str, RateLimit]:
+        return self._app.store.rate_limit_list()
+
+
+def _group_config(
+    name: str, max_parallel: Any, weight: Any, rate_limit: Any, burst: Any
+) -> GroupConfig:
+    if max_parallel is not None and (
+        isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1
+    ):
+        raise ConfigError(f"max_parallel must be a whole number >= 1, got {max_parallel!r}")
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+        raise ConfigError(f"weight must be a number > 0, got {weight!r}")
+    if burst is not None and rate_limit is None:
+        raise ConfigError("burst needs a rate_limit")
+    rate = None if rate_limit is None else ratelimit.parse(rate_limit, burst)
+    return GroupConfig(name, max_parallel, float(weight), rate)
 
 
 class App:
@@ -155,6 +226,7 @@ class App:
         self.url = resolve_url(url)
         self.tasks: dict[str, TaskType[Any, Any]] = {}
         self.groups = Groups(self)
+        self.rate_limits = RateLimits(self)
         self._store: Store | None = None
 
     @property
@@ -183,7 +255,8 @@ class App:
         Options: name, priority (>= 0), aging, max_retries (>= 0), backoff (a Backoff),
         max_runtime (seconds or "30s", "1h"), on_timeout ("retry" | "fail" | "continue"),
         pool, executor ("async" | "thread" | "process"; default from the function's kind),
-        on_cancel (called with the context after a cancelled run, to clean up).
+        on_cancel (called with the context after a cancelled run, to clean up), rate_key (a
+        named rate limit its tasks draw on, see `app.rate_limits`).
         """
         if fn is not None:
             return self._register(fn, **options)
@@ -203,6 +276,7 @@ class App:
         pool: str = DEFAULT_POOL,
         executor: ExecutorKind | None = None,
         on_cancel: Callable[..., Any] | None = None,
+        rate_key: str | None = None,
     ) -> TaskType[Any, Any]:
         task_name = name or fn.__name__
         if task_name in self.tasks:
@@ -219,8 +293,12 @@ class App:
             raise ConfigError(f"task {task_name!r}: executor 'async' needs an `async def` handler")
         if kind == "thread" and is_async:
             raise ConfigError(f"task {task_name!r}: an `async def` handler can't use 'thread'")
-        if aging is not None and not isinstance(aging, Aging):
-            raise ConfigError("aging must be an ageing function such as corral.aging.linear()")
+        ageing = aging_mod.none if aging is None else aging_mod.check(aging)
+        base = _check_priority(priority)
+        try:
+            aging_mod.stored(ageing, base)  # a faulty user-defined function fails here
+        except ConfigError as exc:
+            raise ConfigError(f"task {task_name!r}: {exc}") from None
         runtime = None if max_runtime is None else seconds(max_runtime, name="max_runtime")
         if runtime is not None and runtime <= 0:
             raise ConfigError(f"max_runtime must be > 0, got {max_runtime!r}")
@@ -230,8 +308,8 @@ class App:
             app=self,
             fn=fn,
             name=task_name,
-            priority=_check_priority(priority),
-            aging=aging or aging_mod.none,
+            priority=base,
+            aging=ageing,
             max_retries=max_retries,
             backoff=backoff or Backoff(),
             max_runtime=runtime,
@@ -239,6 +317,7 @@ class App:
             pool=_check_name("pool", pool),
             executor=kind,
             on_cancel=on_cancel,
+            rate_key=None if rate_key is None else _check_name("rate_key", rate_key),
         )
         self.tasks[task_name] = task_type
         return task_type
@@ -303,6 +382,15 @@ def _check_priority(priority: Any) -> int:
     if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
         raise ConfigError(f"priority must be a whole number >= 0, got {priority!r}")
     return priority
+
+
+def _check_group(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"group must be a non-empty string, got {name!r}")
+    if name == DEFAULTS_GROUP:
+        raise ConfigError(f"{DEFAULTS_GROUP!r} is not a group name: it holds the defaults "
+                          "(app.groups.set_defaults)")  # fmt: skip
+    return name
 
 
 def _check_name(what: str, value: Any) -> str:

@@ -37,6 +37,7 @@ from .codec import loads
 from .errors import CorralError, TaskNotFound, TransitionRefused
 from .lifecycle import State
 from .scheduler.service import Scheduler
+from .scheduler.why import why as explain_task
 from .store import open_store, resolve_url
 from .worker.worker import Worker, WorkerConfig, run_worker
 
@@ -436,11 +437,24 @@ def _table(title: str, columns: str, rows: Iterable[Sequence[str]], **options: A
 
 
 def groups_table(stats: Sequence[m.GroupStats]) -> Table:
+    """Per group: tasks by state, its settings, its share of the slots held now, and waits."""
     shown = [s for s in GROUP_STATES if any(g.counts.get(s) for g in stats)]  # states in use
-    columns = ",".join(["group", *(f"{s.replace('_', ' ')}>" for s in shown),
-                        "cap>", "mean wait>", "max wait>"])  # fmt: skip
+    held = sum(g.active for g in stats) or 1
+    columns = ",".join(
+        [
+            "group",
+            *(f"{s.replace('_', ' ')}>" for s in shown),
+            "cap>",
+            "weight>",
+            "rate limit",
+            "share>",
+            "mean wait>",
+            "max wait>",
+        ]
+    )
     rows = ([g.group, *(str(g.counts.get(s, 0)) for s in shown),
-             "-" if g.max_parallel is None else str(g.max_parallel),
+             "-" if g.max_parallel is None else str(g.max_parallel), f"{g.weight:g}",
+             g.rate_limit or "-", f"{100 * g.active / held:.0f}%",
              _seconds(g.mean_wait), _seconds(g.max_wait)] for g in stats)  # fmt: skip
     return _table("Groups", columns, rows)
 
@@ -534,6 +548,47 @@ def status(settings: Settings, task_id: int | None, group: str | None, states: t
     out.print(workers_table(workers, now) if workers else "[dim]No live workers.[/]")
     if tasks:
         out.print(tasks_table(tasks, now))
+
+
+@cli.command(short_help="Show each group: ready, running, cap, share, waits.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_obj
+def groups(settings: Settings, as_json: bool) -> None:
+    """Show each group: its tasks by state (ready, running, ...), its cap, weight and rate
+    limit, its share of the slots held now, and the mean and max wait of its started tasks.
+    Settings: app.groups.configure(name, max_parallel=, weight=, rate_limit=).
+    """
+    stats = settings.app().store.group_stats()
+    if as_json:
+        click.echo(json.dumps([asdict(s) | {"active": s.active} for s in stats], indent=2))
+        return
+    Console().print(groups_table(stats) if stats else "[dim]No tasks yet.[/]")
+
+
+@cli.command(short_help="Say what holds a task back.")
+@click.argument("task_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.pass_obj
+def why(settings: Settings, task_id: int, as_json: bool) -> None:
+    """Say what holds TASK_ID back: its dependencies or delay, its group's cap, a rate limit,
+    an exclusive task of its group, no live worker for its pool, or the tasks of a higher level
+    ahead of it. The same rules as the scheduler's, read from the store.
+
+    \b
+    Example:
+      corral why 42
+    """
+    record, reasons = explain_task(settings.app().store, task_id, time.time())
+    if as_json:
+        payload = {"task": task_id, "state": str(record.state),
+                   "reasons": [asdict(r) for r in reasons]}  # fmt: skip
+        click.echo(json.dumps(payload, indent=2))
+        return
+    out = Console()
+    out.print(f"Task {task_id} ({record.name}, group {record.group}, pool {record.pool}) is "
+              f"{_state(record.state)}, level {record.level}:")  # fmt: skip
+    for reason in reasons:
+        out.print(f"  - {reason.text}", markup=False, highlight=False)
 
 
 # -- cancel, retry, migrate ---------------------------------------------------------------------

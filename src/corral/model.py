@@ -307,10 +307,16 @@ class GroupStats:
     max_wait: float | None
     max_parallel: int | None
     weight: float
+    rate_limit: str | None = None
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+    @property
+    def active(self) -> int:
+        """Tasks holding a slot: admitted or running."""
+        return self.counts.get("admitted", 0) + self.counts.get("running", 0)
 
 
 @dataclass(frozen=True)

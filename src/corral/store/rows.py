@@ -100,9 +100,10 @@ def group_stats(
         by_group.setdefault(group, {})[state] = int(count)
     wait_of = {g: (mean, top) for g, mean, top in waits}
     config_of = {r[0]: group_config(r) for r in configs}
+    defaults = config_of.pop(DEFAULTS_GROUP, GroupConfig(DEFAULTS_GROUP))
     stats = []
     for group in sorted(by_group):
-        config = config_of.get(group, GroupConfig(group))
+        config = config_of.get(group) or replace(defaults, name=group)
         mean, top = wait_of.get(group, (None, None))
         stats.append(
             GroupStats(
@@ -112,6 +113,7 @@ def group_stats(
                 None if top is None else float(top),
                 config.max_parallel,
                 config.weight,
+                None if config.rate_limit is None else config.rate_limit.spec,
             )
         )
     return stats
