@@ -22,7 +22,8 @@ from __future__ import annotations
 import heapq
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from .model import Bucket, DispatchSnapshot, GroupConfig, ReadyTask
 from .ratelimit import RateLimit, group_bucket, key_bucket
@@ -175,8 +176,38 @@ class _Round:
                 self.drawn.add(key)
 
 
+Key = tuple[float, ...]
+Ordering = Callable[[ReadyTask, ReadyTask, float], Key]
+"""(a group's candidate task, the group's head, its slots held per weight) -> its place: the
+group with the smallest key gets the next slot."""
+
+
+def fair(task: ReadyTask, head: ReadyTask, share: float) -> Key:
+    """corral's policy: the highest level; then the group holding the fewest slots per weight;
+    then the group whose head waited longest."""
+    return (-task.level, share, head.ready_at, head.id)
+
+
+def strict_priority(task: ReadyTask, head: ReadyTask, share: float) -> Key:
+    """A baseline for benchmarks: the highest level, then the oldest; groups don't count."""
+    return (-task.level, head.ready_at, head.id)
+
+
+def fifo(task: ReadyTask, head: ReadyTask, share: float) -> Key:
+    """A baseline for benchmarks: the oldest first; levels and groups don't count."""
+    return (head.ready_at, head.id)
+
+
+POLICIES: dict[str, Ordering] = {"fair": fair, "priority": strict_priority, "fifo": fifo}
+"""Caps, exclusive tasks and rate limits hold under each; only the order differs."""
+
+
 def decide(
-    snapshot: DispatchSnapshot, now: float = 0.0, prefetch: int = 0, prefetch_ratio: float = 0.0
+    snapshot: DispatchSnapshot,
+    now: float = 0.0,
+    prefetch: int = 0,
+    prefetch_ratio: float = 0.0,
+    ordering: Ordering = fair,
 ) -> Admission:
     """The tasks to admit now, in admission order, and the buckets they drew on."""
     state = _Round(snapshot, now)
@@ -187,19 +218,22 @@ def decide(
     slots_of = free_slots(snapshot.capacity, snapshot.active_by_pool, prefetch, prefetch_ratio)
     for pool, slots in slots_of.items():
         if slots and by_pool.get(pool):
-            decisions.extend(_fill_pool(pool, slots, by_pool[pool], state))
+            decisions.extend(_fill_pool(pool, slots, by_pool[pool], state, ordering))
     return Admission(decisions, state.tokens.drawn(state.drawn))
 
 
 def _fill_pool(
-    pool: str, slots: int, groups: dict[str, list[ReadyTask]], state: _Round
+    pool: str,
+    slots: int,
+    groups: dict[str, list[ReadyTask]],
+    state: _Round,
+    ordering: Ordering,
 ) -> list[Decision]:
     """Admit up to `slots` tasks of one pool. A heap holds each group under the key of its
-    current candidate (level, slots held per weight, head's age). A key can only worsen while
-    other groups are admitted (shared tokens run out), so a popped key is checked again."""
+    current candidate. A key can only worsen while other groups are admitted (shared tokens run
+    out), so a popped key is checked again."""
     queues = {group: in_order(tasks) for group, tasks in groups.items()}
-    last_level = {group: queue[-1].level for group, queue in queues.items()}
-    Key = tuple[float, float, float, int]
+    unread = {g: replace(queue[-1], ready_at=-math.inf) for g, queue in queues.items()}
     heap: list[tuple[Key, str]] = []
 
     def key_of(group: str) -> Key | None:
@@ -213,11 +247,11 @@ def _fill_pool(
                 return None
             # Its next tasks are unread: one may stand at the level of its last one, so it may
             # win against everything that ranks below that (ties included).
-            return (-last_level[group], share, -math.inf, 0)
+            return ordering(unread[group], unread[group], share)
         _, task = state.candidate(queue)
         if task is None:
             return None
-        return (-task.level, share, queue[0].ready_at, queue[0].id)
+        return ordering(task, queue[0], share)
 
     def push(group: str) -> None:
         key = key_of(group)
@@ -311,6 +345,7 @@ def explain(
 
 
 __all__ = [
+    "POLICIES",
     "Admission",
     "Decision",
     "Reason",
@@ -318,6 +353,9 @@ __all__ = [
     "config_of",
     "decide",
     "explain",
+    "fair",
+    "fifo",
     "free_slots",
     "in_order",
+    "strict_priority",
 ]

@@ -386,7 +386,7 @@ def _check_priority(priority: Any) -> int:
 
 def _check_group(name: Any) -> str:
     if not isinstance(name, str) or not name:
-        raise ConfigError(f"group must be a non-empty string, got {name!r}")
+        raise ConfigError(f"group name must be a non-empty string, got {name!r}")
     if name == DEFAULTS_GROUP:
         raise ConfigError(f"{DEFAULTS_GROUP!r} is not a group name: it holds the defaults "
                           "(app.groups.set_defaults)")  # fmt: skip

@@ -557,6 +557,11 @@ def groups(settings: Settings, as_json: bool) -> None:
     """Show each group: its tasks by state (ready, running, ...), its cap, weight and rate
     limit, its share of the slots held now, and the mean and max wait of its started tasks.
     Settings: app.groups.configure(name, max_parallel=, weight=, rate_limit=).
+
+    \b
+    Examples:
+      corral groups
+      corral groups --json
     """
     stats = settings.app().store.group_stats()
     if as_json:

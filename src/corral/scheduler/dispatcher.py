@@ -8,7 +8,7 @@ the number of groups waiting.
 
 from __future__ import annotations
 
-from ..admission import at_cap, decide, free_slots
+from ..admission import Ordering, at_cap, decide, fair, free_slots
 from ..model import DispatchHeads, DispatchLoad, DispatchSnapshot, HeadsWanted
 from ..store import Store
 
@@ -17,12 +17,18 @@ HINTS_PER_ROUND = 5000
 """Groups whose ready tasks changed, looked up again per round (the rest wait one round)."""
 
 
-def dispatch(store: Store, now: float, prefetch: int = 0, prefetch_ratio: float = 0.0) -> int:
+def dispatch(
+    store: Store,
+    now: float,
+    prefetch: int = 0,
+    prefetch_ratio: float = 0.0,
+    ordering: Ordering = fair,
+) -> int:
     """Admit what the policy decides from a fresh snapshot; return how many were admitted."""
     snapshot = read_snapshot(store, now, prefetch, prefetch_ratio)
     if not snapshot.ready:
         return 0
-    admission = decide(snapshot, now, prefetch, prefetch_ratio)
+    admission = decide(snapshot, now, prefetch, prefetch_ratio, ordering)
     if not admission.decisions:
         return 0
     return len(store.task_admit_many(admission.task_ids, now, admission.buckets))

@@ -15,7 +15,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from ..errors import DatabaseError
+from ..admission import POLICIES
+from ..errors import ConfigError, DatabaseError
 from ..store import Store
 from ..store.contract import SCHEDULER_CHANNEL
 from .dispatcher import dispatch
@@ -43,12 +44,20 @@ class SchedulerConfig:
     """With notifications (PostgreSQL): the longest idle wait; a notice ends it at once."""
     standby_poll: float = 0.5
     """How often a stand-by tries to take the leadership."""
+    policy: str = "fair"
+    """The admission order: "fair" (corral's), or the baselines "priority" and "fifo" that the
+    benchmarks compare it with (caps and rate limits hold under each)."""
 
 
 class Scheduler:
     def __init__(self, store: Store, config: SchedulerConfig | None = None) -> None:
         self.store = store
         self.config = config or SchedulerConfig()
+        if self.config.policy not in POLICIES:
+            raise ConfigError(
+                f"unknown admission policy {self.config.policy!r} (one of {sorted(POLICIES)})"
+            )
+        self._ordering = POLICIES[self.config.policy]
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.is_leader = False
         self._stop = threading.Event()
@@ -113,9 +122,8 @@ class Scheduler:
             moved += promote_due(self.store, now)
         if self._due("reap", now, self.config.reap_every):
             moved += rescue_expired(self.store, now)
-        moved += dispatch(
-            self.store, now, self.config.prefetch, prefetch_ratio=self.config.prefetch_ratio
-        )
+        config = self.config
+        moved += dispatch(self.store, now, config.prefetch, config.prefetch_ratio, self._ordering)
         return moved
 
     def _due(self, service: str, now: float, every: float) -> bool:

@@ -1,0 +1,344 @@
+"""Fairness on the reference workload: corral's policy against plain FIFO and strict priority.
+
+Runs corral's real scheduler (in this process, one policy at a time) and a real worker process
+(`corral worker`, 16 slots) on a fresh database per run, on the shape of shared/WORKLOAD.md with
+time compressed 1000 times (a 30 s poll runs 30 ms, a 4-minute ageing step takes 0.24 s; the
+ratios between run times, arrivals and slots are kept). Every figure comes from the event rows
+afterwards, so measuring costs the run nothing. The baselines run the same scheduler with
+another admission order ("fifo": oldest first; "priority": highest level, then oldest); caps hold
+under all three, so only the order differs.
+
+Scenarios:
+  big-first   one 1,500-job pipeline (cap 12), then 60 small pipelines (3-9 jobs) and 4 medium
+              ones (30-120 jobs, cap 6) submitted just after it: the wait of the small ones.
+  share       8 equal pipelines of 150 jobs submitted one after another, all backlogged: Jain's
+              fairness index of their slot shares, sampled every 10 ms while all are backlogged
+              (1.0 is perfectly fair, 1/8 is one group taking everything).
+  starvation  a high-priority stream (level 5) at 1.25 times the capacity for 4 s, and 10
+              low-priority checks (level 0, +1 every 0.25 s up to 5): their longest wait.
+Then the scheduler's cost per decision with 10 and with 10,000 groups holding ready work
+(store-level, no worker: a dispatch round timed per task it admits).
+
+    python benchmarks/fairness.py --backend sqlite
+    python benchmarks/fairness.py --backend postgres --policies fair,fifo,priority
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from common import fresh_database, percentile
+
+import corral
+from corral.lifecycle import TERMINAL
+from corral.model import AttemptReport, GroupConfig, NewTask, TaskQuery, WorkerInfo
+from corral.scheduler.dispatcher import dispatch
+from corral.scheduler.service import Scheduler, SchedulerConfig
+from corral.store import Store, open_store
+
+SLOTS = 16
+
+
+@dataclass
+class Run:
+    """What one scenario under one policy gave."""
+
+    waits: dict[str, list[float]] = field(default_factory=dict)
+    """Wait (submission or release to first start) of each task, per group."""
+    jain: float | None = None
+    cap_violations: int = 0
+    seconds: float = 0.0
+
+
+# -- driving corral ---------------------------------------------------------------------------
+
+
+class Cluster:
+    """A scheduler thread (with the policy under test) and one worker process."""
+
+    def __init__(self, url: str, policy: str) -> None:
+        self.app = corral.App(url)
+        env = dict(os.environ, CORRAL_DATABASE_URL=url, PYTHONPATH=str(HERE))
+        command = [sys.executable, "-m", "corral", "--app", "fairness_app:app", "worker",
+                   "--concurrency", str(SLOTS)]  # fmt: skip
+        self.worker = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+        self.scheduler = Scheduler(self.app.store, SchedulerConfig(policy=policy, prefetch=0,
+                                                                   prefetch_ratio=0.0))  # fmt: skip
+        self.thread = threading.Thread(target=self.scheduler.run, daemon=True)
+
+    def __enter__(self) -> Cluster:
+        deadline = time.monotonic() + 30
+        while not self.app.store.worker_list(time.time()):
+            if self.worker.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the worker did not start: {self.worker.stderr.read()!r}")  # type: ignore[union-attr]
+            time.sleep(0.05)
+        self.thread.start()
+        return self
+
+    def wait_all_done(self, timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = self.app.store.group_stats()
+            if all(state in {str(s) for s in TERMINAL} for g in stats for state in g.counts):
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit("the scenario did not finish in time")
+            time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        self.scheduler.stop()
+        self.thread.join(10)
+        self.worker.send_signal(signal.SIGTERM)
+        self.worker.wait(30)
+        self.app.close()
+
+
+def job(app: corral.App, group: str, ms: float) -> corral.Submission:
+    return app.task_type("job").prepare(ms, group=group)
+
+
+def poll_ms(rng: random.Random) -> float:
+    """A job's compressed run time: mostly polls and checks of 5-60 s, one in ten a load of
+    1-5 minutes."""
+    return rng.uniform(60, 300) if rng.random() < 0.1 else rng.uniform(5, 60)
+
+
+# -- scenarios --------------------------------------------------------------------------------
+
+
+def big_first(cluster: Cluster, rng: random.Random) -> None:
+    app = cluster.app
+    app.groups.configure("big", max_parallel=12)
+    for m in range(4):
+        app.groups.configure(f"medium-{m}", max_parallel=6)
+    app.submit_many([job(app, "big", poll_ms(rng)) for _ in range(1500)])
+    batch = [job(app, f"medium-{m}", poll_ms(rng)) for m in range(4)
+             for _ in range(rng.randint(30, 120))]  # fmt: skip
+    batch += [job(app, f"small-{s}", poll_ms(rng)) for s in range(60)
+              for _ in range(rng.randint(3, 9))]  # fmt: skip
+    app.submit_many(batch)
+
+
+def share(cluster: Cluster, rng: random.Random) -> None:
+    app = cluster.app
+    for g in range(8):
+        app.submit_many([job(app, f"pipeline-{g}", rng.uniform(20, 40)) for _ in range(150)])
+
+
+def starvation(cluster: Cluster, rng: random.Random) -> None:
+    """High-priority jobs of 20 ms: 16 slots serve 800 a second; 1,000 a second arrive."""
+    app = cluster.app
+    high = app.task_type("job")
+    started = time.monotonic()
+    lows_sent = False
+    while (elapsed := time.monotonic() - started) < 4.0:
+        app.submit_many([high.prepare(20.0, group="stream", priority=5) for _ in range(50)])
+        if elapsed > 0.2 and not lows_sent:
+            low = app.task_type("low")
+            app.submit_many([low.prepare(20.0, group="checks") for _ in range(10)])
+            lows_sent = True
+        time.sleep(max(0.0, 0.05 - (time.monotonic() - started - elapsed)))
+
+
+SCENARIOS: dict[str, Callable[[Cluster, random.Random], None]] = {
+    "big-first": big_first,
+    "share": share,
+    "starvation": starvation,
+}
+
+
+# -- measuring from the events -----------------------------------------------------------------
+
+
+def intervals(store: Store) -> tuple[dict[str, list[tuple[float, float]]], dict[str, float]]:
+    """Per group, the [admitted, ended) intervals of its slots; and per task group the moment its
+    last task was admitted (until then the group is backlogged)."""
+    group_of = {t.id: t.group for t in store.task_list(TaskQuery(limit=1_000_000))}
+    held: dict[int, float] = {}
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    last_admitted: dict[str, float] = {}
+    after = 0
+    while events := store.event_fetch_after(after, 10_000):
+        for event in events:
+            after = event.id
+            group = group_of[event.task_id]
+            if event.to_state == "admitted":
+                held[event.task_id] = event.at
+                last_admitted[group] = max(last_admitted.get(group, 0.0), event.at)
+            elif event.task_id in held and ends_a_slot(event.from_state, event.to_state):
+                spans[group].append((held.pop(event.task_id), event.at))
+    return spans, last_admitted
+
+
+def ends_a_slot(source: str | None, target: str | None) -> bool:
+    """A run ended, or an admitted task went back or was cancelled before it ran."""
+    if target is None:  # a cancel request: the task still runs
+        return False
+    return source == "running" or (source == "admitted" and target != "running")
+
+
+def cap_violations(store: Store, spans: dict[str, list[tuple[float, float]]]) -> int:
+    """Moments at which a group held more slots than its cap (each excess counted once)."""
+    violations = 0
+    for group, group_spans in spans.items():
+        config = store.group_get(group) or store.group_get("*") or GroupConfig(group)
+        if config.max_parallel is None:
+            continue
+        points = sorted([(a, 1) for a, _ in group_spans] + [(b, -1) for _, b in group_spans],
+                        key=lambda p: (p[0], p[1]))  # fmt: skip
+        level = 0
+        for _, step in points:
+            level += step
+            violations += level > config.max_parallel and step == 1
+    return violations
+
+
+def jain(spans: dict[str, list[tuple[float, float]]], backlogged_until: dict[str, float],
+         start: float) -> float:  # fmt: skip
+    """Mean over 10 ms samples of Jain's index of the slot shares of the groups backlogged at
+    that moment (every group has equal weight), while at least two are."""
+    end = min(backlogged_until.values())
+    indices = []
+    t = start
+    while t < end:
+        shares = [sum(1 for a, b in spans[g] if a <= t < b) for g in backlogged_until]
+        if sum(shares) > 0:
+            indices.append(sum(shares) ** 2 / (len(shares) * sum(x * x for x in shares)))
+        t += 0.01
+    return statistics.fmean(indices) if indices else float("nan")
+
+
+def run_scenario(backend: str, scenario: str, policy: str, seed: int) -> Run:
+    with fresh_database(backend) as url, Cluster(url, policy) as cluster:
+        started = time.time()
+        SCENARIOS[scenario](cluster, random.Random(seed))
+        cluster.wait_all_done()
+        store = cluster.app.store
+        run = Run(seconds=time.time() - started)
+        for task in store.task_list(TaskQuery(limit=1_000_000)):
+            if task.wait_seconds is not None:
+                run.waits.setdefault(task.group, []).append(task.wait_seconds)
+        spans, last_admitted = intervals(store)
+        run.cap_violations = cap_violations(store, spans)
+        if scenario == "share":
+            run.jain = jain(spans, last_admitted, started)
+        return run
+
+
+# -- scheduler cost per decision ------------------------------------------------------------------
+
+
+def decision_cost(backend: str, groups: int, tasks: int = 20_000, rounds: int = 40) -> float:
+    """Mean seconds of a dispatch round per task it admits, with `tasks` ready tasks spread over
+    `groups` groups and 64 slots turning over."""
+    with fresh_database(backend) as url:
+        store = open_store(url)
+        new = [
+            NewTask(
+                name="job",
+                pool="default",
+                group=f"g{i % groups}",
+                priority=0,
+                level=0,
+                aging='{"kind":"none"}',
+                args="[1]",
+                kwargs="{}",
+                max_retries=0,
+                backoff='{"base":1,"cap":300,"factor":2,"jitter":0.5}',
+                max_runtime=None,
+                on_timeout="retry",
+            )
+            for i in range(tasks)
+        ]
+        now = time.time()
+        for first in range(0, tasks, 5000):
+            store.task_insert_many(new[first : first + 5000], now)
+        store.worker_register(WorkerInfo("w", "bench", 1, ("default",), 64), now + 3600, now)
+        spent, admitted = 0.0, 0
+        for round_no in range(rounds + 1):
+            now = time.time()
+            began = time.perf_counter()
+            moved = dispatch(store, now)
+            if round_no:  # the first round folds the hints of the bulk load: not a decision
+                spent += time.perf_counter() - began
+                admitted += moved
+            claims = store.task_claim("w", ["default"], 64, now + 60, now)
+            store.task_complete_many(
+                [AttemptReport(c.id, c.attempt, "succeeded", corral.State.SUCCEEDED)
+                 for c in claims], now)  # fmt: skip
+        store.close()
+        return spent / max(admitted, 1)
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def summarise(runs: dict[str, dict[str, Run]], policies: list[str]) -> None:
+    def row(label: str, value: Callable[[Run], str], scenario: str) -> None:
+        cells = " | ".join(value(runs[scenario][p]) for p in policies)
+        print(f"| {label} | {cells} |")
+
+    def small(run: Run) -> list[float]:
+        return [w for g, ws in run.waits.items() if g.startswith("small") for w in ws]
+
+    print(f"| metric | {' | '.join(policies)} |")
+    print("|---|" + "---|" * len(policies))
+    row("big-first: small pipelines, mean wait (s)", lambda r: f"{statistics.fmean(small(r)):.2f}",
+        "big-first")  # fmt: skip
+    row("big-first: small pipelines, p95 wait (s)", lambda r: f"{percentile(small(r), 95):.2f}",
+        "big-first")  # fmt: skip
+    row("big-first: small pipelines, max wait (s)", lambda r: f"{max(small(r)):.2f}", "big-first")
+    row("big-first: big pipeline, mean wait (s)",
+        lambda r: f"{statistics.fmean(r.waits['big']):.2f}", "big-first")  # fmt: skip
+    row("big-first: all done after (s)", lambda r: f"{r.seconds:.1f}", "big-first")
+    row("share: Jain's index of backlogged groups", lambda r: f"{r.jain:.3f}", "share")
+    row("starvation: low-priority, longest wait (s)",
+        lambda r: f"{max(r.waits['checks']):.2f}", "starvation")  # fmt: skip
+    row("starvation: high-priority, mean wait (s)",
+        lambda r: f"{statistics.fmean(r.waits['stream']):.2f}", "starvation")  # fmt: skip
+    violations = {p: sum(runs[s][p].cap_violations for s in runs) for p in policies}
+    print(f"| cap violations, all scenarios | {' | '.join(str(violations[p]) for p in policies)} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], action="append")
+    parser.add_argument("--policies", default="fair,fifo,priority")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--skip-cost", action="store_true", help="skip the cost per decision")
+    args = parser.parse_args()
+    policies = args.policies.split(",")
+    for backend in args.backend or ["sqlite"]:
+        print(f"\n## {backend}: {SLOTS} slots, time compressed 1000x\n")
+        runs: dict[str, dict[str, Run]] = defaultdict(dict)
+        for scenario in args.scenarios.split(","):
+            for policy in policies:
+                runs[scenario][policy] = run_scenario(backend, scenario, policy, args.seed)
+                print(f"  ran {scenario} under {policy} in {runs[scenario][policy].seconds:.1f} s",
+                      file=sys.stderr)  # fmt: skip
+        if set(runs) == set(SCENARIOS):
+            summarise(runs, policies)
+        if not args.skip_cost:
+            few, many = decision_cost(backend, 10), decision_cost(backend, 10_000)
+            print(f"\nscheduler cost per decision: 10 groups {few * 1e6:.0f} us, 10,000 groups "
+                  f"{many * 1e6:.0f} us, ratio {many / few:.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
