@@ -1,5 +1,5 @@
 """The app of the fairness benchmark: one task that stands for a job of the reference workload
-(a poll, a load, a check), sleeping its compressed run time."""
+(a poll, a load, a check), sleeping its compressed run time, and a low-priority check that ages."""
 
 from __future__ import annotations
 
@@ -7,16 +7,21 @@ import asyncio
 
 import corral
 
-app = corral.App()
+
+def make_app(url: str | None = None) -> corral.App:
+    app = corral.App(url)
+
+    @app.task(name="job")
+    async def job(ctx: corral.Context, ms: float) -> None:
+        await asyncio.sleep(ms / 1000)
+
+    @app.task(name="low", aging=corral.aging.step(every=0.25, cap=5))
+    async def low(ctx: corral.Context, ms: float) -> None:
+        """Its level rises by one every 0.25 s of waiting (one every 4 minutes, compressed) up
+        to the level of the high-priority stream (5)."""
+        await asyncio.sleep(ms / 1000)
+
+    return app
 
 
-@app.task(name="job")
-async def job(ctx: corral.Context, ms: float) -> None:
-    await asyncio.sleep(ms / 1000)
-
-
-@app.task(name="low", aging=corral.aging.step(every=0.25, cap=5))
-async def low(ctx: corral.Context, ms: float) -> None:
-    """A low-priority check whose level rises by one every 0.25 s of waiting (compressed from
-    one level every 4 minutes), up to the level of the high-priority stream (5)."""
-    await asyncio.sleep(ms / 1000)
+app = make_app()
