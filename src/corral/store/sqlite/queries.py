@@ -200,7 +200,7 @@ ON CONFLICT (key) DO UPDATE SET tokens = :tokens, updated_at = :updated_at,
 """
 # Ready tasks of a pool at a level above the given one (for `corral why`).
 COUNT_AHEAD = """
-SELECT count(*) FROM tasks INDEXED BY tasks_ready
+SELECT count(*) FROM tasks INDEXED BY tasks_group_ready
 WHERE state = 'ready' AND pool = :pool AND level > :level
 """
 

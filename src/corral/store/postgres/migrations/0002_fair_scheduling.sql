@@ -15,7 +15,10 @@ ALTER TABLE corral_tasks
     ADD COLUMN exclusive BOOLEAN NOT NULL DEFAULT FALSE,
     ADD COLUMN rate_key TEXT;
 
--- A group's ready tasks in admission order: the head of each group, one index probe.
+-- A group's ready tasks in admission order: the head of each group, one index probe. It replaces
+-- the pool-wide order, which the dispatcher no longer reads (and which a planner without fresh
+-- statistics would pick for a group's head, reading the whole pool).
+DROP INDEX corral_tasks_ready;
 CREATE INDEX corral_tasks_group_ready
     ON corral_tasks (pool, group_name, level DESC, rank DESC, ready_at, id) WHERE state = 'ready';
 -- Slots held per group and pool, and whether an exclusive task holds one.

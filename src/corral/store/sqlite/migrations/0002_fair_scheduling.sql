@@ -14,7 +14,9 @@ ALTER TABLE tasks ADD COLUMN exclusive INTEGER NOT NULL DEFAULT 0;
 -- The named rate limit (token bucket) the task draws on, besides its group's.
 ALTER TABLE tasks ADD COLUMN rate_key TEXT;
 
--- A group's ready tasks in admission order: the head of each group, one index probe.
+-- A group's ready tasks in admission order: the head of each group, one index probe. It replaces
+-- the pool-wide order, which the dispatcher no longer reads.
+DROP INDEX tasks_ready;
 CREATE INDEX tasks_group_ready ON tasks (pool, group_name, level DESC, rank DESC, ready_at, id)
     WHERE state = 'ready';
 -- Slots held per group and pool, and whether an exclusive task holds one.
