@@ -260,3 +260,31 @@ def test_scheduler_stops_on_sigterm(tmp_path: Path) -> None:
     _, stderr = proc.communicate(timeout=15)
     assert proc.returncode == 0, stderr
     assert "leads" in stderr
+
+
+def test_why_and_groups(project: tuple[str, str]) -> None:
+    spec, url = project
+    app = corral.App(url)
+    app.groups.configure("g1", max_parallel=1, weight=2, rate_limit="10/minute")
+    held = int(invoke("--app", spec, "--database-url", url, "submit", "add", "1", "2",
+                      "--group", "g1").output)  # fmt: skip
+    waiting = int(invoke("--app", spec, "--database-url", url, "submit", "add", "3", "4",
+                         "--group", "g1").output)  # fmt: skip
+    app.store.task_admit_many([held], time.time())  # it holds the group's only slot
+    app.close()
+
+    shown = invoke("--database-url", url, "why", str(waiting))
+    assert shown.exit_code == 0, shown.output
+    assert "no live worker serves pool 'default'" in shown.output
+    assert "at its cap: 1 of max_parallel=1" in shown.output
+    reasons = json.loads(invoke("--database-url", url, "why", str(waiting), "--json").output)
+    assert [r["code"] for r in reasons["reasons"]] == ["no_worker", "group_cap"]
+    assert invoke("--database-url", url, "why", "999").exit_code != 0
+
+    table = invoke("--database-url", url, "groups")
+    assert table.exit_code == 0
+    for text in ("g1", "10/minute", "100%", "cap", "share", "mean wait"):
+        assert text in table.output
+    (group,) = json.loads(invoke("--database-url", url, "groups", "--json").output)
+    assert group["counts"] == {"admitted": 1, "ready": 1} and group["active"] == 1
+    assert (group["max_parallel"], group["weight"], group["rate_limit"]) == (1, 2.0, "10/minute")

@@ -5,16 +5,19 @@ rounds, exclusive tasks and ranks, pools without workers, ageing through the pro
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 
 import pytest
-from conftest import T0, finish, new_task, register_worker, submit
+from conftest import T0, Databases, finish, new_task, register_worker, submit
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import corral
-from corral import ConfigError
+from corral import ConfigError, TransitionRefused
 from corral.codec import dumps
 from corral.lifecycle import State
-from corral.model import GroupConfig, TaskQuery
+from corral.model import GroupConfig, HeadsWanted, LevelChange, TaskQuery, WorkerInfo
 from corral.ratelimit import parse
 from corral.scheduler.dispatcher import dispatch, read_snapshot
 from corral.scheduler.promoter import promote_due
@@ -216,3 +219,63 @@ def test_app_group_settings_round_trip(app: corral.App) -> None:
     assert app.rate_limits.list() == {"crm": parse("5/s")}
     app.rate_limits.remove("crm")
     assert app.rate_limits.list() == {}
+
+
+# -- the per-group heads stay true under any sequence of changes ---------------------------------
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("submit"),
+            st.sampled_from("abcd"),
+            st.sampled_from(["default", "gpu"]),
+            st.integers(0, 3),
+            st.integers(1, 3),
+        ),
+        st.tuples(st.just("cancel"), st.integers(0, 50)),
+        st.tuples(st.just("level"), st.integers(0, 50), st.integers(0, 6)),
+        st.tuples(st.just("dispatch"), st.integers(0, 4)),
+        st.tuples(st.just("finish"), st.sampled_from([State.SUCCEEDED, State.READY])),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ops=OPS)
+def test_per_group_heads_follow_every_change(databases: Databases, ops: list[tuple]) -> None:  # type: ignore[type-arg]
+    """Whatever happened, once the hints are folded the dispatcher sees every group that has a
+    ready task, with its true head, and no other group."""
+    store = databases.new_store()
+    info = WorkerInfo("w1", "h", 1, ("default", "gpu"), 4)
+    store.worker_register(info, T0 + 1e6, T0)
+    ids: list[int] = []
+    now = T0
+    for op in ops:
+        now += 1
+        if op[0] == "submit":
+            _, group, pool, level, count = op
+            ids += submit_many(store, count, now, group=group, pool=pool, priority=level,
+                               level=level)  # fmt: skip
+        elif op[0] == "cancel" and ids:
+            with contextlib.suppress(TransitionRefused):
+                store.task_cancel(ids[op[1] % len(ids)], now)
+        elif op[0] == "level" and ids:
+            store.task_set_levels([LevelChange(ids[op[1] % len(ids)], op[2], None)])
+        elif op[0] == "dispatch" and op[1]:
+            dispatch(store, now)
+        elif op[0] == "finish":
+            for claim in store.task_claim("w1", ["default", "gpu"], 2, now + 60, now):
+                finish(store, claim, op[1], now)
+    store.ready_groups_refresh(10_000)
+    heads = store.dispatch_heads(
+        [HeadsWanted("default", 100, 10_000), HeadsWanted("gpu", 100, 10_000)], [], now
+    )
+    ready = store.task_list(TaskQuery(states=(State.READY,), limit=10_000))
+    truth: dict[tuple[str, str], list[int]] = {}
+    for task in sorted(ready, key=lambda t: (-t.level, -t.rank, t.ready_at or 0, t.id)):
+        truth.setdefault((task.pool, task.group), []).append(task.id)
+    seen: dict[tuple[str, str], list[int]] = {}
+    for task in heads.ready:
+        seen.setdefault((task.pool, task.group), []).append(task.id)
+    assert seen == truth
