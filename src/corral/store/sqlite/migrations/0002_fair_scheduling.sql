@@ -32,23 +32,26 @@ CREATE TABLE ready_groups (
 ) WITHOUT ROWID;
 CREATE INDEX ready_groups_best ON ready_groups (pool, level DESC, ready_at);
 
+-- At most one hint per group waits (SQLite has one writer at a time, so the unique key costs no
+-- waiting): a bulk load of a million tasks leaves one hint per group, not a million.
 CREATE TABLE ready_hints (
     id         INTEGER PRIMARY KEY,
     pool       TEXT NOT NULL,
-    group_name TEXT NOT NULL
+    group_name TEXT NOT NULL,
+    UNIQUE (pool, group_name)
 );
 
 -- A task became ready, or a ready task's level changed or it left `ready` (not by admission:
 -- the dispatcher hints its own admissions).
 CREATE TRIGGER tasks_hint_insert AFTER INSERT ON tasks WHEN NEW.state = 'ready'
 BEGIN
-    INSERT INTO ready_hints (pool, group_name) VALUES (NEW.pool, NEW.group_name);
+    INSERT OR IGNORE INTO ready_hints (pool, group_name) VALUES (NEW.pool, NEW.group_name);
 END;
 CREATE TRIGGER tasks_hint_update AFTER UPDATE OF state, level ON tasks
 WHEN NEW.state != 'admitted' AND (OLD.state = 'ready' OR NEW.state = 'ready')
      AND (OLD.state != NEW.state OR OLD.level != NEW.level)
 BEGIN
-    INSERT INTO ready_hints (pool, group_name) VALUES (NEW.pool, NEW.group_name);
+    INSERT OR IGNORE INTO ready_hints (pool, group_name) VALUES (NEW.pool, NEW.group_name);
 END;
 
 -- Rate limits: a group's own (the name '*' holds the defaults of groups never configured), and
@@ -72,5 +75,5 @@ CREATE TABLE rate_buckets (
     burst      REAL NOT NULL
 ) WITHOUT ROWID;
 
-INSERT INTO ready_hints (pool, group_name)
+INSERT OR IGNORE INTO ready_hints (pool, group_name)
 SELECT DISTINCT pool, group_name FROM tasks WHERE state = 'ready';
