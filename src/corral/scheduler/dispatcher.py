@@ -39,8 +39,7 @@ def read_snapshot(
 ) -> DispatchSnapshot:
     """What the policy needs for this round: the load, then the heads of the groups that could
     get one of the free slots (twice as many tasks as slots, spread over the best groups)."""
-    store.ready_groups_refresh(HINTS_PER_ROUND)
-    load = store.dispatch_load(now)
+    load = store.dispatch_load(now, fold_hints=HINTS_PER_ROUND)
     slots = free_slots(load.capacity, load.active_by_pool, prefetch, prefetch_ratio)
     wants = [
         HeadsWanted(pool, groups=free + len(load.active_by_group), tasks=2 * free)

@@ -122,9 +122,11 @@ class Store(Protocol):
         groups with no ready task left. Leader only. Returns how many groups were looked up."""
         ...
 
-    def dispatch_load(self, now: float) -> DispatchLoad:
+    def dispatch_load(self, now: float, fold_hints: int = 0) -> DispatchLoad:
         """Live capacity per pool, slots held per pool and group, the groups an exclusive task
-        holds, the settings of those groups and the defaults (one consistent read)."""
+        holds, the settings of those groups and the defaults (one consistent read). With
+        `fold_hints` (the leader), first `ready_groups_refresh(fold_hints)`, in the same round
+        trip where the backend can."""
         ...
 
     def dispatch_heads(

@@ -178,9 +178,9 @@ HEAD_ORDER = "level DESC, rank DESC, ready_at, id"
 """A group's ready tasks in admission order (the corral_tasks_group_ready index)."""
 
 # Fold up to %(limit)s hints: look the hinted groups' heads up again and record them among the
-# per-group heads, or drop the groups that have no ready task left. Returns how many groups.
-REFRESH_HEADS = f"""
-WITH taken AS (
+# per-group heads, or drop the groups that have no ready task left.
+FOLD_HINTS = f"""
+taken AS (
     DELETE FROM corral_ready_hints
     WHERE id IN (SELECT id FROM corral_ready_hints ORDER BY id LIMIT %(limit)s)
     RETURNING pool, group_name),
@@ -198,15 +198,18 @@ upserted AS (
     RETURNING 1),
 dropped AS (
     DELETE FROM corral_ready_groups g USING heads h
-    WHERE g.pool = h.pool AND g.group_name = h.group_name AND h.level IS NULL RETURNING 1)
+    WHERE g.pool = h.pool AND g.group_name = h.group_name AND h.level IS NULL RETURNING 1)"""
+# Fold hints (as above); returns how many groups were looked up.
+REFRESH_HEADS = f"""
+WITH {FOLD_HINTS}
 SELECT (SELECT count(*) FROM hinted), (SELECT count(*) FROM upserted),
        (SELECT count(*) FROM dropped)
 """
 # What holds slots, in one consistent read, as three JSON arrays: live capacity per pool; slots
 # held per group and pool, with whether an exclusive task holds one; the settings of those
 # groups and the defaults ('*').
-DISPATCH_LOAD = f"""
-WITH capacity AS (
+LOAD = f"""
+capacity AS (
     SELECT pool, sum(concurrency)::int AS slots
     FROM corral_workers, unnest(pools) AS pool
     WHERE lease_expires_at > %(now)s GROUP BY pool),
@@ -218,8 +221,12 @@ SELECT
     (SELECT coalesce(json_agg(json_build_array(group_name, pool, n, exclusive)), '[]')
      FROM active),
     (SELECT coalesce(json_agg(json_build_array({GROUP_FIELDS})), '[]') FROM corral_groups
-     WHERE name IN (SELECT group_name FROM active) OR name = '*')
-"""
+     WHERE name IN (SELECT group_name FROM active) OR name = '*')"""
+DISPATCH_LOAD = f"WITH {LOAD}"
+# The leader's start of a round, in one round trip: fold hints, then read the load (the fold's
+# changes to the heads don't touch what the load reads).
+FOLD_AND_LOAD = f"WITH {FOLD_HINTS},\n{LOAD}"
+
 # The first ready tasks of the best groups of each wanted pool, as four JSON arrays: per pool
 # the best %(groups)s groups by head (level, then age), leaving out the groups to skip and those
 # whose own bucket is empty, each with about %(tasks)s / (groups found) of its ready tasks plus

@@ -293,8 +293,12 @@ class PostgresStore(NamedReads):
         rows = self._leading(q.REFRESH_HEADS, {"limit": limit})
         return int(rows[0][0])
 
-    def dispatch_load(self, now: float) -> DispatchLoad:
-        capacity, active, groups = self._read(q.DISPATCH_LOAD, {"now": now})[0]
+    def dispatch_load(self, now: float, fold_hints: int = 0) -> DispatchLoad:
+        if fold_hints:
+            row = self._leading(q.FOLD_AND_LOAD, {"now": now, "limit": fold_hints})[0]
+        else:
+            row = self._read(q.DISPATCH_LOAD, {"now": now})[0]
+        capacity, active, groups = row
         configs = {row[0]: group_config(row) for row in groups}
         return load_from_rows({pool: slots for pool, slots in capacity}, active, configs)
 

@@ -280,7 +280,9 @@ class SQLiteStore(NamedReads):
                 tx.execute(q.DROP_GROUP_HEAD, params)
         return len(hinted)
 
-    def dispatch_load(self, now: float) -> DispatchLoad:
+    def dispatch_load(self, now: float, fold_hints: int = 0) -> DispatchLoad:
+        if fold_hints:
+            self.ready_groups_refresh(fold_hints)
         conn = self._conn()
         conn.execute("BEGIN")  # one consistent read
         try:
