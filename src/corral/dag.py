@@ -10,7 +10,7 @@ most of the rest starts as soon as it can.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import ConfigError
 
@@ -20,8 +20,8 @@ K = TypeVar("K", bound=Hashable)
 class CycleError(ConfigError):
     """The steps of a workflow wait for each other in a loop; `cycle` lists one such loop."""
 
-    def __init__(self, cycle: Sequence[object]) -> None:
-        self.cycle = list(cycle)
+    def __init__(self, cycle: Sequence[Any]) -> None:
+        self.cycle: list[Any] = list(cycle)
         path = " -> ".join(repr(step) for step in [*self.cycle, self.cycle[0]])
         super().__init__(f"the workflow has a cycle, so none of it can run: {path}")
 

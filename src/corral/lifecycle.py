@@ -75,6 +75,8 @@ def next_state(
     """
     if outcome == "succeeded":
         return State.SUCCEEDED
+    if outcome == "stalled":
+        return State.DEAD
     if outcome == "cancelled":
         return State.CANCELLED
     if outcome in ("sliced", "released"):
@@ -93,8 +95,8 @@ def slice_stall(
     stalled_before: int, checkpoint_changed: bool, *, flag_after: int, fail_after: int | None
 ) -> tuple[int, bool, bool]:
     """After a time slice: the count of consecutive slices with the checkpoint unchanged, whether
-    to flag the task as stalled now (once, when the count reaches `flag_after`), and whether to
-    fail it (the count reached `fail_after`; None: never)."""
+    to flag the task as stalled now (when the count reaches `flag_after`, and again as it fails),
+    and whether to fail it (the count reached `fail_after`; None: never)."""
     count = 0 if checkpoint_changed else stalled_before + 1
     fail = fail_after is not None and count >= fail_after
-    return count, count == flag_after and not fail, fail
+    return count, count == flag_after or fail, fail
