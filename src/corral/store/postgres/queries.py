@@ -284,15 +284,16 @@ closed AS (
     UPDATE corral_attempts a SET finished_at = %(now)s, outcome = moved.outcome,
            error = moved.error, traceback = moved.traceback
     FROM moved WHERE a.task_id = moved.id AND a.attempt = moved.attempt),
-flags AS (
-    INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt, detail)
-    SELECT id, %(now)s, flag, 'running', NULL, attempt,
-           json_build_object('error', error, 'stalled_slices', stalled)::text
-    FROM moved WHERE flag IS NOT NULL),
 events AS (
     INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt, detail)
-    SELECT id, %(now)s, target, 'running', target, attempt,
-           json_build_object('outcome', outcome)::text FROM moved)
+    SELECT id, %(now)s, kind, 'running', to_state, attempt, detail FROM (
+        SELECT id, flag AS kind, NULL AS to_state, attempt, 0 AS ord,
+               json_build_object('error', error, 'stalled_slices', stalled)::text AS detail
+        FROM moved WHERE flag IS NOT NULL
+        UNION ALL
+        SELECT id, target, target, attempt, 1, json_build_object('outcome', outcome)::text
+        FROM moved) AS e
+    ORDER BY id, ord)
 SELECT id FROM moved
 """
 # Store a checkpoint for the running attempt.
