@@ -365,6 +365,8 @@ class App:
         each, isolated from tasks and from each other (see corral.callbacks)."""
         if not kinds:
             raise ConfigError("app.on() needs at least one event kind, e.g. app.on('dead')")
+        for kind in kinds:
+            _check_kind(kind, "app.on")
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             for kind, fns in _check_callbacks(dict.fromkeys(kinds, fn), "app.on").items():
@@ -398,12 +400,16 @@ def _check_count(what: str, value: Any) -> int:
     return value
 
 
+def _check_kind(kind: Any, where: str) -> None:
+    if kind not in CALLBACK_KINDS:
+        known = ", ".join(sorted(CALLBACK_KINDS))
+        raise ConfigError(f"{where}: unknown event kind {kind!r} (known: {known})")
+
+
 def _check_callbacks(by_kind: dict[str, Any], where: str) -> dict[str, list[Callable[..., Any]]]:
     checked: dict[str, list[Callable[..., Any]]] = {}
     for kind, fns in by_kind.items():
-        if kind not in CALLBACK_KINDS:
-            known = ", ".join(sorted(CALLBACK_KINDS))
-            raise ConfigError(f"{where}: unknown event kind {kind!r} (known: {known})")
+        _check_kind(kind, where)
         listed = list(fns) if isinstance(fns, list | tuple) else [fns]
         for fn in listed:
             if not callable(fn):
