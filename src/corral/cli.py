@@ -45,7 +45,8 @@ STATE_STYLES = {"succeeded": "green", "dead": "bold red", "cancelled": "yellow",
                 "upstream_failed": "magenta", "running": "cyan", "retry_wait": "red"}  # fmt: skip
 GROUP_STATES = ("waiting", "ready", "admitted", "running", "retry_wait", "succeeded", "dead",
                 "cancelled", "upstream_failed")  # fmt: skip
-SUBMIT_OPTIONS = {"group", "priority", "aging", "dedup_key", "delay", "run_at", "depends_on"}
+SUBMIT_OPTIONS = {"group", "priority", "aging", "dedup_key", "delay", "run_at", "depends_on",
+                  "exclusive", "on_upstream_failure"}  # fmt: skip
 
 
 # -- loading the user's App ---------------------------------------------------------------------
@@ -378,10 +379,17 @@ def _json_or_text(value: str) -> Any:
 @click.option("--dedup-key", help="At most one unfinished task per key.")
 @click.option("--delay", metavar="DURATION", help="Start no sooner than this: 30, 30s, 5m, 1h.")
 @click.option("--depends-on", type=int, multiple=True, metavar="ID", help="Repeatable.")
+@click.option("--exclusive", is_flag=True, help="Run alone in its group.")
+@click.option(
+    "--on-upstream-failure",
+    type=click.Choice(["fail", "run"]),
+    help="If a dependency ends dead or cancelled: fail too, or run anyway.",
+)
 @click.pass_obj
 def submit(settings: Settings, task_name: str, args: tuple[str, ...], kwargs_json: str | None,
            group: str, priority: int | None, dedup_key: str | None, delay: str | None,
-           depends_on: tuple[int, ...]) -> None:  # fmt: skip
+           depends_on: tuple[int, ...], exclusive: bool,
+           on_upstream_failure: str | None) -> None:  # fmt: skip
     """Submit TASK_NAME with ARGS and print its id. Each ARG is parsed as JSON, else taken as a
     plain string (put `--` before negative numbers).
 
@@ -398,7 +406,9 @@ def submit(settings: Settings, task_name: str, args: tuple[str, ...], kwargs_jso
     if SUBMIT_OPTIONS & set(kwargs):
         raise click.BadParameter(f"{sorted(SUBMIT_OPTIONS & set(kwargs))} are submit options, "
                                  "not task arguments", param_hint="'--kwargs'")  # fmt: skip
-    options: dict[str, Any] = {"group": group, "dedup_key": dedup_key, "depends_on": depends_on}
+    options: dict[str, Any] = {"group": group, "dedup_key": dedup_key, "depends_on": depends_on,
+                               "exclusive": exclusive,
+                               "on_upstream_failure": on_upstream_failure}  # fmt: skip
     options |= {"priority": priority} if priority is not None else {}
     options |= {"delay": delay} if delay is not None else {}
     click.echo(task_type.submit(*[_json_or_text(a) for a in args], **options, **kwargs))
