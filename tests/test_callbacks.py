@@ -145,6 +145,14 @@ def test_postgres_feed_waits_for_an_earlier_id_that_commits_later(store: Store) 
         "INSERT INTO corral_events (task_id, at, kind, attempt) VALUES (%s, %s, 'note', 0) "
         "RETURNING id"
     )
+    # A transaction open in another database of the server holds nothing back here.
+    elsewhere = psycopg.connect(store.url.rsplit("/", 1)[0] + "/postgres")
+    elsewhere.execute("SELECT pg_current_xact_id()")  # it has a transaction id, and stays open
+    ahead = submit(store, T0)
+    assert [f.event.task_id for f in store.event_fetch_unseen("c", 100)] == [ahead]
+    mark = store.event_fetch_unseen("c", 100)[-1]
+    store.consumer_advance("c", "me", (mark.xid, mark.event.id), T0)
+    elsewhere.close()
     with psycopg.connect(store.url) as slow:  # a transaction that stays open
         early = slow.execute(insert, (task_id, T0)).fetchone()
         with psycopg.connect(store.url, autocommit=True) as quick:

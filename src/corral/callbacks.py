@@ -16,10 +16,11 @@ time), so the cursor is the last id delivered. PostgreSQL takes ids from a seque
 not commit in id order: a plain "last id seen" could pass an id whose transaction commits later
 and skip that event for good. So each PostgreSQL event row also records the id of the
 transaction that wrote it, and the consumer reads only the events of transactions older than
-every transaction still running (the xmin of its snapshot): no event can appear among those any
-more. It reads them in (transaction, id) order, which is then fixed, and its cursor is that pair.
-The price: a transaction left open holds delivery back until it ends (corral's own sessions end
-an idle transaction after 5 s).
+every transaction that may still write one: the oldest in progress in its snapshot, leaving out
+those that pg_stat_activity shows in other databases of the server. No event can appear among
+those any more. It reads them in (transaction, id) order, which is then fixed, and its cursor is
+that pair. The price: a transaction left open in corral's database holds delivery back until it
+ends (corral's own sessions end an idle transaction after 5 s).
 
 Isolation: every call runs in a thread of its own with a time limit (`timeout`). A callback that
 raises is logged with its event and not retried (at least once is about crashes, not about

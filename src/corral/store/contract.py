@@ -270,5 +270,5 @@ class Store(Protocol):
     def event_fetch_unseen(self, name: str, limit: int) -> list[FeedEvent]:
         """Up to `limit` events after the consumer's cursor, in an order no later commit can
         change (SQLite: id; PostgreSQL: writing transaction then id, only transactions older
-        than every one still running)."""
+        than any that may still write an event)."""
         ...

@@ -542,16 +542,29 @@ RELEASE_CONSUMER = """
 UPDATE corral_consumers SET holder = NULL, lease_expires_at = 0 WHERE name = %s AND holder = %s
 """
 # The events after a consumer's cursor, with their tasks' name, group and workflow: only those of
-# transactions older than every transaction still running (so none can appear among them later),
-# in (xid, id) order, which is then fixed.
+# transactions older than every transaction that may still write an event here (so none can
+# appear among them later), in (xid, id) order, which is then fixed. The horizon is the oldest
+# transaction in progress in this statement's snapshot, leaving out those that pg_stat_activity
+# shows in other databases of the server (they write no corral events here; one not shown, or
+# already gone, is kept: the horizon only errs on the early side), else the snapshot's xmax.
 EVENTS_UNSEEN = """
-WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin),
+WITH snap AS (SELECT pg_current_snapshot() AS s),
+elsewhere AS (
+    SELECT backend_xid::text::bigint AS xid32 FROM pg_stat_activity
+    WHERE backend_xid IS NOT NULL
+      AND datid IS DISTINCT FROM (SELECT oid FROM pg_database WHERE datname = current_database())),
+horizon AS (
+    SELECT least(
+        pg_snapshot_xmax(snap.s)::text::bigint,
+        (SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap.s) AS x
+         WHERE x::text::bigint %% 4294967296 NOT IN (SELECT xid32 FROM elsewhere))) AS xid
+    FROM snap),
 cursor AS (SELECT cursor_xid, cursor_id FROM corral_consumers WHERE name = %(name)s)
 SELECT e.id, e.task_id, e.at, e.kind, e.from_state, e.to_state, e.attempt, e.detail,
        t.name, t.group_name, t.workflow_id, e.xid
 FROM corral_events e
 LEFT JOIN corral_tasks t ON t.id = e.task_id
 CROSS JOIN horizon CROSS JOIN cursor
-WHERE (e.xid, e.id) > (cursor.cursor_xid, cursor.cursor_id) AND e.xid < horizon.xmin
+WHERE (e.xid, e.id) > (cursor.cursor_xid, cursor.cursor_id) AND e.xid < horizon.xid
 ORDER BY e.xid, e.id LIMIT %(limit)s
 """

@@ -58,8 +58,8 @@ WHERE state = 'waiting';
 -- Event consumers. Event ids come from a sequence, so they do NOT commit in id order: a reader
 -- that kept "the last id seen" could pass an id whose transaction commits later, and skip it.
 -- So each event records the id of the transaction that wrote it, and a consumer reads only the
--- events of transactions older than every transaction still running (the xmin of its
--- snapshot): no event can appear among those later. It reads them in (xid, id) order, which is
+-- events of transactions older than every transaction that may still write one (see
+-- queries.EVENTS_UNSEEN): no event can appear among those later. It reads them in (xid, id) order, which is
 -- then fixed, and its cursor is the (xid, id) of the last event delivered. Events from before
 -- this schema have no xid and are not delivered.
 ALTER TABLE corral_events ADD COLUMN xid BIGINT;
