@@ -88,8 +88,7 @@ def test_a_500_task_dag_with_an_exclusive_head(
     problems = _exclusive_and_rank_problems(records, admitted, ready, head.id)
     if problems and not admission_ranks_tasks():
         pytest.xfail(
-            "admission by rank and exclusive tasks is built on the admission side: "
-            + problems[0]
+            "admission by rank and exclusive tasks is built on the admission side: " + problems[0]
         )
     assert not problems, problems[:5]
     assert {s.id for s in side} | {c.id for c in checks} <= set(records)
