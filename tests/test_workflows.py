@@ -219,3 +219,30 @@ def test_workflow_state_from_counts() -> None:
     assert state(succeeded=2, dead=1, upstream_failed=2) == "failed"
     assert state(succeeded=2, cancelled=1) == "cancelled"
     assert state(cancelled=1, upstream_failed=1) == "failed"
+
+
+def test_a_submission_aborted_to_break_a_deadlock_runs_again() -> None:
+    """PostgreSQL: a submit with dependencies locks its upstream rows; if the server aborts it to
+    break a deadlock (with a heartbeat, say), it wrote nothing and runs again."""
+    psycopg = pytest.importorskip("psycopg")
+    from corral.errors import DatabaseError
+    from corral.store.postgres.store import _again_after_deadlock
+
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            try:
+                raise psycopg.errors.DeadlockDetected("deadlock detected")
+            except psycopg.Error:
+                raise DatabaseError("PostgreSQL: deadlock detected") from None
+        return "stored"
+
+    assert _again_after_deadlock(flaky) == "stored" and len(calls) == 3
+
+    def lost() -> str:
+        raise DatabaseError("connection lost")
+
+    with pytest.raises(DatabaseError, match="connection lost"):
+        _again_after_deadlock(lost)

@@ -210,8 +210,12 @@ class PostgresStore(NamedReads):
         caller commits."""
         if conn is not None:
             return self._insert(conn, tasks, now)
-        with self._tx(durable=True) as own:
-            return self._insert(own, tasks, now)
+
+        def insert() -> list[Submitted]:
+            with self._tx(durable=True) as own:
+                return self._insert(own, tasks, now)
+
+        return _again_after_deadlock(insert) if any(t.depends_on for t in tasks) else insert()
 
     def _insert(
         self, conn: psycopg.Connection[Any], tasks: Sequence[NewTask], now: float
@@ -549,8 +553,12 @@ class PostgresStore(NamedReads):
 
         if conn is not None:
             return insert(conn)
-        with self._tx(durable=True) as own_conn:
-            return insert(own_conn)
+
+        def insert_own() -> WorkflowSubmitted:
+            with self._tx(durable=True) as own:
+                return insert(own)
+
+        return _again_after_deadlock(insert_own)
 
     def workflow_status(self, workflow_id: int) -> WorkflowStatus | None:
         rows = self._read(q.WORKFLOW_STATUS, (workflow_id,))
@@ -650,6 +658,23 @@ def _snapshot(
         groups={row[0]: group_config(row) for row in groups},
         ready=[ReadyTask(*row) for row in ready],
     )
+
+
+def _again_after_deadlock(fn: Callable[[], T], attempts: int = 3) -> T:
+    """Run a submission again if the server aborted it to break a deadlock. A submit with
+    dependencies locks its upstream rows (in id order), which a heartbeat may be updating in
+    another order; the aborted transaction wrote nothing, so running it again is safe (unlike
+    after a lost connection, where it may have committed)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except DatabaseError as exc:
+            if attempt == attempts or not isinstance(
+                exc.__context__, psycopg.errors.DeadlockDetected
+            ):
+                raise
+            log.info("submission chosen to break a deadlock; running it again")
+    raise AssertionError("unreachable")
 
 
 def _configure_session(conn: psycopg.Connection[Any]) -> None:
