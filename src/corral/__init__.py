@@ -3,7 +3,9 @@
 from . import aging
 from .app import App, Submission, TaskType
 from .backoff import Backoff
+from .callbacks import StateChange
 from .context import Context
+from .dag import CycleError
 from .errors import (
     ConfigError,
     CorralError,
@@ -17,6 +19,8 @@ from .errors import (
     WaitTimeout,
 )
 from .lifecycle import State
+from .model import WorkflowStatus
+from .workflow import Step, Workflow
 
 __version__ = "0.1.0"
 
@@ -26,9 +30,12 @@ __all__ = [
     "ConfigError",
     "Context",
     "CorralError",
+    "CycleError",
     "DatabaseError",
     "PayloadError",
     "State",
+    "StateChange",
+    "Step",
     "Submission",
     "TaskCancelled",
     "TaskNotFound",
@@ -37,6 +44,8 @@ __all__ = [
     "TransitionRefused",
     "UnknownTaskError",
     "WaitTimeout",
+    "Workflow",
+    "WorkflowStatus",
     "__version__",
     "aging",
 ]

@@ -15,6 +15,7 @@ from . import aging as aging_mod
 from . import ratelimit
 from .aging import Aging
 from .backoff import Backoff
+from .callbacks import CALLBACK_KINDS
 from .codec import dumps
 from .durations import Duration, seconds
 from .errors import ConfigError, TaskNotFound, UnknownTaskError, WaitTimeout
@@ -26,13 +27,16 @@ from .model import (
     GroupConfig,
     NewTask,
     TaskRecord,
+    WorkflowStatus,
 )
 from .ratelimit import RateLimit
 from .store import Store, open_store, resolve_url
 from .worker.executors import ExecutorKind
+from .workflow import Workflow
 
 EXECUTORS: tuple[ExecutorKind, ...] = ("async", "thread", "process")
 ON_TIMEOUT: tuple[OnTimeout, ...] = ("retry", "fail", "continue")
+ON_UPSTREAM_FAILURE = ("fail", "run")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -62,6 +66,13 @@ class TaskType(Generic[P, R]):
     executor: ExecutorKind
     on_cancel: Callable[..., Any] | None = None
     rate_key: str | None = None
+    on_upstream_failure: str = "fail"
+    on_state: dict[str, list[Callable[..., Any]]] = field(default_factory=dict)
+    """State-change callbacks of this task type, by event kind (see `App.on`)."""
+    flag_stalled_after: int = 3
+    """Time slices in a row with the checkpoint unchanged before the task is flagged stalled."""
+    fail_stalled_after: int | None = 10
+    """...and before it is failed (dead); None: never."""
     _signature: inspect.Signature = field(init=False, repr=False)
     _tables: dict[int, aging_mod.Stored] = field(init=False, repr=False, default_factory=dict)
 
@@ -79,9 +90,14 @@ class TaskType(Generic[P, R]):
         delay: Duration | None = None,
         run_at: datetime | float | None = None,
         depends_on: Iterable[int] = (),
+        exclusive: bool = False,
+        on_upstream_failure: str | None = None,
         **kwargs: Any,
     ) -> Submission:
         """Validate and encode one call; nothing is written. See `submit`."""
+        if not isinstance(exclusive, bool):
+            raise ConfigError(f"exclusive must be True or False, got {exclusive!r}")
+        upstream_rule = _check_upstream_rule(on_upstream_failure or self.on_upstream_failure)
         self._check_arguments(args, kwargs)
         level = _check_priority(self.priority if priority is None else priority)
         ageing = self._stored_aging(aging, level)
@@ -110,6 +126,8 @@ class TaskType(Generic[P, R]):
                 depends_on=tuple(_check_ids(depends_on)),
                 promote_at=None if next_change is None else now + next_change,
                 rate_key=self.rate_key,
+                exclusive=exclusive,
+                on_upstream_failure=upstream_rule,
             )
         )
 
@@ -124,7 +142,8 @@ class TaskType(Generic[P, R]):
 
     def submit(self, *args: Any, connection: Any = None, **options: Any) -> int:
         """Store one task and return its id. Options: group, priority, aging, dedup_key,
-        delay or run_at, depends_on; every other keyword goes to the handler. With a dedup key
+        delay or run_at, depends_on, exclusive (runs alone in its group), on_upstream_failure
+        ("fail" | "run"); every other keyword goes to the handler. With a dedup key
         already held by an unfinished task, that task's id comes back and nothing is added.
         `connection`: see `App.submit_many`."""
         return self.app.submit_many([self.prepare(*args, **options)], connection=connection)[0]
@@ -228,6 +247,8 @@ class App:
         self.groups = Groups(self)
         self.rate_limits = RateLimits(self)
         self._store: Store | None = None
+        self.callbacks: dict[str, list[Callable[..., Any]]] = {}
+        """App-wide state-change callbacks by event kind (see `on`)."""
 
     @property
     def store(self) -> Store:
@@ -256,7 +277,11 @@ class App:
         max_runtime (seconds or "30s", "1h"), on_timeout ("retry" | "fail" | "continue"),
         pool, executor ("async" | "thread" | "process"; default from the function's kind),
         on_cancel (called with the context after a cancelled run, to clean up), rate_key (a
-        named rate limit its tasks draw on, see `app.rate_limits`).
+        named rate limit its tasks draw on, see `app.rate_limits`),
+        on_upstream_failure ("fail": a dead or cancelled dependency makes the task
+        upstream_failed; "run": it runs anyway), on_state ({event kind: callback or list of
+        callbacks}, see `on`), flag_stalled_after and fail_stalled_after (time slices in a row
+        with the checkpoint unchanged before the task is flagged, then failed; None: never fail).
         """
         if fn is not None:
             return self._register(fn, **options)
@@ -277,8 +302,18 @@ class App:
         executor: ExecutorKind | None = None,
         on_cancel: Callable[..., Any] | None = None,
         rate_key: str | None = None,
+        on_upstream_failure: str = "fail",
+        on_state: dict[str, Any] | None = None,
+        flag_stalled_after: int = 3,
+        fail_stalled_after: int | None = 10,
     ) -> TaskType[Any, Any]:
         task_name = name or fn.__name__
+        stall_flag = _check_count("flag_stalled_after", flag_stalled_after)
+        stall_fail = (
+            None
+            if fail_stalled_after is None
+            else _check_count("fail_stalled_after", fail_stalled_after)
+        )
         if task_name in self.tasks:
             raise ConfigError(f"a task named {task_name!r} is already registered")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
@@ -318,6 +353,10 @@ class App:
             executor=kind,
             on_cancel=on_cancel,
             rate_key=None if rate_key is None else _check_name("rate_key", rate_key),
+            on_upstream_failure=_check_upstream_rule(on_upstream_failure),
+            on_state=_check_callbacks(on_state or {}, f"on_state of task {task_name!r}"),
+            flag_stalled_after=stall_flag,
+            fail_stalled_after=stall_fail,
         )
         self.tasks[task_name] = task_type
         return task_type
@@ -377,6 +416,44 @@ class App:
         """Run a dead, cancelled or upstream_failed task again with a fresh retry budget."""
         self.store.task_retry(task_id, time.time())
 
+    # -- workflows and state-change callbacks ---------------------------------------------------
+    def workflow(self, name: str, *, group: str | None = None) -> Workflow:
+        """Start building a workflow: `wf.add(task, *args, after=[...])` per step, then
+        `wf.submit()` stores them all in one transaction. `group` (default: the workflow's name)
+        is the dependency group of all its steps."""
+        return Workflow(self, _check_name("workflow name", name), group)
+
+    def workflow_status(self, workflow_id: int) -> WorkflowStatus:
+        """A workflow as a whole: its tasks counted by state, and the state that gives."""
+        status = self.store.workflow_status(workflow_id)
+        if status is None:
+            raise TaskNotFound(f"no workflow with id {workflow_id}")
+        return status
+
+    def cancel_workflow(self, workflow_id: int) -> tuple[int, int]:
+        """Cancel every unfinished task of a workflow, in one transaction: those not running end
+        at once, the running ones are interrupted by their workers. Returns (cancelled at once,
+        interruptions requested)."""
+        return self.store.workflow_cancel(workflow_id, time.time())
+
+    def on(self, *kinds: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Register an app-wide state-change callback: `@app.on("dead", "retry_wait")` over
+        `def alert(change: corral.StateChange) -> None`. Kinds are event kinds: the states, plus
+        "submitted", "cancel_requested", "stalled", or "*" for every event. Callbacks run in the
+        worker processes (`corral worker` / `corral run`) from the event rows, at least once
+        each, isolated from tasks and from each other (see corral.callbacks)."""
+        if not kinds:
+            raise ConfigError("app.on() needs at least one event kind, e.g. app.on('dead')")
+        for kind in kinds:
+            _check_kind(kind, "app.on")
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            for kind, fns in _check_callbacks(dict.fromkeys(kinds, fn), "app.on").items():
+                self.callbacks.setdefault(kind, []).extend(fns)
+            return fn
+
+        return register
+
 
 def _check_priority(priority: Any) -> int:
     if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
@@ -397,6 +474,36 @@ def _check_name(what: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{what} must be a non-empty string, got {value!r}")
     return value
+
+
+def _check_upstream_rule(rule: Any) -> str:
+    if rule not in ON_UPSTREAM_FAILURE:
+        raise ConfigError(f"on_upstream_failure must be one of {ON_UPSTREAM_FAILURE}, got {rule!r}")
+    return str(rule)
+
+
+def _check_count(what: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{what} must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def _check_kind(kind: Any, where: str) -> None:
+    if kind not in CALLBACK_KINDS:
+        known = ", ".join(sorted(CALLBACK_KINDS))
+        raise ConfigError(f"{where}: unknown event kind {kind!r} (known: {known})")
+
+
+def _check_callbacks(by_kind: dict[str, Any], where: str) -> dict[str, list[Callable[..., Any]]]:
+    checked: dict[str, list[Callable[..., Any]]] = {}
+    for kind, fns in by_kind.items():
+        _check_kind(kind, where)
+        listed = list(fns) if isinstance(fns, list | tuple) else [fns]
+        for fn in listed:
+            if not callable(fn):
+                raise ConfigError(f"{where}: the callback for {kind!r} is not callable: {fn!r}")
+        checked[kind] = listed
+    return checked
 
 
 def _check_ids(ids: Iterable[int]) -> list[int]:

@@ -46,7 +46,8 @@ STATE_STYLES = {"succeeded": "green", "dead": "bold red", "cancelled": "yellow",
                 "upstream_failed": "magenta", "running": "cyan", "retry_wait": "red"}  # fmt: skip
 GROUP_STATES = ("waiting", "ready", "admitted", "running", "retry_wait", "succeeded", "dead",
                 "cancelled", "upstream_failed")  # fmt: skip
-SUBMIT_OPTIONS = {"group", "priority", "aging", "dedup_key", "delay", "run_at", "depends_on"}
+SUBMIT_OPTIONS = {"group", "priority", "aging", "dedup_key", "delay", "run_at", "depends_on",
+                  "exclusive", "on_upstream_failure"}  # fmt: skip
 
 
 # -- loading the user's App ---------------------------------------------------------------------
@@ -379,10 +380,17 @@ def _json_or_text(value: str) -> Any:
 @click.option("--dedup-key", help="At most one unfinished task per key.")
 @click.option("--delay", metavar="DURATION", help="Start no sooner than this: 30, 30s, 5m, 1h.")
 @click.option("--depends-on", type=int, multiple=True, metavar="ID", help="Repeatable.")
+@click.option("--exclusive", is_flag=True, help="Run alone in its group.")
+@click.option(
+    "--on-upstream-failure",
+    type=click.Choice(["fail", "run"]),
+    help="If a dependency ends dead or cancelled: fail too, or run anyway.",
+)
 @click.pass_obj
 def submit(settings: Settings, task_name: str, args: tuple[str, ...], kwargs_json: str | None,
            group: str, priority: int | None, dedup_key: str | None, delay: str | None,
-           depends_on: tuple[int, ...]) -> None:  # fmt: skip
+           depends_on: tuple[int, ...], exclusive: bool,
+           on_upstream_failure: str | None) -> None:  # fmt: skip
     """Submit TASK_NAME with ARGS and print its id. Each ARG is parsed as JSON, else taken as a
     plain string (put `--` before negative numbers).
 
@@ -399,7 +407,9 @@ def submit(settings: Settings, task_name: str, args: tuple[str, ...], kwargs_jso
     if SUBMIT_OPTIONS & set(kwargs):
         raise click.BadParameter(f"{sorted(SUBMIT_OPTIONS & set(kwargs))} are submit options, "
                                  "not task arguments", param_hint="'--kwargs'")  # fmt: skip
-    options: dict[str, Any] = {"group": group, "dedup_key": dedup_key, "depends_on": depends_on}
+    options: dict[str, Any] = {"group": group, "dedup_key": dedup_key, "depends_on": depends_on,
+                               "exclusive": exclusive,
+                               "on_upstream_failure": on_upstream_failure}  # fmt: skip
     options |= {"priority": priority} if priority is not None else {}
     options |= {"delay": delay} if delay is not None else {}
     click.echo(task_type.submit(*[_json_or_text(a) for a in args], **options, **kwargs))
@@ -508,9 +518,11 @@ def _task_json(record: m.TaskRecord) -> dict[str, Any]:
               help="Only tasks in this state (repeatable).")  # fmt: skip
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.option("--workflow", "workflow_id", type=int, metavar="ID",
+              help="One workflow: its state and its tasks counted by state.")  # fmt: skip
 @click.pass_obj
 def status(settings: Settings, task_id: int | None, group: str | None, states: tuple[str, ...],
-           limit: int, as_json: bool) -> None:  # fmt: skip
+           limit: int, as_json: bool, workflow_id: int | None) -> None:  # fmt: skip
     """Show groups, live workers and the latest tasks; or, with TASK_ID, one task with its
     attempts, events and logs.
 
@@ -519,8 +531,12 @@ def status(settings: Settings, task_id: int | None, group: str | None, states: t
       corral status
       corral status --group pipeline-42 --state dead --limit 50
       corral status 42 --json
+      corral status --workflow 7
     """
     store, now, out = settings.app().store, time.time(), Console()
+    if workflow_id is not None:
+        _workflow_status(settings.app(), workflow_id, as_json, out)
+        return
     if task_id is not None:
         record = store.task_get(task_id)
         if record is None:
@@ -596,21 +612,40 @@ def why(settings: Settings, task_id: int, as_json: bool) -> None:
         out.print(f"  - {reason.text}", markup=False, highlight=False)
 
 
+def _workflow_status(app: App, workflow_id: int, as_json: bool, out: Console) -> None:
+    wf = app.workflow_status(workflow_id)
+    if as_json:
+        click.echo(json.dumps(asdict(wf) | {"state": wf.state, "total": wf.total}, indent=2))
+        return
+    title = (f"Workflow {wf.id} {wf.name!r} (group {wf.group}): {_state(wf.state)}, "
+             f"{wf.finished}/{wf.total} ended")  # fmt: skip
+    rows = [(_state(s), str(n)) for s, n in sorted(wf.counts.items())]
+    out.print(_table(title, "state,tasks>", rows))
+
+
 # -- cancel, retry, migrate ---------------------------------------------------------------------
 
 
 @cli.command()
-@click.argument("task_ids", type=int, nargs=-1, required=True)
+@click.argument("task_ids", type=int, nargs=-1)
+@click.option("--workflow", "workflows", type=int, multiple=True, metavar="ID",
+              help="Cancel every unfinished task of this workflow (repeatable).")  # fmt: skip
 @click.pass_obj
-def cancel(settings: Settings, task_ids: tuple[int, ...]) -> None:
-    """Cancel tasks. One not started ends at once; a running one is interrupted by its worker,
-    which then runs the task type's on_cancel. Exit code 1 if one can't be cancelled.
+def cancel(settings: Settings, task_ids: tuple[int, ...], workflows: tuple[int, ...]) -> None:
+    """Cancel tasks, or whole workflows. One not started ends at once; a running one is
+    interrupted by its worker, which then runs the task type's on_cancel. Exit code 1 if one
+    can't be cancelled.
 
     \b
-    Example:
+    Examples:
       corral cancel 42 43
+      corral cancel --workflow 7
     """
+    if not task_ids and not workflows:
+        raise click.UsageError("give task ids, or --workflow ID")
     app = settings.app()
+    if workflows:
+        _cancel_workflows(app, workflows)
 
     def one(task_id: int) -> str:
         if app.cancel(task_id) is not None:
@@ -639,6 +674,25 @@ def retry(settings: Settings, task_ids: tuple[int, ...]) -> None:
         return f"retried (was {before}), ready to run again"
 
     _for_each(task_ids, one)
+
+
+def _cancel_workflows(app: App, workflow_ids: Sequence[int]) -> None:
+    """Cancel each workflow in one transaction; exit code 1 if one does not exist."""
+    failed = False
+    for workflow_id in workflow_ids:
+        try:
+            stopped, asked = app.cancel_workflow(workflow_id)
+        except TaskNotFound as exc:
+            click.echo(f"Error: {exc}", err=True)
+            failed = True
+            continue
+        if stopped or asked:
+            click.echo(f"workflow {workflow_id}: {stopped} task(s) cancelled, "
+                       f"{asked} running task(s) asked to stop")  # fmt: skip
+        else:
+            click.echo(f"workflow {workflow_id}: nothing to cancel, every task already ended")
+    if failed:
+        sys.exit(1)
 
 
 def _for_each(task_ids: Sequence[int], action: Callable[[int], str]) -> None:

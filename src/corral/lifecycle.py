@@ -50,8 +50,11 @@ def is_allowed(source: State, target: State) -> bool:
     return target in ALLOWED[source]
 
 
-Outcome = Literal["succeeded", "failed", "timed_out", "sliced", "cancelled", "released", "lost"]
-"""How an attempt ended, as the worker (or the reaper, for `lost`) saw it."""
+Outcome = Literal[
+    "succeeded", "failed", "timed_out", "sliced", "cancelled", "released", "lost", "stalled"
+]
+"""How an attempt ended, as the worker (or the reaper, for `lost`) saw it. `stalled`: a time
+slice ended with the checkpoint unchanged too many slices in a row."""
 
 OnTimeout = Literal["retry", "fail", "continue"]
 
@@ -72,6 +75,8 @@ def next_state(
     """
     if outcome == "succeeded":
         return State.SUCCEEDED
+    if outcome == "stalled":
+        return State.DEAD
     if outcome == "cancelled":
         return State.CANCELLED
     if outcome in ("sliced", "released"):
@@ -84,3 +89,14 @@ def next_state(
     if retries_left <= 0:
         return State.DEAD
     return State.READY if outcome == "lost" else State.RETRY_WAIT
+
+
+def slice_stall(
+    stalled_before: int, checkpoint_changed: bool, *, flag_after: int, fail_after: int | None
+) -> tuple[int, bool, bool]:
+    """After a time slice: the count of consecutive slices with the checkpoint unchanged, whether
+    to flag the task as stalled now (when the count reaches `flag_after`, and again as it fails),
+    and whether to fail it (the count reached `fail_after`; None: never)."""
+    count = 0 if checkpoint_changed else stalled_before + 1
+    fail = fail_after is not None and count >= fail_after
+    return count, count == flag_after or fail, fail

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .lifecycle import Outcome, State
+from .lifecycle import TERMINAL, Outcome, State
 from .ratelimit import RateLimit
 
 DEFAULT_GROUP = "default"
@@ -40,6 +40,12 @@ class NewTask:
     """Runs alone in its group: admitted only when nothing else of the group holds a slot."""
     rate_key: str | None = None
     """A named rate limit the task draws on, besides its group's."""
+    after: tuple[int, ...] = ()
+    """Positions, in the same batch, of the tasks this one depends on (a workflow's edges)."""
+    on_upstream_failure: str = "fail"
+    """'fail': a dependency that ends dead or cancelled makes this task upstream_failed; 'run':
+    it runs once every dependency ended, however."""
+    workflow_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,10 @@ class TaskRecord:
     rank: int
     exclusive: bool
     rate_key: str | None
+    workflow_id: int | None = None
+    on_upstream_failure: str = "fail"
+    stalled_slices: int = 0
+    """Consecutive time slices that ended with the checkpoint unchanged."""
     depends_on: tuple[int, ...] = ()
 
     @property
@@ -111,6 +121,8 @@ class ClaimedTask:
     dedup_key: str | None
     checkpoint: str | None
     shared: str | None
+    stalled_slices: int = 0
+    """Consecutive slices so far that ended with the checkpoint unchanged."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,10 @@ class AttemptReport:
     error: str | None = None
     traceback: str | None = None
     retry_at: float | None = None
+    stalled_slices: int | None = None
+    """A time slice: the task's count of unchanged-checkpoint slices from now on (None: keep)."""
+    flag: str | None = None
+    """An extra event kind to record with the transition (`stalled`), its detail the error."""
 
 
 @dataclass(frozen=True)
@@ -326,3 +342,63 @@ class TaskQuery:
     name: str | None = None
     limit: int = 100
     ids: tuple[int, ...] = ()
+
+
+# -- workflows and event consumers ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewWorkflow:
+    name: str
+    group: str
+
+
+@dataclass(frozen=True)
+class WorkflowSubmitted:
+    id: int
+    tasks: list[Submitted]
+
+
+@dataclass(frozen=True)
+class WorkflowStatus:
+    """A workflow as a whole: its tasks counted by state."""
+
+    id: int
+    name: str
+    group: str
+    created_at: float
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def finished(self) -> int:
+        return sum(n for s, n in self.counts.items() if State(s) in TERMINAL)
+
+    @property
+    def state(self) -> str:
+        """`succeeded` when every task did; `failed` once all ended and one is dead or
+        upstream_failed; `cancelled` once all ended and one was cancelled (none failed);
+        `running` while a task is admitted, running or retrying; else `waiting`."""
+        if self.finished < self.total:
+            busy = ("admitted", "running", "retry_wait", "succeeded", "dead", "cancelled")
+            return "running" if any(self.counts.get(s) for s in busy) else "waiting"
+        if self.counts.get("dead") or self.counts.get("upstream_failed"):
+            return "failed"
+        if self.counts.get("cancelled"):
+            return "cancelled"
+        return "succeeded"
+
+
+@dataclass(frozen=True)
+class FeedEvent:
+    """An event as an event consumer sees it: with its task's name, group and workflow, and
+    where it stands in the feed (`xid`: 0 on SQLite, the writing transaction on PostgreSQL)."""
+
+    event: Event
+    task_name: str | None
+    group: str | None
+    workflow_id: int | None
+    xid: int = 0

@@ -22,18 +22,22 @@ from ..model import (
     DispatchLoad,
     Event,
     ExpiredTask,
+    FeedEvent,
     GroupConfig,
     GroupStats,
     HeadsWanted,
     LevelChange,
     LogLine,
     NewTask,
+    NewWorkflow,
     Promotable,
     Submitted,
     TaskQuery,
     TaskRecord,
     WorkerInfo,
     WorkerRecord,
+    WorkflowStatus,
+    WorkflowSubmitted,
 )
 from ..ratelimit import RateLimit
 
@@ -262,4 +266,49 @@ class Store(Protocol):
 
     def group_stats(self) -> list[GroupStats]:
         """Per group: tasks by state, mean and max wait of started tasks, its settings."""
+        ...
+
+    # -- workflows ---------------------------------------------------------------------------------
+    def workflow_insert(
+        self, workflow: NewWorkflow, tasks: Sequence[NewTask], now: float, conn: Any = None
+    ) -> WorkflowSubmitted:
+        """Insert a workflow and its tasks (their `after` edges by batch position) in one
+        transaction, as `task_insert_many` does; all or nothing."""
+        ...
+
+    def workflow_status(self, workflow_id: int) -> WorkflowStatus | None:
+        """A workflow with its tasks counted by state, in one consistent read; or None."""
+        ...
+
+    def workflow_cancel(self, workflow_id: int, now: float) -> tuple[int, int]:
+        """In one transaction: a workflow's unstarted tasks -> cancelled, its running ones get
+        cancel_requested. Returns (cancelled, requested); TaskNotFound if there is no such
+        workflow."""
+        ...
+
+    # -- cancel polling and event consumers --------------------------------------------------------
+    def task_fetch_cancel_requests(self, worker_id: str) -> list[int]:
+        """The worker's running tasks that were asked to cancel (a read: cheap to poll)."""
+        ...
+
+    def consumer_acquire(self, name: str, holder: str, lease_until: float, now: float) -> bool:
+        """Take or extend the lease of event consumer `name` (created at the feed's origin) if it
+        is free, expired or already `holder`'s."""
+        ...
+
+    def consumer_advance(
+        self, name: str, holder: str, position: tuple[int, int], now: float
+    ) -> bool:
+        """Move the consumer's cursor to `position` (a FeedEvent's (xid, id)) if `holder` still
+        holds its lease."""
+        ...
+
+    def consumer_release(self, name: str, holder: str) -> None:
+        """Give up the consumer's lease if `holder` has it."""
+        ...
+
+    def event_fetch_unseen(self, name: str, limit: int) -> list[FeedEvent]:
+        """Up to `limit` events after the consumer's cursor, in an order no later commit can
+        change (SQLite: id; PostgreSQL: writing transaction then id, only transactions older
+        than any that may still write an event)."""
         ...

@@ -28,11 +28,14 @@ NO_AGING = dumps(aging.none.to_json())
 """How a task without ageing stores its ageing function; such a task never needs promoting."""
 
 
-def new_task_row(task: NewTask, task_id: int, now: float) -> dict[str, Any]:
+def new_task_row(
+    task: NewTask, task_id: int, now: float, deps: int | None = None
+) -> dict[str, Any]:
     """The row of a task submitted at `now`: waiting if it has dependencies or a delay, else
-    ready at once."""
+    ready at once. `deps`: how many distinct tasks it depends on (default: `depends_on`'s)."""
     enqueued = max(now, task.run_at or now)
-    waiting = bool(task.depends_on) or enqueued > now
+    deps_left = len(set(task.depends_on)) if deps is None else deps
+    waiting = deps_left > 0 or enqueued > now
     return {
         "id": task_id,
         "name": task.name,
@@ -57,7 +60,25 @@ def new_task_row(task: NewTask, task_id: int, now: float) -> dict[str, Any]:
         "rank": task.rank,
         "exclusive": task.exclusive,
         "rate_key": task.rate_key,
+        "workflow_id": task.workflow_id,
+        "on_upstream_failure": task.on_upstream_failure,
+        "deps_left": deps_left,
     }
+
+
+def batch_edges(tasks: Sequence[NewTask], ids: Sequence[int | None]) -> list[list[int]]:
+    """Each task's distinct dependencies as ids: its `depends_on`, and its `after` positions
+    mapped to the ids the batch gave them (`ids[i]`: the id task i got, or None if not known)."""
+    edges: list[list[int]] = []
+    for task in tasks:
+        deps = dict.fromkeys(task.depends_on)
+        for position in task.after:
+            dep = ids[position]
+            if dep is None:
+                raise ValueError(f"batch position {position} has no id")
+            deps[dep] = None
+        edges.append(list(deps))
+    return edges
 
 
 def task_record(row: Sequence[Any], deps: tuple[int, ...] = ()) -> TaskRecord:

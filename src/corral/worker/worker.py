@@ -22,10 +22,11 @@ from typing import Any
 
 from ..app import App
 from ..backoff import Backoff
+from ..callbacks import CallbackService, has_callbacks
 from ..codec import dumps, loads
 from ..context import Context
 from ..errors import CorralError, PayloadError
-from ..lifecycle import OnTimeout, Outcome, State, counts_as_failure, next_state
+from ..lifecycle import OnTimeout, Outcome, State, counts_as_failure, next_state, slice_stall
 from ..model import DEFAULT_POOL, AttemptReport, ClaimedTask, WorkerInfo
 from ..store.contract import WORKERS_CHANNEL
 from .executors import RunResult, execute
@@ -49,6 +50,16 @@ class WorkerConfig:
     kill_grace: float = 1.0
     """How long a handler may take to honour a cancel before it is interrupted."""
     report_batch: int = 500
+    cancel_poll: float = 0.25
+    """Without notifications (SQLite): how often running tasks' cancel requests are read."""
+    callbacks: bool = True
+    """Run the app's state-change callbacks here (one process delivers at a time)."""
+    callback_lease: float = 15.0
+    """Another process takes over callback delivery this long after the deliverer died."""
+    callback_timeout: float = 10.0
+    """A callback running longer is logged and abandoned."""
+    callback_poll: float = 0.2
+    """Seconds between reads of the event feed when it had nothing new."""
 
 
 class Worker:
@@ -82,6 +93,9 @@ class Worker:
         log.info("worker %s serves %s x%d", self.id, ",".join(info.pools), info.concurrency)
         reporter = asyncio.create_task(self._report_loop())
         heart = asyncio.create_task(self._heartbeat_loop())
+        polling = None if self.store.notifies else asyncio.create_task(self._cancel_poll_loop())
+        callbacks_stop = threading.Event()
+        callbacks = self._start_callbacks(callbacks_stop)
         listening = threading.Event()
         if self.store.notifies:
             loop = asyncio.get_running_loop()
@@ -94,6 +108,11 @@ class Worker:
         finally:
             listening.set()
             heart.cancel()
+            if polling is not None:
+                polling.cancel()
+            callbacks_stop.set()
+            if callbacks is not None:
+                await asyncio.to_thread(callbacks.join, self.config.callback_timeout + 5)
             self._report_ready.set()
             self._stopping.set()
             await reporter
@@ -191,7 +210,10 @@ class Worker:
             outcome, result, encoded = await self._execute(task, ctx)
             if outcome == "cancelled":
                 await self._clean_up(task, ctx)
-            self._report(task, outcome, result, encoded)
+            stall: tuple[int, str | None] | None = None
+            if outcome == "sliced":
+                outcome, result, stall = self._check_stall(task, ctx, result)
+            self._report(task, outcome, result, encoded, stall)
         finally:
             del self._running[task.id]
             self._releasing.discard(task.id)
@@ -241,8 +263,40 @@ class Worker:
         except Exception:
             ctx.logger.exception("on_cancel of %s failed", task.name)
 
+    def _check_stall(
+        self, task: ClaimedTask, ctx: Context, result: RunResult
+    ) -> tuple[Outcome, RunResult, tuple[int, str | None]]:
+        """After a time slice: count it if the checkpoint did not move; flag the task (an event
+        and a log line) at the task type's `flag_stalled_after`, fail it at
+        `fail_stalled_after`."""
+        task_type = self.app.tasks.get(task.name)
+        flag_after = 3 if task_type is None else task_type.flag_stalled_after
+        fail_after = 10 if task_type is None else task_type.fail_stalled_after
+        changed = ctx.checkpoint != loads(task.checkpoint)
+        count, flag, fail = slice_stall(
+            task.stalled_slices, changed, flag_after=flag_after, fail_after=fail_after
+        )
+        if not flag:
+            return "sliced", result, (count, None)
+        message = (
+            f"task {task.id} ({task.name}) made no progress: its checkpoint did not change over "
+            f"{count} time slices in a row"
+        )
+        if not fail:
+            ctx.logger.warning("%s; it fails after %s", message, fail_after or "never")
+            log.warning("%s", message)
+            return "sliced", result, (count, "stalled")
+        ctx.logger.error("%s: failed", message)
+        log.error("%s: failed", message)
+        return "stalled", RunResult("failed", error=f"Stalled: {message}"), (count, "stalled")
+
     def _report(
-        self, task: ClaimedTask, outcome: Outcome, result: RunResult, encoded: str | None
+        self,
+        task: ClaimedTask,
+        outcome: Outcome,
+        result: RunResult,
+        encoded: str | None,
+        stall: tuple[int, str | None] | None = None,
     ) -> None:
         on_timeout: OnTimeout = task.on_timeout  # type: ignore[assignment]
         target = next_state(
@@ -267,6 +321,8 @@ class Worker:
                 error=result.error,
                 traceback=result.traceback,
                 retry_at=retry_at,
+                stalled_slices=None if stall is None else stall[0],
+                flag=None if stall is None else stall[1],
             )
         )
         self._report_ready.set()
@@ -308,6 +364,38 @@ class Worker:
                 continue
             for task_id in cancels:
                 self._cancel_running(task_id)
+
+    async def _cancel_poll_loop(self) -> None:
+        """Without notifications, read the cancel requests of running tasks every `cancel_poll`
+        seconds (an index read), so a cancel interrupts a task within about that."""
+        while True:
+            await asyncio.sleep(self.config.cancel_poll)
+            if not self._running:
+                continue
+            try:
+                cancels = await asyncio.to_thread(self.store.task_fetch_cancel_requests, self.id)
+            except CorralError as exc:
+                log.debug("cancel poll failed: %s", exc)
+                continue
+            for task_id in cancels:
+                self._cancel_running(task_id)
+
+    def _start_callbacks(self, stop: threading.Event) -> threading.Thread | None:
+        """The app's state-change callbacks, in a thread of their own (see corral.callbacks)."""
+        if not self.config.callbacks or not has_callbacks(self.app):
+            return None
+        service = CallbackService(
+            self.app,
+            self.id,
+            lease=self.config.callback_lease,
+            timeout=self.config.callback_timeout,
+            poll=self.config.callback_poll,
+        )
+        thread = threading.Thread(
+            target=service.run, args=(stop,), name="corral-callbacks", daemon=True
+        )
+        thread.start()
+        return thread
 
 
 def run_worker(app: App, config: WorkerConfig | None = None) -> Any:

@@ -48,17 +48,20 @@ RESERVE_IDS = "SELECT nextval('corral_task_ids') FROM generate_series(1, %(n)s)"
 COPY_TASKS = """
 COPY corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
-                   enqueued_at, run_at, ready_at, rank, exclusive, rate_key) FROM STDIN
+                   enqueued_at, run_at, ready_at, rank, exclusive, rate_key, workflow_id,
+                   on_upstream_failure, deps_left) FROM STDIN
 """
 # Insert one task (executemany pipelines a small batch in one round trip; COPY loads big ones).
 INSERT_TASK = """
 INSERT INTO corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at,
                           args, kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout,
-                          created_at, enqueued_at, run_at, ready_at, rank, exclusive, rate_key)
+                          created_at, enqueued_at, run_at, ready_at, rank, exclusive, rate_key,
+                          workflow_id, on_upstream_failure, deps_left)
 VALUES (%(id)s, %(name)s, %(pool)s, %(group_name)s, %(state)s, %(priority)s, %(level)s, %(aging)s,
         %(promote_at)s, %(args)s, %(kwargs)s, %(dedup_key)s, %(max_retries)s, %(backoff)s,
         %(max_runtime)s, %(on_timeout)s, %(now)s, %(enqueued_at)s, %(run_at)s, %(ready_at)s,
-        %(rank)s, %(exclusive)s, %(rate_key)s)
+        %(rank)s, %(exclusive)s, %(rate_key)s, %(workflow_id)s, %(on_upstream_failure)s,
+        %(deps_left)s)
 """
 # Insert one task holding a dedup key, unless an unfinished task already holds it.
 INSERT_DEDUP_TASK = f"""{INSERT_TASK}
@@ -88,7 +91,8 @@ TASK_COLUMNS = """
 t.id, t.name, t.pool, t.group_name, t.state, t.priority, t.level, t.args, t.kwargs, t.dedup_key,
 t.attempt, t.failures, t.max_retries, t.max_runtime, t.on_timeout, t.created_at, t.enqueued_at,
 t.run_at, t.ready_at, t.first_started_at, t.started_at, t.finished_at, t.worker_id,
-t.cancel_requested, t.checkpoint, t.shared, t.result, t.error, t.rank, t.exclusive, t.rate_key
+t.cancel_requested, t.checkpoint, t.shared, t.result, t.error, t.rank, t.exclusive, t.rate_key,
+t.workflow_id, t.on_upstream_failure, t.stalled_slices
 """
 # One task.
 GET_TASK = f"SELECT {TASK_COLUMNS} FROM corral_tasks t WHERE t.id = %s"
@@ -108,14 +112,12 @@ TASK_STATES = "SELECT id, state FROM corral_tasks WHERE id = ANY(%(ids)s)"
 
 # -- resolver and promoter ----------------------------------------------------------------------
 
-# Waiting tasks whose delay is over and whose dependencies all succeeded, and tasks whose retry
+# Waiting tasks whose delay is over and whose dependencies are settled, and tasks whose retry
 # backoff is over, become ready; one statement, one event each. Returns one row per task moved.
 RELEASE_DUE = """
 WITH due_waiting AS (
     SELECT t.id FROM corral_tasks t
-    WHERE t.state = 'waiting' AND t.run_at <= %(now)s
-      AND NOT EXISTS (SELECT 1 FROM corral_task_deps d JOIN corral_tasks u ON u.id = d.depends_on
-                      WHERE d.task_id = t.id AND u.state != 'succeeded')
+    WHERE t.state = 'waiting' AND t.deps_left <= 0 AND t.deps_left = 0 AND t.run_at <= %(now)s
     LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
 released AS (
     UPDATE corral_tasks t SET state = 'ready', ready_at = %(now)s, level = priority,
@@ -137,13 +139,11 @@ SELECT id, %(now)s, 'ready', source, 'ready', attempt
 FROM (SELECT * FROM released UNION ALL SELECT * FROM retried) AS moved
 RETURNING task_id
 """
-# Waiting tasks with a dependency that ended badly can never run.
+# Waiting tasks doomed by a dependency that ended badly (deps_left -1) can never run.
 FAIL_UPSTREAM = """
 WITH doomed AS (
     SELECT t.id FROM corral_tasks t
-    WHERE t.state = 'waiting'
-      AND EXISTS (SELECT 1 FROM corral_task_deps d JOIN corral_tasks u ON u.id = d.depends_on
-                  WHERE d.task_id = t.id AND u.state IN ('dead', 'cancelled', 'upstream_failed'))
+    WHERE t.state = 'waiting' AND t.deps_left <= 0 AND t.deps_left = -1
     LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
 moved AS (
     UPDATE corral_tasks t SET state = 'upstream_failed', finished_at = %(now)s,
@@ -156,8 +156,13 @@ RETURNING task_id
 # The earliest moment a waiting or backing-off task may become ready.
 NEXT_DUE = """
 SELECT min(due) FROM (
-    SELECT min(run_at) AS due FROM corral_tasks WHERE state = 'waiting'
-    UNION ALL SELECT min(run_at) FROM corral_tasks WHERE state = 'retry_wait') AS d
+    SELECT min(run_at) AS due FROM corral_tasks
+    WHERE state = 'waiting' AND deps_left <= 0 AND deps_left = 0
+    UNION ALL SELECT min(run_at) FROM corral_tasks WHERE state = 'retry_wait'
+    UNION ALL SELECT 0.0 WHERE EXISTS (SELECT 1 FROM corral_upstream_ended)
+    UNION ALL SELECT 0.0 WHERE EXISTS (
+        SELECT 1 FROM corral_tasks WHERE state = 'waiting' AND deps_left <= 0 AND deps_left = -1)
+) AS d
 """
 # Ready tasks whose level is due to change.
 FETCH_PROMOTABLE = """
@@ -333,7 +338,7 @@ moved AS (
     FROM picked WHERE t.id = picked.id
     RETURNING t.id, t.name, t.group_name, t.attempt, t.failures, t.max_retries, t.backoff,
               t.max_runtime, t.on_timeout, t.args, t.kwargs, t.dedup_key, t.checkpoint, t.shared,
-              t.admitted_at),
+              t.stalled_slices, t.admitted_at),
 attempts AS (
     INSERT INTO corral_attempts (task_id, attempt, worker_id, started_at)
     SELECT id, attempt, %(worker)s, %(now)s FROM moved),
@@ -349,8 +354,9 @@ WITH r AS (
     SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(targets)s::text[],
                          %(outcomes)s::text[], %(failed)s::int[], %(workers)s::text[],
                          %(results)s::text[], %(errors)s::text[], %(tracebacks)s::text[],
-                         %(retry_at)s::float8[])
-        AS r(id, attempt, target, outcome, failed, worker, result, error, traceback, retry_at)),
+                         %(retry_at)s::float8[], %(stalled)s::int[], %(flags)s::text[])
+        AS r(id, attempt, target, outcome, failed, worker, result, error, traceback, retry_at,
+             stalled, flag)),
 moved AS (
     UPDATE corral_tasks t SET
         state = r.target,
@@ -363,19 +369,26 @@ moved AS (
         finished_at = CASE WHEN r.target IN {TERMINAL_SQL} THEN %(now)s ELSE NULL END,
         run_at = CASE WHEN r.target = 'retry_wait' THEN r.retry_at ELSE t.run_at END,
         promote_at = CASE WHEN r.target = 'ready' AND t.aging != %(no_aging)s
-                          THEN %(now)s ELSE NULL END
+                          THEN %(now)s ELSE NULL END,
+        stalled_slices = coalesce(r.stalled, t.stalled_slices)
     FROM r
     WHERE t.id = r.id AND t.attempt = r.attempt AND t.state = 'running'
       AND (r.worker IS NULL OR t.worker_id = r.worker)
-    RETURNING t.id, r.attempt, r.target, r.outcome, r.error, r.traceback),
+    RETURNING t.id, r.attempt, r.target, r.outcome, r.error, r.traceback, r.stalled, r.flag),
 closed AS (
     UPDATE corral_attempts a SET finished_at = %(now)s, outcome = moved.outcome,
            error = moved.error, traceback = moved.traceback
     FROM moved WHERE a.task_id = moved.id AND a.attempt = moved.attempt),
 events AS (
     INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt, detail)
-    SELECT id, %(now)s, target, 'running', target, attempt,
-           json_build_object('outcome', outcome)::text FROM moved)
+    SELECT id, %(now)s, kind, 'running', to_state, attempt, detail FROM (
+        SELECT id, flag AS kind, NULL AS to_state, attempt, 0 AS ord,
+               json_build_object('error', error, 'stalled_slices', stalled)::text AS detail
+        FROM moved WHERE flag IS NOT NULL
+        UNION ALL
+        SELECT id, target, target, attempt, 1, json_build_object('outcome', outcome)::text
+        FROM moved) AS e
+    ORDER BY id, ord)
 SELECT id FROM moved
 """
 # Store a checkpoint for the running attempt.
@@ -406,7 +419,8 @@ RETURNING worker_id
 # Put a finished task back in the queue with a fresh retry budget.
 RETRY = """
 UPDATE corral_tasks SET state = 'ready', failures = 0, cancel_requested = FALSE, error = NULL,
-       finished_at = NULL, ready_at = %(now)s, level = priority, run_at = %(now)s,
+       finished_at = NULL, stalled_slices = 0, ready_at = %(now)s, level = priority,
+       run_at = %(now)s,
        promote_at = CASE WHEN aging = %(no_aging)s THEN NULL ELSE %(now)s END
 WHERE id = %(id)s AND state = %(expected)s
 """
@@ -496,4 +510,156 @@ FROM corral_attempts WHERE task_id = %s ORDER BY attempt
 TASK_LOGS = """
 SELECT task_id, attempt, at, level, message FROM corral_logs
 WHERE task_id = %(id)s AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s) ORDER BY id
+"""
+
+# -- dependencies: settling the dependents of ended tasks ---------------------------------------
+
+# Lock the upstream tasks of new dependents (in id order) and mark them as having dependents, so
+# that their end queues a settle. The lock orders this with a concurrent end: either it commits
+# first, and QUEUE_ENDED (a later statement) sees it, or it waits for this transaction, and its
+# trigger sees has_dependents and queues it after the new edges exist.
+MARK_HAS_DEPENDENTS = """
+WITH locked AS (
+    SELECT id, has_dependents FROM corral_tasks WHERE id = ANY(%(ids)s)
+    ORDER BY id FOR NO KEY UPDATE)
+UPDATE corral_tasks t SET has_dependents = TRUE
+FROM locked WHERE t.id = locked.id AND NOT locked.has_dependents
+"""
+# Queue those of the tasks that already ended: their new dependents need settling.
+QUEUE_ENDED = f"""
+INSERT INTO corral_upstream_ended (task_id)
+SELECT id FROM corral_tasks WHERE id = ANY(%(ids)s) AND state IN {TERMINAL_SQL}
+"""
+# Recount the unsettled dependencies of the waiting dependents of the oldest queued ended tasks,
+# and forget those: -1 when a dependency ended badly and the dependent is 'fail'; 'run'
+# dependents count any end as settled. One statement, one snapshot: an end that commits later
+# stays queued for the next round.
+SETTLE_DEPENDENTS = f"""
+WITH ended AS (
+    DELETE FROM corral_upstream_ended WHERE id IN (
+        SELECT id FROM corral_upstream_ended ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+    RETURNING task_id),
+counted AS (
+    SELECT t.id,
+           bool_or(t.on_upstream_failure = 'fail'
+                   AND u.state IN ('dead', 'cancelled', 'upstream_failed')) AS doomed,
+           count(*) FILTER (WHERE u.state <> 'succeeded' AND NOT (
+               t.on_upstream_failure = 'run' AND u.state IN {TERMINAL_SQL})) AS unsettled
+    FROM corral_tasks t
+    JOIN corral_task_deps d ON d.task_id = t.id
+    JOIN corral_tasks u ON u.id = d.depends_on
+    WHERE t.state = 'waiting' AND t.id IN (
+        SELECT x.task_id FROM corral_task_deps x WHERE x.depends_on IN (SELECT task_id FROM ended))
+    GROUP BY t.id)
+UPDATE corral_tasks t SET deps_left = CASE WHEN c.doomed THEN -1 ELSE c.unsettled END
+FROM counted c
+WHERE t.id = c.id AND t.state = 'waiting'
+  AND t.deps_left <> CASE WHEN c.doomed THEN -1 ELSE c.unsettled END
+"""
+# Set the dependency counts of new tasks from their edges (after a dedup race remapped one).
+RECOUNT_NEW = """
+UPDATE corral_tasks t SET deps_left = (
+    SELECT count(*) FROM corral_task_deps d WHERE d.task_id = t.id)
+WHERE t.id = ANY(%(ids)s)
+"""
+
+# -- workflows ------------------------------------------------------------------------------------
+
+# Create a workflow.
+INSERT_WORKFLOW = """
+INSERT INTO corral_workflows (name, group_name, created_at)
+VALUES (%(name)s, %(group_name)s, %(now)s) RETURNING id
+"""
+# One workflow and its tasks counted by state (one snapshot).
+WORKFLOW_STATUS = """
+SELECT w.id, w.name, w.group_name, w.created_at,
+       (SELECT coalesce(json_object_agg(state, n), '{}') FROM (
+            SELECT state, count(*) AS n FROM corral_tasks
+            WHERE workflow_id = w.id GROUP BY state) AS c)
+FROM corral_workflows w WHERE w.id = %s
+"""
+# Lock a workflow's row: its cancels are serialised.
+LOCK_WORKFLOW = "SELECT id FROM corral_workflows WHERE id = %s FOR UPDATE"
+# Cancel a workflow's unfinished tasks in one statement: those not running at once, the running
+# ones by request (their workers are told); one event each. Returns (cancelled, requested).
+CANCEL_WORKFLOW = f"""
+WITH unfinished AS (
+    SELECT id, state FROM corral_tasks
+    WHERE workflow_id = %(id)s AND state NOT IN {TERMINAL_SQL} FOR UPDATE),
+stopped AS (
+    UPDATE corral_tasks t SET state = 'cancelled', finished_at = %(now)s, error = 'cancelled'
+    FROM unfinished u
+    WHERE t.id = u.id AND u.state IN ('waiting', 'ready', 'admitted', 'retry_wait')
+    RETURNING t.id, t.attempt, u.state AS before),
+asked AS (
+    UPDATE corral_tasks t SET cancel_requested = TRUE
+    FROM unfinished u
+    WHERE t.id = u.id AND u.state = 'running' AND NOT t.cancel_requested
+    RETURNING t.id, t.attempt),
+events AS (
+    INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
+    SELECT id, %(now)s, 'cancelled', before, 'cancelled', attempt FROM stopped
+    UNION ALL
+    SELECT id, %(now)s, 'cancel_requested', 'running', NULL, attempt FROM asked),
+notices AS (
+    SELECT pg_notify('corral_workers', 'cancel:' || id) FROM asked)
+SELECT (SELECT count(*) FROM stopped), (SELECT count(*) FROM asked),
+       (SELECT count(*) FROM notices)
+"""
+
+# -- cancel requests and event consumers --------------------------------------------------------
+
+# A worker's running tasks that were asked to cancel.
+WORKER_CANCEL_REQUESTS = """
+SELECT id FROM corral_tasks WHERE worker_id = %(id)s AND state = 'running' AND cancel_requested
+"""
+# Create a consumer's row at the origin of the feed (the row '*'), if it has none.
+ADD_CONSUMER = """
+INSERT INTO corral_consumers (name, cursor_xid, cursor_id)
+SELECT %(name)s, cursor_xid, cursor_id FROM corral_consumers WHERE name = '*'
+ON CONFLICT (name) DO NOTHING
+"""
+# Take or extend a consumer's lease if free, expired or already `holder`'s.
+ACQUIRE_CONSUMER = """
+UPDATE corral_consumers SET holder = %(holder)s, lease_expires_at = %(lease)s
+WHERE name = %(name)s
+  AND (holder IS NULL OR holder = %(holder)s OR lease_expires_at < %(now)s)
+RETURNING name
+"""
+# Move a consumer's cursor, if `holder` still holds its lease (compare-and-set).
+ADVANCE_CONSUMER = """
+UPDATE corral_consumers SET cursor_xid = %(xid)s, cursor_id = %(event_id)s
+WHERE name = %(name)s AND holder = %(holder)s AND lease_expires_at >= %(now)s
+RETURNING name
+"""
+# Give up a consumer's lease.
+RELEASE_CONSUMER = """
+UPDATE corral_consumers SET holder = NULL, lease_expires_at = 0 WHERE name = %s AND holder = %s
+"""
+# The events after a consumer's cursor, with their tasks' name, group and workflow: only those of
+# transactions older than every transaction that may still write an event here (so none can
+# appear among them later), in (xid, id) order, which is then fixed. The horizon is the oldest
+# transaction in progress in this statement's snapshot, leaving out those that pg_stat_activity
+# shows in other databases of the server (they write no corral events here; one not shown, or
+# already gone, is kept: the horizon only errs on the early side), else the snapshot's xmax.
+EVENTS_UNSEEN = """
+WITH snap AS (SELECT pg_current_snapshot() AS s),
+elsewhere AS (
+    SELECT backend_xid::text::bigint AS xid32 FROM pg_stat_activity
+    WHERE backend_xid IS NOT NULL
+      AND datid IS DISTINCT FROM (SELECT oid FROM pg_database WHERE datname = current_database())),
+horizon AS (
+    SELECT least(
+        pg_snapshot_xmax(snap.s)::text::bigint,
+        (SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap.s) AS x
+         WHERE x::text::bigint %% 4294967296 NOT IN (SELECT xid32 FROM elsewhere))) AS xid
+    FROM snap),
+cursor AS (SELECT cursor_xid, cursor_id FROM corral_consumers WHERE name = %(name)s)
+SELECT e.id, e.task_id, e.at, e.kind, e.from_state, e.to_state, e.attempt, e.detail,
+       t.name, t.group_name, t.workflow_id, e.xid
+FROM corral_events e
+LEFT JOIN corral_tasks t ON t.id = e.task_id
+CROSS JOIN horizon CROSS JOIN cursor
+WHERE (e.xid, e.id) > (cursor.cursor_xid, cursor.cursor_id) AND e.xid < horizon.xid
+ORDER BY e.xid, e.id LIMIT %(limit)s
 """

@@ -14,6 +14,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -30,22 +31,28 @@ from ...model import (
     ClaimedTask,
     DispatchHeads,
     DispatchLoad,
+    Event,
+    FeedEvent,
     GroupConfig,
     GroupStats,
     HeadsWanted,
     LevelChange,
     LogLine,
     NewTask,
+    NewWorkflow,
     Submitted,
     TaskQuery,
     TaskRecord,
     WorkerInfo,
     WorkerRecord,
+    WorkflowStatus,
+    WorkflowSubmitted,
 )
 from ...ratelimit import RateLimit, group_bucket, key_bucket
 from ..reads import NamedReads
 from ..rows import (
     NO_AGING,
+    batch_edges,
     buckets_from_rows,
     group_config,
     group_stats,
@@ -71,7 +78,8 @@ COPY_FROM = 200
 COPY_FIELDS = (
     "id", "name", "pool", "group_name", "state", "priority", "level", "aging", "promote_at",
     "args", "kwargs", "dedup_key", "max_retries", "backoff", "max_runtime", "on_timeout", "now",
-    "enqueued_at", "run_at", "ready_at", "rank", "exclusive", "rate_key",
+    "enqueued_at", "run_at", "ready_at", "rank", "exclusive", "rate_key", "workflow_id",
+    "on_upstream_failure", "deps_left",
 )  # fmt: skip
 
 
@@ -209,8 +217,12 @@ class PostgresStore(NamedReads):
         caller commits."""
         if conn is not None:
             return self._insert(conn, tasks, now)
-        with self._tx(durable=True) as own:
-            return self._insert(own, tasks, now)
+
+        def insert() -> list[Submitted]:
+            with self._tx(durable=True) as own:
+                return self._insert(own, tasks, now)
+
+        return _again_after_deadlock(insert) if any(t.depends_on for t in tasks) else insert()
 
     def _insert(
         self, conn: psycopg.Connection[Any], tasks: Sequence[NewTask], now: float
@@ -221,34 +233,56 @@ class PostgresStore(NamedReads):
         holders: dict[str, int] = {}
         if keys:
             holders = dict(conn.execute(q.FIND_DEDUP, {"keys": keys}).fetchall())
+        # Each task's id as far as known before inserting: a dedup key held already (or earlier
+        # in the batch) gives the holder's; the edges of a workflow need them up front.
+        planned: list[int] = []
+        for task, task_id in zip(tasks, ids, strict=True):
+            holder = None if task.dedup_key is None else holders.get(task.dedup_key)
+            planned.append(task_id if holder is None else holder)
+            if task.dedup_key is not None and holder is None:
+                holders[task.dedup_key] = task_id
+        edges = batch_edges(tasks, planned)
+        reserved = set(ids)
+        holders = {k: v for k, v in holders.items() if v not in reserved}
         results: list[Submitted] = []
         plain: list[dict[str, Any]] = []
         created: list[dict[str, Any]] = []
-        for task, task_id in zip(tasks, ids, strict=True):
+        remapped = False
+        for task, task_id, upstream in zip(tasks, ids, edges, strict=True):
             if task.dedup_key is not None:
-                existing = holders.get(task.dedup_key) or _insert_dedup(conn, task, task_id, now)
+                existing = holders.get(task.dedup_key) or _insert_dedup(
+                    conn, task, task_id, now, len(upstream)
+                )
                 results.append(Submitted(existing, created=existing == task_id))
                 holders[task.dedup_key] = existing
                 if existing == task_id:
-                    created.append(new_task_row(task, task_id, now))
+                    created.append(new_task_row(task, task_id, now, len(upstream)))
+                remapped = remapped or existing != planned[len(results) - 1]
                 continue
-            row = new_task_row(task, task_id, now)
+            row = new_task_row(task, task_id, now, len(upstream))
             plain.append(row)
             created.append(row)
             results.append(Submitted(task_id, created=True))
+        if remapped:  # a concurrent submit took a dedup key: edges follow the ids it gave
+            edges = batch_edges(tasks, [r.id for r in results])
         if len(plain) >= COPY_FROM:
             with conn.cursor().copy(q.COPY_TASKS) as copy:
                 for row in plain:
                     copy.write_row([row[f] for f in COPY_FIELDS])
         elif plain:
             conn.cursor().executemany(q.INSERT_TASK, plain)
-        by_id = {t_id: t for t_id, t in zip(ids, tasks, strict=True)}
-        edges = [(r["id"], d) for r in created for d in by_id[r["id"]].depends_on]
-        if edges:
+        upstream_of = {t_id: up for t_id, up in zip(ids, edges, strict=True)}
+        pairs = [(r["id"], d) for r in created for d in upstream_of[r["id"]]]
+        if pairs:
             conn.execute(
                 q.INSERT_DEPS,
-                {"task_ids": [e[0] for e in edges], "deps": [e[1] for e in edges]},
+                {"task_ids": [e[0] for e in pairs], "deps": [e[1] for e in pairs]},
             )
+            upstream_ids = {"ids": sorted({d for _, d in pairs})}
+            conn.execute(q.MARK_HAS_DEPENDENTS, upstream_ids)
+            conn.execute(q.QUEUE_ENDED, upstream_ids)  # ended already: settled by the resolver
+            if remapped:
+                conn.execute(q.RECOUNT_NEW, {"ids": sorted({t for t, _ in pairs})})
         if created:
             ids_and_states = {
                 "ids": [r["id"] for r in created],
@@ -274,9 +308,11 @@ class PostgresStore(NamedReads):
     # -- resolver and promoter ----------------------------------------------------------------
     def task_release_due(self, now: float, limit: int) -> int:
         params = {"now": now, "limit": limit, "no_aging": NO_AGING}
+        self._one(q.SETTLE_DEPENDENTS, {"limit": limit})
         return len(self._one(q.RELEASE_DUE, params))
 
     def task_fail_upstream(self, now: float, limit: int) -> int:
+        self._one(q.SETTLE_DEPENDENTS, {"limit": limit})
         return len(self._one(q.FAIL_UPSTREAM, {"now": now, "limit": limit}))
 
     def task_set_levels(self, changes: Sequence[LevelChange]) -> int:
@@ -393,6 +429,8 @@ class PostgresStore(NamedReads):
             "errors": [r.error for r in reports],
             "tracebacks": [r.traceback for r in reports],
             "retry_at": [r.retry_at for r in reports],
+            "stalled": [r.stalled_slices for r in reports],
+            "flags": [r.flag for r in reports],
             "now": now,
             "no_aging": NO_AGING,
         }
@@ -558,6 +596,76 @@ class PostgresStore(NamedReads):
             configs = conn.execute(q.ALL_GROUPS).fetchall()
         return group_stats(counts, waits, configs)
 
+    # -- workflows ------------------------------------------------------------------------------
+    def workflow_insert(
+        self,
+        workflow: NewWorkflow,
+        tasks: Sequence[NewTask],
+        now: float,
+        conn: psycopg.Connection[Any] | None = None,
+    ) -> WorkflowSubmitted:
+        def insert(tx: psycopg.Connection[Any]) -> WorkflowSubmitted:
+            params = {"name": workflow.name, "group_name": workflow.group, "now": now}
+            row = tx.execute(q.INSERT_WORKFLOW, params).fetchone()
+            assert row is not None
+            workflow_id = int(row[0])
+            own = [replace(t, workflow_id=workflow_id) for t in tasks]
+            return WorkflowSubmitted(workflow_id, self._insert(tx, own, now))
+
+        if conn is not None:
+            return insert(conn)
+
+        def insert_own() -> WorkflowSubmitted:
+            with self._tx(durable=True) as own:
+                return insert(own)
+
+        return _again_after_deadlock(insert_own)
+
+    def workflow_status(self, workflow_id: int) -> WorkflowStatus | None:
+        rows = self._read(q.WORKFLOW_STATUS, (workflow_id,))
+        if not rows:
+            return None
+        wid, name, group, created, counts = rows[0]
+        return WorkflowStatus(wid, name, group, created, {s: int(n) for s, n in counts.items()})
+
+    def workflow_cancel(self, workflow_id: int, now: float) -> tuple[int, int]:
+        with self._tx(durable=True) as conn:
+            if conn.execute(q.LOCK_WORKFLOW, (workflow_id,)).fetchone() is None:
+                raise TaskNotFound(f"no workflow with id {workflow_id}")
+            row = conn.execute(q.CANCEL_WORKFLOW, {"id": workflow_id, "now": now}).fetchone()
+            assert row is not None
+            return int(row[0]), int(row[1])
+
+    # -- cancel requests and event consumers ----------------------------------------------------
+    def task_fetch_cancel_requests(self, worker_id: str) -> list[int]:
+        return [row[0] for row in self._read(q.WORKER_CANCEL_REQUESTS, {"id": worker_id})]
+
+    def consumer_acquire(self, name: str, holder: str, lease_until: float, now: float) -> bool:
+        params = {"name": name, "holder": holder, "lease": lease_until, "now": now}
+        with self._tx() as conn:
+            conn.execute(q.ADD_CONSUMER, params)
+            return conn.execute(q.ACQUIRE_CONSUMER, params).fetchone() is not None
+
+    def consumer_advance(
+        self, name: str, holder: str, position: tuple[int, int], now: float
+    ) -> bool:
+        params = {
+            "name": name,
+            "holder": holder,
+            "xid": position[0],
+            "event_id": position[1],
+            "now": now,
+        }
+        with self._tx(durable=True) as conn:
+            return conn.execute(q.ADVANCE_CONSUMER, params).fetchone() is not None
+
+    def consumer_release(self, name: str, holder: str) -> None:
+        self._one(q.RELEASE_CONSUMER, (name, holder))
+
+    def event_fetch_unseen(self, name: str, limit: int) -> list[FeedEvent]:
+        rows = self._read(q.EVENTS_UNSEEN, {"name": name, "limit": limit})
+        return [FeedEvent(Event(*r[:8]), r[8], r[9], r[10], int(r[11])) for r in rows]
+
 
 class Listener:
     """LISTEN on a dedicated connection; `wait(timeout)` returns the payloads that arrived (empty
@@ -595,6 +703,23 @@ class Listener:
             self._conn = None
 
 
+def _again_after_deadlock(fn: Callable[[], T], attempts: int = 3) -> T:
+    """Run a submission again if the server aborted it to break a deadlock. A submit with
+    dependencies locks its upstream rows (in id order), which a heartbeat may be updating in
+    another order; the aborted transaction wrote nothing, so running it again is safe (unlike
+    after a lost connection, where it may have committed)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except DatabaseError as exc:
+            if attempt == attempts or not isinstance(
+                exc.__context__, psycopg.errors.DeadlockDetected
+            ):
+                raise
+            log.info("submission chosen to break a deadlock; running it again")
+    raise AssertionError("unreachable")
+
+
 def _configure_session(conn: psycopg.Connection[Any]) -> None:
     conn.execute(
         "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
@@ -612,15 +737,17 @@ def _check_dependencies_exist(conn: psycopg.Connection[Any], tasks: Sequence[New
         raise ConfigError(f"depends_on names tasks that don't exist: {missing}")
 
 
-def _insert_dedup(conn: psycopg.Connection[Any], task: NewTask, task_id: int, now: float) -> int:
+def _insert_dedup(
+    conn: psycopg.Connection[Any], task: NewTask, task_id: int, now: float, deps: int
+) -> int:
     """Insert a task holding a dedup key; if a concurrent submit holds it, return that task.
     The ON CONFLICT waits for the other transaction, so the key's holder is settled."""
-    row = conn.execute(q.INSERT_DEDUP_TASK, new_task_row(task, task_id, now)).fetchone()
+    row = conn.execute(q.INSERT_DEDUP_TASK, new_task_row(task, task_id, now, deps)).fetchone()
     if row is not None:
         return int(row[0])
     holder = conn.execute(q.FIND_DEDUP, {"keys": [task.dedup_key]}).fetchone()
     if holder is None:  # the holder ended between the two statements: take the key now
-        return _insert_dedup(conn, task, task_id, now)
+        return _insert_dedup(conn, task, task_id, now, deps)
     return int(holder[1])
 
 

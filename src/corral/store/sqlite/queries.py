@@ -36,10 +36,12 @@ NEXT_TASK_ID = "SELECT coalesce(max(id), 0) + 1 FROM tasks"
 INSERT_TASK = """
 INSERT INTO tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
-                   enqueued_at, run_at, ready_at, rank, exclusive, rate_key)
+                   enqueued_at, run_at, ready_at, rank, exclusive, rate_key, workflow_id,
+                   on_upstream_failure, deps_left)
 VALUES (:id, :name, :pool, :group_name, :state, :priority, :level, :aging, :promote_at, :args,
         :kwargs, :dedup_key, :max_retries, :backoff, :max_runtime, :on_timeout, :now,
-        :enqueued_at, :run_at, :ready_at, :rank, :exclusive, :rate_key)
+        :enqueued_at, :run_at, :ready_at, :rank, :exclusive, :rate_key, :workflow_id,
+        :on_upstream_failure, :deps_left)
 """
 # Insert one dependency edge.
 INSERT_DEP = "INSERT OR IGNORE INTO task_deps (task_id, depends_on) VALUES (?, ?)"
@@ -55,7 +57,8 @@ TASK_COLUMNS = """
 t.id, t.name, t.pool, t.group_name, t.state, t.priority, t.level, t.args, t.kwargs, t.dedup_key,
 t.attempt, t.failures, t.max_retries, t.max_runtime, t.on_timeout, t.created_at, t.enqueued_at,
 t.run_at, t.ready_at, t.first_started_at, t.started_at, t.finished_at, t.worker_id,
-t.cancel_requested, t.checkpoint, t.shared, t.result, t.error, t.rank, t.exclusive, t.rate_key
+t.cancel_requested, t.checkpoint, t.shared, t.result, t.error, t.rank, t.exclusive, t.rate_key,
+t.workflow_id, t.on_upstream_failure, t.stalled_slices
 """
 # One task.
 GET_TASK = f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ?"
@@ -75,7 +78,7 @@ TASK_STATES = "SELECT id, state FROM tasks WHERE id IN (SELECT value FROM json_e
 
 # -- resolver and promoter ----------------------------------------------------------------------
 
-# Waiting tasks whose delay is over and whose dependencies all succeeded become ready.
+# Waiting tasks whose delay is over and whose dependencies are settled become ready.
 RELEASE_WAITING = """
 UPDATE tasks SET state = 'ready', ready_at = :now, level = priority,
        promote_at = CASE WHEN aging = :no_aging THEN NULL ELSE :now END,
@@ -83,10 +86,8 @@ UPDATE tasks SET state = 'ready', ready_at = :now, level = priority,
            (SELECT max(u.finished_at) FROM task_deps d JOIN tasks u ON u.id = d.depends_on
             WHERE d.task_id = tasks.id), enqueued_at))
 WHERE id IN (
-    SELECT t.id FROM tasks t
-    WHERE t.state = 'waiting' AND t.run_at <= :now
-      AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
-                      WHERE d.task_id = t.id AND u.state != 'succeeded')
+    SELECT t.id FROM tasks t INDEXED BY tasks_waiting_settled
+    WHERE t.state = 'waiting' AND t.deps_left <= 0 AND t.deps_left = 0 AND t.run_at <= :now
     LIMIT :limit)
 RETURNING id, attempt
 """
@@ -97,22 +98,26 @@ UPDATE tasks SET state = 'ready', ready_at = :now, level = priority,
 WHERE id IN (SELECT id FROM tasks WHERE state = 'retry_wait' AND run_at <= :now LIMIT :limit)
 RETURNING id, attempt
 """
-# Waiting tasks with a dependency that ended badly can never run.
+# Waiting tasks doomed by a dependency that ended badly (deps_left -1) can never run.
 FAIL_UPSTREAM = """
 UPDATE tasks SET state = 'upstream_failed', finished_at = :now,
        error = 'a dependency ended dead, cancelled or upstream_failed'
 WHERE id IN (
-    SELECT t.id FROM tasks t
-    WHERE t.state = 'waiting'
-      AND EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
-                  WHERE d.task_id = t.id AND u.state IN ('dead', 'cancelled', 'upstream_failed'))
+    SELECT t.id FROM tasks t INDEXED BY tasks_waiting_settled
+    WHERE t.state = 'waiting' AND t.deps_left <= 0 AND t.deps_left = -1
     LIMIT :limit)
 RETURNING id, attempt
 """
 # The earliest moment a waiting or backing-off task may become ready.
 NEXT_DUE = """
-SELECT min(due) FROM (SELECT min(run_at) AS due FROM tasks WHERE state = 'waiting'
-                      UNION ALL SELECT min(run_at) FROM tasks WHERE state = 'retry_wait') AS d
+SELECT min(due) FROM (
+    SELECT min(run_at) AS due FROM tasks INDEXED BY tasks_waiting_settled
+    WHERE state = 'waiting' AND deps_left <= 0 AND deps_left = 0
+    UNION ALL SELECT min(run_at) FROM tasks WHERE state = 'retry_wait'
+    UNION ALL SELECT 0.0 WHERE EXISTS (SELECT 1 FROM upstream_ended)
+    UNION ALL SELECT 0.0 WHERE EXISTS (
+        SELECT 1 FROM tasks INDEXED BY tasks_waiting_settled
+        WHERE state = 'waiting' AND deps_left <= 0 AND deps_left = -1)) AS d
 """
 # Ready tasks whose level is due to change.
 FETCH_PROMOTABLE = """
@@ -230,7 +235,7 @@ WHERE id IN (SELECT id FROM tasks
              WHERE state = 'admitted' AND pool IN (SELECT value FROM json_each(:pools))
              ORDER BY admitted_at, id LIMIT :limit)
 RETURNING id, name, group_name, attempt, failures, max_retries, backoff, max_runtime,
-          on_timeout, args, kwargs, dedup_key, checkpoint, shared, admitted_at
+          on_timeout, args, kwargs, dedup_key, checkpoint, shared, stalled_slices, admitted_at
 """
 # Open an attempt row.
 INSERT_ATTEMPT = """
@@ -248,7 +253,8 @@ UPDATE tasks SET
     cancel_requested = CASE WHEN :target = 'ready' THEN cancel_requested ELSE 0 END,
     finished_at = CASE WHEN :terminal THEN :now ELSE NULL END,
     run_at = CASE WHEN :target = 'retry_wait' THEN :retry_at ELSE run_at END,
-    promote_at = CASE WHEN :target = 'ready' AND aging != :no_aging THEN :now ELSE NULL END
+    promote_at = CASE WHEN :target = 'ready' AND aging != :no_aging THEN :now ELSE NULL END,
+    stalled_slices = coalesce(:stalled_slices, stalled_slices)
 WHERE id = :id AND attempt = :attempt AND state = 'running'
   AND (:worker IS NULL OR worker_id = :worker)
 RETURNING id
@@ -281,7 +287,7 @@ REQUEST_CANCEL = "UPDATE tasks SET cancel_requested = 1 WHERE id = :id AND state
 # Put a finished task back in the queue with a fresh retry budget.
 RETRY = """
 UPDATE tasks SET state = 'ready', failures = 0, cancel_requested = 0, error = NULL,
-       finished_at = NULL, ready_at = :now, level = priority, run_at = :now,
+       finished_at = NULL, stalled_slices = 0, ready_at = :now, level = priority, run_at = :now,
        promote_at = CASE WHEN aging = :no_aging THEN NULL ELSE :now END
 WHERE id = :id AND state = :expected
 """
@@ -373,4 +379,86 @@ FROM attempts WHERE task_id = ? ORDER BY attempt
 TASK_LOGS = """
 SELECT task_id, attempt, at, level, message FROM logs
 WHERE task_id = :id AND (:attempt IS NULL OR attempt = :attempt) ORDER BY id
+"""
+
+# -- dependencies: settling the dependents of ended tasks ---------------------------------------
+
+# Mark tasks (a JSON array) as having dependents, so that their end queues a settle.
+MARK_HAS_DEPENDENTS = """
+UPDATE tasks SET has_dependents = 1
+WHERE id IN (SELECT value FROM json_each(:ids)) AND has_dependents = 0
+"""
+# Queue those of the tasks (a JSON array) that already ended: their new dependents need settling.
+QUEUE_ENDED = f"""
+INSERT INTO upstream_ended (task_id)
+SELECT id FROM tasks WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN {TERMINAL_SQL}
+"""
+# The oldest queued ends of tasks that have dependents.
+ENDED_UPSTREAMS = "SELECT id, task_id FROM upstream_ended ORDER BY id LIMIT :limit"
+# Recount the unsettled dependencies of the waiting dependents of the tasks (a JSON array):
+# -1 when one ended badly and the dependent is 'fail'; 'run' dependents count any end as settled.
+SETTLE_DEPENDENTS = f"""
+UPDATE tasks SET deps_left = CASE
+    WHEN on_upstream_failure = 'fail' AND EXISTS (
+        SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
+        WHERE d.task_id = tasks.id AND u.state IN ('dead', 'cancelled', 'upstream_failed'))
+    THEN -1
+    ELSE (SELECT count(*) FROM task_deps d JOIN tasks u ON u.id = d.depends_on
+          WHERE d.task_id = tasks.id AND u.state != 'succeeded'
+            AND NOT (tasks.on_upstream_failure = 'run' AND u.state IN {TERMINAL_SQL})) END
+WHERE state = 'waiting'
+  AND id IN (SELECT d.task_id FROM task_deps d
+             WHERE d.depends_on IN (SELECT value FROM json_each(:ids)))
+"""
+# Forget the queued ends up to an id, once settled.
+FORGET_ENDED = "DELETE FROM upstream_ended WHERE id <= :last"
+
+# -- workflows ------------------------------------------------------------------------------------
+
+# Create a workflow.
+INSERT_WORKFLOW = """
+INSERT INTO workflows (name, group_name, created_at) VALUES (:name, :group_name, :now)
+RETURNING id
+"""
+# One workflow.
+GET_WORKFLOW = "SELECT id, name, group_name, created_at FROM workflows WHERE id = ?"
+# A workflow's tasks counted by state.
+WORKFLOW_COUNTS = "SELECT state, count(*) FROM tasks WHERE workflow_id = ? GROUP BY state"
+# A workflow's unfinished tasks and their states (before a cancel).
+WORKFLOW_UNFINISHED = f"""
+SELECT id, state, attempt FROM tasks WHERE workflow_id = ? AND state NOT IN {TERMINAL_SQL}
+"""
+# -- cancel requests and event consumers --------------------------------------------------------
+
+# A worker's running tasks that were asked to cancel (a cheap read: SQLite's cancel polling).
+WORKER_CANCEL_REQUESTS = """
+SELECT id FROM tasks WHERE worker_id = :id AND state = 'running' AND cancel_requested = 1
+"""
+# Create a consumer's row at the origin of the feed, if it has none.
+ADD_CONSUMER = """
+INSERT OR IGNORE INTO consumers (name, cursor_xid, cursor_id)
+SELECT :name, cursor_xid, cursor_id FROM consumers WHERE name = '*'
+"""
+# Take or extend a consumer's lease if free, expired or already `holder`'s.
+ACQUIRE_CONSUMER = """
+UPDATE consumers SET holder = :holder, lease_expires_at = :lease
+WHERE name = :name AND (holder IS NULL OR holder = :holder OR lease_expires_at < :now)
+"""
+# Move a consumer's cursor, if `holder` still holds its lease (compare-and-set).
+ADVANCE_CONSUMER = """
+UPDATE consumers SET cursor_xid = :xid, cursor_id = :event_id
+WHERE name = :name AND holder = :holder AND lease_expires_at >= :now
+"""
+# Give up a consumer's lease.
+RELEASE_CONSUMER = """
+UPDATE consumers SET holder = NULL, lease_expires_at = 0 WHERE name = ? AND holder = ?
+"""
+# The events after a consumer's cursor, with their tasks' name, group and workflow, in id order
+# (which is commit order on SQLite).
+EVENTS_UNSEEN = """
+SELECT e.id, e.task_id, e.at, e.kind, e.from_state, e.to_state, e.attempt, e.detail,
+       t.name, t.group_name, t.workflow_id, 0
+FROM events e LEFT JOIN tasks t ON t.id = e.task_id
+WHERE e.id > (SELECT cursor_id FROM consumers WHERE name = :name)
+ORDER BY e.id LIMIT :limit
 """

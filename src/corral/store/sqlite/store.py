@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,22 +27,28 @@ from ...model import (
     ClaimedTask,
     DispatchHeads,
     DispatchLoad,
+    Event,
+    FeedEvent,
     GroupConfig,
     GroupStats,
     HeadsWanted,
     LevelChange,
     LogLine,
     NewTask,
+    NewWorkflow,
     Submitted,
     TaskQuery,
     TaskRecord,
     WorkerInfo,
     WorkerRecord,
+    WorkflowStatus,
+    WorkflowSubmitted,
 )
 from ...ratelimit import RateLimit, group_bucket, key_bucket
 from ..reads import NamedReads
 from ..rows import (
     NO_AGING,
+    batch_edges,
     bucket_keys,
     buckets_from_rows,
     group_config,
@@ -205,25 +212,32 @@ class SQLiteStore(NamedReads):
         self._check_dependencies_exist(tx, tasks)
         next_id = tx.execute(q.NEXT_TASK_ID).fetchone()[0]
         results: list[Submitted] = []
-        rows: list[dict[str, Any]] = []
-        deps: list[tuple[int, int]] = []
-        events: list[tuple[Any, ...]] = []
         for task in tasks:
             if task.dedup_key is not None and task.dedup_key in holders:
                 results.append(Submitted(holders[task.dedup_key], created=False))
                 continue
-            task_id = next_id
-            next_id += 1
             if task.dedup_key is not None:
-                holders[task.dedup_key] = task_id
-            row = new_task_row(task, task_id, now)
+                holders[task.dedup_key] = next_id
+            results.append(Submitted(next_id, created=True))
+            next_id += 1
+        edges = batch_edges(tasks, [r.id for r in results])
+        rows: list[dict[str, Any]] = []
+        deps: list[tuple[int, int]] = []
+        events: list[tuple[Any, ...]] = []
+        for task, result, upstream in zip(tasks, results, edges, strict=True):
+            if not result.created:
+                continue
+            row = new_task_row(task, result.id, now, len(upstream))
             rows.append(row)
-            deps.extend((task_id, upstream) for upstream in task.depends_on)
-            events.append((task_id, now, "submitted", None, row["state"], 0, None))
-            results.append(Submitted(task_id, created=True))
+            deps.extend((result.id, dep) for dep in upstream)
+            events.append((result.id, now, "submitted", None, row["state"], 0, None))
         tx.executemany(q.INSERT_TASK, rows)
         tx.executemany(q.INSERT_DEP, deps)
         tx.executemany(q.INSERT_EVENT, events)
+        if deps:
+            upstream_ids = {"ids": _json_list(sorted({dep for _, dep in deps}))}
+            tx.execute(q.MARK_HAS_DEPENDENTS, upstream_ids)
+            tx.execute(q.QUEUE_ENDED, upstream_ids)  # ended already: settled by the resolver
         return results
 
     def _check_dependencies_exist(self, tx: sqlite3.Connection, tasks: Sequence[NewTask]) -> None:
@@ -253,6 +267,7 @@ class SQLiteStore(NamedReads):
     def task_release_due(self, now: float, limit: int) -> int:
         params = {"now": now, "limit": limit, "no_aging": NO_AGING}
         with self._write() as tx:
+            _settle(tx, limit)
             waiting = tx.execute(q.RELEASE_WAITING, params).fetchall()
             retries = tx.execute(q.RELEASE_RETRIES, params).fetchall()
             _events(tx, waiting, now, "ready", State.WAITING, State.READY)
@@ -261,6 +276,7 @@ class SQLiteStore(NamedReads):
 
     def task_fail_upstream(self, now: float, limit: int) -> int:
         with self._write() as tx:
+            _settle(tx, limit)
             failed = tx.execute(q.FAIL_UPSTREAM, {"now": now, "limit": limit}).fetchall()
             _events(tx, failed, now, "upstream_failed", State.WAITING, State.UPSTREAM_FAILED)
         return len(failed)
@@ -385,6 +401,12 @@ class SQLiteStore(NamedReads):
                 if tx.execute(q.COMPLETE, params).fetchone() is None:
                     continue
                 recorded.append(report.task_id)
+                if report.flag is not None:
+                    detail = dumps({"stalled_slices": report.stalled_slices, "error": report.error})
+                    tx.execute(
+                        q.INSERT_EVENT,
+                        (report.task_id, now, report.flag, "running", None, report.attempt, detail),
+                    )
                 tx.execute(
                     q.CLOSE_ATTEMPT,
                     (
@@ -551,6 +573,92 @@ class SQLiteStore(NamedReads):
             conn.execute("COMMIT")
         return group_stats(counts, waits, configs)
 
+    # -- workflows ------------------------------------------------------------------------------
+    def workflow_insert(
+        self,
+        workflow: NewWorkflow,
+        tasks: Sequence[NewTask],
+        now: float,
+        conn: sqlite3.Connection | None = None,
+    ) -> WorkflowSubmitted:
+        def insert(tx: sqlite3.Connection) -> WorkflowSubmitted:
+            params = {"name": workflow.name, "group_name": workflow.group, "now": now}
+            workflow_id = int(tx.execute(q.INSERT_WORKFLOW, params).fetchone()[0])
+            own = [replace(t, workflow_id=workflow_id) for t in tasks]
+            return WorkflowSubmitted(workflow_id, self._insert(tx, own, now))
+
+        if conn is not None:
+            if not conn.in_transaction:
+                raise ConfigError("submit with connection= needs a transaction open on it")
+            return insert(conn)
+        with self._write() as tx:
+            return insert(tx)
+
+    def workflow_status(self, workflow_id: int) -> WorkflowStatus | None:
+        conn = self._conn()
+        conn.execute("BEGIN")  # one consistent read
+        try:
+            row = conn.execute(q.GET_WORKFLOW, (workflow_id,)).fetchone()
+            counts = conn.execute(q.WORKFLOW_COUNTS, (workflow_id,)).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        if row is None:
+            return None
+        return WorkflowStatus(row[0], row[1], row[2], row[3], {s: int(n) for s, n in counts})
+
+    def workflow_cancel(self, workflow_id: int, now: float) -> tuple[int, int]:
+        with self._write() as tx:
+            if tx.execute(q.GET_WORKFLOW, (workflow_id,)).fetchone() is None:
+                raise TaskNotFound(f"no workflow with id {workflow_id}")
+            unfinished = tx.execute(q.WORKFLOW_UNFINISHED, (workflow_id,)).fetchall()
+            states = [(i, State(s), a) for i, s, a in unfinished]
+            now_ids = [(i, s, a) for i, s, a in states if s in CANCELLABLE_AT_ONCE]
+            running = [(i, a) for i, s, a in states if s == State.RUNNING]
+            tx.executemany(
+                q.CANCEL_NOW, [{"id": i, "now": now, "expected": str(s)} for i, s, _ in now_ids]
+            )
+            tx.executemany(
+                q.INSERT_EVENT,
+                [(i, now, "cancelled", str(s), "cancelled", a, None) for i, s, a in now_ids],
+            )
+            tx.executemany(q.REQUEST_CANCEL, [{"id": i} for i, _ in running])
+            tx.executemany(
+                q.INSERT_EVENT,
+                [(i, now, "cancel_requested", "running", None, a, None) for i, a in running],
+            )
+        return len(now_ids), len(running)
+
+    # -- cancel requests and event consumers ----------------------------------------------------
+    def task_fetch_cancel_requests(self, worker_id: str) -> list[int]:
+        return [row[0] for row in self._read(q.WORKER_CANCEL_REQUESTS, {"id": worker_id})]
+
+    def consumer_acquire(self, name: str, holder: str, lease_until: float, now: float) -> bool:
+        with self._write() as tx:
+            tx.execute(q.ADD_CONSUMER, {"name": name})
+            params = {"name": name, "holder": holder, "lease": lease_until, "now": now}
+            return tx.execute(q.ACQUIRE_CONSUMER, params).rowcount == 1
+
+    def consumer_advance(
+        self, name: str, holder: str, position: tuple[int, int], now: float
+    ) -> bool:
+        params = {
+            "name": name,
+            "holder": holder,
+            "xid": position[0],
+            "event_id": position[1],
+            "now": now,
+        }
+        with self._write() as tx:
+            return tx.execute(q.ADVANCE_CONSUMER, params).rowcount == 1
+
+    def consumer_release(self, name: str, holder: str) -> None:
+        with self._write() as tx:
+            tx.execute(q.RELEASE_CONSUMER, (name, holder))
+
+    def event_fetch_unseen(self, name: str, limit: int) -> list[FeedEvent]:
+        rows = self._read(q.EVENTS_UNSEEN, {"name": name, "limit": limit})
+        return [FeedEvent(Event(*r[:8]), r[8], r[9], r[10], int(r[11])) for r in rows]
+
 
 class PollingListener:
     def __init__(self) -> None:
@@ -592,7 +700,17 @@ def _completion_params(report: AttemptReport, now: float) -> dict[str, Any]:
         "now": now,
         "retry_at": report.retry_at,
         "no_aging": NO_AGING,
+        "stalled_slices": report.stalled_slices,
     }
+
+
+def _settle(tx: sqlite3.Connection, limit: int) -> None:
+    """Recount the dependencies of the waiting dependents of tasks that ended (queued by a trigger
+    on their end): cost follows the ended tasks, never the waiting backlog."""
+    ended = tx.execute(q.ENDED_UPSTREAMS, {"limit": limit}).fetchall()
+    if ended:
+        tx.execute(q.SETTLE_DEPENDENTS, {"ids": _json_list(sorted({t for _, t in ended}))})
+        tx.execute(q.FORGET_ENDED, {"last": ended[-1][0]})
 
 
 def _events(

@@ -1,0 +1,214 @@
+"""State-change callbacks, driven by the event rows.
+
+Register them per app (`@app.on("dead")`) or per task type (`@app.task(on_state={...})`). Each is
+called with a `StateChange`: the event row (its id, kind, states, attempt, time and detail) and
+the task's name, group and workflow.
+
+Where they run: in the processes that hold the app's code, `corral worker` and `corral run`. Each
+such process may run a `CallbackService`, but one delivers at a time: the consumer's row in the
+store holds a lease and a cursor. The holder reads the events after the cursor, calls the
+callbacks, then moves the cursor (a compare-and-set on the lease). If it dies in between, the
+lease expires, another process takes it and delivers the same events again: at least once, each
+with its event, whose id lets a callback recognise a repeat.
+
+Why a cursor is safe on both backends: SQLite assigns event ids in commit order (one writer at a
+time), so the cursor is the last id delivered. PostgreSQL takes ids from a sequence, and they do
+not commit in id order: a plain "last id seen" could pass an id whose transaction commits later
+and skip that event for good. So each PostgreSQL event row also records the id of the
+transaction that wrote it, and the consumer reads only the events of transactions older than
+every transaction that may still write one: the oldest in progress in its snapshot, leaving out
+those that pg_stat_activity shows in other databases of the server. No event can appear among
+those any more. It reads them in (transaction, id) order, which is then fixed, and its cursor is
+that pair. The price: a transaction left open in corral's database holds delivery back until it
+ends (corral's own sessions end an idle transaction after 5 s).
+
+Isolation: every call runs in a thread of its own with a time limit (`timeout`). A callback that
+raises is logged with its event and not retried (at least once is about crashes, not about
+callbacks' own errors); one that overruns is logged and abandoned. Neither holds up the other
+callbacks beyond the time limit, nor touches the worker's tasks: the service has its own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .codec import loads
+from .lifecycle import State
+from .model import Event, FeedEvent
+
+if TYPE_CHECKING:
+    from .app import App
+
+log = logging.getLogger("corral.callbacks")
+
+CALLBACK_KINDS: frozenset[str] = frozenset(
+    {*(str(s) for s in State), "submitted", "cancel_requested", "stalled", "*"}
+)
+"""The event kinds a callback may be registered for: the states entered, the events that are not
+transitions, and "*" for all."""
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """What a callback gets: one event row and the task it is about."""
+
+    event: Event
+    task_name: str | None
+    group: str | None
+    workflow_id: int | None
+
+    @property
+    def task_id(self) -> int:
+        return self.event.task_id
+
+    @property
+    def kind(self) -> str:
+        return self.event.kind
+
+    @property
+    def state(self) -> str | None:
+        """The state entered (None for an event that is not a transition)."""
+        return self.event.to_state
+
+    @property
+    def detail(self) -> Any:
+        return loads(self.event.detail)
+
+
+def has_callbacks(app: App) -> bool:
+    return bool(app.callbacks) or any(t.on_state for t in app.tasks.values())
+
+
+def callbacks_for(app: App, feed: FeedEvent) -> list[Callable[..., Any]]:
+    """The callbacks one event calls: the app's, then its task type's, for its kind and "*"."""
+    kind = feed.event.kind
+    found = [*app.callbacks.get(kind, ()), *app.callbacks.get("*", ())]
+    task_type = app.tasks.get(feed.task_name or "")
+    if task_type is not None:
+        found += [*task_type.on_state.get(kind, ()), *task_type.on_state.get("*", ())]
+    return found
+
+
+class CallbackService:
+    """Delivers an app's state-change callbacks from the event feed; see the module docstring.
+    `run(stop)` loops in its own thread until `stop` is set."""
+
+    def __init__(
+        self,
+        app: App,
+        holder: str,
+        *,
+        name: str = "callbacks",
+        lease: float = 15.0,
+        timeout: float = 10.0,
+        poll: float = 0.2,
+        batch: int = 200,
+    ) -> None:
+        self.app = app
+        self.store = app.store
+        self.holder = holder
+        self.name = name
+        self.lease = lease
+        self.timeout = timeout
+        self.poll = poll
+        self.batch = batch
+        self.delivered = 0
+        self._renewed = 0.0
+        self.holds_lease = False
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    if self.run_once(time.time()) == 0:
+                        stop.wait(self.poll)
+                except Exception as exc:  # the store may come back; never kill the worker
+                    log.warning("callback delivery failed, will retry: %s", exc)
+                    self.holds_lease = False
+                    stop.wait(1.0)
+        finally:
+            if self.holds_lease:
+                try:
+                    self.store.consumer_release(self.name, self.holder)
+                except Exception as exc:
+                    log.debug("could not release the callbacks lease: %s", exc)
+
+    def run_once(self, now: float) -> int:
+        """Deliver one batch of events if this process holds the lease; how many events it
+        went through (0: none, or not the holder)."""
+        if not self._hold_lease(now):
+            return 0
+        feed = self.store.event_fetch_unseen(self.name, self.batch)
+        if not feed:
+            return 0
+        self._deliver(feed)
+        last = feed[-1]
+        if not self.store.consumer_advance(
+            self.name, self.holder, (last.xid, last.event.id), time.time()
+        ):
+            # The lease ran out during delivery and another process may deliver these again:
+            # at least once still holds.
+            log.warning("callbacks lease lost while delivering; another process takes over")
+            self.holds_lease = False
+            return 0
+        return len(feed)
+
+    def _hold_lease(self, now: float) -> bool:
+        if not self.holds_lease or now - self._renewed >= self.lease / 3:
+            was = self.holds_lease
+            self.holds_lease = self.store.consumer_acquire(
+                self.name, self.holder, now + self.lease, now
+            )
+            self._renewed = now
+            if self.holds_lease and not was:
+                log.info("%s delivers the state-change callbacks", self.holder)
+        return self.holds_lease
+
+    def _deliver(self, feed: list[FeedEvent]) -> None:
+        """Call every callback of the batch, each in its own thread, and wait for them all up to
+        `timeout`: callbacks are isolated from each other, and a slow one costs at most that."""
+        calls: list[tuple[threading.Thread, Callable[..., Any], FeedEvent]] = []
+        for item in feed:
+            change = StateChange(item.event, item.task_name, item.group, item.workflow_id)
+            for fn in callbacks_for(self.app, item):
+                thread = threading.Thread(
+                    target=_call, args=(fn, change), name="corral-callback", daemon=True
+                )
+                thread.start()
+                calls.append((thread, fn, item))
+        deadline = time.monotonic() + self.timeout
+        for thread, fn, item in calls:
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.error(
+                    "callback %s for event %d (%s of task %d) overran %gs; abandoned",
+                    _name(fn), item.event.id, item.event.kind, item.event.task_id, self.timeout,
+                )  # fmt: skip
+        self.delivered += len(calls)
+
+
+def _call(fn: Callable[..., Any], change: StateChange) -> None:
+    try:
+        result = fn(change)
+        if inspect.isawaitable(result):
+            asyncio.run(_awaited(result))
+    except Exception:
+        log.exception(
+            "callback %s for event %d (%s of task %d) failed",
+            _name(fn), change.event.id, change.kind, change.task_id,
+        )  # fmt: skip
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
