@@ -182,18 +182,17 @@ WHERE t.id = c.id AND t.state = 'ready'
 HEAD_ORDER = "level DESC, rank DESC, ready_at, id"
 """A group's ready tasks in admission order (the corral_tasks_group_ready index)."""
 
-# Fold up to %(limit)s hints: look the hinted groups' heads up again and record them among the
-# per-group heads, or drop the groups that have no ready task left.
-FOLD_HINTS = f"""
-taken AS (
-    DELETE FROM corral_ready_hints
-    WHERE id IN (SELECT id FROM corral_ready_hints ORDER BY id LIMIT %(limit)s)
-    RETURNING pool, group_name),
-hinted AS (SELECT DISTINCT pool, group_name FROM taken),
+
+
+def _set_heads(groups: str, leaving: str = "") -> str:
+    """CTEs that look up the head of each (pool, group_name) of the CTE `groups` and record it
+    among the per-group heads, or drop the group if it has no ready task left; `leaving`: a
+    condition on `t` for tasks that leave `ready` in this very statement."""
+    return f"""
 heads AS (
-    SELECT h.pool, h.group_name, t.level, t.ready_at FROM hinted h LEFT JOIN LATERAL (
+    SELECT h.pool, h.group_name, t.level, t.ready_at FROM {groups} h LEFT JOIN LATERAL (
         SELECT level, ready_at FROM corral_tasks t
-        WHERE t.state = 'ready' AND t.pool = h.pool AND t.group_name = h.group_name
+        WHERE t.state = 'ready' AND t.pool = h.pool AND t.group_name = h.group_name {leaving}
         ORDER BY {HEAD_ORDER} LIMIT 1) t ON TRUE),
 upserted AS (
     INSERT INTO corral_ready_groups (pool, group_name, level, ready_at)
@@ -204,6 +203,16 @@ upserted AS (
 dropped AS (
     DELETE FROM corral_ready_groups g USING heads h
     WHERE g.pool = h.pool AND g.group_name = h.group_name AND h.level IS NULL RETURNING 1)"""
+
+
+# Fold up to %(limit)s hints: look the hinted groups' heads up again and record them among the
+# per-group heads, or drop the groups that have no ready task left.
+FOLD_HINTS = f"""
+taken AS (
+    DELETE FROM corral_ready_hints
+    WHERE id IN (SELECT id FROM corral_ready_hints ORDER BY id LIMIT %(limit)s)
+    RETURNING pool, group_name),
+hinted AS (SELECT DISTINCT pool, group_name FROM taken),{_set_heads("hinted")}"""
 # Fold hints (as above); returns how many groups were looked up.
 REFRESH_HEADS = f"""
 WITH {FOLD_HINTS}
@@ -273,9 +282,11 @@ SELECT
     (SELECT coalesce(json_agg(json_build_array(key, rate_limit, per_second, burst)), '[]')
      FROM corral_rate_limits WHERE key IN (SELECT rate_key FROM heads))
 """
-# Admit ready tasks in the given order (admitted_at orders the claims); hint their groups; store
-# the token buckets the admissions drew on; tell their pools' workers.
-ADMIT = """
+_ADMITTED_HEADS = _set_heads("touched", "AND t.id <> ALL(%(ids)s::bigint[])")
+# Admit ready tasks in the given order (admitted_at orders the claims); record the new heads of
+# their groups (the leader is the only writer of the heads, so no hint is needed); store the
+# token buckets the admissions drew on; tell their pools' workers.
+ADMIT = f"""
 WITH moved AS (
     UPDATE corral_tasks t SET state = 'admitted', admitted_at = %(now)s + u.ord * 1e-6
     FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS u(id, ord)
@@ -283,9 +294,7 @@ WITH moved AS (
 events AS (
     INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
     SELECT id, %(now)s, 'admitted', 'ready', 'admitted', attempt FROM moved),
-hints AS (
-    INSERT INTO corral_ready_hints (pool, group_name)
-    SELECT DISTINCT pool, group_name FROM moved),
+touched AS (SELECT DISTINCT pool, group_name FROM moved),{_ADMITTED_HEADS},
 buckets AS (
     INSERT INTO corral_rate_buckets (key, tokens, updated_at, per_second, burst)
     SELECT * FROM unnest(%(keys)s::text[], %(tokens)s::float8[], %(updated_at)s::float8[],

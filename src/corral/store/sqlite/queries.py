@@ -152,8 +152,6 @@ DELETE FROM ready_groups WHERE pool = :pool AND group_name = :group_name
   AND NOT EXISTS (SELECT 1 FROM tasks WHERE state = 'ready' AND pool = :pool
                   AND group_name = :group_name)
 """
-# Hint a group (after its tasks were admitted, which no trigger hints).
-INSERT_HINT = "INSERT OR IGNORE INTO ready_hints (pool, group_name) VALUES (?, ?)"
 # Live workers: their pools and concurrency.
 LIVE_WORKERS = "SELECT pools, concurrency FROM workers WHERE lease_expires_at > :now"
 # Slots held (admitted + running), per group and pool, and whether an exclusive task holds one.

@@ -290,11 +290,15 @@ class SQLiteStore(NamedReads):
     def ready_groups_refresh(self, limit: int) -> int:
         with self._write() as tx:
             hinted = set(tx.execute(q.TAKE_HINTS, {"limit": limit}).fetchall())
-            for pool, group in sorted(hinted):
-                params = {"pool": pool, "group_name": group}
-                tx.execute(q.SET_GROUP_HEAD, params)
-                tx.execute(q.DROP_GROUP_HEAD, params)
+            self._set_heads(tx, hinted)
         return len(hinted)
+
+    @staticmethod
+    def _set_heads(tx: sqlite3.Connection, groups: set[tuple[str, str]]) -> None:
+        """Look up the heads of these (pool, group)s again and record them (or drop them)."""
+        params = [{"pool": pool, "group_name": group} for pool, group in sorted(groups)]
+        tx.executemany(q.SET_GROUP_HEAD, params)
+        tx.executemany(q.DROP_GROUP_HEAD, params)
 
     def dispatch_load(self, now: float, fold_hints: int = 0) -> DispatchLoad:
         if fold_hints:
@@ -357,7 +361,7 @@ class SQLiteStore(NamedReads):
                     admitted.append((row[0], row[1]))
                     groups.add((row[2], row[3]))
             _events(tx, admitted, now, "admitted", State.READY, State.ADMITTED)
-            tx.executemany(q.INSERT_HINT, sorted(groups))
+            self._set_heads(tx, groups)  # the leader writes the heads: no hint needed
             tx.executemany(q.SET_BUCKET, [vars(bucket) for bucket in buckets])
         return [task_id for task_id, _ in admitted]
 

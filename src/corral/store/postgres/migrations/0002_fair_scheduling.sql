@@ -52,7 +52,7 @@ CREATE TRIGGER corral_tasks_hint_insert AFTER INSERT ON corral_tasks
     REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION corral_hint_inserted();
 
 -- A task became ready, or a ready task's level changed or it left `ready` (not by admission:
--- the dispatcher hints its own admissions, so the hot path calls no trigger function).
+-- the dispatcher records the heads its admissions change, so the hot path calls no trigger).
 CREATE FUNCTION corral_hint_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO corral_ready_hints (pool, group_name) VALUES (NEW.pool, NEW.group_name);

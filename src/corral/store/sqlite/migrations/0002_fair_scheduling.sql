@@ -42,7 +42,7 @@ CREATE TABLE ready_hints (
 );
 
 -- A task became ready, or a ready task's level changed or it left `ready` (not by admission:
--- the dispatcher hints its own admissions).
+-- the dispatcher records the heads its admissions change).
 CREATE TRIGGER tasks_hint_insert AFTER INSERT ON tasks WHEN NEW.state = 'ready'
 BEGIN
     INSERT OR IGNORE INTO ready_hints (pool, group_name) VALUES (NEW.pool, NEW.group_name);
