@@ -17,34 +17,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import fresh_database
+from common import backlog, fresh_database
 
 from corral.lifecycle import State
-from corral.model import AttemptReport, NewTask, WorkerInfo
+from corral.model import AttemptReport, WorkerInfo
 from corral.scheduler.dispatcher import dispatch
 from corral.store import open_store
 
 BATCH = 100
-
-
-def backlog(count: int) -> list[NewTask]:
-    return [
-        NewTask(
-            name="noop",
-            pool="default",
-            group=f"g{i % 50}",
-            priority=i % 3,
-            level=i % 3,
-            aging='{"kind":"none"}',
-            args=f"[{i}]",
-            kwargs="{}",
-            max_retries=0,
-            backoff='{"base":1,"cap":300,"factor":2,"jitter":0.5}',
-            max_runtime=None,
-            on_timeout="retry",
-        )
-        for i in range(count)
-    ]
 
 
 def analyze(url: str) -> None:

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from corral.model import NewTask
 from corral.store import open_store
 
 PG_ADMIN_URL = os.environ.get(
@@ -44,3 +45,25 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+def backlog(count: int, groups: int = 50, levels: int = 3) -> list[NewTask]:
+    """`count` no-op tasks spread round robin over `groups` groups and `levels` priorities, as
+    the store takes them (no App needed)."""
+    return [
+        NewTask(
+            name="noop",
+            pool="default",
+            group=f"g{i % groups}",
+            priority=i % levels,
+            level=i % levels,
+            aging='{"kind":"none"}',
+            args=f"[{i}]",
+            kwargs="{}",
+            max_retries=0,
+            backoff='{"base":1,"cap":300,"factor":2,"jitter":0.5}',
+            max_runtime=None,
+            on_timeout="retry",
+        )
+        for i in range(count)
+    ]

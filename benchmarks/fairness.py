@@ -42,13 +42,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import fresh_database, percentile
+from common import backlog, fresh_database, percentile
 from fairness_app import make_app
 
 import corral
 from corral.demo import peaks
 from corral.lifecycle import ACTIVE, TERMINAL
-from corral.model import AttemptReport, GroupConfig, NewTask, TaskQuery, WorkerInfo
+from corral.model import AttemptReport, GroupConfig, TaskQuery, WorkerInfo
 from corral.scheduler.dispatcher import dispatch
 from corral.scheduler.service import Scheduler, SchedulerConfig
 from corral.store import Store, open_store
@@ -232,23 +232,7 @@ def decision_cost(backend: str, groups: int, tasks: int = 20_000, rounds: int = 
     `groups` groups and 64 slots turning over."""
     with fresh_database(backend) as url:
         store = open_store(url)
-        new = [
-            NewTask(
-                name="job",
-                pool="default",
-                group=f"g{i % groups}",
-                priority=0,
-                level=0,
-                aging='{"kind":"none"}',
-                args="[1]",
-                kwargs="{}",
-                max_retries=0,
-                backoff='{"base":1,"cap":300,"factor":2,"jitter":0.5}',
-                max_runtime=None,
-                on_timeout="retry",
-            )
-            for i in range(tasks)
-        ]
+        new = backlog(tasks, groups=groups, levels=1)
         now = time.time()
         for first in range(0, tasks, 5000):
             store.task_insert_many(new[first : first + 5000], now)
