@@ -90,6 +90,7 @@ class _Tokens:
         self._now = now
         self._tokens: dict[str, float] = {}
         self._rates: dict[str, RateLimit] = {}
+        self._drawn: set[str] = set()
 
     def rate_of(self, key: str) -> RateLimit | None:
         kind, _, name = key.partition(":")
@@ -119,12 +120,14 @@ class _Tokens:
     def take(self, key: str) -> None:
         if self.level(key) is not None:
             self._tokens[key] -= 1.0
+            self._drawn.add(key)
 
-    def drawn(self, keys: set[str]) -> list[Bucket]:
+    def drawn(self) -> list[Bucket]:
+        """The buckets drawn on this round, as they stand now."""
         return [
             Bucket(key, self._tokens[key], self._now, self._rates[key].per_second,
                    self._rates[key].burst)
-            for key in sorted(keys)
+            for key in sorted(self._drawn)
         ]  # fmt: skip
 
 
@@ -144,7 +147,6 @@ class _Round:
         self.held: dict[str, int] = dict(snapshot.active_by_group)
         self.exclusive: set[str] = set(snapshot.exclusive_groups)
         self.tokens = _Tokens(snapshot, now)
-        self.drawn: set[str] = set()
 
     def group_blocked(self, group: str) -> bool:
         """The group can't take a slot now, whatever its tasks."""
@@ -171,9 +173,7 @@ class _Round:
         if task.exclusive:
             self.exclusive.add(task.group)
         for key in task_keys(task):
-            if self.tokens.level(key) is not None:
-                self.tokens.take(key)
-                self.drawn.add(key)
+            self.tokens.take(key)
 
 
 Key = tuple[float, ...]
@@ -219,7 +219,7 @@ def decide(
     for pool, slots in slots_of.items():
         if slots and by_pool.get(pool):
             decisions.extend(_fill_pool(pool, slots, by_pool[pool], state, ordering))
-    return Admission(decisions, state.tokens.drawn(state.drawn))
+    return Admission(decisions, state.tokens.drawn())
 
 
 def _fill_pool(
