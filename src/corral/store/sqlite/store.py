@@ -577,7 +577,7 @@ class SQLiteStore(NamedReads):
 
     # -- cancel requests and event consumers ----------------------------------------------------
     def task_fetch_cancel_requests(self, worker_id: str) -> list[int]:
-        return [row[0] for row in self._read(q.WORKER_CANCEL_REQUESTS, {"id": worker_id})]
+        return [row[0] for row in self._read(q.CANCEL_REQUESTS, {"id": worker_id})]
 
     def consumer_acquire(self, name: str, holder: str, lease_until: float, now: float) -> bool:
         with self._write() as tx:
