@@ -101,7 +101,7 @@ def test_a_workflow_joins_the_callers_transaction(app_url: str, commit: bool) ->
     if commit:
         assert app.workflow_status(workflow_id).counts == {"ready": 1, "waiting": 1}
     else:
-        assert app.store.workflow_status(workflow_id) is None
+        assert app.store.workflow_get(workflow_id) is None
         assert app.store.task_list(TaskQuery()) == []
     assert count(app_url) == (1 if commit else 0)
     app.close()

@@ -570,7 +570,7 @@ class PostgresStore(NamedReads):
 
         return _again_after_deadlock(insert_own)
 
-    def workflow_status(self, workflow_id: int) -> WorkflowStatus | None:
+    def workflow_get(self, workflow_id: int) -> WorkflowStatus | None:
         rows = self._read(q.WORKFLOW_STATUS, (workflow_id,))
         if not rows:
             return None

@@ -541,7 +541,7 @@ class SQLiteStore(NamedReads):
         with self._write() as tx:
             return insert(tx)
 
-    def workflow_status(self, workflow_id: int) -> WorkflowStatus | None:
+    def workflow_get(self, workflow_id: int) -> WorkflowStatus | None:
         conn = self._conn()
         conn.execute("BEGIN")  # one consistent read
         try:
