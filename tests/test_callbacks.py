@@ -254,3 +254,27 @@ def test_callbacks_are_delivered_after_a_worker_crash(
     assert by_second == set(expected.items())  # each with its own event
     assert all(kind == "succeeded" for *_, kind in lines)
     assert all(app.get(t).state == State.SUCCEEDED for t in ids)  # the tasks were unharmed
+
+
+def test_stuck_callbacks_do_not_starve_the_others(app: corral.App) -> None:
+    """With a pool of 2 threads and 2 callbacks that never return, every other call still runs:
+    each stuck thread is replaced once its call overran."""
+    release = threading.Event()
+    quick: list[int] = []
+
+    def stuck(change: corral.StateChange) -> None:
+        release.wait(30)
+
+    app.on("submitted")(stuck)
+    app.on("submitted")(lambda change: quick.append(change.task_id))
+    service = CallbackService(app, "me", timeout=0.2, threads=2)
+    assert app.store.consumer_acquire("callbacks", "me", time.time() + 60, time.time())
+    ids = [submit(app.store, time.time()) for _ in range(20)]
+    feed = app.store.event_fetch_unseen("callbacks", 100)
+    started = time.monotonic()
+    service._deliver(feed[:2])  # per event: a stuck call, then a quick one
+    app.callbacks["submitted"].remove(stuck)
+    service._deliver(feed[2:])
+    release.set()
+    assert sorted(quick) == ids
+    assert time.monotonic() - started < 5

@@ -86,3 +86,22 @@ def test_sqlite_connection_without_a_transaction_is_refused(tmp_path: Any) -> No
     conn.close()
     assert app.store.task_list(TaskQuery()) == []
     app.close()
+
+
+@pytest.mark.parametrize("commit", [True, False])
+def test_a_workflow_joins_the_callers_transaction(app_url: str, commit: bool) -> None:
+    app, load = make_app(app_url)
+    with own_transaction(app_url) as conn:
+        conn.execute("INSERT INTO orders (id) VALUES (3)")
+        wf = app.workflow("in-my-transaction")
+        first = wf.add(load, "a")
+        wf.add(load, "b", after=[first])
+        workflow_id = wf.submit(connection=conn)
+        conn.commit() if commit else conn.rollback()
+    if commit:
+        assert app.workflow_status(workflow_id).counts == {"ready": 1, "waiting": 1}
+    else:
+        assert app.store.workflow_get(workflow_id) is None
+        assert app.store.task_list(TaskQuery()) == []
+    assert count(app_url) == (1 if commit else 0)
+    app.close()

@@ -66,7 +66,7 @@ def test_a_cycle_is_rejected_and_nothing_is_written(app: corral.App) -> None:
     assert "cycle" in str(info.value) and "'extract'" in str(info.value)
     assert isinstance(info.value, ConfigError)
     assert app.store.task_list(TaskQuery(limit=10)) == []
-    assert app.store.workflow_status(1) is None
+    assert app.store.workflow_get(1) is None
     assert wf.ids is None
 
 
@@ -82,7 +82,7 @@ def test_an_unknown_dependency_is_rejected_and_nothing_is_written(app: corral.Ap
     with pytest.raises(ConfigError, match=r"don't exist: \[987654\]"):
         wf.submit()
     assert app.store.task_list(TaskQuery(limit=10)) == []
-    assert app.store.workflow_status(1) is None
+    assert app.store.workflow_get(1) is None
     other = app.workflow("other").add(job, 1)
     with pytest.raises(ConfigError, match="another workflow"):
         app.workflow("mixed").add(job, 1, after=[other])

@@ -425,7 +425,7 @@ class App:
 
     def workflow_status(self, workflow_id: int) -> WorkflowStatus:
         """A workflow as a whole: its tasks counted by state, and the state that gives."""
-        status = self.store.workflow_status(workflow_id)
+        status = self.store.workflow_get(workflow_id)
         if status is None:
             raise TaskNotFound(f"no workflow with id {workflow_id}")
         return status

@@ -22,7 +22,8 @@ those any more. It reads them in (transaction, id) order, which is then fixed, a
 that pair. The price: a transaction left open in corral's database holds delivery back until it
 ends (corral's own sessions end an idle transaction after 5 s).
 
-Isolation: every call runs in a thread of its own with a time limit (`timeout`). A callback that
+Isolation: every call runs on a small pool of threads of the service's own, with a time limit
+(`timeout`) counted from its start. A callback that
 raises is logged with its event and not retried (at least once is about crashes, not about
 callbacks' own errors); one that overruns is logged and abandoned. Neither holds up the other
 callbacks beyond the time limit, nor touches the worker's tasks: the service has its own thread.
@@ -33,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -110,6 +112,7 @@ class CallbackService:
         timeout: float = 10.0,
         poll: float = 0.2,
         batch: int = 200,
+        threads: int = 8,
     ) -> None:
         self.app = app
         self.store = app.store
@@ -122,6 +125,7 @@ class CallbackService:
         self.delivered = 0
         self._renewed = 0.0
         self.holds_lease = False
+        self._pool = _Pool(threads)
 
     def run(self, stop: threading.Event) -> None:
         try:
@@ -172,26 +176,91 @@ class CallbackService:
         return self.holds_lease
 
     def _deliver(self, feed: list[FeedEvent]) -> None:
-        """Call every callback of the batch, each in its own thread, and wait for them all up to
+        """Call every callback of the batch on the pool and wait until each has ended or run for
         `timeout`: callbacks are isolated from each other, and a slow one costs at most that."""
-        calls: list[tuple[threading.Thread, Callable[..., Any], FeedEvent]] = []
+        calls: list[_Call] = []
         for item in feed:
             change = StateChange(item.event, item.task_name, item.group, item.workflow_id)
-            for fn in callbacks_for(self.app, item):
-                thread = threading.Thread(
-                    target=_call, args=(fn, change), name="corral-callback", daemon=True
-                )
-                thread.start()
-                calls.append((thread, fn, item))
-        deadline = time.monotonic() + self.timeout
-        for thread, fn, item in calls:
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
+            calls.extend(self._pool.submit(fn, change) for fn in callbacks_for(self.app, item))
+        for call in calls:
+            if not call.wait(self.timeout):
+                self._pool.abandon(call)
                 log.error(
                     "callback %s for event %d (%s of task %d) overran %gs; abandoned",
-                    _name(fn), item.event.id, item.event.kind, item.event.task_id, self.timeout,
+                    _name(call.fn), call.change.event.id, call.change.kind, call.change.task_id,
+                    self.timeout,
                 )  # fmt: skip
         self.delivered += len(calls)
+
+
+class _Call:
+    """One callback call on the pool; `wait(timeout)` counts from the moment it started."""
+
+    def __init__(self, fn: Callable[..., Any], change: StateChange) -> None:
+        self.fn = fn
+        self.change = change
+        self.started: float | None = None
+        self.abandoned = False
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        with self._lock:
+            self.started = time.monotonic()
+        try:
+            _call(self.fn, self.change)
+        finally:
+            self._done.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Whether it ended within `timeout` seconds of its start (waiting first for a thread
+        of the pool to take it up)."""
+        while True:
+            with self._lock:
+                started = self.started
+            if started is not None:
+                return self._done.wait(max(0.0, started + timeout - time.monotonic()))
+            if self._done.wait(0.01):
+                return True
+
+
+class _Pool:
+    """Reusable daemon threads for callback calls, so a busy feed does not start a thread per
+    call. A thread whose call overran is given up (it leaves the pool once its call returns, if
+    ever) and replaced, so stuck callbacks never leave the pool without threads."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._jobs: queue.SimpleQueue[_Call] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+
+    def submit(self, fn: Callable[..., Any], change: StateChange) -> _Call:
+        call = _Call(fn, change)
+        self._jobs.put(call)
+        with self._lock:
+            grow = self._threads < self._size
+            if grow:
+                self._threads += 1
+        if grow:
+            self._start()
+        return call
+
+    def abandon(self, call: _Call) -> None:
+        with self._lock:
+            call.abandoned = True
+        self._start()  # the overrunning thread no longer counts: replace it
+
+    def _start(self) -> None:
+        threading.Thread(target=self._serve, name="corral-callback", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            call = self._jobs.get()
+            call.run()
+            with self._lock:
+                if call.abandoned:  # a replacement took this thread's place
+                    return
 
 
 def _call(fn: Callable[..., Any], change: StateChange) -> None:

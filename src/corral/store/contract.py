@@ -276,7 +276,7 @@ class Store(Protocol):
         transaction, as `task_insert_many` does; all or nothing."""
         ...
 
-    def workflow_status(self, workflow_id: int) -> WorkflowStatus | None:
+    def workflow_get(self, workflow_id: int) -> WorkflowStatus | None:
         """A workflow with its tasks counted by state, in one consistent read; or None."""
         ...
 

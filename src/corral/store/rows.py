@@ -66,17 +66,13 @@ def new_task_row(
     }
 
 
-def batch_edges(tasks: Sequence[NewTask], ids: Sequence[int | None]) -> list[list[int]]:
+def batch_edges(tasks: Sequence[NewTask], ids: Sequence[int]) -> list[list[int]]:
     """Each task's distinct dependencies as ids: its `depends_on`, and its `after` positions
-    mapped to the ids the batch gave them (`ids[i]`: the id task i got, or None if not known)."""
+    mapped to the ids the batch gave them (`ids[i]`: the id task i got)."""
     edges: list[list[int]] = []
     for task in tasks:
         deps = dict.fromkeys(task.depends_on)
-        for position in task.after:
-            dep = ids[position]
-            if dep is None:
-                raise ValueError(f"batch position {position} has no id")
-            deps[dep] = None
+        deps.update(dict.fromkeys(ids[position] for position in task.after))
         edges.append(list(deps))
     return edges
 

@@ -123,8 +123,10 @@ released AS (
     UPDATE corral_tasks t SET state = 'ready', ready_at = %(now)s, level = priority,
            promote_at = CASE WHEN aging = %(no_aging)s THEN NULL ELSE %(now)s END,
            enqueued_at = greatest(t.enqueued_at, (
-               SELECT max(u.finished_at) FROM corral_task_deps d
-               JOIN corral_tasks u ON u.id = d.depends_on WHERE d.task_id = t.id))
+               SELECT max(u.finished_at) FROM corral_task_deps d CROSS JOIN LATERAL (
+                   -- OFFSET 0: a lookup per edge, never a join over every task
+                   SELECT finished_at FROM corral_tasks WHERE id = d.depends_on OFFSET 0) u
+               WHERE d.task_id = t.id))
     FROM due_waiting WHERE t.id = due_waiting.id RETURNING t.id, t.attempt, 'waiting' AS source),
 due_retries AS (
     SELECT id FROM corral_tasks WHERE state = 'retry_wait' AND run_at <= %(now)s
@@ -539,31 +541,34 @@ QUEUE_ENDED = f"""
 INSERT INTO corral_upstream_ended (task_id)
 SELECT id FROM corral_tasks WHERE id = ANY(%(ids)s) AND state IN {TERMINAL_SQL}
 """
-# Recount the unsettled dependencies of the waiting dependents of the oldest queued ended tasks,
-# and forget those: -1 when a dependency ended badly and the dependent is 'fail'; 'run'
-# dependents count any end as settled. One statement, one snapshot: an end that commits later
-# stays queued for the next round.
+# Take the oldest queued ends of tasks that have dependents (the resolver settles them in the
+# same transaction).
+TAKE_ENDED = """
+DELETE FROM corral_upstream_ended WHERE id IN (
+    SELECT id FROM corral_upstream_ended ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING task_id
+"""
+# Recount the unsettled dependencies of the waiting dependents of the ended tasks: -1 when a
+# dependency ended badly and the dependent is 'fail'; 'run' dependents count any end as settled.
+# The ids are given (not read from a CTE) so that the planner sees how many dependents they
+# have; the per-edge LATERALs (OFFSET 0) keep every other step an index lookup.
 SETTLE_DEPENDENTS = f"""
-WITH ended AS (
-    DELETE FROM corral_upstream_ended WHERE id IN (
-        SELECT id FROM corral_upstream_ended ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-    RETURNING task_id),
-counted AS (
+WITH counted AS (
     SELECT t.id,
-           bool_or(t.on_upstream_failure = 'fail'
-                   AND u.state IN ('dead', 'cancelled', 'upstream_failed')) AS doomed,
-           count(*) FILTER (WHERE u.state <> 'succeeded' AND NOT (
-               t.on_upstream_failure = 'run' AND u.state IN {TERMINAL_SQL})) AS unsettled
+           CASE WHEN bool_or(t.on_upstream_failure = 'fail'
+                             AND u.state IN ('dead', 'cancelled', 'upstream_failed')) THEN -1
+                ELSE count(*) FILTER (WHERE u.state <> 'succeeded' AND NOT (
+                    t.on_upstream_failure = 'run' AND u.state IN {TERMINAL_SQL})) END AS deps_left
     FROM corral_tasks t
-    JOIN corral_task_deps d ON d.task_id = t.id
-    JOIN corral_tasks u ON u.id = d.depends_on
+    CROSS JOIN LATERAL (
+        SELECT depends_on FROM corral_task_deps WHERE task_id = t.id OFFSET 0) d
+    CROSS JOIN LATERAL (SELECT state FROM corral_tasks WHERE id = d.depends_on OFFSET 0) u
     WHERE t.state = 'waiting' AND t.id IN (
-        SELECT x.task_id FROM corral_task_deps x WHERE x.depends_on IN (SELECT task_id FROM ended))
+        SELECT task_id FROM corral_task_deps WHERE depends_on = ANY(%(ids)s))
     GROUP BY t.id)
-UPDATE corral_tasks t SET deps_left = CASE WHEN c.doomed THEN -1 ELSE c.unsettled END
+UPDATE corral_tasks t SET deps_left = c.deps_left
 FROM counted c
-WHERE t.id = c.id AND t.state = 'waiting'
-  AND t.deps_left <> CASE WHEN c.doomed THEN -1 ELSE c.unsettled END
+WHERE t.id = c.id AND t.state = 'waiting' AND t.deps_left <> c.deps_left
 """
 # Set the dependency counts of new tasks from their edges (after a dedup race remapped one).
 RECOUNT_NEW = """

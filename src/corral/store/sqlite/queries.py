@@ -428,10 +428,6 @@ SELECT id, state, attempt FROM tasks WHERE workflow_id = ? AND state NOT IN {TER
 """
 # -- cancel requests and event consumers --------------------------------------------------------
 
-# A worker's running tasks that were asked to cancel (a cheap read: SQLite's cancel polling).
-WORKER_CANCEL_REQUESTS = """
-SELECT id FROM tasks WHERE worker_id = :id AND state = 'running' AND cancel_requested = 1
-"""
 # Create a consumer's row at the origin of the feed, if it has none.
 ADD_CONSUMER = """
 INSERT OR IGNORE INTO consumers (name, cursor_xid, cursor_id)

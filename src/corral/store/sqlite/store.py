@@ -598,7 +598,7 @@ class SQLiteStore(NamedReads):
         with self._write() as tx:
             return insert(tx)
 
-    def workflow_status(self, workflow_id: int) -> WorkflowStatus | None:
+    def workflow_get(self, workflow_id: int) -> WorkflowStatus | None:
         conn = self._conn()
         conn.execute("BEGIN")  # one consistent read
         try:
@@ -634,7 +634,7 @@ class SQLiteStore(NamedReads):
 
     # -- cancel requests and event consumers ----------------------------------------------------
     def task_fetch_cancel_requests(self, worker_id: str) -> list[int]:
-        return [row[0] for row in self._read(q.WORKER_CANCEL_REQUESTS, {"id": worker_id})]
+        return [row[0] for row in self._read(q.CANCEL_REQUESTS, {"id": worker_id})]
 
     def consumer_acquire(self, name: str, holder: str, lease_until: float, now: float) -> bool:
         with self._write() as tx:
