@@ -8,31 +8,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import pytest
 from conftest import Services, wait_until
 
 import corral
-from corral.admission import decide
-from corral.model import DispatchSnapshot, GroupConfig, ReadyTask, TaskRecord
+from corral.model import TaskRecord
 from corral.worker.worker import WorkerConfig
 
 GROUP = "db1"
-
-
-def admission_ranks_tasks() -> bool:
-    """Whether the admission policy orders a group's tasks by rank (the admission side of ranks
-    and exclusive tasks, built apart from the submission side)."""
-    snapshot = DispatchSnapshot(
-        capacity={"default": 1},
-        active_by_pool={},
-        active_by_group={},
-        groups={GROUP: GroupConfig(GROUP)},
-        ready=[
-            ReadyTask(1, "default", GROUP, 0, 0.0, rank=0),
-            ReadyTask(2, "default", GROUP, 0, 0.0, rank=5),
-        ],
-    )
-    return [d.task_id for d in decide(snapshot)] == [2]
 
 
 def test_a_500_task_dag_with_an_exclusive_head(
@@ -86,10 +68,6 @@ def test_a_500_task_dag_with_an_exclusive_head(
             assert record.first_started_at >= upstream.finished_at, (record.id, dep)
 
     problems = _exclusive_and_rank_problems(records, admitted, ready, head.id)
-    if problems and not admission_ranks_tasks():
-        pytest.xfail(
-            "admission by rank and exclusive tasks is built on the admission side: " + problems[0]
-        )
     assert not problems, problems[:5]
     assert {s.id for s in side} | {c.id for c in checks} <= set(records)
 
