@@ -322,3 +322,15 @@ def services() -> Iterator[Callable[..., Services]]:
     yield run
     for svc in reversed(started):
         svc.stop()
+
+
+@pytest.fixture
+def scheduler(app: corral.App) -> Iterator[Scheduler]:
+    """A scheduler thread in the test process that reaps expired leases quickly (for tests
+    whose workers are real processes)."""
+    sched = Scheduler(app.store, SchedulerConfig(tick=0.05, reap_every=0.2, prefetch=4))
+    thread = threading.Thread(target=sched.run, daemon=True)
+    thread.start()
+    yield sched
+    sched.stop()
+    thread.join(10)

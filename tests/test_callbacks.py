@@ -13,7 +13,7 @@ import textwrap
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from conftest import T0, Services, submit, wait_until
 import corral
 from corral.callbacks import CallbackService
 from corral.lifecycle import TERMINAL, State
-from corral.scheduler.service import Scheduler, SchedulerConfig
+from corral.scheduler.service import Scheduler
 from corral.store import Store
 from corral.worker.worker import WorkerConfig
 
@@ -187,16 +187,6 @@ def work(ctx, n):
 run_worker(app, WorkerConfig(concurrency=4, lease=2, heartbeat=0.5, poll=0.05, grace=2,
                              callback_lease=2, callback_timeout=60, callback_poll=0.05))
 """
-
-
-@pytest.fixture
-def scheduler(app: corral.App) -> Iterator[Scheduler]:
-    sched = Scheduler(app.store, SchedulerConfig(tick=0.05, reap_every=0.2, prefetch=4))
-    thread = threading.Thread(target=sched.run, daemon=True)
-    thread.start()
-    yield sched
-    sched.stop()
-    thread.join(10)
 
 
 def journal(path: Path) -> list[tuple[int, int, int, str]]:

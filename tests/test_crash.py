@@ -8,19 +8,16 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from conftest import wait_until
 
 import corral
 from corral.lifecycle import TERMINAL, State
 from corral.model import AttemptReport, TaskQuery
-from corral.scheduler.service import Scheduler, SchedulerConfig
+from corral.scheduler.service import Scheduler
 
 WORKER_SCRIPT = """
 import sys, time
@@ -68,17 +65,6 @@ def script(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(text))
     return path
-
-
-@pytest.fixture
-def scheduler(app: corral.App) -> Iterator[Scheduler]:
-    """A scheduler thread in the test process that reaps expired leases quickly."""
-    sched = Scheduler(app.store, SchedulerConfig(tick=0.05, reap_every=0.2, prefetch=4))
-    thread = threading.Thread(target=sched.run, daemon=True)
-    thread.start()
-    yield sched
-    sched.stop()
-    thread.join(10)
 
 
 def journal_lines(path: Path, kind: str) -> list[tuple[int, int]]:

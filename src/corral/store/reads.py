@@ -45,6 +45,11 @@ class NamedReads:
         rows = self._read(self.queries.FETCH_EXPIRED, {"now": now, "limit": limit})
         return [ExpiredTask(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
 
+    def task_fetch_cancel_requests(self, worker_id: str) -> list[int]:
+        return [
+            row[0] for row in self._read(self.queries.WORKER_CANCEL_REQUESTS, {"id": worker_id})
+        ]
+
     def rate_limit_list(self) -> dict[str, RateLimit]:
         return rate_limits_from_rows(self._read(self.queries.ALL_RATE_LIMITS))
 

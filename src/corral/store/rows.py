@@ -98,6 +98,13 @@ def group_config(row: Sequence[Any]) -> GroupConfig:
     return GroupConfig(name, cap, float(weight), rate)
 
 
+def consumer_position(
+    name: str, holder: str, position: tuple[int, int], now: float
+) -> dict[str, Any]:
+    """The parameters that move an event consumer's cursor to (transaction id, event id)."""
+    return {"name": name, "holder": holder, "xid": position[0], "event_id": position[1], "now": now}
+
+
 def rate_params(rate: RateLimit | None) -> dict[str, Any]:
     """The columns that store a rate limit (all NULL for none)."""
     if rate is None:

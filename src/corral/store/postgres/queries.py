@@ -185,7 +185,6 @@ HEAD_ORDER = "level DESC, rank DESC, ready_at, id"
 """A group's ready tasks in admission order (the corral_tasks_group_ready index)."""
 
 
-
 def _set_heads(groups: str, leaving: str = "") -> str:
     """CTEs that look up the head of each (pool, group_name) of the CTE `groups` and record it
     among the per-group heads, or drop the group if it has no ready task left; `leaving`: a

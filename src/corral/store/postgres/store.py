@@ -54,6 +54,7 @@ from ..rows import (
     NO_AGING,
     batch_edges,
     buckets_from_rows,
+    consumer_position,
     group_config,
     group_stats,
     heads_from_rows,
@@ -647,9 +648,6 @@ class PostgresStore(NamedReads):
             return int(row[0]), int(row[1])
 
     # -- cancel requests and event consumers ----------------------------------------------------
-    def task_fetch_cancel_requests(self, worker_id: str) -> list[int]:
-        return [row[0] for row in self._read(q.WORKER_CANCEL_REQUESTS, {"id": worker_id})]
-
     def consumer_acquire(self, name: str, holder: str, lease_until: float, now: float) -> bool:
         params = {"name": name, "holder": holder, "lease": lease_until, "now": now}
         with self._tx() as conn:
@@ -659,13 +657,7 @@ class PostgresStore(NamedReads):
     def consumer_advance(
         self, name: str, holder: str, position: tuple[int, int], now: float
     ) -> bool:
-        params = {
-            "name": name,
-            "holder": holder,
-            "xid": position[0],
-            "event_id": position[1],
-            "now": now,
-        }
+        params = consumer_position(name, holder, position, now)
         with self._tx(durable=True) as conn:
             return conn.execute(q.ADVANCE_CONSUMER, params).fetchone() is not None
 

@@ -51,6 +51,7 @@ from ..rows import (
     batch_edges,
     bucket_keys,
     buckets_from_rows,
+    consumer_position,
     group_config,
     group_stats,
     heads_from_rows,
@@ -645,13 +646,7 @@ class SQLiteStore(NamedReads):
     def consumer_advance(
         self, name: str, holder: str, position: tuple[int, int], now: float
     ) -> bool:
-        params = {
-            "name": name,
-            "holder": holder,
-            "xid": position[0],
-            "event_id": position[1],
-            "now": now,
-        }
+        params = consumer_position(name, holder, position, now)
         with self._write() as tx:
             return tx.execute(q.ADVANCE_CONSUMER, params).rowcount == 1
 
