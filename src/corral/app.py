@@ -74,10 +74,15 @@ class TaskType(Generic[P, R]):
     fail_stalled_after: int | None = 10
     """...and before it is failed (dead); None: never."""
     _signature: inspect.Signature = field(init=False, repr=False)
-    _tables: dict[int, aging_mod.Stored] = field(init=False, repr=False, default_factory=dict)
+    _tables: dict[int, tuple[aging_mod.Stored, str]] = field(
+        init=False, repr=False, default_factory=dict
+    )
+    """The task type's ageing as it travels with a task, and its JSON, per priority."""
+    _backoff_json: str = field(init=False, repr=False, default="")
 
     def __post_init__(self) -> None:
         self._signature = inspect.signature(self.fn)
+        self._backoff_json = dumps(self.backoff.to_json())
         functools.update_wrapper(self, self.fn)  # type: ignore[arg-type]
 
     def prepare(
@@ -100,7 +105,7 @@ class TaskType(Generic[P, R]):
         upstream_rule = _check_upstream_rule(on_upstream_failure or self.on_upstream_failure)
         self._check_arguments(args, kwargs)
         level = _check_priority(self.priority if priority is None else priority)
-        ageing = self._stored_aging(aging, level)
+        ageing, ageing_json = self._stored_aging(aging, level)
         _check_group(group)
         if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key):
             raise ConfigError(f"dedup_key must be a non-empty string, got {dedup_key!r}")
@@ -114,11 +119,11 @@ class TaskType(Generic[P, R]):
                 group=group,
                 priority=level,
                 level=level,
-                aging=dumps(ageing.to_json()),
+                aging=ageing_json,
                 args=dumps(list(args), what=f"arguments of {self.name}"),
                 kwargs=dumps(kwargs, what=f"keyword arguments of {self.name}"),
                 max_retries=self.max_retries,
-                backoff=dumps(self.backoff.to_json()),
+                backoff=self._backoff_json,
                 max_runtime=self.max_runtime,
                 on_timeout=self.on_timeout,
                 run_at=start,
@@ -131,13 +136,15 @@ class TaskType(Generic[P, R]):
             )
         )
 
-    def _stored_aging(self, override: Aging | None, level: int) -> aging_mod.Stored:
-        """The ageing that travels with a task of this priority: a user-defined function is
-        tabulated (once per priority for the task type's own)."""
+    def _stored_aging(self, override: Aging | None, level: int) -> tuple[aging_mod.Stored, str]:
+        """The ageing that travels with a task of this priority, and its JSON: a user-defined
+        function is tabulated (once per priority for the task type's own)."""
         if override is not None:
-            return aging_mod.stored(aging_mod.check(override), level)
+            stored = aging_mod.stored(aging_mod.check(override), level)
+            return stored, dumps(stored.to_json())
         if level not in self._tables:
-            self._tables[level] = aging_mod.stored(self.aging, level)
+            stored = aging_mod.stored(self.aging, level)
+            self._tables[level] = (stored, dumps(stored.to_json()))
         return self._tables[level]
 
     def submit(self, *args: Any, connection: Any = None, **options: Any) -> int:
