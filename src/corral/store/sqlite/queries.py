@@ -45,6 +45,8 @@ VALUES (:id, :name, :pool, :group_name, :state, :priority, :level, :aging, :prom
 """
 # Insert one dependency edge.
 INSERT_DEP = "INSERT OR IGNORE INTO task_deps (task_id, depends_on) VALUES (?, ?)"
+# Hint a group whose ready tasks changed (at most one hint per group waits).
+INSERT_HINT = "INSERT OR IGNORE INTO ready_hints (pool, group_name) VALUES (?, ?)"
 # Append one event row.
 INSERT_EVENT = """
 INSERT INTO events (task_id, at, kind, from_state, to_state, attempt, detail)

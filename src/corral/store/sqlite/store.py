@@ -233,6 +233,8 @@ class SQLiteStore(NamedReads):
             deps.extend((result.id, dep) for dep in upstream)
             events.append((result.id, now, "submitted", None, row["state"], 0, None))
         tx.executemany(q.INSERT_TASK, rows)
+        ready = {(row["pool"], row["group_name"]) for row in rows if row["state"] == State.READY}
+        tx.executemany(q.INSERT_HINT, sorted(ready))
         tx.executemany(q.INSERT_DEP, deps)
         tx.executemany(q.INSERT_EVENT, events)
         if deps:
