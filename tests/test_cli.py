@@ -21,6 +21,7 @@ from click.testing import CliRunner, Result
 import corral
 from corral.cli import cli
 from corral.lifecycle import State
+from corral.ratelimit import parse
 
 APP_CODE = textwrap.dedent(
     """
@@ -264,8 +265,22 @@ def test_scheduler_stops_on_sigterm(tmp_path: Path) -> None:
 
 def test_why_and_groups(project: tuple[str, str]) -> None:
     spec, url = project
+    configured = invoke("--database-url", url, "groups", "configure", "g1", "--max-parallel", "1",
+                        "--weight", "2", "--rate-limit", "10/minute")  # fmt: skip
+    assert configured.exit_code == 0, configured.output
+    bad = invoke("--database-url", url, "groups", "configure", "g2", "--rate-limit", "1/fortnight")
+    assert bad.exit_code != 0 and "fortnight" in bad.output
+    assert invoke("--database-url", url, "groups", "configure").exit_code != 0  # no name
+    defaults = invoke("--database-url", url, "groups", "configure", "--defaults",
+                      "--max-parallel", "3")  # fmt: skip
+    assert defaults.exit_code == 0, defaults.output
     app = corral.App(url)
-    app.groups.configure("g1", max_parallel=1, weight=2, rate_limit="10/minute")
+    assert app.groups.get("never").max_parallel == 3
+    assert invoke("--database-url", url, "rate-limits", "configure", "crm", "5/s").exit_code == 0
+    assert app.rate_limits.list() == {"crm": parse("5/s")}
+    assert "crm: 5/s (burst 1)" in invoke("--database-url", url, "rate-limits").output
+    assert invoke("--database-url", url, "rate-limits", "remove", "crm").exit_code == 0
+    assert "No named rate limits" in invoke("--database-url", url, "rate-limits").output
     held = int(invoke("--app", spec, "--database-url", url, "submit", "add", "1", "2",
                       "--group", "g1").output)  # fmt: skip
     waiting = int(invoke("--app", spec, "--database-url", url, "submit", "add", "3", "4",

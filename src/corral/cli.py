@@ -20,32 +20,33 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 
 import click
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from . import __version__
 from . import model as m
 from .app import App
-from .codec import loads
 from .errors import CorralError, TaskNotFound, TransitionRefused
 from .lifecycle import State
 from .scheduler.service import Scheduler
 from .scheduler.why import why as explain_task
 from .store import open_store, resolve_url
+from .views import (
+    groups_table,
+    state_markup,
+    task_json,
+    task_tables,
+    tasks_table,
+    workers_table,
+    workflow_table,
+)
 from .worker.worker import Worker, WorkerConfig, run_worker
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-STATE_STYLES = {"succeeded": "green", "dead": "bold red", "cancelled": "yellow",
-                "upstream_failed": "magenta", "running": "cyan", "retry_wait": "red"}  # fmt: skip
-GROUP_STATES = ("waiting", "ready", "admitted", "running", "retry_wait", "succeeded", "dead",
-                "cancelled", "upstream_failed")  # fmt: skip
 SUBMIT_OPTIONS = {"group", "priority", "aging", "dedup_key", "delay", "run_at", "depends_on",
                   "exclusive", "on_upstream_failure"}  # fmt: skip
 
@@ -418,99 +419,6 @@ def submit(settings: Settings, task_name: str, args: tuple[str, ...], kwargs_jso
 # -- status -------------------------------------------------------------------------------------
 
 
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value < 60:
-        return f"{value:.2f}s" if value < 10 else f"{value:.0f}s"
-    return f"{value / 60:.0f}m" if value < 3600 else f"{value / 3600:.1f}h"
-
-
-def _clock(at: float | None) -> str:
-    return "-" if at is None else datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-
-
-def _state(state: str) -> str:
-    style = STATE_STYLES.get(state)
-    return f"[{style}]{state}[/]" if style else state
-
-
-def _table(title: str, columns: str, rows: Iterable[Sequence[str]], **options: Any) -> Table:
-    """A table; `columns` is comma-separated names, a trailing '>' right-aligns the column."""
-    options = {"box": box.SIMPLE_HEAD, "collapse_padding": True, "pad_edge": False, **options}
-    table = Table(title=title, title_justify="left", **options)
-    for name in columns.split(","):
-        table.add_column(name.rstrip(">"), justify="right" if name.endswith(">") else "left")
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
-def groups_table(stats: Sequence[m.GroupStats]) -> Table:
-    """Per group: tasks by state, its settings, its share of the slots held now, and waits."""
-    shown = [s for s in GROUP_STATES if any(g.counts.get(s) for g in stats)]  # states in use
-    held = sum(g.active for g in stats) or 1
-    columns = ",".join(
-        [
-            "group",
-            *(f"{s.replace('_', ' ')}>" for s in shown),
-            "cap>",
-            "weight>",
-            "rate limit",
-            "share>",
-            "mean wait>",
-            "max wait>",
-        ]
-    )
-    rows = ([g.group, *(str(g.counts.get(s, 0)) for s in shown),
-             "-" if g.max_parallel is None else str(g.max_parallel), f"{g.weight:g}",
-             g.rate_limit or "-", f"{100 * g.active / held:.0f}%",
-             _seconds(g.mean_wait), _seconds(g.max_wait)] for g in stats)  # fmt: skip
-    return _table("Groups", columns, rows)
-
-
-def workers_table(workers: Sequence[m.WorkerRecord], now: float) -> Table:
-    rows = ([w.id, ",".join(w.pools), f"{w.running}/{w.concurrency}", _seconds(now - w.started_at),
-             f"{_seconds(now - w.heartbeat_at)} ago"] for w in workers)  # fmt: skip
-    return _table("Live workers", "worker,pools,running>,up>,last heartbeat>", rows)
-
-
-def tasks_table(tasks: Sequence[m.TaskRecord], now: float) -> Table:
-    rows = ([str(t.id), t.name, t.group, _state(t.state), str(t.attempt), str(t.level),
-             _seconds(now - t.created_at), (t.error or "")[:60]] for t in tasks)  # fmt: skip
-    return _table("Latest tasks", "id>,name,group,state,attempt>,level>,age>,error", rows)
-
-
-def task_tables(record: m.TaskRecord, attempts: Sequence[m.AttemptRecord],
-                events: Sequence[m.Event], logs: Sequence[m.LogLine]) -> list[Table]:  # fmt: skip
-    """One task: its fields, attempts, events and stored log lines."""
-    fields = []
-    for key, value in _task_json(record).items():
-        shown = value if isinstance(value, str) else "-" if value is None else json.dumps(value)
-        shown = _clock(value) if key.endswith("_at") and isinstance(value, float) else shown
-        fields.append([key, _state(shown) if key == "state" else shown])
-    return [
-        _table(f"Task {record.id}", "field,value", fields, show_header=False,
-               box=box.ROUNDED, collapse_padding=False, pad_edge=True),
-        _table("Attempts", "attempt>,worker,started,finished,outcome,error", (
-            [str(a.attempt), a.worker_id or "-", _clock(a.started_at), _clock(a.finished_at),
-             a.outcome or "-", a.error or ""] for a in attempts)),
-        _table("Events", "at,event,from,to,attempt>,detail", (
-            [_clock(e.at), e.kind, e.from_state or "", e.to_state or "", str(e.attempt),
-             e.detail or ""] for e in events)),
-        _table("Logs", "at,attempt>,level,message", (
-            [_clock(x.at), str(x.attempt), logging.getLevelName(x.level), x.message]
-            for x in logs)),
-    ]  # fmt: skip
-
-
-def _task_json(record: m.TaskRecord) -> dict[str, Any]:
-    data = asdict(record) | {"state": str(record.state), "depends_on": list(record.depends_on)}
-    for key in ("args", "kwargs", "checkpoint", "shared", "result"):
-        data[key] = loads(data[key])
-    return data | {"wait_seconds": record.wait_seconds}
-
-
 @cli.command(short_help="Show groups, workers and latest tasks, or one task.")
 @click.argument("task_id", type=int, required=False)
 @click.option("--group", help="Only this group.")
@@ -544,7 +452,7 @@ def status(settings: Settings, task_id: int | None, group: str | None, states: t
         attempts, events = store.attempt_list(task_id), store.event_list(task_id)
         logs = store.log_list(task_id)
         if as_json:
-            click.echo(json.dumps({"task": _task_json(record),
+            click.echo(json.dumps({"task": task_json(record),
                                    "attempts": [asdict(a) for a in attempts],
                                    "events": [asdict(e) for e in events],
                                    "logs": [asdict(x) for x in logs]}, indent=2))  # fmt: skip
@@ -558,7 +466,7 @@ def status(settings: Settings, task_id: int | None, group: str | None, states: t
     if as_json:
         click.echo(json.dumps({"groups": [asdict(s) | {"total": s.total} for s in stats],
                                "workers": [asdict(w) for w in workers],
-                               "tasks": [_task_json(t) for t in tasks]}, indent=2))  # fmt: skip
+                               "tasks": [task_json(t) for t in tasks]}, indent=2))  # fmt: skip
         return
     out.print(groups_table(stats) if stats else "[dim]No tasks yet.[/]")
     out.print(workers_table(workers, now) if workers else "[dim]No live workers.[/]")
@@ -566,24 +474,115 @@ def status(settings: Settings, task_id: int | None, group: str | None, states: t
         out.print(tasks_table(tasks, now))
 
 
-@cli.command(short_help="Show each group: ready, running, cap, share, waits.")
+@cli.group(invoke_without_command=True, short_help="Show or configure groups.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-@click.pass_obj
-def groups(settings: Settings, as_json: bool) -> None:
+@click.pass_context
+def groups(ctx: click.Context, as_json: bool) -> None:
     """Show each group: its tasks by state (ready, running, ...), its cap, weight and rate
     limit, its share of the slots held now, and the mean and max wait of its started tasks.
-    Settings: app.groups.configure(name, max_parallel=, weight=, rate_limit=).
+    `corral groups configure` changes a group's settings.
 
     \b
     Examples:
       corral groups
       corral groups --json
+      corral groups configure pipeline-42 --max-parallel 5 --rate-limit 100/minute
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    settings: Settings = ctx.obj
     stats = settings.app().store.group_stats()
     if as_json:
         click.echo(json.dumps([asdict(s) | {"active": s.active} for s in stats], indent=2))
         return
     Console().print(groups_table(stats) if stats else "[dim]No tasks yet.[/]")
+
+
+@groups.command("configure")
+@click.argument("name", required=False)
+@click.option("--defaults", is_flag=True, help="Set the defaults of groups never configured.")
+@click.option("--max-parallel", type=int, help="At most this many admitted or running at once.")
+@click.option("--weight", type=float, default=1.0, show_default=True,
+              help="Its share of contended slots, against other groups' weights.")  # fmt: skip
+@click.option("--rate-limit", metavar="RATE", help="At most RATE admissions: 100/minute, 5/s.")
+@click.option("--burst", type=float, help="Tokens the rate limit's bucket holds (default 1).")
+@click.pass_obj
+def groups_configure(settings: Settings, name: str | None, defaults: bool,
+                     max_parallel: int | None, weight: float, rate_limit: str | None,
+                     burst: float | None) -> None:  # fmt: skip
+    """Set a group's settings (all of them: an option left out takes its default), or with
+    --defaults those of every group never configured. They take effect at the scheduler's
+    next round.
+
+    \b
+    Examples:
+      corral groups configure pipeline-42 --max-parallel 5 --weight 2
+      corral groups configure crm-sync --rate-limit 100/minute --burst 10
+      corral groups configure --defaults --max-parallel 3
+    """
+    if defaults == (name is not None):
+        raise click.UsageError("give a group NAME, or --defaults (not both)")
+    app = settings.app()
+    if name is None:
+        app.groups.set_defaults(max_parallel=max_parallel, weight=weight, rate_limit=rate_limit,
+                                burst=burst)  # fmt: skip
+    else:
+        app.groups.configure(name, max_parallel=max_parallel, weight=weight,
+                             rate_limit=rate_limit, burst=burst)  # fmt: skip
+    click.echo(f"{name or 'defaults'}: {app.groups.get(name) if name else app.groups.defaults()}")
+
+
+@cli.group("rate-limits", invoke_without_command=True, short_help="Show or set named rate limits.")
+@click.pass_context
+def rate_limits(ctx: click.Context) -> None:
+    """Show the named rate limits that task types draw on (`@app.task(rate_key="crm")`), or
+    set and remove them. Groups' own limits: `corral groups configure NAME --rate-limit`.
+
+    \b
+    Examples:
+      corral rate-limits
+      corral rate-limits configure crm 100/minute --burst 10
+      corral rate-limits remove crm
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    settings: Settings = ctx.obj
+    limits = settings.app().rate_limits.list()
+    for key, rate in sorted(limits.items()):
+        click.echo(f"{key}: {rate.spec} (burst {rate.burst:g})")
+    if not limits:
+        click.echo("No named rate limits.")
+
+
+@rate_limits.command("configure")
+@click.argument("key")
+@click.argument("rate")
+@click.option("--burst", type=float, help="Tokens the bucket holds (default 1).")
+@click.pass_obj
+def rate_limits_configure(settings: Settings, key: str, rate: str, burst: float | None) -> None:
+    """Create or replace the named rate limit KEY: at most RATE admissions (100/minute, 5/s)
+    of the tasks that draw on it, across all workers and hosts.
+
+    \b
+    Example:
+      corral rate-limits configure crm 100/minute --burst 10
+    """
+    settings.app().rate_limits.configure(key, rate, burst=burst)
+    click.echo(f"{key}: {rate}")
+
+
+@rate_limits.command("remove")
+@click.argument("key")
+@click.pass_obj
+def rate_limits_remove(settings: Settings, key: str) -> None:
+    """Remove the named rate limit KEY: its tasks are no longer limited by it.
+
+    \b
+    Example:
+      corral rate-limits remove crm
+    """
+    settings.app().rate_limits.remove(key)
+    click.echo(f"{key}: removed")
 
 
 @cli.command(short_help="Say what holds a task back.")
@@ -607,7 +606,7 @@ def why(settings: Settings, task_id: int, as_json: bool) -> None:
         return
     out = Console()
     out.print(f"Task {task_id} ({record.name}, group {record.group}, pool {record.pool}) is "
-              f"{_state(record.state)}, level {record.level}:")  # fmt: skip
+              f"{state_markup(record.state)}, level {record.level}:")  # fmt: skip
     for reason in reasons:
         out.print(f"  - {reason.text}", markup=False, highlight=False)
 
@@ -617,10 +616,7 @@ def _workflow_status(app: App, workflow_id: int, as_json: bool, out: Console) ->
     if as_json:
         click.echo(json.dumps(asdict(wf) | {"state": wf.state, "total": wf.total}, indent=2))
         return
-    title = (f"Workflow {wf.id} {wf.name!r} (group {wf.group}): {_state(wf.state)}, "
-             f"{wf.finished}/{wf.total} ended")  # fmt: skip
-    rows = [(_state(s), str(n)) for s, n in sorted(wf.counts.items())]
-    out.print(_table(title, "state,tasks>", rows))
+    out.print(workflow_table(wf))
 
 
 # -- cancel, retry, migrate ---------------------------------------------------------------------
