@@ -51,7 +51,7 @@ def test_run_demo_in_process(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     summary = run_demo(url, scale=0.1, workers=1, concurrency=8, time_scale=0.5)
     assert summary.ok, summary.problems
-    assert all(case.ok for case in summary.cases) and len(summary.cases) == 4
+    assert all(case.ok for case in summary.cases) and len(summary.cases) == 5
     assert summary.total.tasks == sum(line.tasks for line in summary.lines)
     assert summary.total.dead == 1 and summary.total.cancelled == 1
     assert summary.total.succeeded == summary.total.tasks - 2
@@ -79,7 +79,8 @@ def test_demo_through_the_entry_point(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert time.monotonic() - started < 30
     for text in ("corral demo: summary", "big-pipeline", "medium-1", "special", "total",
-                 "Special cases", "succeeded on attempt 3", "clean-up ran",
+                 "Special cases", "succeeded on attempt 3", "clean-up ran", "db-sync",
+                 "catch-up ran alone",
                  "Time is compressed", "Every task ended as expected"):  # fmt: skip
         assert text in done.stdout
     assert "Traceback" not in done.stdout + done.stderr

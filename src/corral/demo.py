@@ -131,6 +131,14 @@ def warehouse_query(ctx: Context, sql: str, seconds: float) -> dict[str, Any]:
     return {"rows": 42}
 
 
+@app.task(name="demo.binlog_catchup", priority=4)
+async def binlog_catchup(ctx: Context, database: str, seconds: float) -> dict[str, Any]:
+    """Replay a source database's binlog up to now: it must run alone in its pipeline, before
+    the pipeline's loads read the tables it brings up to date."""
+    await asyncio.sleep(seconds)
+    return {"database": database, "caught_up": True}
+
+
 # -- the workload -------------------------------------------------------------------------------
 
 
@@ -477,7 +485,26 @@ class _Specials:
     broken: int
     long_load: int
     query: int
+    workflow: int = 0
+    binlog: int = 0
     cancelled_at: float | None = None
+
+
+DB_SYNC = "db-sync"
+"""The group of the demo's workflow: a binlog catch-up that runs alone, then loads and a check."""
+
+
+def _submit_workflow(time_scale: float) -> tuple[int, int]:
+    """A database pipeline as one workflow: a schema check that needs nothing, the exclusive
+    binlog catch-up (it waits for the check to end, then runs alone), six loads after it and a
+    warehouse check after the loads. Returns the workflow's id and the catch-up's."""
+    wf = app.workflow("crm-db sync", group=DB_SYNC)
+    wf.add(warehouse_check, "crm.schema", 0.1 * time_scale)
+    binlog = wf.add(binlog_catchup, "crm-db", 0.3 * time_scale, exclusive=True)
+    tables = ("accounts", "contacts", "deals", "notes", "tickets", "users")
+    loads = [wf.add(load_table, f"crm.{t}", 0.1 * time_scale, after=[binlog]) for t in tables]
+    wf.add(warehouse_check, "crm", 0.05 * time_scale, after=loads)
+    return wf.submit(), binlog.id
 
 
 def _submit_specials(time_scale: float) -> _Specials:
@@ -490,7 +517,9 @@ def _submit_specials(time_scale: float) -> _Specials:
         warehouse_query.prepare("SELECT region, sum(amount) FROM sales GROUP BY 1", 60.0,
                                 group="special"),
     ])  # fmt: skip
-    return _Specials(*ids)
+    flaky, broken, load, query = ids
+    workflow, binlog = _submit_workflow(time_scale)
+    return _Specials(flaky, broken, load, query, workflow, binlog)
 
 
 def _judge_specials(specials: _Specials) -> list[CaseOutcome]:
@@ -500,6 +529,7 @@ def _judge_specials(specials: _Specials) -> list[CaseOutcome]:
     slices = len(store.attempt_list(load.id))
     cleaned = any("clean-up" in line.message for line in store.log_list(query.id))
     return [
+        _judge_workflow(specials),
         CaseOutcome("flaky API", "fails twice, succeeds on attempt 3",
                     f"{flaky.state} on attempt {flaky.attempt}",
                     flaky.state == State.SUCCEEDED and flaky.attempt == 3),
@@ -514,6 +544,25 @@ def _judge_specials(specials: _Specials) -> list[CaseOutcome]:
                     f"{query.state}" + (", clean-up ran" if cleaned else ", no clean-up logged"),
                     query.state == State.CANCELLED and cleaned),
     ]  # fmt: skip
+
+
+def _judge_workflow(specials: _Specials) -> CaseOutcome:
+    """The binlog catch-up held its group alone, and every step ran after what it waits for."""
+    status = app.workflow_status(specials.workflow)
+    steps = app.store.task_list(TaskQuery(group=DB_SYNC, limit=100))
+    binlog = app.get(specials.binlog)
+    overlapped = [
+        t.id for t in steps
+        if t.id != binlog.id and t.first_started_at is not None and t.finished_at is not None
+        and binlog.first_started_at is not None and binlog.finished_at is not None
+        and t.first_started_at < binlog.finished_at and t.finished_at > binlog.first_started_at
+    ]  # fmt: skip
+    alone = "ran alone" if not overlapped else f"overlapped tasks {overlapped}"
+    return CaseOutcome(
+        "database sync", "a workflow: the binlog catch-up runs alone, then loads and a check",
+        f"{status.state}, {status.finished} of {status.total} steps; the catch-up {alone}",
+        status.state == "succeeded" and not overlapped,
+    )  # fmt: skip
 
 
 def _summarise(url: str, seconds: float, workers: int, concurrency: int,
@@ -545,6 +594,7 @@ def _summarise(url: str, seconds: float, workers: int, concurrency: int,
     lines.append(_line(f"small x{len(smalls)}", len(smalls), 2, small_records, waits,
                        small_peak))  # fmt: skip
     lines.append(_line("special", 1, None, by_group.get("special", []), waits, 0))
+    lines.append(_line(DB_SYNC, 1, None, by_group.get(DB_SYNC, []), waits, 0))
     total = _line("total", len(by_group), None, records, waits, 0)
     for p in pipelines:
         if peak.get(p.group, 0) > p.cap:
