@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from .model import Bucket, DispatchSnapshot, GroupConfig, ReadyTask
-from .ratelimit import RateLimit, group_bucket, key_bucket
+from .ratelimit import RateLimit, buckets_of, group_bucket, key_bucket
 
 
 @dataclass(frozen=True)
@@ -131,14 +131,6 @@ class _Tokens:
         ]  # fmt: skip
 
 
-def task_keys(task: ReadyTask) -> list[str]:
-    """The buckets a task draws on: its group's and its named one (if it names one)."""
-    keys = [group_bucket(task.group)]
-    if task.rate_key is not None:
-        keys.append(key_bucket(task.rate_key))
-    return keys
-
-
 class _Round:
     """The state of one dispatch round: slots held per group, exclusive holders, tokens."""
 
@@ -172,7 +164,7 @@ class _Round:
         self.held[task.group] = self.held.get(task.group, 0) + 1
         if task.exclusive:
             self.exclusive.add(task.group)
-        for key in task_keys(task):
+        for key in buckets_of(task.group, task.rate_key):
             self.tokens.take(key)
 
 
@@ -323,7 +315,7 @@ def explain(
             Reason("exclusive_waits", f"the task is exclusive: it waits until the {held} "
                    f"tasks of group {task.group!r} that hold slots end")
         )  # fmt: skip
-    for key in task_keys(task):
+    for key in buckets_of(task.group, task.rate_key):
         tokens = state.tokens.level(key)
         rate = state.tokens.rate_of(key)
         if tokens is not None and rate is not None and tokens < 1.0:

@@ -35,6 +35,10 @@ from .worker.executors import ExecutorKind
 from .workflow import Workflow
 
 EXECUTORS: tuple[ExecutorKind, ...] = ("async", "thread", "process")
+FLAG_STALLED_AFTER = 3
+"""Time slices in a row with the checkpoint unchanged before a task is flagged stalled..."""
+FAIL_STALLED_AFTER = 10
+"""...and before it is failed (dead)."""
 ON_TIMEOUT: tuple[OnTimeout, ...] = ("retry", "fail", "continue")
 ON_UPSTREAM_FAILURE = ("fail", "run")
 
@@ -69,9 +73,9 @@ class TaskType(Generic[P, R]):
     on_upstream_failure: str = "fail"
     on_state: dict[str, list[Callable[..., Any]]] = field(default_factory=dict)
     """State-change callbacks of this task type, by event kind (see `App.on`)."""
-    flag_stalled_after: int = 3
+    flag_stalled_after: int = FLAG_STALLED_AFTER
     """Time slices in a row with the checkpoint unchanged before the task is flagged stalled."""
-    fail_stalled_after: int | None = 10
+    fail_stalled_after: int | None = FAIL_STALLED_AFTER
     """...and before it is failed (dead); None: never."""
     _signature: inspect.Signature = field(init=False, repr=False)
     _tables: dict[int, tuple[aging_mod.Stored, str]] = field(
@@ -311,8 +315,8 @@ class App:
         rate_key: str | None = None,
         on_upstream_failure: str = "fail",
         on_state: dict[str, Any] | None = None,
-        flag_stalled_after: int = 3,
-        fail_stalled_after: int | None = 10,
+        flag_stalled_after: int = FLAG_STALLED_AFTER,
+        fail_stalled_after: int | None = FAIL_STALLED_AFTER,
     ) -> TaskType[Any, Any]:
         task_name = name or fn.__name__
         stall_flag = _check_count("flag_stalled_after", flag_stalled_after)

@@ -70,3 +70,10 @@ def group_bucket(group: str) -> str:
 def key_bucket(key: str) -> str:
     """The bucket key of a named rate limit."""
     return f"key:{key}"
+
+
+def buckets_of(group: str, rate_key: str | None) -> list[str]:
+    """The buckets a task draws on: its group's, and its named one if it names one."""
+    return (
+        [group_bucket(group)] if rate_key is None else [group_bucket(group), key_bucket(rate_key)]
+    )

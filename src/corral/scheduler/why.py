@@ -11,7 +11,7 @@ from ..admission import Reason, explain
 from ..errors import TaskNotFound
 from ..lifecycle import TERMINAL, State
 from ..model import DispatchSnapshot, ReadyTask, TaskRecord
-from ..ratelimit import group_bucket, key_bucket
+from ..ratelimit import buckets_of
 from ..store import Store
 
 
@@ -56,9 +56,6 @@ def _queued_reasons(store: Store, record: TaskRecord, now: float) -> list[Reason
     groups = dict(load.groups)
     if config is not None:
         groups[record.group] = config
-    keys = [group_bucket(record.group)]
-    if record.rate_key is not None:
-        keys.append(key_bucket(record.rate_key))
     snapshot = DispatchSnapshot(
         capacity=load.capacity,
         active_by_pool=load.active_by_pool,
@@ -66,7 +63,7 @@ def _queued_reasons(store: Store, record: TaskRecord, now: float) -> list[Reason
         groups=groups,
         defaults=load.defaults,
         exclusive_groups=load.exclusive_groups,
-        buckets=store.bucket_get_many(keys),
+        buckets=store.bucket_get_many(buckets_of(record.group, record.rate_key)),
         rate_limits=store.rate_limit_list(),
     )
     ready_at = record.ready_at or now

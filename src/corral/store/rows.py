@@ -22,7 +22,7 @@ from ..model import (
     ReadyTask,
     TaskRecord,
 )
-from ..ratelimit import RateLimit, group_bucket, key_bucket
+from ..ratelimit import RateLimit, buckets_of
 
 NO_AGING = dumps(aging.none.to_json())
 """How a task without ageing stores its ageing function; such a task never needs promoting."""
@@ -188,12 +188,7 @@ def heads_from_rows(rows: Iterable[Sequence[Any]]) -> tuple[list[ReadyTask], fro
 
 def bucket_keys(ready: Iterable[ReadyTask]) -> list[str]:
     """The token buckets that these tasks' groups and named rate limits keep."""
-    keys = set()
-    for task in ready:
-        keys.add(group_bucket(task.group))
-        if task.rate_key is not None:
-            keys.add(key_bucket(task.rate_key))
-    return sorted(keys)
+    return sorted({key for task in ready for key in buckets_of(task.group, task.rate_key)})
 
 
 def buckets_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, Bucket]:

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from ..app import App
+from ..app import FAIL_STALLED_AFTER, FLAG_STALLED_AFTER, App
 from ..backoff import Backoff
 from ..callbacks import CallbackService, has_callbacks
 from ..codec import dumps, loads
@@ -270,8 +270,8 @@ class Worker:
         and a log line) at the task type's `flag_stalled_after`, fail it at
         `fail_stalled_after`."""
         task_type = self.app.tasks.get(task.name)
-        flag_after = 3 if task_type is None else task_type.flag_stalled_after
-        fail_after = 10 if task_type is None else task_type.fail_stalled_after
+        flag_after = FLAG_STALLED_AFTER if task_type is None else task_type.flag_stalled_after
+        fail_after = FAIL_STALLED_AFTER if task_type is None else task_type.fail_stalled_after
         changed = ctx.checkpoint != loads(task.checkpoint)
         count, flag, fail = slice_stall(
             task.stalled_slices, changed, flag_after=flag_after, fail_after=fail_after

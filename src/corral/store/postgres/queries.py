@@ -217,8 +217,7 @@ hinted AS (SELECT DISTINCT pool, group_name FROM taken),{_set_heads("hinted")}""
 # Fold hints (as above); returns how many groups were looked up.
 REFRESH_HEADS = f"""
 WITH {FOLD_HINTS}
-SELECT (SELECT count(*) FROM hinted), (SELECT count(*) FROM upserted),
-       (SELECT count(*) FROM dropped)
+SELECT count(*) FROM hinted
 """
 # What holds slots, in one consistent read, as three JSON arrays: live capacity per pool; slots
 # held per group and pool, with whether an exclusive task holds one; the settings of those
