@@ -249,7 +249,9 @@ class Services:
     ) -> None:
         self.app = app
         self.worker_config = worker or WorkerConfig(concurrency=4, heartbeat=0.1, grace=2.0)
-        self.scheduler = Scheduler(app.store, scheduler or SchedulerConfig(reap_every=0.2))
+        self.scheduler = Scheduler(
+            app.store, scheduler or SchedulerConfig(reap_every=0.2), clock=app.clock
+        )
         self.worker: Worker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker_ready = threading.Event()
@@ -328,7 +330,8 @@ def services() -> Iterator[Callable[..., Services]]:
 def scheduler(app: corral.App) -> Iterator[Scheduler]:
     """A scheduler thread in the test process that reaps expired leases quickly (for tests
     whose workers are real processes)."""
-    sched = Scheduler(app.store, SchedulerConfig(tick=0.05, reap_every=0.2, prefetch=4))
+    config = SchedulerConfig(tick=0.05, reap_every=0.2, prefetch=4)
+    sched = Scheduler(app.store, config, clock=app.clock)
     thread = threading.Thread(target=sched.run, daemon=True)
     thread.start()
     yield sched

@@ -16,6 +16,7 @@ from . import ratelimit
 from .aging import Aging
 from .backoff import Backoff
 from .callbacks import CALLBACK_KINDS
+from .clock import Clock
 from .codec import dumps
 from .durations import Duration, seconds
 from .errors import ConfigError, TaskNotFound, UnknownTaskError, WaitTimeout
@@ -113,7 +114,7 @@ class TaskType(Generic[P, R]):
         _check_group(group)
         if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key):
             raise ConfigError(f"dedup_key must be a non-empty string, got {dedup_key!r}")
-        now = time.time()
+        now = self.app.clock.now()
         start = _start_time(now, delay, run_at)
         next_change = ageing.next_change(level, 0.0)
         return Submission(
@@ -249,11 +250,13 @@ class App:
     """A corral application: task types plus the store they live in.
 
     `url` defaults to CORRAL_DATABASE_URL, else ./corral.db. The store is opened on first use,
-    so importing a module that defines an App touches no database.
+    so importing a module that defines an App touches no database. `clock`: where "now" comes
+    from; by default the store's (see corral.clock), tests pass their own.
     """
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, clock: Clock | None = None) -> None:
         self.url = resolve_url(url)
+        self._clock = clock
         self.tasks: dict[str, TaskType[Any, Any]] = {}
         self.groups = Groups(self)
         self.rate_limits = RateLimits(self)
@@ -266,6 +269,11 @@ class App:
         if self._store is None:
             self._store = open_store(self.url)
         return self._store
+
+    @property
+    def clock(self) -> Clock:
+        """The one clock of this app's processes: the injected one, else the store's."""
+        return self._clock if self._clock is not None else self.store.clock()
 
     def close(self) -> None:
         if self._store is not None:
@@ -396,7 +404,7 @@ class App:
         if not submissions:
             return []
         tasks = [s.task for s in submissions]
-        results = self.store.task_insert_many(tasks, time.time(), conn=connection)
+        results = self.store.task_insert_many(tasks, self.clock.now(), conn=connection)
         return [r.id for r in results]
 
     def get(self, task_id: int) -> TaskRecord:
@@ -420,12 +428,12 @@ class App:
         """Cancel a task: one not running ends at once (returns `cancelled`); a running one is
         interrupted by its worker (returns None: requested). A task that ended raises
         TransitionRefused saying so."""
-        _, after = self.store.task_cancel(task_id, time.time())
+        _, after = self.store.task_cancel(task_id, self.clock.now())
         return after
 
     def retry(self, task_id: int) -> None:
         """Run a dead, cancelled or upstream_failed task again with a fresh retry budget."""
-        self.store.task_retry(task_id, time.time())
+        self.store.task_retry(task_id, self.clock.now())
 
     # -- workflows and state-change callbacks ---------------------------------------------------
     def workflow(self, name: str, *, group: str | None = None) -> Workflow:
@@ -445,7 +453,7 @@ class App:
         """Cancel every unfinished task of a workflow, in one transaction: those not running end
         at once, the running ones are interrupted by their workers. Returns (cancelled at once,
         interruptions requested)."""
-        return self.store.workflow_cancel(workflow_id, time.time())
+        return self.store.workflow_cancel(workflow_id, self.clock.now())
 
     def on(self, *kinds: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register an app-wide state-change callback: `@app.on("dead", "retry_wait")` over

@@ -116,6 +116,7 @@ class CallbackService:
     ) -> None:
         self.app = app
         self.store = app.store
+        self.clock = app.clock
         self.holder = holder
         self.name = name
         self.lease = lease
@@ -131,7 +132,7 @@ class CallbackService:
         try:
             while not stop.is_set():
                 try:
-                    if self.run_once(time.time()) == 0:
+                    if self.run_once(self.clock.now()) == 0:
                         stop.wait(self.poll)
                 except Exception as exc:  # the store may come back; never kill the worker
                     log.warning("callback delivery failed, will retry: %s", exc)
@@ -155,7 +156,7 @@ class CallbackService:
         self._deliver(feed)
         last = feed[-1]
         if not self.store.consumer_advance(
-            self.name, self.holder, (last.xid, last.event.id), time.time()
+            self.name, self.holder, (last.xid, last.event.id), self.clock.now()
         ):
             # The lease ran out during delivery and another process may deliver these again:
             # at least once still holds.

@@ -267,7 +267,8 @@ def scheduler(settings: Settings) -> None:
       corral --database-url sqlite:///corral.db scheduler
     """
     _setup_logging(settings)
-    service = Scheduler(settings.app().store)
+    app = settings.app()
+    service = Scheduler(app.store, clock=app.clock)
     with _on_stop_signals(service.stop):
         service.run()
 
@@ -296,7 +297,7 @@ def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: flo
     app = settings.app(needs_code="corral run")
     config = _worker_config(app, pools, concurrency, grace, lease, heartbeat)
     _setup_logging(settings)
-    service = Scheduler(app.store)
+    service = Scheduler(app.store, clock=app.clock)
     stop = threading.Event()
     children: list[subprocess.Popen[bytes]] = []
     thread = threading.Thread(target=service.run, name="corral-scheduler", daemon=True)
@@ -441,7 +442,7 @@ def status(settings: Settings, task_id: int | None, group: str | None, states: t
       corral status 42 --json
       corral status --workflow 7
     """
-    store, now, out = settings.app().store, time.time(), Console()
+    store, now, out = settings.app().store, settings.app().clock.now(), Console()
     if workflow_id is not None:
         _workflow_status(settings.app(), workflow_id, as_json, out)
         return
@@ -598,7 +599,7 @@ def why(settings: Settings, task_id: int, as_json: bool) -> None:
     Example:
       corral why 42
     """
-    record, reasons = explain_task(settings.app().store, task_id, time.time())
+    record, reasons = explain_task(settings.app().store, task_id, settings.app().clock.now())
     if as_json:
         payload = {"task": task_id, "state": str(record.state),
                    "reasons": [asdict(r) for r in reasons]}  # fmt: skip

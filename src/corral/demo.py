@@ -661,7 +661,7 @@ def run_demo(
 
 def _wait_for_workers(pool: _Workers, count: int) -> None:
     deadline = time.monotonic() + 30
-    while len(app.store.worker_list(time.time())) < count:
+    while len(app.store.worker_list(app.clock.now())) < count:
         pool.check()
         if time.monotonic() > deadline:
             raise CorralError(f"the {count} demo worker processes did not start within 30s")

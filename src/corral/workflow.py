@@ -16,7 +16,6 @@ for it), so within the group the critical path is admitted first.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -124,7 +123,7 @@ class Workflow:
             for s, a, r in zip(self._submissions, after, ranks, strict=True)
         ]
         stored = self.app.store.workflow_insert(
-            NewWorkflow(self.name, self.group), tasks, time.time(), conn=connection
+            NewWorkflow(self.name, self.group), tasks, self.app.clock.now(), conn=connection
         )
         self.id = stored.id
         self.ids = [t.id for t in stored.tasks]

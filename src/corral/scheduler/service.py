@@ -11,11 +11,11 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 
 from ..admission import POLICIES
+from ..clock import Clock
 from ..errors import ConfigError, DatabaseError
 from ..store import Store
 from ..store.contract import SCHEDULER_CHANNEL
@@ -50,8 +50,13 @@ class SchedulerConfig:
 
 
 class Scheduler:
-    def __init__(self, store: Store, config: SchedulerConfig | None = None) -> None:
+    """`clock`: where "now" comes from; by default the store's (see corral.clock)."""
+
+    def __init__(
+        self, store: Store, config: SchedulerConfig | None = None, *, clock: Clock | None = None
+    ) -> None:
         self.store = store
+        self.clock = clock if clock is not None else store.clock()
         self.config = config or SchedulerConfig()
         if self.config.policy not in POLICIES:
             raise ConfigError(
@@ -78,7 +83,7 @@ class Scheduler:
                             listener.close()
                         self._stop.wait(self.config.standby_poll)
                         continue
-                    if self.run_once(time.time()) > 0:
+                    if self.run_once(self.clock.now()) > 0:
                         continue
                 except DatabaseError as exc:  # keep going: the store may come back
                     log.warning("scheduler round failed: %s", exc)
@@ -97,7 +102,7 @@ class Scheduler:
                 self.is_leader = False
 
     def _hold_leadership(self) -> bool:
-        now = time.time()
+        now = self.clock.now()
         if now - self._last.get("lease", 0.0) >= self.config.lease / 3:
             was = self.is_leader
             self.is_leader = self.store.leader_acquire(
@@ -113,7 +118,7 @@ class Scheduler:
         next_due = self.store.task_next_due()
         if next_due is None:
             return self.config.idle_wait
-        return min(self.config.idle_wait, max(0.0, next_due - time.time()))
+        return min(self.config.idle_wait, max(0.0, next_due - self.clock.now()))
 
     def run_once(self, now: float) -> int:
         """One round of every service that is due; returns how many tasks moved."""

@@ -3,7 +3,8 @@
 Names read entity first, then verb, so the list follows the lifecycle. Every transition is one
 transaction that checks the state (and attempt) it expects and writes its event row beside it.
 `now` is always the caller's: a store never reads the clock, so tests move time instead of
-sleeping. A store knows SQL and nothing of scheduling: policies live in the scheduler and the
+sleeping. Callers take it from the one clock the store offers (`clock()`, see corral.clock).
+A store knows SQL and nothing of scheduling: policies live in the scheduler and the
 lifecycle module, and reach the store as decided values.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from ..clock import Clock
 from ..lifecycle import State
 from ..model import (
     AttemptRecord,
@@ -72,6 +74,11 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections. The store may not be used afterwards."""
+        ...
+
+    def clock(self) -> Clock:
+        """The clock every process on this store takes `now` from (one source): the host's on
+        SQLite, the database server's on PostgreSQL."""
         ...
 
     # -- submit and read ------------------------------------------------------------------------

@@ -4,33 +4,34 @@ for checkpoints and shared records (durable when the call returns), batched for 
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
+from ..clock import Clock
 from ..codec import dumps
 from ..model import LogLine
 from ..store import Store
 
 
 class StoreSink:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
+        self._clock = clock
         self._lines: list[LogLine] = []
         self._lock = threading.Lock()
 
     def save_checkpoint(self, task_id: int, attempt: int, checkpoint: Any) -> None:
         self._store.task_save_checkpoint(
-            task_id, attempt, dumps(checkpoint, what="checkpoint"), time.time()
+            task_id, attempt, dumps(checkpoint, what="checkpoint"), self._clock.now()
         )
 
     def save_shared(self, task_id: int, attempt: int, shared: dict[str, Any]) -> None:
         self._store.task_save_shared(
-            task_id, attempt, dumps(shared, what="ctx.shared"), time.time()
+            task_id, attempt, dumps(shared, what="ctx.shared"), self._clock.now()
         )
 
     def log(self, task_id: int, attempt: int, level: int, message: str) -> None:
         with self._lock:
-            self._lines.append(LogLine(task_id, attempt, time.time(), level, message))
+            self._lines.append(LogLine(task_id, attempt, self._clock.now(), level, message))
 
     def has_lines(self) -> bool:
         return bool(self._lines)

@@ -66,11 +66,12 @@ class Worker:
     def __init__(self, app: App, config: WorkerConfig | None = None) -> None:
         self.app = app
         self.store = app.store
+        self.clock = app.clock
         self.config = config or WorkerConfig()
         if self.config.concurrency < 1:
             raise CorralError(f"concurrency must be >= 1, got {self.config.concurrency}")
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.sink = StoreSink(self.store)
+        self.sink = StoreSink(self.store, self.clock)
         self.completed = 0
         self._running: dict[int, Context] = {}
         self._releasing: set[int] = set()
@@ -88,7 +89,7 @@ class Worker:
         info = WorkerInfo(
             self.id, socket.gethostname(), os.getpid(), self.config.pools, self.config.concurrency
         )
-        now = time.time()
+        now = self.clock.now()
         await asyncio.to_thread(self.store.worker_register, info, now + self.config.lease, now)
         log.info("worker %s serves %s x%d", self.id, ",".join(info.pools), info.concurrency)
         reporter = asyncio.create_task(self._report_loop())
@@ -165,7 +166,7 @@ class Worker:
             ctx.request_cancel()
 
     async def _claim(self, limit: int) -> list[ClaimedTask]:
-        now = time.time()
+        now = self.clock.now()
         try:
             return await asyncio.to_thread(
                 self.store.task_claim,
@@ -308,7 +309,7 @@ class Worker:
         retry_at = None
         if target == State.RETRY_WAIT:
             backoff = Backoff.from_json(loads(task.backoff))
-            retry_at = time.time() + backoff.delay(task.failures + 1)
+            retry_at = self.clock.now() + backoff.delay(task.failures + 1)
         self._reports.append(
             AttemptReport(
                 task_id=task.id,
@@ -344,7 +345,7 @@ class Worker:
             if lines:
                 await asyncio.to_thread(self.store.log_append_many, lines)
             if batch:
-                await asyncio.to_thread(self.store.task_complete_many, batch, time.time())
+                await asyncio.to_thread(self.store.task_complete_many, batch, self.clock.now())
         except CorralError as exc:
             log.warning("report failed, will retry: %s", exc)
             await asyncio.sleep(1.0)
@@ -354,7 +355,7 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.heartbeat)
-            now = time.time()
+            now = self.clock.now()
             try:
                 cancels = await asyncio.to_thread(
                     self.store.worker_heartbeat, self.id, now + self.config.lease, now

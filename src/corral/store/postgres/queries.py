@@ -14,6 +14,8 @@ CHANNEL_PREFIX = "corral_"
 CHANNEL_SCHEDULER = CHANNEL_PREFIX + "scheduler"  # work to decide: submitted, retried, slots freed
 CHANNEL_WORKERS = CHANNEL_PREFIX + "workers"  # "admitted:<pool>" or "cancel:<task id>"
 
+# The server's clock, the one all processes on this database follow (corral.clock).
+CLOCK_NOW = "SELECT extract(epoch FROM clock_timestamp())::float8"
 # Make this transaction's commit wait for the WAL flush (the pool's sessions default to off).
 DURABLE_COMMIT = "SET LOCAL synchronous_commit = on"
 

@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from ...clock import DatabaseClock
 from ...codec import dumps
 from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
@@ -120,6 +121,14 @@ class PostgresStore(NamedReads):
             raise DatabaseError(f"can't connect to {_safe(url)}: {exc}") from None
         self._leader_conns: dict[tuple[str, str], psycopg.Connection[Any]] = {}
         self._leader_lock = threading.Lock()
+        try:
+            self._clock = DatabaseClock(lambda: float(self._one(q.CLOCK_NOW)[0][0]))
+        except DatabaseError:
+            self._pool.close()
+            raise
+
+    def clock(self) -> DatabaseClock:
+        return self._clock
 
     # -- connections --------------------------------------------------------------------------
     @contextmanager
@@ -173,6 +182,7 @@ class PostgresStore(NamedReads):
         return self._retrying(lambda: self._one(query, params))
 
     def close(self) -> None:
+        self._clock.stop()
         with self._leader_lock:
             for conn in self._leader_conns.values():
                 conn.close()
@@ -189,7 +199,7 @@ class PostgresStore(NamedReads):
             for version, script in migrations():
                 if version not in applied:
                     conn.execute(script.encode())
-                    conn.execute(q.RECORD_MIGRATION, (version, time.time()))
+                    conn.execute(q.RECORD_MIGRATION, (version, self._clock.now()))
                     done.append(version)
         return done
 

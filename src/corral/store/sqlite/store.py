@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -17,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ...clock import SystemClock
 from ...codec import dumps, loads
 from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
@@ -79,6 +79,9 @@ def migrations() -> list[tuple[int, str]]:
         if entry.name.endswith(".sql"):
             found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
     return sorted(found)
+
+
+SYSTEM_CLOCK = SystemClock()
 
 
 class SQLiteStore(NamedReads):
@@ -160,6 +163,10 @@ class SQLiteStore(NamedReads):
             self._connections.clear()
         self._local = threading.local()
 
+    def clock(self) -> SystemClock:
+        """The host's: every process of this database runs on the host that holds its file."""
+        return SYSTEM_CLOCK
+
     # -- schema -------------------------------------------------------------------------------
     def migrate(self) -> list[int]:
         conn = self._conn()
@@ -177,7 +184,7 @@ class SQLiteStore(NamedReads):
                     continue  # another process migrated meanwhile
                 for statement in _split_sql(sql):
                     tx.execute(statement)
-                tx.execute(q.RECORD_MIGRATION, (version, time.time()))
+                tx.execute(q.RECORD_MIGRATION, (version, SYSTEM_CLOCK.now()))
             done.append(version)
         return done
 
