@@ -20,6 +20,7 @@ keeps the drift small and follows a step of the server's clock within one interv
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -74,7 +75,7 @@ def _elapsed_clock() -> Callable[[], float]:
         time.clock_gettime(boottime)
     except OSError:
         return time.monotonic
-    return lambda: time.clock_gettime(boottime)
+    return functools.partial(time.clock_gettime, boottime)
 
 
 @dataclass(frozen=True)
