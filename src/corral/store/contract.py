@@ -76,12 +76,14 @@ class Store(Protocol):
 
     # -- submit and read ------------------------------------------------------------------------
     def task_insert_many(
-        self, tasks: Sequence[NewTask], now: float, conn: Any = None
+        self, tasks: Sequence[NewTask], now: float, conn: Any = None, submit_id: str | None = None
     ) -> list[Submitted]:
         """Insert all tasks in one transaction (waiting or ready), each with a `submitted` event;
         a dedup key held by an unfinished task returns that task instead. All or nothing. With
         `conn` (the caller's own connection of this backend, in a transaction), the insert joins
-        the caller's transaction."""
+        the caller's transaction. `submit_id` names the call: task i is stored under
+        "<submit_id>:<i>", and a task already stored under its name, whatever its state, is
+        returned (created=False) instead of written again, so a retried call adds nothing."""
         ...
 
     def task_get(self, task_id: int) -> TaskRecord | None:
@@ -270,10 +272,16 @@ class Store(Protocol):
 
     # -- workflows ---------------------------------------------------------------------------------
     def workflow_insert(
-        self, workflow: NewWorkflow, tasks: Sequence[NewTask], now: float, conn: Any = None
+        self,
+        workflow: NewWorkflow,
+        tasks: Sequence[NewTask],
+        now: float,
+        conn: Any = None,
+        submit_id: str | None = None,
     ) -> WorkflowSubmitted:
         """Insert a workflow and its tasks (their `after` edges by batch position) in one
-        transaction, as `task_insert_many` does; all or nothing."""
+        transaction, as `task_insert_many` does; all or nothing. A workflow already stored under
+        `submit_id` is returned, with its tasks, instead of written again."""
         ...
 
     def workflow_get(self, workflow_id: int) -> WorkflowStatus | None:

@@ -29,7 +29,7 @@ NO_AGING = dumps(aging.none.to_json())
 
 
 def new_task_row(
-    task: NewTask, task_id: int, now: float, deps: int | None = None
+    task: NewTask, task_id: int, now: float, deps: int | None = None, submit_id: str | None = None
 ) -> dict[str, Any]:
     """The row of a task submitted at `now`: waiting if it has dependencies or a delay, else
     ready at once. `deps`: how many distinct tasks it depends on (default: `depends_on`'s)."""
@@ -63,7 +63,16 @@ def new_task_row(
         "workflow_id": task.workflow_id,
         "on_upstream_failure": task.on_upstream_failure,
         "deps_left": deps_left,
+        "submit_id": submit_id,
     }
+
+
+def submit_keys(submit_id: str | None, count: int) -> list[str] | None:
+    """The submit id of each task of a submit call of `count` tasks: the call's id and the task's
+    position, so that a retry of the same call names the same tasks."""
+    if submit_id is None:
+        return None
+    return [f"{submit_id}:{n}" for n in range(count)]
 
 
 def batch_edges(tasks: Sequence[NewTask], ids: Sequence[int]) -> list[list[int]]:

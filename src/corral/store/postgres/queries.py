@@ -40,6 +40,8 @@ FIND_DEDUP = f"""
 SELECT dedup_key, id FROM corral_tasks
 WHERE dedup_key = ANY(%(keys)s) AND state NOT IN {TERMINAL_SQL}
 """
+# The tasks already written under any of the submit ids (a retry after a lost reply).
+FIND_SUBMITTED = "SELECT submit_id, id FROM corral_tasks WHERE submit_id = ANY(%(keys)s)"
 # Which of the ids exist.
 EXISTING_IDS = "SELECT id FROM corral_tasks WHERE id = ANY(%(ids)s)"
 # Reserve n task ids.
@@ -49,19 +51,19 @@ COPY_TASKS = """
 COPY corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
                    enqueued_at, run_at, ready_at, rank, exclusive, rate_key, workflow_id,
-                   on_upstream_failure, deps_left) FROM STDIN
+                   on_upstream_failure, deps_left, submit_id) FROM STDIN
 """
 # Insert one task (executemany pipelines a small batch in one round trip; COPY loads big ones).
 INSERT_TASK = """
 INSERT INTO corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at,
                           args, kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout,
                           created_at, enqueued_at, run_at, ready_at, rank, exclusive, rate_key,
-                          workflow_id, on_upstream_failure, deps_left)
+                          workflow_id, on_upstream_failure, deps_left, submit_id)
 VALUES (%(id)s, %(name)s, %(pool)s, %(group_name)s, %(state)s, %(priority)s, %(level)s, %(aging)s,
         %(promote_at)s, %(args)s, %(kwargs)s, %(dedup_key)s, %(max_retries)s, %(backoff)s,
         %(max_runtime)s, %(on_timeout)s, %(now)s, %(enqueued_at)s, %(run_at)s, %(ready_at)s,
         %(rank)s, %(exclusive)s, %(rate_key)s, %(workflow_id)s, %(on_upstream_failure)s,
-        %(deps_left)s)
+        %(deps_left)s, %(submit_id)s)
 """
 # Insert one task holding a dedup key, unless an unfinished task already holds it.
 INSERT_DEDUP_TASK = f"""{INSERT_TASK}
@@ -356,6 +358,14 @@ events AS (
     SELECT id, %(now)s, 'running', 'admitted', 'running', attempt FROM moved)
 SELECT * FROM moved ORDER BY admitted_at, id
 """
+# The tasks that this worker's claim at `now` took, as CLAIM returns them: what a claim whose reply
+# was lost committed, so its retry hands them out rather than leaving them to their lease.
+CLAIMED_AT = """
+SELECT id, name, group_name, attempt, failures, max_retries, backoff, max_runtime, on_timeout,
+       args, kwargs, dedup_key, checkpoint, shared, stalled_slices, admitted_at
+FROM corral_tasks WHERE state = 'running' AND worker_id = %(worker)s AND started_at = %(now)s
+ORDER BY admitted_at, id
+"""
 # Record the ends of running attempts that are still the running ones (compare-and-set), close
 # their attempt rows and write their events: one statement for the whole batch.
 COMPLETE = f"""
@@ -579,9 +589,11 @@ WHERE t.id = ANY(%(ids)s)
 
 # Create a workflow.
 INSERT_WORKFLOW = """
-INSERT INTO corral_workflows (name, group_name, created_at)
-VALUES (%(name)s, %(group_name)s, %(now)s) RETURNING id
+INSERT INTO corral_workflows (name, group_name, created_at, submit_id)
+VALUES (%(name)s, %(group_name)s, %(now)s, %(submit_id)s) RETURNING id
 """
+# The workflow already written under a submit id (a retry after a lost reply).
+FIND_SUBMITTED_WORKFLOW = "SELECT id FROM corral_workflows WHERE submit_id = %s"
 # One workflow and its tasks counted by state (one snapshot).
 WORKFLOW_STATUS = """
 SELECT w.id, w.name, w.group_name, w.created_at,

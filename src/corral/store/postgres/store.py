@@ -3,7 +3,8 @@
 A psycopg 3 connection pool; every transition one statement (data-modifying CTEs write the event
 rows beside the state change); claims with `FOR UPDATE SKIP LOCKED`; bulk submits with COPY;
 wake-ups with LISTEN/NOTIFY; the scheduler's leadership is a session advisory lock, which
-PostgreSQL itself frees when its holder's connection dies.
+PostgreSQL itself frees when its holder's connection dies. A lost connection is replaced, and the
+call run again where that is safe (reconnect.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from ...codec import dumps
-from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
+from ...errors import ConfigError, DatabaseError, LeadershipLost, TaskNotFound, TransitionRefused
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
 from ...model import (
     AttemptReport,
@@ -62,9 +63,11 @@ from ..rows import (
     new_task_row,
     rate_limits_from_rows,
     rate_params,
+    submit_keys,
     task_record,
 )
 from . import queries as q
+from .reconnect import Connections, Retrier, retried, submission
 
 log = logging.getLogger("corral.store.postgres")
 T = TypeVar("T")
@@ -80,7 +83,7 @@ COPY_FIELDS = (
     "id", "name", "pool", "group_name", "state", "priority", "level", "aging", "promote_at",
     "args", "kwargs", "dedup_key", "max_retries", "backoff", "max_runtime", "on_timeout", "now",
     "enqueued_at", "run_at", "ready_at", "rank", "exclusive", "rate_key", "workflow_id",
-    "on_upstream_failure", "deps_left",
+    "on_upstream_failure", "deps_left", "submit_id",
 )  # fmt: skip
 
 
@@ -95,7 +98,11 @@ def migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
+@retried
 class PostgresStore(NamedReads):
+    """Each public method runs again after a lost connection as far as that is safe
+    (reconnect.py); `_submit` and `task_claim` look up what a lost try wrote."""
+
     queries = q
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
@@ -108,6 +115,7 @@ class PostgresStore(NamedReads):
             open=False,
             kwargs={"autocommit": True, "options": "-c synchronous_commit=off"},
             configure=_configure_session,
+            check=ConnectionPool.check_connection,  # a session that died in the pool is replaced
             name="corral",
         )
         try:
@@ -120,6 +128,8 @@ class PostgresStore(NamedReads):
             raise DatabaseError(f"can't connect to {_safe(url)}: {exc}") from None
         self._leader_conns: dict[tuple[str, str], psycopg.Connection[Any]] = {}
         self._leader_lock = threading.Lock()
+        self._connections = Connections(self._pool, f"PostgreSQL at {_safe(url)}")
+        self._retrier = Retrier()
 
     # -- connections --------------------------------------------------------------------------
     @contextmanager
@@ -132,17 +142,15 @@ class PostgresStore(NamedReads):
         What a caller must be able to rely on once the call returns (a submitted task, a recorded
         outcome, a checkpoint, a cancel) is written `durable`: flushed before the commit returns.
         """
-        with self._errors(), self._pool.connection() as conn, conn.transaction():
-            if durable:
-                conn.execute(q.DURABLE_COMMIT)
+        first = q.DURABLE_COMMIT if durable else None
+        with self._errors(), self._connections.transaction(first) as conn:
             yield conn
 
     def _one(self, query: str, params: Any = None) -> list[Any]:
         """One statement in its own (asynchronously committed) transaction: no BEGIN or COMMIT
         round trips. Its rows, if it returns any."""
-        with self._errors(), self._pool.connection() as conn:
-            cursor = conn.execute(query, params)
-            return cursor.fetchall() if cursor.description is not None else []
+        with self._errors():
+            return self._connections.one(query, params)[0]
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -158,19 +166,8 @@ class PostgresStore(NamedReads):
                 f"{_safe(self.url)} has no corral schema ({exc}): run `corral migrate`"
             ) from None
 
-    def _retrying(self, fn: Callable[[], T], attempts: int = 3) -> T:
-        """Run an idempotent or compare-and-set operation again after a lost connection."""
-        for attempt in range(1, attempts + 1):
-            try:
-                return fn()
-            except DatabaseError:
-                if attempt == attempts:
-                    raise
-                time.sleep(0.1 * attempt)
-        raise AssertionError("unreachable")
-
     def _read(self, query: str, params: Any = None) -> list[Any]:
-        return self._retrying(lambda: self._one(query, params))
+        return self._one(query, params)  # retried by the public method that reads
 
     def close(self) -> None:
         with self._leader_lock:
@@ -212,22 +209,37 @@ class PostgresStore(NamedReads):
 
     # -- submit and read ----------------------------------------------------------------------
     def task_insert_many(
-        self, tasks: Sequence[NewTask], now: float, conn: psycopg.Connection[Any] | None = None
+        self,
+        tasks: Sequence[NewTask],
+        now: float,
+        conn: psycopg.Connection[Any] | None = None,
+        submit_id: str | None = None,
     ) -> list[Submitted]:
         """With `conn`, the insert joins the caller's transaction: the tasks exist only if the
         caller commits."""
+        keys = submit_keys(submit_id, len(tasks))
         if conn is not None:
-            return self._insert(conn, tasks, now)
+            return self._insert(conn, tasks, now, keys, look=keys is not None)
+        return self._submit(lambda tx, look: self._insert(tx, tasks, now, keys, look), submit_id)
 
-        def insert() -> list[Submitted]:
-            with self._tx(durable=True) as own:
-                return self._insert(own, tasks, now)
-
-        return _again_after_deadlock(insert) if any(t.depends_on for t in tasks) else insert()
+    def _submit(self, write: Callable[[psycopg.Connection[Any], bool], T], submit_id: Any) -> T:
+        """Run a submission in a durable transaction of its own (see reconnect.submission)."""
+        return submission(self._retrier, lambda: self._tx(durable=True), write, submit_id)
 
     def _insert(
-        self, conn: psycopg.Connection[Any], tasks: Sequence[NewTask], now: float
+        self,
+        conn: psycopg.Connection[Any],
+        tasks: Sequence[NewTask],
+        now: float,
+        submit: list[str] | None = None,
+        look: bool = False,
     ) -> list[Submitted]:
+        """`submit`: the tasks' submit ids; with `look`, those found name tasks written already."""
+        known: dict[str, int] = {}
+        if submit is not None and look:
+            known = dict(conn.execute(q.FIND_SUBMITTED, {"keys": submit}).fetchall())
+            if len(known) == len(submit):  # the whole batch was written: a retry after a lost reply
+                return [Submitted(known[k], created=False) for k in submit]
         _check_dependencies_exist(conn, tasks)
         ids = [r[0] for r in conn.execute(q.RESERVE_IDS, {"n": len(tasks)})]
         keys = sorted({t.dedup_key for t in tasks if t.dedup_key is not None})
@@ -237,7 +249,10 @@ class PostgresStore(NamedReads):
         # Each task's id as far as known before inserting: a dedup key held already (or earlier
         # in the batch) gives the holder's; the edges of a workflow need them up front.
         planned: list[int] = []
-        for task, task_id in zip(tasks, ids, strict=True):
+        for n, (task, task_id) in enumerate(zip(tasks, ids, strict=True)):
+            if submit is not None and submit[n] in known:
+                planned.append(known[submit[n]])
+                continue
             holder = None if task.dedup_key is None else holders.get(task.dedup_key)
             planned.append(task_id if holder is None else holder)
             if task.dedup_key is not None and holder is None:
@@ -249,18 +264,22 @@ class PostgresStore(NamedReads):
         plain: list[dict[str, Any]] = []
         created: list[dict[str, Any]] = []
         remapped = False
-        for task, task_id, upstream in zip(tasks, ids, edges, strict=True):
+        for n, (task, task_id, upstream) in enumerate(zip(tasks, ids, edges, strict=True)):
+            key = None if submit is None else submit[n]
+            if key in known:
+                results.append(Submitted(known[key], created=False))
+                continue
             if task.dedup_key is not None:
                 existing = holders.get(task.dedup_key) or _insert_dedup(
-                    conn, task, task_id, now, len(upstream)
+                    conn, task, task_id, now, len(upstream), key
                 )
                 results.append(Submitted(existing, created=existing == task_id))
                 holders[task.dedup_key] = existing
                 if existing == task_id:
-                    created.append(new_task_row(task, task_id, now, len(upstream)))
+                    created.append(new_task_row(task, task_id, now, len(upstream), key))
                 remapped = remapped or existing != planned[len(results) - 1]
                 continue
-            row = new_task_row(task, task_id, now, len(upstream))
+            row = new_task_row(task, task_id, now, len(upstream), key)
             plain.append(row)
             created.append(row)
             results.append(Submitted(task_id, created=True))
@@ -332,8 +351,8 @@ class PostgresStore(NamedReads):
             "levels": [c.level for c in changes],
             "promote_at": [c.promote_at for c in changes],
         }
-        with self._errors(), self._pool.connection() as conn:
-            return conn.execute(q.SET_LEVELS, params).rowcount
+        with self._errors():
+            return self._connections.one(q.SET_LEVELS, params)[1]
 
     # -- dispatcher ---------------------------------------------------------------------------
     def ready_groups_refresh(self, limit: int) -> int:
@@ -399,7 +418,7 @@ class PostgresStore(NamedReads):
                     return leading.execute(query, params).fetchall()
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                     leading.close()
-                    raise DatabaseError(f"the leadership's connection was lost: {exc}") from None
+                    raise LeadershipLost(f"the leadership's connection was lost: {exc}") from None
         return self._one(query, params)
 
     def bucket_get_many(self, keys: Sequence[str]) -> dict[str, Bucket]:
@@ -424,7 +443,15 @@ class PostgresStore(NamedReads):
             "pools": list(pools),
             "limit": limit,
         }
-        return [ClaimedTask(*row[:-1]) for row in self._one(q.CLAIM, params)]
+
+        def claim(maybe_committed: bool) -> list[ClaimedTask]:
+            if maybe_committed:  # the reply of a claim was lost: hand out what it took, if it did
+                taken = self._one(q.CLAIMED_AT, params)
+                if taken:
+                    return [ClaimedTask(*row[:-1]) for row in taken]
+            return [ClaimedTask(*row[:-1]) for row in self._one(q.CLAIM, params)]
+
+        return self._retrier.run(claim, again_after_commit=True, what="claim")
 
     def task_complete_many(self, reports: Sequence[AttemptReport], now: float) -> list[int]:
         if not reports:
@@ -446,14 +473,11 @@ class PostgresStore(NamedReads):
             "no_aging": NO_AGING,
         }
 
-        def complete() -> list[int]:
-            with self._tx(durable=True) as conn:
-                recorded = [row[0] for row in conn.execute(q.COMPLETE, params)]
-                if recorded:
-                    conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))
-                return recorded
-
-        return self._retrying(complete)
+        with self._tx(durable=True) as conn:
+            recorded = [row[0] for row in conn.execute(q.COMPLETE, params)]
+            if recorded:
+                conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))
+            return recorded
 
     def task_save_checkpoint(self, task_id: int, attempt: int, checkpoint: str, now: float) -> bool:
         with self._tx(durable=True) as conn:
@@ -523,13 +547,10 @@ class PostgresStore(NamedReads):
             "lease": lease_until,
         }
 
-        def register() -> None:
-            with self._tx() as conn:
-                conn.execute(q.PRUNE_WORKERS, {"before": now - 3600})
-                conn.execute(q.UPSERT_WORKER, params)
-                conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))  # capacity appeared
-
-        self._retrying(register)
+        with self._tx() as conn:
+            conn.execute(q.PRUNE_WORKERS, {"before": now - 3600})
+            conn.execute(q.UPSERT_WORKER, params)
+            conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))  # capacity appeared
 
     def worker_heartbeat(self, worker_id: str, lease_until: float, now: float) -> list[int]:
         params = {"id": worker_id, "now": now, "lease": lease_until}
@@ -546,7 +567,8 @@ class PostgresStore(NamedReads):
 
     def leader_acquire(self, name: str, holder: str, lease_until: float, now: float) -> bool:
         """The leadership is a session advisory lock on a connection of our own: held while that
-        connection lives, released by PostgreSQL the moment it dies."""
+        connection lives, released by PostgreSQL the moment it dies; then it is tried again at
+        once on a new connection (a new leadership, which starts from fresh reads)."""
         with self._leader_lock:
             held = self._leader_conns.get((name, holder))
             if held is not None:
@@ -556,7 +578,6 @@ class PostgresStore(NamedReads):
                 except psycopg.Error:
                     held.close()
                     del self._leader_conns[(name, holder)]
-                    return False
             try:
                 conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
             except psycopg.Error as exc:
@@ -614,23 +635,26 @@ class PostgresStore(NamedReads):
         tasks: Sequence[NewTask],
         now: float,
         conn: psycopg.Connection[Any] | None = None,
+        submit_id: str | None = None,
     ) -> WorkflowSubmitted:
-        def insert(tx: psycopg.Connection[Any]) -> WorkflowSubmitted:
-            params = {"name": workflow.name, "group_name": workflow.group, "now": now}
-            row = tx.execute(q.INSERT_WORKFLOW, params).fetchone()
+        keys = submit_keys(submit_id, len(tasks))
+
+        def insert(tx: psycopg.Connection[Any], look: bool) -> WorkflowSubmitted:
+            row = None
+            if look:
+                row = tx.execute(q.FIND_SUBMITTED_WORKFLOW, (submit_id,)).fetchone()
+            if row is None:
+                params = {"name": workflow.name, "group_name": workflow.group, "now": now,
+                          "submit_id": submit_id}  # fmt: skip
+                row = tx.execute(q.INSERT_WORKFLOW, params).fetchone()
             assert row is not None
             workflow_id = int(row[0])
             own = [replace(t, workflow_id=workflow_id) for t in tasks]
-            return WorkflowSubmitted(workflow_id, self._insert(tx, own, now))
+            return WorkflowSubmitted(workflow_id, self._insert(tx, own, now, keys, look))
 
         if conn is not None:
-            return insert(conn)
-
-        def insert_own() -> WorkflowSubmitted:
-            with self._tx(durable=True) as own:
-                return insert(own)
-
-        return _again_after_deadlock(insert_own)
+            return insert(conn, submit_id is not None)
+        return self._submit(insert, submit_id)
 
     def workflow_get(self, workflow_id: int) -> WorkflowStatus | None:
         rows = self._read(q.WORKFLOW_STATUS, (workflow_id,))
@@ -705,23 +729,6 @@ class Listener:
             self._conn = None
 
 
-def _again_after_deadlock(fn: Callable[[], T], attempts: int = 3) -> T:
-    """Run a submission again if the server aborted it to break a deadlock. A submit with
-    dependencies locks its upstream rows (in id order), which a heartbeat may be updating in
-    another order; the aborted transaction wrote nothing, so running it again is safe (unlike
-    after a lost connection, where it may have committed)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except DatabaseError as exc:
-            if attempt == attempts or not isinstance(
-                exc.__context__, psycopg.errors.DeadlockDetected
-            ):
-                raise
-            log.info("submission chosen to break a deadlock; running it again")
-    raise AssertionError("unreachable")
-
-
 def _configure_session(conn: psycopg.Connection[Any]) -> None:
     conn.execute(
         "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
@@ -740,16 +747,22 @@ def _check_dependencies_exist(conn: psycopg.Connection[Any], tasks: Sequence[New
 
 
 def _insert_dedup(
-    conn: psycopg.Connection[Any], task: NewTask, task_id: int, now: float, deps: int
+    conn: psycopg.Connection[Any],
+    task: NewTask,
+    task_id: int,
+    now: float,
+    deps: int,
+    submit_id: str | None = None,
 ) -> int:
     """Insert a task holding a dedup key; if a concurrent submit holds it, return that task.
     The ON CONFLICT waits for the other transaction, so the key's holder is settled."""
-    row = conn.execute(q.INSERT_DEDUP_TASK, new_task_row(task, task_id, now, deps)).fetchone()
-    if row is not None:
-        return int(row[0])
+    row = new_task_row(task, task_id, now, deps, submit_id)
+    inserted = conn.execute(q.INSERT_DEDUP_TASK, row).fetchone()
+    if inserted is not None:
+        return int(inserted[0])
     holder = conn.execute(q.FIND_DEDUP, {"keys": [task.dedup_key]}).fetchone()
     if holder is None:  # the holder ended between the two statements: take the key now
-        return _insert_dedup(conn, task, task_id, now, deps)
+        return _insert_dedup(conn, task, task_id, now, deps, submit_id)
     return int(holder[1])
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ...codec import dumps, loads
 from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
@@ -60,10 +60,12 @@ from ..rows import (
     new_task_row,
     rate_limits_from_rows,
     rate_params,
+    submit_keys,
     task_record,
 )
 from . import queries as q
 
+T = TypeVar("T")
 RETRYABLE_STATES = (State.DEAD, State.CANCELLED, State.UPSTREAM_FAILED)
 
 
@@ -192,20 +194,45 @@ class SQLiteStore(NamedReads):
 
     # -- submit and read ----------------------------------------------------------------------
     def task_insert_many(
-        self, tasks: Sequence[NewTask], now: float, conn: sqlite3.Connection | None = None
+        self,
+        tasks: Sequence[NewTask],
+        now: float,
+        conn: sqlite3.Connection | None = None,
+        submit_id: str | None = None,
     ) -> list[Submitted]:
         """With `conn` (a connection of the caller's on this file, in a transaction it opened),
         the insert joins that transaction: the tasks exist only if the caller commits."""
+        keys = submit_keys(submit_id, len(tasks))
         if conn is not None:
             if not conn.in_transaction:
                 raise ConfigError("submit with connection= needs a transaction open on it")
-            return self._insert(conn, tasks, now)
+            return self._insert(conn, tasks, now, keys, look=keys is not None)
+        return self._submit(lambda tx, look: self._insert(tx, tasks, now, keys, look))
+
+    def _submit(self, write: Callable[[sqlite3.Connection, bool], T]) -> T:
+        """Run a submission in a write of its own: first as new; if a unique index says its
+        submit id is known, again looking up what that id wrote (`look`)."""
+        try:
+            with self._write() as tx:
+                return write(tx, False)
+        except sqlite3.IntegrityError as exc:
+            if ".submit_id" not in str(exc):
+                raise
         with self._write() as tx:
-            return self._insert(tx, tasks, now)
+            return write(tx, True)
 
     def _insert(
-        self, tx: sqlite3.Connection, tasks: Sequence[NewTask], now: float
+        self,
+        tx: sqlite3.Connection,
+        tasks: Sequence[NewTask],
+        now: float,
+        submit: list[str] | None = None,
+        look: bool = False,
     ) -> list[Submitted]:
+        """`submit`: the tasks' submit ids; with `look`, those found name tasks written already."""
+        known: dict[str, int] = {}
+        if submit is not None and look:
+            known = dict(tx.execute(q.FIND_SUBMITTED, {"keys": _json_list(submit)}).fetchall())
         keys = sorted({t.dedup_key for t in tasks if t.dedup_key is not None})
         holders: dict[str, int] = {}
         if keys:
@@ -213,7 +240,10 @@ class SQLiteStore(NamedReads):
         self._check_dependencies_exist(tx, tasks)
         next_id = tx.execute(q.NEXT_TASK_ID).fetchone()[0]
         results: list[Submitted] = []
-        for task in tasks:
+        for n, task in enumerate(tasks):
+            if submit is not None and submit[n] in known:
+                results.append(Submitted(known[submit[n]], created=False))
+                continue
             if task.dedup_key is not None and task.dedup_key in holders:
                 results.append(Submitted(holders[task.dedup_key], created=False))
                 continue
@@ -225,10 +255,12 @@ class SQLiteStore(NamedReads):
         rows: list[dict[str, Any]] = []
         deps: list[tuple[int, int]] = []
         events: list[tuple[Any, ...]] = []
-        for task, result, upstream in zip(tasks, results, edges, strict=True):
+        for n, (task, result, upstream) in enumerate(zip(tasks, results, edges, strict=True)):
             if not result.created:
                 continue
-            row = new_task_row(task, result.id, now, len(upstream))
+            row = new_task_row(
+                task, result.id, now, len(upstream), None if submit is None else submit[n]
+            )
             rows.append(row)
             deps.extend((result.id, dep) for dep in upstream)
             events.append((result.id, now, "submitted", None, row["state"], 0, None))
@@ -587,19 +619,25 @@ class SQLiteStore(NamedReads):
         tasks: Sequence[NewTask],
         now: float,
         conn: sqlite3.Connection | None = None,
+        submit_id: str | None = None,
     ) -> WorkflowSubmitted:
-        def insert(tx: sqlite3.Connection) -> WorkflowSubmitted:
-            params = {"name": workflow.name, "group_name": workflow.group, "now": now}
-            workflow_id = int(tx.execute(q.INSERT_WORKFLOW, params).fetchone()[0])
+        keys = submit_keys(submit_id, len(tasks))
+
+        def insert(tx: sqlite3.Connection, look: bool) -> WorkflowSubmitted:
+            row = tx.execute(q.FIND_SUBMITTED_WORKFLOW, (submit_id,)).fetchone() if look else None
+            if row is None:
+                params = {"name": workflow.name, "group_name": workflow.group, "now": now,
+                          "submit_id": submit_id}  # fmt: skip
+                row = tx.execute(q.INSERT_WORKFLOW, params).fetchone()
+            workflow_id = int(row[0])
             own = [replace(t, workflow_id=workflow_id) for t in tasks]
-            return WorkflowSubmitted(workflow_id, self._insert(tx, own, now))
+            return WorkflowSubmitted(workflow_id, self._insert(tx, own, now, keys, look))
 
         if conn is not None:
             if not conn.in_transaction:
                 raise ConfigError("submit with connection= needs a transaction open on it")
-            return insert(conn)
-        with self._write() as tx:
-            return insert(tx)
+            return insert(conn, submit_id is not None)
+        return self._submit(insert)
 
     def workflow_get(self, workflow_id: int) -> WorkflowStatus | None:
         conn = self._conn()
