@@ -65,6 +65,8 @@ def test_a_submit_id_names_one_submit(app_url: str) -> None:
         ids = app.submit_many(batch, submit_id="nightly")
         assert app.submit_many(batch, submit_id="nightly") == ids
         assert len(set(ids)) == 3 and first not in ids
+        with pytest.raises(ConfigError, match="names a submit of 3 tasks already stored"):
+            app.submit_many(batch[:2], submit_id="nightly")
         # a call without a submit id of its own gets a new one: a second call adds tasks
         assert work.submit(1) not in (first, work.submit(1))
         assert len(app.store.task_list(TaskQuery(limit=100))) == 1 + 3 + 2

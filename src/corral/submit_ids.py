@@ -1,8 +1,9 @@
 """Submit ids: each submit call carries an id of its own, so that a retry of the call (by the
 store after a lost reply, or by the caller with the same `submit_id`) can't store its tasks twice.
 
-The store names task i of a call "<submit id>:<i>" under a unique index and returns the task
-already stored under that name, whatever its state, for as long as its row exists.
+The store records, in the call's own transaction, the ids of the tasks it stored under the call's
+id (a primary key: one row per call, so bulk submits stay fast), and a call under a recorded id
+returns those tasks, whatever their state, instead of storing them again.
 """
 
 from __future__ import annotations

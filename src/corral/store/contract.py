@@ -81,9 +81,9 @@ class Store(Protocol):
         """Insert all tasks in one transaction (waiting or ready), each with a `submitted` event;
         a dedup key held by an unfinished task returns that task instead. All or nothing. With
         `conn` (the caller's own connection of this backend, in a transaction), the insert joins
-        the caller's transaction. `submit_id` names the call: task i is stored under
-        "<submit_id>:<i>", and a task already stored under its name, whatever its state, is
-        returned (created=False) instead of written again, so a retried call adds nothing."""
+        the caller's transaction. `submit_id` names the call: the ids it stored are recorded under
+        it in the same transaction, and a call under a recorded id returns those tasks (created
+        False), whatever their state, instead of storing them again: a retry adds nothing."""
         ...
 
     def task_get(self, task_id: int) -> TaskRecord | None:

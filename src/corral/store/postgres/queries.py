@@ -40,8 +40,13 @@ FIND_DEDUP = f"""
 SELECT dedup_key, id FROM corral_tasks
 WHERE dedup_key = ANY(%(keys)s) AND state NOT IN {TERMINAL_SQL}
 """
-# The tasks already written under any of the submit ids (a retry after a lost reply).
-FIND_SUBMITTED = "SELECT submit_id, id FROM corral_tasks WHERE submit_id = ANY(%(keys)s)"
+# What a submit call recorded under its submit id: the ids of its tasks, and of its workflow.
+FIND_SUBMIT = "SELECT task_ids, workflow_id FROM corral_submits WHERE submit_id = %s"
+# Record a submit call under its submit id (a second one with the id violates the primary key).
+RECORD_SUBMIT = """
+INSERT INTO corral_submits (submit_id, task_ids, workflow_id, created_at)
+VALUES (%(submit_id)s, %(task_ids)s, %(workflow_id)s, %(now)s)
+"""
 # Which of the ids exist.
 EXISTING_IDS = "SELECT id FROM corral_tasks WHERE id = ANY(%(ids)s)"
 # Reserve n task ids.
@@ -51,19 +56,19 @@ COPY_TASKS = """
 COPY corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
                    enqueued_at, run_at, ready_at, rank, exclusive, rate_key, workflow_id,
-                   on_upstream_failure, deps_left, submit_id) FROM STDIN
+                   on_upstream_failure, deps_left) FROM STDIN
 """
 # Insert one task (executemany pipelines a small batch in one round trip; COPY loads big ones).
 INSERT_TASK = """
 INSERT INTO corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at,
                           args, kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout,
                           created_at, enqueued_at, run_at, ready_at, rank, exclusive, rate_key,
-                          workflow_id, on_upstream_failure, deps_left, submit_id)
+                          workflow_id, on_upstream_failure, deps_left)
 VALUES (%(id)s, %(name)s, %(pool)s, %(group_name)s, %(state)s, %(priority)s, %(level)s, %(aging)s,
         %(promote_at)s, %(args)s, %(kwargs)s, %(dedup_key)s, %(max_retries)s, %(backoff)s,
         %(max_runtime)s, %(on_timeout)s, %(now)s, %(enqueued_at)s, %(run_at)s, %(ready_at)s,
         %(rank)s, %(exclusive)s, %(rate_key)s, %(workflow_id)s, %(on_upstream_failure)s,
-        %(deps_left)s, %(submit_id)s)
+        %(deps_left)s)
 """
 # Insert one task holding a dedup key, unless an unfinished task already holds it.
 INSERT_DEDUP_TASK = f"""{INSERT_TASK}
@@ -589,11 +594,9 @@ WHERE t.id = ANY(%(ids)s)
 
 # Create a workflow.
 INSERT_WORKFLOW = """
-INSERT INTO corral_workflows (name, group_name, created_at, submit_id)
-VALUES (%(name)s, %(group_name)s, %(now)s, %(submit_id)s) RETURNING id
+INSERT INTO corral_workflows (name, group_name, created_at)
+VALUES (%(name)s, %(group_name)s, %(now)s) RETURNING id
 """
-# The workflow already written under a submit id (a retry after a lost reply).
-FIND_SUBMITTED_WORKFLOW = "SELECT id FROM corral_workflows WHERE submit_id = %s"
 # One workflow and its tasks counted by state (one snapshot).
 WORKFLOW_STATUS = """
 SELECT w.id, w.name, w.group_name, w.created_at,

@@ -89,8 +89,8 @@ OWN = frozenset({"task_insert_many", "workflow_insert", "task_claim"})
 """Calls that run `Retrier.run` themselves: after a lost reply they look up what they wrote."""
 UNWRAPPED = frozenset({"close", "listen", "leader_acquire", "leader_release"})
 """Calls on connections of their own (the leadership's, a listener's), not the pool's."""
-SUBMIT_INDEXES = ("corral_tasks_submit", "corral_workflows_submit")
-"""The unique indexes on submit ids: a conflict on one means the submit was written already."""
+SUBMIT_INDEXES = ("corral_submits_pkey",)
+"""The unique index on submit ids: a conflict on it means the submit was recorded already."""
 SHUTDOWN_STATES = ("57P01", "57P02", "57P03")
 """admin_shutdown (pg_terminate_backend, a fast shutdown), crash_shutdown, cannot_connect_now."""
 

@@ -63,7 +63,7 @@ from ..rows import (
     new_task_row,
     rate_limits_from_rows,
     rate_params,
-    submit_keys,
+    submitted_again,
     task_record,
 )
 from . import queries as q
@@ -83,7 +83,7 @@ COPY_FIELDS = (
     "id", "name", "pool", "group_name", "state", "priority", "level", "aging", "promote_at",
     "args", "kwargs", "dedup_key", "max_retries", "backoff", "max_runtime", "on_timeout", "now",
     "enqueued_at", "run_at", "ready_at", "rank", "exclusive", "rate_key", "workflow_id",
-    "on_upstream_failure", "deps_left", "submit_id",
+    "on_upstream_failure", "deps_left",
 )  # fmt: skip
 
 
@@ -217,29 +217,23 @@ class PostgresStore(NamedReads):
     ) -> list[Submitted]:
         """With `conn`, the insert joins the caller's transaction: the tasks exist only if the
         caller commits."""
-        keys = submit_keys(submit_id, len(tasks))
+
+        def write(tx: psycopg.Connection[Any], look: bool) -> list[Submitted]:
+            if look and (found := _recorded(tx, submit_id)) is not None:
+                return submitted_again(str(submit_id), found, len(tasks), workflow=False)[1]
+            return _record(tx, submit_id, self._insert(tx, tasks, now), None, now)
+
         if conn is not None:
-            return self._insert(conn, tasks, now, keys, look=keys is not None)
-        return self._submit(lambda tx, look: self._insert(tx, tasks, now, keys, look), submit_id)
+            return write(conn, submit_id is not None)
+        return self._submit(write, submit_id)
 
     def _submit(self, write: Callable[[psycopg.Connection[Any], bool], T], submit_id: Any) -> T:
         """Run a submission in a durable transaction of its own (see reconnect.submission)."""
         return submission(self._retrier, lambda: self._tx(durable=True), write, submit_id)
 
     def _insert(
-        self,
-        conn: psycopg.Connection[Any],
-        tasks: Sequence[NewTask],
-        now: float,
-        submit: list[str] | None = None,
-        look: bool = False,
+        self, conn: psycopg.Connection[Any], tasks: Sequence[NewTask], now: float
     ) -> list[Submitted]:
-        """`submit`: the tasks' submit ids; with `look`, those found name tasks written already."""
-        known: dict[str, int] = {}
-        if submit is not None and look:
-            known = dict(conn.execute(q.FIND_SUBMITTED, {"keys": submit}).fetchall())
-            if len(known) == len(submit):  # the whole batch was written: a retry after a lost reply
-                return [Submitted(known[k], created=False) for k in submit]
         _check_dependencies_exist(conn, tasks)
         ids = [r[0] for r in conn.execute(q.RESERVE_IDS, {"n": len(tasks)})]
         keys = sorted({t.dedup_key for t in tasks if t.dedup_key is not None})
@@ -249,10 +243,7 @@ class PostgresStore(NamedReads):
         # Each task's id as far as known before inserting: a dedup key held already (or earlier
         # in the batch) gives the holder's; the edges of a workflow need them up front.
         planned: list[int] = []
-        for n, (task, task_id) in enumerate(zip(tasks, ids, strict=True)):
-            if submit is not None and submit[n] in known:
-                planned.append(known[submit[n]])
-                continue
+        for task, task_id in zip(tasks, ids, strict=True):
             holder = None if task.dedup_key is None else holders.get(task.dedup_key)
             planned.append(task_id if holder is None else holder)
             if task.dedup_key is not None and holder is None:
@@ -264,22 +255,18 @@ class PostgresStore(NamedReads):
         plain: list[dict[str, Any]] = []
         created: list[dict[str, Any]] = []
         remapped = False
-        for n, (task, task_id, upstream) in enumerate(zip(tasks, ids, edges, strict=True)):
-            key = None if submit is None else submit[n]
-            if key in known:
-                results.append(Submitted(known[key], created=False))
-                continue
+        for task, task_id, upstream in zip(tasks, ids, edges, strict=True):
             if task.dedup_key is not None:
                 existing = holders.get(task.dedup_key) or _insert_dedup(
-                    conn, task, task_id, now, len(upstream), key
+                    conn, task, task_id, now, len(upstream)
                 )
                 results.append(Submitted(existing, created=existing == task_id))
                 holders[task.dedup_key] = existing
                 if existing == task_id:
-                    created.append(new_task_row(task, task_id, now, len(upstream), key))
+                    created.append(new_task_row(task, task_id, now, len(upstream)))
                 remapped = remapped or existing != planned[len(results) - 1]
                 continue
-            row = new_task_row(task, task_id, now, len(upstream), key)
+            row = new_task_row(task, task_id, now, len(upstream))
             plain.append(row)
             created.append(row)
             results.append(Submitted(task_id, created=True))
@@ -637,20 +624,18 @@ class PostgresStore(NamedReads):
         conn: psycopg.Connection[Any] | None = None,
         submit_id: str | None = None,
     ) -> WorkflowSubmitted:
-        keys = submit_keys(submit_id, len(tasks))
 
         def insert(tx: psycopg.Connection[Any], look: bool) -> WorkflowSubmitted:
-            row = None
-            if look:
-                row = tx.execute(q.FIND_SUBMITTED_WORKFLOW, (submit_id,)).fetchone()
-            if row is None:
-                params = {"name": workflow.name, "group_name": workflow.group, "now": now,
-                          "submit_id": submit_id}  # fmt: skip
-                row = tx.execute(q.INSERT_WORKFLOW, params).fetchone()
+            if look and (found := _recorded(tx, submit_id)) is not None:
+                return WorkflowSubmitted(*submitted_again(str(submit_id), found, len(tasks)))
+            params = {"name": workflow.name, "group_name": workflow.group, "now": now}
+            row = tx.execute(q.INSERT_WORKFLOW, params).fetchone()
             assert row is not None
             workflow_id = int(row[0])
             own = [replace(t, workflow_id=workflow_id) for t in tasks]
-            return WorkflowSubmitted(workflow_id, self._insert(tx, own, now, keys, look))
+            return WorkflowSubmitted(
+                workflow_id, _record(tx, submit_id, self._insert(tx, own, now), workflow_id, now)
+            )
 
         if conn is not None:
             return insert(conn, submit_id is not None)
@@ -729,6 +714,26 @@ class Listener:
             self._conn = None
 
 
+def _recorded(conn: psycopg.Connection[Any], submit_id: str | None) -> tuple[Any, ...] | None:
+    """What a submit call recorded under `submit_id` (its task ids, its workflow's), if any."""
+    return None if submit_id is None else conn.execute(q.FIND_SUBMIT, (submit_id,)).fetchone()
+
+
+def _record(
+    conn: psycopg.Connection[Any],
+    submit_id: str | None,
+    results: list[Submitted],
+    workflow_id: int | None,
+    now: float,
+) -> list[Submitted]:
+    """Record a submit call's tasks under its submit id, in its transaction."""
+    if submit_id is not None:
+        params = {"submit_id": submit_id, "task_ids": [r.id for r in results],
+                  "workflow_id": workflow_id, "now": now}  # fmt: skip
+        conn.execute(q.RECORD_SUBMIT, params)
+    return results
+
+
 def _configure_session(conn: psycopg.Connection[Any]) -> None:
     conn.execute(
         "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
@@ -747,22 +752,16 @@ def _check_dependencies_exist(conn: psycopg.Connection[Any], tasks: Sequence[New
 
 
 def _insert_dedup(
-    conn: psycopg.Connection[Any],
-    task: NewTask,
-    task_id: int,
-    now: float,
-    deps: int,
-    submit_id: str | None = None,
+    conn: psycopg.Connection[Any], task: NewTask, task_id: int, now: float, deps: int
 ) -> int:
     """Insert a task holding a dedup key; if a concurrent submit holds it, return that task.
     The ON CONFLICT waits for the other transaction, so the key's holder is settled."""
-    row = new_task_row(task, task_id, now, deps, submit_id)
-    inserted = conn.execute(q.INSERT_DEDUP_TASK, row).fetchone()
-    if inserted is not None:
-        return int(inserted[0])
+    row = conn.execute(q.INSERT_DEDUP_TASK, new_task_row(task, task_id, now, deps)).fetchone()
+    if row is not None:
+        return int(row[0])
     holder = conn.execute(q.FIND_DEDUP, {"keys": [task.dedup_key]}).fetchone()
     if holder is None:  # the holder ended between the two statements: take the key now
-        return _insert_dedup(conn, task, task_id, now, deps, submit_id)
+        return _insert_dedup(conn, task, task_id, now, deps)
     return int(holder[1])
 
 

@@ -28,9 +28,12 @@ FIND_DEDUP = f"""
 SELECT dedup_key, id FROM tasks
 WHERE dedup_key IN (SELECT value FROM json_each(:keys)) AND state NOT IN {TERMINAL_SQL}
 """
-# The tasks already written under any of the submit ids (a JSON array): a submit named again.
-FIND_SUBMITTED = """
-SELECT submit_id, id FROM tasks WHERE submit_id IN (SELECT value FROM json_each(:keys))
+# What a submit call recorded under its submit id: its tasks' ids (a JSON array), its workflow's.
+FIND_SUBMIT = "SELECT task_ids, workflow_id FROM submits WHERE submit_id = ?"
+# Record a submit call under its submit id (a second one with the id violates the primary key).
+RECORD_SUBMIT = """
+INSERT INTO submits (submit_id, task_ids, workflow_id, created_at)
+VALUES (:submit_id, :task_ids, :workflow_id, :now)
 """
 # Which of the ids (a JSON array) exist.
 EXISTING_IDS = "SELECT id FROM tasks WHERE id IN (SELECT value FROM json_each(:ids))"
@@ -41,11 +44,11 @@ INSERT_TASK = """
 INSERT INTO tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
                    enqueued_at, run_at, ready_at, rank, exclusive, rate_key, workflow_id,
-                   on_upstream_failure, deps_left, submit_id)
+                   on_upstream_failure, deps_left)
 VALUES (:id, :name, :pool, :group_name, :state, :priority, :level, :aging, :promote_at, :args,
         :kwargs, :dedup_key, :max_retries, :backoff, :max_runtime, :on_timeout, :now,
         :enqueued_at, :run_at, :ready_at, :rank, :exclusive, :rate_key, :workflow_id,
-        :on_upstream_failure, :deps_left, :submit_id)
+        :on_upstream_failure, :deps_left)
 """
 # Insert one dependency edge.
 INSERT_DEP = "INSERT OR IGNORE INTO task_deps (task_id, depends_on) VALUES (?, ?)"
@@ -421,11 +424,9 @@ FORGET_ENDED = "DELETE FROM upstream_ended WHERE id <= :last"
 
 # Create a workflow.
 INSERT_WORKFLOW = """
-INSERT INTO workflows (name, group_name, created_at, submit_id)
-VALUES (:name, :group_name, :now, :submit_id) RETURNING id
+INSERT INTO workflows (name, group_name, created_at) VALUES (:name, :group_name, :now)
+RETURNING id
 """
-# The workflow already written under a submit id (a submit named again).
-FIND_SUBMITTED_WORKFLOW = "SELECT id FROM workflows WHERE submit_id = ?"
 # One workflow.
 GET_WORKFLOW = "SELECT id, name, group_name, created_at FROM workflows WHERE id = ?"
 # A workflow's tasks counted by state.

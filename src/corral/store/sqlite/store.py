@@ -60,7 +60,7 @@ from ..rows import (
     new_task_row,
     rate_limits_from_rows,
     rate_params,
-    submit_keys,
+    submitted_again,
     task_record,
 )
 from . import queries as q
@@ -202,37 +202,33 @@ class SQLiteStore(NamedReads):
     ) -> list[Submitted]:
         """With `conn` (a connection of the caller's on this file, in a transaction it opened),
         the insert joins that transaction: the tasks exist only if the caller commits."""
-        keys = submit_keys(submit_id, len(tasks))
+
+        def write(tx: sqlite3.Connection, look: bool) -> list[Submitted]:
+            if look and (found := _recorded(tx, submit_id)) is not None:
+                return submitted_again(str(submit_id), found, len(tasks), workflow=False)[1]
+            return _record(tx, submit_id, self._insert(tx, tasks, now), None, now)
+
         if conn is not None:
             if not conn.in_transaction:
                 raise ConfigError("submit with connection= needs a transaction open on it")
-            return self._insert(conn, tasks, now, keys, look=keys is not None)
-        return self._submit(lambda tx, look: self._insert(tx, tasks, now, keys, look))
+            return write(conn, submit_id is not None)
+        return self._submit(write)
 
     def _submit(self, write: Callable[[sqlite3.Connection, bool], T]) -> T:
-        """Run a submission in a write of its own: first as new; if a unique index says its
-        submit id is known, again looking up what that id wrote (`look`)."""
+        """Run a submission in a write of its own: first as new; if its submit id turns out to
+        be recorded already, again, returning what that id stored (`look`)."""
         try:
             with self._write() as tx:
                 return write(tx, False)
         except sqlite3.IntegrityError as exc:
-            if ".submit_id" not in str(exc):
+            if "submits.submit_id" not in str(exc):
                 raise
         with self._write() as tx:
             return write(tx, True)
 
     def _insert(
-        self,
-        tx: sqlite3.Connection,
-        tasks: Sequence[NewTask],
-        now: float,
-        submit: list[str] | None = None,
-        look: bool = False,
+        self, tx: sqlite3.Connection, tasks: Sequence[NewTask], now: float
     ) -> list[Submitted]:
-        """`submit`: the tasks' submit ids; with `look`, those found name tasks written already."""
-        known: dict[str, int] = {}
-        if submit is not None and look:
-            known = dict(tx.execute(q.FIND_SUBMITTED, {"keys": _json_list(submit)}).fetchall())
         keys = sorted({t.dedup_key for t in tasks if t.dedup_key is not None})
         holders: dict[str, int] = {}
         if keys:
@@ -240,10 +236,7 @@ class SQLiteStore(NamedReads):
         self._check_dependencies_exist(tx, tasks)
         next_id = tx.execute(q.NEXT_TASK_ID).fetchone()[0]
         results: list[Submitted] = []
-        for n, task in enumerate(tasks):
-            if submit is not None and submit[n] in known:
-                results.append(Submitted(known[submit[n]], created=False))
-                continue
+        for task in tasks:
             if task.dedup_key is not None and task.dedup_key in holders:
                 results.append(Submitted(holders[task.dedup_key], created=False))
                 continue
@@ -255,12 +248,10 @@ class SQLiteStore(NamedReads):
         rows: list[dict[str, Any]] = []
         deps: list[tuple[int, int]] = []
         events: list[tuple[Any, ...]] = []
-        for n, (task, result, upstream) in enumerate(zip(tasks, results, edges, strict=True)):
+        for task, result, upstream in zip(tasks, results, edges, strict=True):
             if not result.created:
                 continue
-            row = new_task_row(
-                task, result.id, now, len(upstream), None if submit is None else submit[n]
-            )
+            row = new_task_row(task, result.id, now, len(upstream))
             rows.append(row)
             deps.extend((result.id, dep) for dep in upstream)
             events.append((result.id, now, "submitted", None, row["state"], 0, None))
@@ -621,17 +612,16 @@ class SQLiteStore(NamedReads):
         conn: sqlite3.Connection | None = None,
         submit_id: str | None = None,
     ) -> WorkflowSubmitted:
-        keys = submit_keys(submit_id, len(tasks))
 
         def insert(tx: sqlite3.Connection, look: bool) -> WorkflowSubmitted:
-            row = tx.execute(q.FIND_SUBMITTED_WORKFLOW, (submit_id,)).fetchone() if look else None
-            if row is None:
-                params = {"name": workflow.name, "group_name": workflow.group, "now": now,
-                          "submit_id": submit_id}  # fmt: skip
-                row = tx.execute(q.INSERT_WORKFLOW, params).fetchone()
-            workflow_id = int(row[0])
+            if look and (found := _recorded(tx, submit_id)) is not None:
+                return WorkflowSubmitted(*submitted_again(str(submit_id), found, len(tasks)))
+            params = {"name": workflow.name, "group_name": workflow.group, "now": now}
+            workflow_id = int(tx.execute(q.INSERT_WORKFLOW, params).fetchone()[0])
             own = [replace(t, workflow_id=workflow_id) for t in tasks]
-            return WorkflowSubmitted(workflow_id, self._insert(tx, own, now, keys, look))
+            return WorkflowSubmitted(
+                workflow_id, _record(tx, submit_id, self._insert(tx, own, now), workflow_id, now)
+            )
 
         if conn is not None:
             if not conn.in_transaction:
@@ -709,6 +699,27 @@ class PollingListener:
 
     def close(self) -> None:
         self._closed.set()
+
+
+def _recorded(tx: sqlite3.Connection, submit_id: str | None) -> tuple[Any, ...] | None:
+    """What a submit call recorded under `submit_id` (its task ids, its workflow's), if any."""
+    row = None if submit_id is None else tx.execute(q.FIND_SUBMIT, (submit_id,)).fetchone()
+    return None if row is None else (loads(row[0]), row[1])
+
+
+def _record(
+    tx: sqlite3.Connection,
+    submit_id: str | None,
+    results: list[Submitted],
+    workflow_id: int | None,
+    now: float,
+) -> list[Submitted]:
+    """Record a submit call's tasks under its submit id, in its transaction."""
+    if submit_id is not None:
+        params = {"submit_id": submit_id, "task_ids": _json_list([r.id for r in results]),
+                  "workflow_id": workflow_id, "now": now}  # fmt: skip
+        tx.execute(q.RECORD_SUBMIT, params)
+    return results
 
 
 def _split_sql(script: str) -> list[str]:

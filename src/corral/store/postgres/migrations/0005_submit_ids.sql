@@ -1,11 +1,11 @@
--- corral schema, version 5 (PostgreSQL): submit ids. Each task written by a submit call carries
--- the call's id and its position in the call; a workflow the call's id. A retry of the call after
--- a lost reply finds what the first try wrote instead of writing it twice (any state, terminal
--- included). Rows written before this version have none (NULL), which the indexes leave out.
+-- corral schema, version 5 (PostgreSQL): submit ids. A submit call records, under its own id, the
+-- ids of the tasks (and the workflow) it stored, in the same transaction. A retry of the call
+-- after a lost reply finds the record and returns those tasks, whatever their state, instead of
+-- storing them twice. One row per call, not an index entry per task: bulk submits stay fast.
 
-ALTER TABLE corral_tasks ADD COLUMN submit_id TEXT;
-CREATE UNIQUE INDEX corral_tasks_submit ON corral_tasks (submit_id) WHERE submit_id IS NOT NULL;
-
-ALTER TABLE corral_workflows ADD COLUMN submit_id TEXT;
-CREATE UNIQUE INDEX corral_workflows_submit ON corral_workflows (submit_id)
-    WHERE submit_id IS NOT NULL;
+CREATE TABLE corral_submits (
+    submit_id   TEXT PRIMARY KEY,
+    task_ids    BIGINT[]         NOT NULL, -- in the call's order
+    workflow_id BIGINT,
+    created_at  DOUBLE PRECISION NOT NULL
+);

@@ -1,10 +1,11 @@
--- corral schema, version 5 (SQLite): submit ids. Each task written by a submit call carries the
--- call's id and its position in the call; a workflow the call's id. A submit that names an id
--- already written gets the tasks written then instead of new ones (any state, terminal included).
--- Rows written before this version have none (NULL), which the indexes leave out.
+-- corral schema, version 5 (SQLite): submit ids. A submit call records, under its own id, the ids
+-- of the tasks (and the workflow) it stored, in the same transaction. A call under a recorded id
+-- returns those tasks, whatever their state, instead of storing them twice. One row per call, not
+-- an index entry per task: bulk submits stay fast.
 
-ALTER TABLE tasks ADD COLUMN submit_id TEXT;
-CREATE UNIQUE INDEX tasks_submit ON tasks (submit_id) WHERE submit_id IS NOT NULL;
-
-ALTER TABLE workflows ADD COLUMN submit_id TEXT;
-CREATE UNIQUE INDEX workflows_submit ON workflows (submit_id) WHERE submit_id IS NOT NULL;
+CREATE TABLE submits (
+    submit_id   TEXT PRIMARY KEY,
+    task_ids    TEXT NOT NULL, -- a JSON array, in the call's order
+    workflow_id INTEGER,
+    created_at  REAL NOT NULL
+);
