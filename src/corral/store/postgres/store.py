@@ -115,7 +115,6 @@ class PostgresStore(NamedReads):
             open=False,
             kwargs={"autocommit": True, "options": "-c synchronous_commit=off"},
             configure=_configure_session,
-            check=ConnectionPool.check_connection,  # a session that died in the pool is replaced
             name="corral",
         )
         try:
