@@ -4,7 +4,9 @@ and dependency settling that follows the finished upstreams."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from typing import Any
 
 import pytest
 from conftest import T0, finish, register_worker, start, submit
@@ -226,11 +228,14 @@ def test_a_submission_aborted_to_break_a_deadlock_runs_again() -> None:
     break a deadlock (with a heartbeat, say), it wrote nothing and runs again."""
     psycopg = pytest.importorskip("psycopg")
     from corral.errors import DatabaseError
-    from corral.store.postgres.store import _again_after_deadlock
+    from corral.store.postgres.reconnect import Retrier, submission
 
     calls: list[int] = []
 
-    def flaky() -> str:
+    def transaction() -> Any:
+        return contextlib.nullcontext(None)
+
+    def flaky(conn: Any, look: bool) -> str:
         calls.append(1)
         if len(calls) < 3:
             try:
@@ -239,10 +244,10 @@ def test_a_submission_aborted_to_break_a_deadlock_runs_again() -> None:
                 raise DatabaseError("PostgreSQL: deadlock detected") from None
         return "stored"
 
-    assert _again_after_deadlock(flaky) == "stored" and len(calls) == 3
+    assert submission(Retrier(), transaction, flaky, None) == "stored" and len(calls) == 3
 
-    def lost() -> str:
+    def lost(conn: Any, look: bool) -> str:
         raise DatabaseError("connection lost")
 
     with pytest.raises(DatabaseError, match="connection lost"):
-        _again_after_deadlock(lost)
+        submission(Retrier(), transaction, lost, None)

@@ -8,6 +8,7 @@ from .context import Context
 from .dag import CycleError
 from .errors import (
     ConfigError,
+    ConnectionLost,
     CorralError,
     DatabaseError,
     PayloadError,
@@ -28,6 +29,7 @@ __all__ = [
     "App",
     "Backoff",
     "ConfigError",
+    "ConnectionLost",
     "Context",
     "CorralError",
     "CycleError",

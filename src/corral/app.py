@@ -19,7 +19,7 @@ from .callbacks import CALLBACK_KINDS
 from .clock import Clock
 from .codec import dumps
 from .durations import Duration, seconds
-from .errors import ConfigError, TaskNotFound, UnknownTaskError, WaitTimeout
+from .errors import ConfigError, ConnectionLost, TaskNotFound, UnknownTaskError, WaitTimeout
 from .lifecycle import TERMINAL, OnTimeout, State
 from .model import (
     DEFAULT_GROUP,
@@ -32,6 +32,7 @@ from .model import (
 )
 from .ratelimit import RateLimit
 from .store import Store, open_store, resolve_url
+from .submit_ids import repeatable, submit_id_for
 from .worker.executors import ExecutorKind
 from .workflow import Workflow
 
@@ -152,13 +153,16 @@ class TaskType(Generic[P, R]):
             self._tables[level] = (stored, dumps(stored.to_json()))
         return self._tables[level]
 
-    def submit(self, *args: Any, connection: Any = None, **options: Any) -> int:
+    def submit(
+        self, *args: Any, connection: Any = None, submit_id: str | None = None, **options: Any
+    ) -> int:
         """Store one task and return its id. Options: group, priority, aging, dedup_key,
         delay or run_at, depends_on, exclusive (runs alone in its group), on_upstream_failure
         ("fail" | "run"); every other keyword goes to the handler. With a dedup key
         already held by an unfinished task, that task's id comes back and nothing is added.
-        `connection`: see `App.submit_many`."""
-        return self.app.submit_many([self.prepare(*args, **options)], connection=connection)[0]
+        `connection`, `submit_id`: see `App.submit_many`."""
+        prepared = [self.prepare(*args, **options)]
+        return self.app.submit_many(prepared, connection=connection, submit_id=submit_id)[0]
 
     def _check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:
@@ -393,18 +397,32 @@ class App:
         return self.task_type(name).submit(*args, **options)
 
     def submit_many(
-        self, submissions: Sequence[Submission], *, connection: Any = None
+        self,
+        submissions: Sequence[Submission],
+        *,
+        connection: Any = None,
+        submit_id: str | None = None,
     ) -> list[int]:
         """Store many prepared calls in one transaction: all or nothing. Returns their ids
         (a dedup key held by an unfinished task gives that task's id).
 
         `connection`: your own open transaction on the same database (a psycopg connection on
         PostgreSQL, a sqlite3 connection on SQLite): the tasks are written in it, and exist only
-        if you commit: submit the work together with the rows it is about."""
+        if you commit: submit the work together with the rows it is about.
+
+        `submit_id`: a name for this call (default: a new UUID). A call under a name already
+        stored returns the tasks stored then (in the same order), whatever their state, and adds
+        nothing: so a lost reply can be retried safely, by corral or by you."""
         if not submissions:
             return []
         tasks = [s.task for s in submissions]
-        results = self.store.task_insert_many(tasks, self.clock.now(), conn=connection)
+        sid = submit_id_for(submit_id, connection)
+        try:
+            results = self.store.task_insert_many(
+                tasks, self.clock.now(), conn=connection, submit_id=sid
+            )
+        except ConnectionLost as exc:
+            raise repeatable(exc, sid) from None
         return [r.id for r in results]
 
     def get(self, task_id: int) -> TaskRecord:

@@ -27,6 +27,21 @@ class DatabaseError(CorralError):
     """The database URL is malformed, or the database can't be opened or used."""
 
 
+class ConnectionLost(DatabaseError):
+    """The connection to the database was lost, and corral's retries did not get through.
+    `may_have_committed`: whether the write may have been committed all the same (its reply was
+    lost). A submit is safe to repeat with the `submit_id` the message names."""
+
+    def __init__(self, message: str, *, may_have_committed: bool) -> None:
+        super().__init__(message)
+        self.may_have_committed = may_have_committed
+
+
+class LeadershipLost(DatabaseError):
+    """The session that held the scheduler's leadership lock died, so the lock is free: the
+    leader's statement was not run, and the scheduler must take the leadership again."""
+
+
 class TransitionRefused(CorralError):
     """A state change was asked for a task not in a state that allows it (e.g. cancel a task that
     already ended)."""

@@ -21,8 +21,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from . import dag
-from .errors import ConfigError
+from .errors import ConfigError, ConnectionLost
 from .model import NewWorkflow
+from .submit_ids import repeatable, submit_id_for
 
 if TYPE_CHECKING:
     from .app import App, Submission, TaskType
@@ -100,10 +101,11 @@ class Workflow:
         self._after.append(upstream)
         return handle
 
-    def submit(self, *, connection: Any = None) -> int:
+    def submit(self, *, connection: Any = None, submit_id: str | None = None) -> int:
         """Check the DAG and store every step in one transaction; return the workflow's id.
         A cycle or a step waiting for one that doesn't exist raises ConfigError, and nothing is
-        written. `connection`: see `App.submit_many`."""
+        written. `connection`, `submit_id`: see `App.submit_many` (a workflow already stored
+        under `submit_id` is returned, its steps' ids with it)."""
         if self.ids is not None:
             raise ConfigError(f"workflow {self.name!r} was submitted already")
         if not self._steps:
@@ -122,9 +124,14 @@ class Workflow:
             replace(s.task, after=tuple(dict.fromkeys(a)), rank=r)
             for s, a, r in zip(self._submissions, after, ranks, strict=True)
         ]
-        stored = self.app.store.workflow_insert(
-            NewWorkflow(self.name, self.group), tasks, self.app.clock.now(), conn=connection
-        )
+        sid = submit_id_for(submit_id, connection)
+        try:
+            stored = self.app.store.workflow_insert(
+                NewWorkflow(self.name, self.group), tasks, self.app.clock.now(), conn=connection,
+                submit_id=sid,
+            )  # fmt: skip
+        except ConnectionLost as exc:
+            raise repeatable(exc, sid) from None
         self.id = stored.id
         self.ids = [t.id for t in stored.tasks]
         return stored.id

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..admission import POLICIES
 from ..clock import Clock
-from ..errors import ConfigError, DatabaseError
+from ..errors import ConfigError, DatabaseError, LeadershipLost
 from ..store import Store
 from ..store.contract import SCHEDULER_CHANNEL
 from .dispatcher import dispatch
@@ -85,6 +85,10 @@ class Scheduler:
                         continue
                     if self.run_once(self.clock.now()) > 0:
                         continue
+                except LeadershipLost as exc:  # its session died: take the leadership again
+                    log.info("scheduler %s: %s", self.id, exc)
+                    self._last["lease"] = 0.0
+                    continue
                 except DatabaseError as exc:  # keep going: the store may come back
                     log.warning("scheduler round failed: %s", exc)
                     self._last["lease"] = 0.0  # the leadership may be lost too: check it first

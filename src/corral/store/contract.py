@@ -83,12 +83,14 @@ class Store(Protocol):
 
     # -- submit and read ------------------------------------------------------------------------
     def task_insert_many(
-        self, tasks: Sequence[NewTask], now: float, conn: Any = None
+        self, tasks: Sequence[NewTask], now: float, conn: Any = None, submit_id: str | None = None
     ) -> list[Submitted]:
         """Insert all tasks in one transaction (waiting or ready), each with a `submitted` event;
         a dedup key held by an unfinished task returns that task instead. All or nothing. With
         `conn` (the caller's own connection of this backend, in a transaction), the insert joins
-        the caller's transaction."""
+        the caller's transaction. `submit_id` names the call: the ids it stored are recorded under
+        it in the same transaction, and a call under a recorded id returns those tasks (created
+        False), whatever their state, instead of storing them again: a retry adds nothing."""
         ...
 
     def task_get(self, task_id: int) -> TaskRecord | None:
@@ -277,10 +279,16 @@ class Store(Protocol):
 
     # -- workflows ---------------------------------------------------------------------------------
     def workflow_insert(
-        self, workflow: NewWorkflow, tasks: Sequence[NewTask], now: float, conn: Any = None
+        self,
+        workflow: NewWorkflow,
+        tasks: Sequence[NewTask],
+        now: float,
+        conn: Any = None,
+        submit_id: str | None = None,
     ) -> WorkflowSubmitted:
         """Insert a workflow and its tasks (their `after` edges by batch position) in one
-        transaction, as `task_insert_many` does; all or nothing."""
+        transaction, as `task_insert_many` does; all or nothing. A workflow already stored under
+        `submit_id` is returned, with its tasks, instead of written again."""
         ...
 
     def workflow_get(self, workflow_id: int) -> WorkflowStatus | None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import aging
 from ..codec import dumps
+from ..errors import ConfigError
 from ..lifecycle import State
 from ..model import (
     DEFAULTS_GROUP,
@@ -20,6 +21,7 @@ from ..model import (
     HeadsWanted,
     NewTask,
     ReadyTask,
+    Submitted,
     TaskRecord,
 )
 from ..ratelimit import RateLimit, buckets_of
@@ -64,6 +66,21 @@ def new_task_row(
         "on_upstream_failure": task.on_upstream_failure,
         "deps_left": deps_left,
     }
+
+
+def submitted_again(
+    submit_id: str, recorded: Sequence[Any], count: int, workflow: bool = True
+) -> tuple[int, list[Submitted]]:
+    """What a submit call under a recorded `submit_id` returns: the workflow and the tasks that
+    the first call under it stored, as found (not created). `recorded`: (task ids, workflow id)."""
+    task_ids, workflow_id = recorded
+    if len(task_ids) != count or (workflow_id is None) == workflow:
+        what = "a workflow" if workflow_id is not None else "a submit"
+        raise ConfigError(
+            f"submit_id {submit_id!r} names {what} of {len(task_ids)} tasks already stored; "
+            "give each submit call an id of its own"
+        )
+    return int(workflow_id or 0), [Submitted(int(i), created=False) for i in task_ids]
 
 
 def batch_edges(tasks: Sequence[NewTask], ids: Sequence[int]) -> list[list[int]]:

@@ -42,6 +42,13 @@ FIND_DEDUP = f"""
 SELECT dedup_key, id FROM corral_tasks
 WHERE dedup_key = ANY(%(keys)s) AND state NOT IN {TERMINAL_SQL}
 """
+# What a submit call recorded under its submit id: the ids of its tasks, and of its workflow.
+FIND_SUBMIT = "SELECT task_ids, workflow_id FROM corral_submits WHERE submit_id = %s"
+# Record a submit call under its submit id (a second one with the id violates the primary key).
+RECORD_SUBMIT = """
+INSERT INTO corral_submits (submit_id, task_ids, workflow_id, created_at)
+VALUES (%(submit_id)s, %(task_ids)s, %(workflow_id)s, %(now)s)
+"""
 # Which of the ids exist.
 EXISTING_IDS = "SELECT id FROM corral_tasks WHERE id = ANY(%(ids)s)"
 # Reserve n task ids.
@@ -357,6 +364,14 @@ events AS (
     INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
     SELECT id, %(now)s, 'running', 'admitted', 'running', attempt FROM moved)
 SELECT * FROM moved ORDER BY admitted_at, id
+"""
+# The tasks that this worker's claim at `now` took, as CLAIM returns them: what a claim whose reply
+# was lost committed, so its retry hands them out rather than leaving them to their lease.
+CLAIMED_AT = """
+SELECT id, name, group_name, attempt, failures, max_retries, backoff, max_runtime, on_timeout,
+       args, kwargs, dedup_key, checkpoint, shared, stalled_slices, admitted_at
+FROM corral_tasks WHERE state = 'running' AND worker_id = %(worker)s AND started_at = %(now)s
+ORDER BY admitted_at, id
 """
 # Record the ends of running attempts that are still the running ones (compare-and-set), close
 # their attempt rows and write their events: one statement for the whole batch.

@@ -3,7 +3,8 @@
 A psycopg 3 connection pool; every transition one statement (data-modifying CTEs write the event
 rows beside the state change); claims with `FOR UPDATE SKIP LOCKED`; bulk submits with COPY;
 wake-ups with LISTEN/NOTIFY; the scheduler's leadership is a session advisory lock, which
-PostgreSQL itself frees when its holder's connection dies.
+PostgreSQL itself frees when its holder's connection dies. A lost connection is replaced, and the
+call run again where that is safe (reconnect.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from psycopg_pool import ConnectionPool
 
 from ...clock import DatabaseClock
 from ...codec import dumps
-from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
+from ...errors import ConfigError, DatabaseError, LeadershipLost, TaskNotFound, TransitionRefused
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
 from ...model import (
     AttemptReport,
@@ -63,9 +64,11 @@ from ..rows import (
     new_task_row,
     rate_limits_from_rows,
     rate_params,
+    submitted_again,
     task_record,
 )
 from . import queries as q
+from .reconnect import Connections, Retrier, retried, submission
 
 log = logging.getLogger("corral.store.postgres")
 T = TypeVar("T")
@@ -96,7 +99,11 @@ def migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
+@retried
 class PostgresStore(NamedReads):
+    """Each public method runs again after a lost connection as far as that is safe
+    (reconnect.py); `_submit` and `task_claim` look up what a lost try wrote."""
+
     queries = q
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
@@ -121,6 +128,8 @@ class PostgresStore(NamedReads):
             raise DatabaseError(f"can't connect to {_safe(url)}: {exc}") from None
         self._leader_conns: dict[tuple[str, str], psycopg.Connection[Any]] = {}
         self._leader_lock = threading.Lock()
+        self._connections = Connections(self._pool, f"PostgreSQL at {_safe(url)}")
+        self._retrier = Retrier()
         try:
             self._clock = DatabaseClock(lambda: float(self._one(q.CLOCK_NOW)[0][0]))
         except DatabaseError:
@@ -141,17 +150,15 @@ class PostgresStore(NamedReads):
         What a caller must be able to rely on once the call returns (a submitted task, a recorded
         outcome, a checkpoint, a cancel) is written `durable`: flushed before the commit returns.
         """
-        with self._errors(), self._pool.connection() as conn, conn.transaction():
-            if durable:
-                conn.execute(q.DURABLE_COMMIT)
+        first = q.DURABLE_COMMIT if durable else None
+        with self._errors(), self._connections.transaction(first) as conn:
             yield conn
 
     def _one(self, query: str, params: Any = None) -> list[Any]:
         """One statement in its own (asynchronously committed) transaction: no BEGIN or COMMIT
         round trips. Its rows, if it returns any."""
-        with self._errors(), self._pool.connection() as conn:
-            cursor = conn.execute(query, params)
-            return cursor.fetchall() if cursor.description is not None else []
+        with self._errors():
+            return self._connections.one(query, params)[0]
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -167,19 +174,8 @@ class PostgresStore(NamedReads):
                 f"{_safe(self.url)} has no corral schema ({exc}): run `corral migrate`"
             ) from None
 
-    def _retrying(self, fn: Callable[[], T], attempts: int = 3) -> T:
-        """Run an idempotent or compare-and-set operation again after a lost connection."""
-        for attempt in range(1, attempts + 1):
-            try:
-                return fn()
-            except DatabaseError:
-                if attempt == attempts:
-                    raise
-                time.sleep(0.1 * attempt)
-        raise AssertionError("unreachable")
-
     def _read(self, query: str, params: Any = None) -> list[Any]:
-        return self._retrying(lambda: self._one(query, params))
+        return self._one(query, params)  # retried by the public method that reads
 
     def close(self) -> None:
         self._clock.stop()
@@ -222,18 +218,27 @@ class PostgresStore(NamedReads):
 
     # -- submit and read ----------------------------------------------------------------------
     def task_insert_many(
-        self, tasks: Sequence[NewTask], now: float, conn: psycopg.Connection[Any] | None = None
+        self,
+        tasks: Sequence[NewTask],
+        now: float,
+        conn: psycopg.Connection[Any] | None = None,
+        submit_id: str | None = None,
     ) -> list[Submitted]:
         """With `conn`, the insert joins the caller's transaction: the tasks exist only if the
         caller commits."""
+
+        def write(tx: psycopg.Connection[Any], look: bool) -> list[Submitted]:
+            if look and (found := _recorded(tx, submit_id)) is not None:
+                return submitted_again(str(submit_id), found, len(tasks), workflow=False)[1]
+            return _record(tx, submit_id, self._insert(tx, tasks, now), None, now)
+
         if conn is not None:
-            return self._insert(conn, tasks, now)
+            return write(conn, submit_id is not None)
+        return self._submit(write, submit_id)
 
-        def insert() -> list[Submitted]:
-            with self._tx(durable=True) as own:
-                return self._insert(own, tasks, now)
-
-        return _again_after_deadlock(insert) if any(t.depends_on for t in tasks) else insert()
+    def _submit(self, write: Callable[[psycopg.Connection[Any], bool], T], submit_id: Any) -> T:
+        """Run a submission in a durable transaction of its own (see reconnect.submission)."""
+        return submission(self._retrier, lambda: self._tx(durable=True), write, submit_id)
 
     def _insert(
         self, conn: psycopg.Connection[Any], tasks: Sequence[NewTask], now: float
@@ -342,8 +347,8 @@ class PostgresStore(NamedReads):
             "levels": [c.level for c in changes],
             "promote_at": [c.promote_at for c in changes],
         }
-        with self._errors(), self._pool.connection() as conn:
-            return conn.execute(q.SET_LEVELS, params).rowcount
+        with self._errors():
+            return self._connections.one(q.SET_LEVELS, params)[1]
 
     # -- dispatcher ---------------------------------------------------------------------------
     def ready_groups_refresh(self, limit: int) -> int:
@@ -409,7 +414,7 @@ class PostgresStore(NamedReads):
                     return leading.execute(query, params).fetchall()
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                     leading.close()
-                    raise DatabaseError(f"the leadership's connection was lost: {exc}") from None
+                    raise LeadershipLost(f"the leadership's connection was lost: {exc}") from None
         return self._one(query, params)
 
     def bucket_get_many(self, keys: Sequence[str]) -> dict[str, Bucket]:
@@ -434,7 +439,15 @@ class PostgresStore(NamedReads):
             "pools": list(pools),
             "limit": limit,
         }
-        return [ClaimedTask(*row[:-1]) for row in self._one(q.CLAIM, params)]
+
+        def claim(maybe_committed: bool) -> list[ClaimedTask]:
+            if maybe_committed:  # the reply of a claim was lost: hand out what it took, if it did
+                taken = self._one(q.CLAIMED_AT, params)
+                if taken:
+                    return [ClaimedTask(*row[:-1]) for row in taken]
+            return [ClaimedTask(*row[:-1]) for row in self._one(q.CLAIM, params)]
+
+        return self._retrier.run(claim, again_after_commit=True, what="claim")
 
     def task_complete_many(self, reports: Sequence[AttemptReport], now: float) -> list[int]:
         if not reports:
@@ -456,14 +469,11 @@ class PostgresStore(NamedReads):
             "no_aging": NO_AGING,
         }
 
-        def complete() -> list[int]:
-            with self._tx(durable=True) as conn:
-                recorded = [row[0] for row in conn.execute(q.COMPLETE, params)]
-                if recorded:
-                    conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))
-                return recorded
-
-        return self._retrying(complete)
+        with self._tx(durable=True) as conn:
+            recorded = [row[0] for row in conn.execute(q.COMPLETE, params)]
+            if recorded:
+                conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))
+            return recorded
 
     def task_save_checkpoint(self, task_id: int, attempt: int, checkpoint: str, now: float) -> bool:
         with self._tx(durable=True) as conn:
@@ -533,13 +543,10 @@ class PostgresStore(NamedReads):
             "lease": lease_until,
         }
 
-        def register() -> None:
-            with self._tx() as conn:
-                conn.execute(q.PRUNE_WORKERS, {"before": now - 3600})
-                conn.execute(q.UPSERT_WORKER, params)
-                conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))  # capacity appeared
-
-        self._retrying(register)
+        with self._tx() as conn:
+            conn.execute(q.PRUNE_WORKERS, {"before": now - 3600})
+            conn.execute(q.UPSERT_WORKER, params)
+            conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))  # capacity appeared
 
     def worker_heartbeat(self, worker_id: str, lease_until: float, now: float) -> list[int]:
         params = {"id": worker_id, "now": now, "lease": lease_until}
@@ -556,7 +563,8 @@ class PostgresStore(NamedReads):
 
     def leader_acquire(self, name: str, holder: str, lease_until: float, now: float) -> bool:
         """The leadership is a session advisory lock on a connection of our own: held while that
-        connection lives, released by PostgreSQL the moment it dies."""
+        connection lives, released by PostgreSQL the moment it dies; then it is tried again at
+        once on a new connection (a new leadership, which starts from fresh reads)."""
         with self._leader_lock:
             held = self._leader_conns.get((name, holder))
             if held is not None:
@@ -566,7 +574,6 @@ class PostgresStore(NamedReads):
                 except psycopg.Error:
                     held.close()
                     del self._leader_conns[(name, holder)]
-                    return False
             try:
                 conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
             except psycopg.Error as exc:
@@ -624,23 +631,24 @@ class PostgresStore(NamedReads):
         tasks: Sequence[NewTask],
         now: float,
         conn: psycopg.Connection[Any] | None = None,
+        submit_id: str | None = None,
     ) -> WorkflowSubmitted:
-        def insert(tx: psycopg.Connection[Any]) -> WorkflowSubmitted:
+
+        def insert(tx: psycopg.Connection[Any], look: bool) -> WorkflowSubmitted:
+            if look and (found := _recorded(tx, submit_id)) is not None:
+                return WorkflowSubmitted(*submitted_again(str(submit_id), found, len(tasks)))
             params = {"name": workflow.name, "group_name": workflow.group, "now": now}
             row = tx.execute(q.INSERT_WORKFLOW, params).fetchone()
             assert row is not None
             workflow_id = int(row[0])
             own = [replace(t, workflow_id=workflow_id) for t in tasks]
-            return WorkflowSubmitted(workflow_id, self._insert(tx, own, now))
+            return WorkflowSubmitted(
+                workflow_id, _record(tx, submit_id, self._insert(tx, own, now), workflow_id, now)
+            )
 
         if conn is not None:
-            return insert(conn)
-
-        def insert_own() -> WorkflowSubmitted:
-            with self._tx(durable=True) as own:
-                return insert(own)
-
-        return _again_after_deadlock(insert_own)
+            return insert(conn, submit_id is not None)
+        return self._submit(insert, submit_id)
 
     def workflow_get(self, workflow_id: int) -> WorkflowStatus | None:
         rows = self._read(q.WORKFLOW_STATUS, (workflow_id,))
@@ -715,21 +723,24 @@ class Listener:
             self._conn = None
 
 
-def _again_after_deadlock(fn: Callable[[], T], attempts: int = 3) -> T:
-    """Run a submission again if the server aborted it to break a deadlock. A submit with
-    dependencies locks its upstream rows (in id order), which a heartbeat may be updating in
-    another order; the aborted transaction wrote nothing, so running it again is safe (unlike
-    after a lost connection, where it may have committed)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except DatabaseError as exc:
-            if attempt == attempts or not isinstance(
-                exc.__context__, psycopg.errors.DeadlockDetected
-            ):
-                raise
-            log.info("submission chosen to break a deadlock; running it again")
-    raise AssertionError("unreachable")
+def _recorded(conn: psycopg.Connection[Any], submit_id: str | None) -> tuple[Any, ...] | None:
+    """What a submit call recorded under `submit_id` (its task ids, its workflow's), if any."""
+    return None if submit_id is None else conn.execute(q.FIND_SUBMIT, (submit_id,)).fetchone()
+
+
+def _record(
+    conn: psycopg.Connection[Any],
+    submit_id: str | None,
+    results: list[Submitted],
+    workflow_id: int | None,
+    now: float,
+) -> list[Submitted]:
+    """Record a submit call's tasks under its submit id, in its transaction."""
+    if submit_id is not None:
+        params = {"submit_id": submit_id, "task_ids": [r.id for r in results],
+                  "workflow_id": workflow_id, "now": now}  # fmt: skip
+        conn.execute(q.RECORD_SUBMIT, params)
+    return results
 
 
 def _configure_session(conn: psycopg.Connection[Any]) -> None:

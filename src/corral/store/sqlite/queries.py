@@ -28,6 +28,13 @@ FIND_DEDUP = f"""
 SELECT dedup_key, id FROM tasks
 WHERE dedup_key IN (SELECT value FROM json_each(:keys)) AND state NOT IN {TERMINAL_SQL}
 """
+# What a submit call recorded under its submit id: its tasks' ids (a JSON array), its workflow's.
+FIND_SUBMIT = "SELECT task_ids, workflow_id FROM submits WHERE submit_id = ?"
+# Record a submit call under its submit id (a second one with the id violates the primary key).
+RECORD_SUBMIT = """
+INSERT INTO submits (submit_id, task_ids, workflow_id, created_at)
+VALUES (:submit_id, :task_ids, :workflow_id, :now)
+"""
 # Which of the ids (a JSON array) exist.
 EXISTING_IDS = "SELECT id FROM tasks WHERE id IN (SELECT value FROM json_each(:ids))"
 # The next free task id (inside the immediate transaction, so no one else takes it).

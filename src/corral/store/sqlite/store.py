@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ...clock import SystemClock
 from ...codec import dumps, loads
@@ -60,10 +60,12 @@ from ..rows import (
     new_task_row,
     rate_limits_from_rows,
     rate_params,
+    submitted_again,
     task_record,
 )
 from . import queries as q
 
+T = TypeVar("T")
 RETRYABLE_STATES = (State.DEAD, State.CANCELLED, State.UPSTREAM_FAILED)
 
 
@@ -199,16 +201,37 @@ class SQLiteStore(NamedReads):
 
     # -- submit and read ----------------------------------------------------------------------
     def task_insert_many(
-        self, tasks: Sequence[NewTask], now: float, conn: sqlite3.Connection | None = None
+        self,
+        tasks: Sequence[NewTask],
+        now: float,
+        conn: sqlite3.Connection | None = None,
+        submit_id: str | None = None,
     ) -> list[Submitted]:
         """With `conn` (a connection of the caller's on this file, in a transaction it opened),
         the insert joins that transaction: the tasks exist only if the caller commits."""
+
+        def write(tx: sqlite3.Connection, look: bool) -> list[Submitted]:
+            if look and (found := _recorded(tx, submit_id)) is not None:
+                return submitted_again(str(submit_id), found, len(tasks), workflow=False)[1]
+            return _record(tx, submit_id, self._insert(tx, tasks, now), None, now)
+
         if conn is not None:
             if not conn.in_transaction:
                 raise ConfigError("submit with connection= needs a transaction open on it")
-            return self._insert(conn, tasks, now)
+            return write(conn, submit_id is not None)
+        return self._submit(write)
+
+    def _submit(self, write: Callable[[sqlite3.Connection, bool], T]) -> T:
+        """Run a submission in a write of its own: first as new; if its submit id turns out to
+        be recorded already, again, returning what that id stored (`look`)."""
+        try:
+            with self._write() as tx:
+                return write(tx, False)
+        except sqlite3.IntegrityError as exc:
+            if "submits.submit_id" not in str(exc):
+                raise
         with self._write() as tx:
-            return self._insert(tx, tasks, now)
+            return write(tx, True)
 
     def _insert(
         self, tx: sqlite3.Connection, tasks: Sequence[NewTask], now: float
@@ -594,19 +617,24 @@ class SQLiteStore(NamedReads):
         tasks: Sequence[NewTask],
         now: float,
         conn: sqlite3.Connection | None = None,
+        submit_id: str | None = None,
     ) -> WorkflowSubmitted:
-        def insert(tx: sqlite3.Connection) -> WorkflowSubmitted:
+
+        def insert(tx: sqlite3.Connection, look: bool) -> WorkflowSubmitted:
+            if look and (found := _recorded(tx, submit_id)) is not None:
+                return WorkflowSubmitted(*submitted_again(str(submit_id), found, len(tasks)))
             params = {"name": workflow.name, "group_name": workflow.group, "now": now}
             workflow_id = int(tx.execute(q.INSERT_WORKFLOW, params).fetchone()[0])
             own = [replace(t, workflow_id=workflow_id) for t in tasks]
-            return WorkflowSubmitted(workflow_id, self._insert(tx, own, now))
+            return WorkflowSubmitted(
+                workflow_id, _record(tx, submit_id, self._insert(tx, own, now), workflow_id, now)
+            )
 
         if conn is not None:
             if not conn.in_transaction:
                 raise ConfigError("submit with connection= needs a transaction open on it")
-            return insert(conn)
-        with self._write() as tx:
-            return insert(tx)
+            return insert(conn, submit_id is not None)
+        return self._submit(insert)
 
     def workflow_get(self, workflow_id: int) -> WorkflowStatus | None:
         conn = self._conn()
@@ -678,6 +706,27 @@ class PollingListener:
 
     def close(self) -> None:
         self._closed.set()
+
+
+def _recorded(tx: sqlite3.Connection, submit_id: str | None) -> tuple[Any, ...] | None:
+    """What a submit call recorded under `submit_id` (its task ids, its workflow's), if any."""
+    row = None if submit_id is None else tx.execute(q.FIND_SUBMIT, (submit_id,)).fetchone()
+    return None if row is None else (loads(row[0]), row[1])
+
+
+def _record(
+    tx: sqlite3.Connection,
+    submit_id: str | None,
+    results: list[Submitted],
+    workflow_id: int | None,
+    now: float,
+) -> list[Submitted]:
+    """Record a submit call's tasks under its submit id, in its transaction."""
+    if submit_id is not None:
+        params = {"submit_id": submit_id, "task_ids": _json_list([r.id for r in results]),
+                  "workflow_id": workflow_id, "now": now}  # fmt: skip
+        tx.execute(q.RECORD_SUBMIT, params)
+    return results
 
 
 def _split_sql(script: str) -> list[str]:
