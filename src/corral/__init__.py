@@ -18,6 +18,7 @@ from .errors import (
     UnknownTaskError,
     WaitTimeout,
 )
+from .failures import Failure
 from .lifecycle import State
 from .model import WorkflowStatus
 from .workflow import Step, Workflow
@@ -32,6 +33,7 @@ __all__ = [
     "CorralError",
     "CycleError",
     "DatabaseError",
+    "Failure",
     "PayloadError",
     "State",
     "StateChange",

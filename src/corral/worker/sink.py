@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from ..codec import dumps
+from ..limits import storable
 from ..model import LogLine
 from ..store import Store
 
@@ -30,7 +31,7 @@ class StoreSink:
 
     def log(self, task_id: int, attempt: int, level: int, message: str) -> None:
         with self._lock:
-            self._lines.append(LogLine(task_id, attempt, time.time(), level, message))
+            self._lines.append(LogLine(task_id, attempt, time.time(), level, storable(message)))
 
     def has_lines(self) -> bool:
         return bool(self._lines)

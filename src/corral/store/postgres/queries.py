@@ -357,15 +357,17 @@ events AS (
 SELECT * FROM moved ORDER BY admitted_at, id
 """
 # Record the ends of running attempts that are still the running ones (compare-and-set), close
-# their attempt rows and write their events: one statement for the whole batch.
+# their attempt rows and write their events (the detail: outcome and error, failures.end_detail):
+# one statement for the whole batch.
 COMPLETE = f"""
 WITH r AS (
     SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(targets)s::text[],
                          %(outcomes)s::text[], %(failed)s::int[], %(workers)s::text[],
                          %(results)s::text[], %(errors)s::text[], %(tracebacks)s::text[],
-                         %(retry_at)s::float8[], %(stalled)s::int[], %(flags)s::text[])
+                         %(retry_at)s::float8[], %(stalled)s::int[], %(flags)s::text[],
+                         %(details)s::text[])
         AS r(id, attempt, target, outcome, failed, worker, result, error, traceback, retry_at,
-             stalled, flag)),
+             stalled, flag, detail)),
 moved AS (
     UPDATE corral_tasks t SET
         state = r.target,
@@ -383,7 +385,8 @@ moved AS (
     FROM r
     WHERE t.id = r.id AND t.attempt = r.attempt AND t.state = 'running'
       AND (r.worker IS NULL OR t.worker_id = r.worker)
-    RETURNING t.id, r.attempt, r.target, r.outcome, r.error, r.traceback, r.stalled, r.flag),
+    RETURNING t.id, r.attempt, r.target, r.outcome, r.error, r.traceback, r.stalled, r.flag,
+              r.detail),
 closed AS (
     UPDATE corral_attempts a SET finished_at = %(now)s, outcome = moved.outcome,
            error = moved.error, traceback = moved.traceback
@@ -395,8 +398,7 @@ events AS (
                json_build_object('error', error, 'stalled_slices', stalled)::text AS detail
         FROM moved WHERE flag IS NOT NULL
         UNION ALL
-        SELECT id, target, target, attempt, 1, json_build_object('outcome', outcome)::text
-        FROM moved) AS e
+        SELECT id, target, target, attempt, 1, detail FROM moved) AS e
     ORDER BY id, ord)
 SELECT id FROM moved
 """

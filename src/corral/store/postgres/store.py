@@ -24,6 +24,7 @@ from psycopg_pool import ConnectionPool
 
 from ...codec import dumps
 from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
+from ...failures import end_detail
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
 from ...model import (
     AttemptReport,
@@ -442,6 +443,7 @@ class PostgresStore(NamedReads):
             "retry_at": [r.retry_at for r in reports],
             "stalled": [r.stalled_slices for r in reports],
             "flags": [r.flag for r in reports],
+            "details": [end_detail(r.outcome, r.error, r.traceback) for r in reports],
             "now": now,
             "no_aging": NO_AGING,
         }

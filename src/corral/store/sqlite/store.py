@@ -19,6 +19,7 @@ from typing import Any
 
 from ...codec import dumps, loads
 from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
+from ...failures import end_detail
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
 from ...model import (
     DEFAULTS_GROUP,
@@ -434,7 +435,7 @@ class SQLiteStore(NamedReads):
                         "running",
                         str(report.target),
                         report.attempt,
-                        dumps({"outcome": report.outcome}),
+                        end_detail(report.outcome, report.error, report.traceback),
                     ),
                 )
         return recorded
