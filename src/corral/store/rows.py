@@ -20,6 +20,7 @@ from ..model import (
     HeadsWanted,
     NewTask,
     ReadyTask,
+    Submitted,
     TaskRecord,
 )
 from ..ratelimit import RateLimit, buckets_of
@@ -75,6 +76,13 @@ def batch_edges(tasks: Sequence[NewTask], ids: Sequence[int]) -> list[list[int]]
         deps.update(dict.fromkeys(ids[position] for position in task.after))
         edges.append(list(deps))
     return edges
+
+
+def deduplicated_onto(results: Sequence[Submitted]) -> list[int]:
+    """The tasks of a batch's results that the batch did not create (their dedup key was held by
+    an unfinished task before it): what a workflow relies on beside its own tasks."""
+    created = {r.id for r in results if r.created}
+    return sorted({r.id for r in results if not r.created and r.id not in created})
 
 
 def task_record(row: Sequence[Any], deps: tuple[int, ...] = ()) -> TaskRecord:

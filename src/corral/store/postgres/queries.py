@@ -584,13 +584,23 @@ INSERT_WORKFLOW = """
 INSERT INTO corral_workflows (name, group_name, created_at)
 VALUES (%(name)s, %(group_name)s, %(now)s) RETURNING id
 """
-# One workflow and its tasks counted by state (one snapshot).
+# One workflow and its tasks counted by state (one snapshot): its own, and those its steps
+# deduplicated onto.
 WORKFLOW_STATUS = """
 SELECT w.id, w.name, w.group_name, w.created_at,
        (SELECT coalesce(json_object_agg(state, n), '{}') FROM (
-            SELECT state, count(*) AS n FROM corral_tasks
-            WHERE workflow_id = w.id GROUP BY state) AS c)
+            SELECT state, count(*) AS n FROM (
+                SELECT id, state FROM corral_tasks WHERE workflow_id = w.id
+                UNION
+                SELECT t.id, t.state FROM corral_workflow_links l
+                JOIN corral_tasks t ON t.id = l.task_id WHERE l.workflow_id = w.id) AS own
+            GROUP BY state) AS c)
 FROM corral_workflows w WHERE w.id = %s
+"""
+# Record the tasks a workflow relies on that are not its own (steps deduplicated onto them).
+INSERT_WORKFLOW_LINKS = """
+INSERT INTO corral_workflow_links (workflow_id, task_id)
+SELECT %(id)s, unnest(%(task_ids)s::bigint[]) ON CONFLICT DO NOTHING
 """
 # Lock a workflow's row: its cancels are serialised.
 LOCK_WORKFLOW = "SELECT id FROM corral_workflows WHERE id = %s FOR UPDATE"

@@ -56,6 +56,7 @@ from ..rows import (
     batch_edges,
     buckets_from_rows,
     consumer_position,
+    deduplicated_onto,
     group_config,
     group_stats,
     heads_from_rows,
@@ -623,7 +624,10 @@ class PostgresStore(NamedReads):
             assert row is not None
             workflow_id = int(row[0])
             own = [replace(t, workflow_id=workflow_id) for t in tasks]
-            return WorkflowSubmitted(workflow_id, self._insert(tx, own, now))
+            results = self._insert(tx, own, now)
+            if linked := deduplicated_onto(results):
+                tx.execute(q.INSERT_WORKFLOW_LINKS, {"id": workflow_id, "task_ids": linked})
+            return WorkflowSubmitted(workflow_id, results)
 
         if conn is not None:
             return insert(conn)

@@ -53,6 +53,7 @@ from ..rows import (
     bucket_keys,
     buckets_from_rows,
     consumer_position,
+    deduplicated_onto,
     group_config,
     group_stats,
     heads_from_rows,
@@ -593,7 +594,10 @@ class SQLiteStore(NamedReads):
             params = {"name": workflow.name, "group_name": workflow.group, "now": now}
             workflow_id = int(tx.execute(q.INSERT_WORKFLOW, params).fetchone()[0])
             own = [replace(t, workflow_id=workflow_id) for t in tasks]
-            return WorkflowSubmitted(workflow_id, self._insert(tx, own, now))
+            results = self._insert(tx, own, now)
+            links = [(workflow_id, i) for i in deduplicated_onto(results)]
+            tx.executemany(q.INSERT_WORKFLOW_LINK, links)
+            return WorkflowSubmitted(workflow_id, results)
 
         if conn is not None:
             if not conn.in_transaction:
@@ -607,7 +611,7 @@ class SQLiteStore(NamedReads):
         conn.execute("BEGIN")  # one consistent read
         try:
             row = conn.execute(q.GET_WORKFLOW, (workflow_id,)).fetchone()
-            counts = conn.execute(q.WORKFLOW_COUNTS, (workflow_id,)).fetchall()
+            counts = conn.execute(q.WORKFLOW_COUNTS, {"id": workflow_id}).fetchall()
         finally:
             conn.execute("COMMIT")
         if row is None:
