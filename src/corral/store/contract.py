@@ -273,11 +273,13 @@ class Store(Protocol):
         self, workflow: NewWorkflow, tasks: Sequence[NewTask], now: float, conn: Any = None
     ) -> WorkflowSubmitted:
         """Insert a workflow and its tasks (their `after` edges by batch position) in one
-        transaction, as `task_insert_many` does; all or nothing."""
+        transaction, as `task_insert_many` does, and link the tasks its steps were deduplicated
+        onto; all or nothing."""
         ...
 
     def workflow_get(self, workflow_id: int) -> WorkflowStatus | None:
-        """A workflow with its tasks counted by state, in one consistent read; or None."""
+        """A workflow with its tasks counted by state (its own and those its steps were
+        deduplicated onto, each once), in one consistent read; or None."""
         ...
 
     def workflow_cancel(self, workflow_id: int, now: float) -> tuple[int, int]:
