@@ -68,7 +68,7 @@ def test_arguments_that_do_not_fit_the_handler_are_refused(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"priority": -1}, "priority must be a whole number >= 0"),
+        ({"priority": -1}, "priority must be a whole number from 0 to 2147483647"),
         ({"priority": 1.5}, "priority"),
         ({"priority": True}, "priority"),
         ({"run_at": datetime(2030, 1, 1)}, "timezone-aware"),
@@ -120,8 +120,8 @@ async def async_handler(ctx: corral.Context) -> None:
 @pytest.mark.parametrize(
     ("fn", "options", "message"),
     [
-        (handler, {"priority": -1}, "priority must be a whole number >= 0"),
-        (handler, {"max_retries": -1}, "max_retries must be a whole number >= 0"),
+        (handler, {"priority": -1}, "priority must be a whole number from 0 to 2147483647"),
+        (handler, {"max_retries": -1}, "max_retries must be a whole number from 0 to 2147483647"),
         (handler, {"max_retries": 2.5}, "max_retries"),
         (handler, {"on_timeout": "explode"}, "on_timeout must be one of"),
         (handler, {"executor": "gpu"}, "executor must be one of"),
@@ -160,12 +160,12 @@ def test_a_task_name_registers_once(local_app: corral.App) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"max_parallel": 0}, "max_parallel must be a whole number >= 1"),
+        ({"max_parallel": 0}, "max_parallel must be a whole number from 1 to 2147483647"),
         ({"max_parallel": -3}, "max_parallel"),
         ({"max_parallel": 2.5}, "max_parallel"),
         ({"max_parallel": True}, "max_parallel"),
-        ({"weight": 0}, "weight must be a number > 0"),
-        ({"weight": -1.5}, "weight must be a number > 0"),
+        ({"weight": 0}, "weight must be a finite number > 0"),
+        ({"weight": -1.5}, "weight must be a finite number > 0"),
         ({"weight": "heavy"}, "weight"),
     ],
     ids=lambda v: str(v) if isinstance(v, dict) else "",

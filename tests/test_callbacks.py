@@ -87,7 +87,8 @@ def test_callbacks_get_their_events_and_bad_ones_harm_nothing(
             assert change.task_name == ("broken" if task_id == failing else "ok")
             assert change.group == "default" and change.workflow_id is None
     assert [c.task_id for c in dead] == [failing]
-    assert dead[0].state == "dead" and dead[0].detail == {"outcome": "failed"}
+    assert dead[0].state == "dead" and dead[0].detail["outcome"] == "failed"
+    assert dead[0].error is not None and dead[0].error.type == "ValueError"
     # The slow callback was abandoned after its time limit: the rest went on without it.
     assert time.monotonic() - started < 15
     wait_until(lambda: any("overran 0.5s; abandoned" in r.getMessage() for r in caplog.records))

@@ -251,3 +251,53 @@ def test_a_submission_aborted_to_break_a_deadlock_runs_again() -> None:
 
     with pytest.raises(DatabaseError, match="connection lost"):
         submission(Retrier(), transaction, lost, None)
+
+
+# -- steps deduplicated onto tasks already stored ---------------------------------------------
+
+
+def test_a_workflow_counts_the_tasks_its_steps_were_deduplicated_onto(app: corral.App) -> None:
+    """A step whose dedup key an unfinished task holds is that task: the workflow's state and
+    progress follow it, whether it belongs to no workflow or to another one."""
+    job = register(app)
+    store = app.store
+    register_worker(store, now=time.time())
+    held = job.submit(1, dedup_key="orders@day")  # ready, of no workflow
+
+    wf = app.workflow("all-deduplicated")
+    step = wf.add(job, 1, dedup_key="orders@day")
+    only = wf.submit()
+    assert step.id == held
+    status = app.workflow_status(only)
+    assert (status.counts, status.total, status.finished) == ({"ready": 1}, 1, 0)
+    assert status.state == "waiting"  # not "succeeded, 0/0"
+
+    other = app.workflow("mixed")
+    again = other.add(job, 1, dedup_key="orders@day")
+    fresh = other.add(job, 2, after=[again])
+    mixed = other.submit()
+    assert again.id == held and app.get(fresh.id).workflow_id == mixed
+    assert app.workflow_status(mixed).counts == {"ready": 1, "waiting": 1}
+
+    now = time.time()
+    assert store.task_admit_many([held], now) == [held]
+    claim = store.task_claim("w1", ["default"], 1, now + 30, now)[0]
+    assert app.workflow_status(only).state == "running"
+    finish(store, claim, State.SUCCEEDED, now=time.time())
+    status = app.workflow_status(only)
+    assert (status.counts, status.state, status.finished) == ({"succeeded": 1}, "succeeded", 1)
+    assert app.workflow_status(mixed).counts == {"succeeded": 1, "waiting": 1}
+    assert app.workflow_status(mixed).state == "running"
+    # Cancelling a workflow leaves alone the tasks it only relies on: they are someone else's.
+    assert app.cancel_workflow(mixed) == (1, 0)
+    assert app.get(held).state == State.SUCCEEDED
+
+
+def test_two_steps_of_one_workflow_with_one_dedup_key_count_once(app: corral.App) -> None:
+    job = register(app)
+    wf = app.workflow("twice")
+    first = wf.add(job, 1, dedup_key="k")
+    second = wf.add(job, 2, dedup_key="k")
+    workflow_id = wf.submit()
+    assert first.id == second.id
+    assert app.workflow_status(workflow_id).counts == {"ready": 1}

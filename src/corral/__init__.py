@@ -19,6 +19,7 @@ from .errors import (
     UnknownTaskError,
     WaitTimeout,
 )
+from .failures import Failure
 from .lifecycle import State
 from .model import WorkflowStatus
 from .workflow import Step, Workflow
@@ -34,6 +35,7 @@ __all__ = [
     "CorralError",
     "CycleError",
     "DatabaseError",
+    "Failure",
     "PayloadError",
     "State",
     "StateChange",

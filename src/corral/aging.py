@@ -17,7 +17,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from . import limits
 from .errors import ConfigError
+from .limits import INT_MAX
 
 MAX_CHANGES = 1000
 """How many times a user-defined ageing function may change a task's level."""
@@ -65,6 +67,9 @@ class Step:
             raise ConfigError(f"step ageing needs every > 0 and levels > 0, got {self}")
         if self.cap < 0:
             raise ConfigError(f"ageing cap must be >= 0, got {self.cap}")
+        limits.number("ageing every (seconds)", self.every, 0, limits.MAX_SECONDS, above=True)
+        limits.whole("ageing levels", self.levels, 1)
+        limits.whole("ageing cap", self.cap)
 
     def level(self, base: int, waited: float) -> int:
         if base >= self.cap:
@@ -113,9 +118,9 @@ def tabulate(fn: Aging, base: int) -> Table:
     waited, current = 0.0, base
     for _ in range(MAX_CHANGES + 1):
         level = _call(fn.level, name, "level", base, waited)
-        if not isinstance(level, int) or isinstance(level, bool) or level < 0:
+        if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= INT_MAX:
             raise ConfigError(f"ageing {name}.level({base}, {waited}) must return a whole "
-                              f"number >= 0, got {level!r}")  # fmt: skip
+                              f"number from 0 to {INT_MAX}, got {level!r}")  # fmt: skip
         if level < current:
             raise ConfigError(
                 f"ageing {name} lowers the level as the wait grows: level {level} after "
@@ -127,7 +132,7 @@ def tabulate(fn: Aging, base: int) -> Table:
         following = _call(fn.next_change, name, "next_change", base, waited)
         if following is None:
             return Table(tuple(steps))
-        if not isinstance(following, int | float) or following <= waited:
+        if not isinstance(following, int | float) or not waited < following < math.inf:
             raise ConfigError(f"ageing {name}.next_change({base}, {waited}) must return a wait "
                               f"> {waited} or None, got {following!r}")  # fmt: skip
         waited = float(following)

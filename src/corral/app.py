@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -12,7 +13,7 @@ from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from . import aging as aging_mod
-from . import ratelimit
+from . import limits, ratelimit
 from .aging import Aging
 from .backoff import Backoff
 from .callbacks import CALLBACK_KINDS
@@ -113,11 +114,16 @@ class TaskType(Generic[P, R]):
         level = _check_priority(self.priority if priority is None else priority)
         ageing, ageing_json = self._stored_aging(aging, level)
         _check_group(group)
-        if dedup_key is not None and (not isinstance(dedup_key, str) or not dedup_key):
-            raise ConfigError(f"dedup_key must be a non-empty string, got {dedup_key!r}")
+        if dedup_key is not None:
+            limits.text("dedup_key", dedup_key)
         now = self.app.clock.now()
         start = _start_time(now, delay, run_at)
         next_change = ageing.next_change(level, 0.0)
+        args_json = dumps(list(args), what=f"arguments of {self.name}")
+        kwargs_json = dumps(kwargs, what=f"keyword arguments of {self.name}")
+        limits.payload(
+            f"the arguments of {self.name}", args_json, kwargs_json, self.app.max_payload_bytes
+        )
         return Submission(
             NewTask(
                 name=self.name,
@@ -126,8 +132,8 @@ class TaskType(Generic[P, R]):
                 priority=level,
                 level=level,
                 aging=ageing_json,
-                args=dumps(list(args), what=f"arguments of {self.name}"),
-                kwargs=dumps(kwargs, what=f"keyword arguments of {self.name}"),
+                args=args_json,
+                kwargs=kwargs_json,
                 max_retries=self.max_retries,
                 backoff=self._backoff_json,
                 max_runtime=self.max_runtime,
@@ -238,12 +244,9 @@ class RateLimits:
 def _group_config(
     name: str, max_parallel: Any, weight: Any, rate_limit: Any, burst: Any
 ) -> GroupConfig:
-    if max_parallel is not None and (
-        isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1
-    ):
-        raise ConfigError(f"max_parallel must be a whole number >= 1, got {max_parallel!r}")
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
-        raise ConfigError(f"weight must be a number > 0, got {weight!r}")
+    if max_parallel is not None:
+        limits.whole("max_parallel", max_parallel, 1)
+    limits.number("weight", weight, 0, limits.MAX_WEIGHT, above=True)
     if burst is not None and rate_limit is None:
         raise ConfigError("burst needs a rate_limit")
     rate = None if rate_limit is None else ratelimit.parse(rate_limit, burst)
@@ -255,12 +258,22 @@ class App:
 
     `url` defaults to CORRAL_DATABASE_URL, else ./corral.db. The store is opened on first use,
     so importing a module that defines an App touches no database. `clock`: where "now" comes
-    from; by default the store's (see corral.clock), tests pass their own.
+    from; by default the store's (see corral.clock), tests pass their own. `max_payload_bytes`:
+    the largest arguments a task may have (JSON, default 4 MiB; see corral.limits for every bound).
     """
 
-    def __init__(self, url: str | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        clock: Clock | None = None,
+        max_payload_bytes: int = limits.DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
         self.url = resolve_url(url)
         self._clock = clock
+        self.max_payload_bytes = limits.max_payload_bytes(max_payload_bytes)
+        """A task's arguments, as stored (JSON), at most this many bytes: a bigger submit raises
+        PayloadError. Big data belongs elsewhere, with a reference in the arguments."""
         self.tasks: dict[str, TaskType[Any, Any]] = {}
         self.groups = Groups(self)
         self.rate_limits = RateLimits(self)
@@ -330,7 +343,7 @@ class App:
         flag_stalled_after: int = FLAG_STALLED_AFTER,
         fail_stalled_after: int | None = FAIL_STALLED_AFTER,
     ) -> TaskType[Any, Any]:
-        task_name = name or fn.__name__
+        task_name = limits.text("task name", name or fn.__name__)
         stall_flag = _check_count("flag_stalled_after", flag_stalled_after)
         stall_fail = (
             None
@@ -339,8 +352,7 @@ class App:
         )
         if task_name in self.tasks:
             raise ConfigError(f"a task named {task_name!r} is already registered")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
+        limits.whole("max_retries", max_retries)
         if on_timeout not in ON_TIMEOUT:
             raise ConfigError(f"on_timeout must be one of {ON_TIMEOUT}, got {on_timeout!r}")
         is_async = asyncio.iscoroutinefunction(fn)
@@ -360,6 +372,8 @@ class App:
         runtime = None if max_runtime is None else seconds(max_runtime, name="max_runtime")
         if runtime is not None and runtime <= 0:
             raise ConfigError(f"max_runtime must be > 0, got {max_runtime!r}")
+        if runtime is not None:
+            limits.seconds("max_runtime", runtime)
         if on_timeout == "continue" and runtime is None:
             raise ConfigError(f"task {task_name!r}: on_timeout='continue' needs a max_runtime")
         task_type: TaskType[Any, Any] = TaskType(
@@ -493,14 +507,11 @@ class App:
 
 
 def _check_priority(priority: Any) -> int:
-    if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
-        raise ConfigError(f"priority must be a whole number >= 0, got {priority!r}")
-    return priority
+    return limits.whole("priority", priority)
 
 
-def _check_group(name: Any) -> str:
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"group name must be a non-empty string, got {name!r}")
+def _check_group(value: Any) -> str:
+    name = limits.text("group name", value)
     if name == DEFAULTS_GROUP:
         raise ConfigError(f"{DEFAULTS_GROUP!r} is not a group name: it holds the defaults "
                           "(app.groups.set_defaults)")  # fmt: skip
@@ -508,9 +519,7 @@ def _check_group(name: Any) -> str:
 
 
 def _check_name(what: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{what} must be a non-empty string, got {value!r}")
-    return value
+    return limits.text(what, value)
 
 
 def _check_upstream_rule(rule: Any) -> str:
@@ -520,9 +529,7 @@ def _check_upstream_rule(rule: Any) -> str:
 
 
 def _check_count(what: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{what} must be a whole number >= 1, got {value!r}")
-    return value
+    return limits.whole(what, value, 1)
 
 
 def _check_kind(kind: Any, where: str) -> None:
@@ -548,7 +555,7 @@ def _check_ids(ids: Iterable[int]) -> list[int]:
     for task_id in ids:
         if isinstance(task_id, bool) or not isinstance(task_id, int):
             raise ConfigError(f"depends_on takes task ids (ints), got {task_id!r}")
-        checked.append(task_id)
+        checked.append(limits.whole("depends_on (a task id)", task_id, 1, limits.ID_MAX))
     return checked
 
 
@@ -556,13 +563,17 @@ def _start_time(now: float, delay: Duration | None, run_at: datetime | float | N
     if delay is not None and run_at is not None:
         raise ConfigError("give delay or run_at, not both")
     if delay is not None:
-        return now + seconds(delay, name="delay")
+        return now + limits.seconds("delay", seconds(delay, name="delay"))
     if isinstance(run_at, datetime):
         if run_at.tzinfo is None:
             raise ConfigError("run_at must be timezone-aware (e.g. datetime.now(timezone.utc))")
-        return run_at.timestamp()
+        return limits.unix_time("run_at", run_at.timestamp())
     if run_at is not None:
         if isinstance(run_at, bool) or not isinstance(run_at, int | float):
             raise ConfigError(f"run_at must be a datetime or a UNIX time, got {run_at!r}")
-        return float(run_at)
+        try:
+            start = float(run_at)
+        except OverflowError:
+            start = math.inf
+        return limits.unix_time("run_at", start)
     return now

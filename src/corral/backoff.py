@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from . import limits
 from .errors import ConfigError
 
 
@@ -25,6 +26,9 @@ class Backoff:
             raise ConfigError(f"backoff factor must be >= 1, got {self.factor}")
         if not 0 <= self.jitter <= 1:
             raise ConfigError(f"backoff jitter must be within [0, 1], got {self.jitter}")
+        limits.number("backoff base", self.base, 0, limits.MAX_SECONDS)
+        limits.number("backoff cap", self.cap, 0, limits.MAX_SECONDS)
+        limits.number("backoff factor", self.factor, 1, 1000)
 
     def delay(self, retry_number: int, rng: random.Random | None = None) -> float:
         exponent = max(retry_number - 1, 0)

@@ -1,8 +1,8 @@
 """State-change callbacks, driven by the event rows.
 
 Register them per app (`@app.on("dead")`) or per task type (`@app.task(on_state={...})`). Each is
-called with a `StateChange`: the event row (its id, kind, states, attempt, time and detail) and
-the task's name, group and workflow.
+called with a `StateChange`: the event row (its id, kind, states, attempt, time and detail), the
+task's name, group and workflow, and for the end of an attempt its `error` (type, message, where).
 
 Where they run: in the processes that hold the app's code, `corral worker` and `corral run`. Each
 such process may run a `CallbackService`, but one delivers at a time: the consumer's row in the
@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .codec import loads
+from .failures import Failure
 from .lifecycle import State
 from .model import Event, FeedEvent
 
@@ -82,6 +83,14 @@ class StateChange:
     @property
     def detail(self) -> Any:
         return loads(self.event.detail)
+
+    @property
+    def error(self) -> Failure | None:
+        """The error an attempt ended with (type, message, where: see corral.failures), on the
+        events of attempts' ends (`dead`, `retry_wait`, `ready` after a lost worker, ...); None
+        on the others."""
+        detail = self.detail
+        return Failure.from_json(detail.get("error")) if isinstance(detail, dict) else None
 
 
 def has_callbacks(app: App) -> bool:

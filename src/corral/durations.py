@@ -20,7 +20,10 @@ def seconds(value: Duration, *, name: str = "duration") -> float:
     elif isinstance(value, bool):
         raise ConfigError(f"{name} must be a duration like 30, '30s', '5m' or '1h', not {value!r}")
     elif isinstance(value, int | float):
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:  # an int too big for a float: refused by the caller's bounds
+            result = float("inf")
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
         parts = _PART.findall(text)

@@ -361,7 +361,8 @@ class WorkflowSubmitted:
 
 @dataclass(frozen=True)
 class WorkflowStatus:
-    """A workflow as a whole: its tasks counted by state."""
+    """A workflow as a whole: its tasks counted by state, with those its steps were
+    deduplicated onto."""
 
     id: int
     name: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import limits
 from .errors import ConfigError
 
 UNITS: dict[str, float] = {
@@ -57,9 +58,14 @@ def parse(spec: str | RateLimit, burst: float | None = None) -> RateLimit:
         raise ConfigError(f"bad rate limit {spec!r}: the count and the period must be > 0")
     if burst is None:
         burst = 1.0
-    if isinstance(burst, bool) or not isinstance(burst, int | float) or burst < 1:
-        raise ConfigError(f"rate limit burst must be a number >= 1, got {burst!r}")
-    return RateLimit(spec.strip(), count / (multiple * UNITS[unit]), float(burst))
+    limits.number("rate limit burst", burst, 1, limits.MAX_BURST)
+    per_second = count / (multiple * UNITS[unit])
+    if not 1 / limits.MAX_SECONDS <= per_second <= limits.MAX_BURST:
+        raise ConfigError(
+            f"bad rate limit {spec!r}: it must be from 1 per 100 years to "
+            f"{limits.MAX_BURST:g} per second"
+        )
+    return RateLimit(spec.strip(), per_second, float(burst))
 
 
 def group_bucket(group: str) -> str:

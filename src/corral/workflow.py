@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from . import dag
+from . import dag, limits
 from .errors import ConfigError, ConnectionLost
 from .model import NewWorkflow
 from .submit_ids import repeatable, submit_id_for
@@ -51,8 +51,8 @@ class Workflow:
     """A DAG being built; see the module's docstring. Made by `App.workflow`."""
 
     def __init__(self, app: App, name: str, group: str | None) -> None:
-        if group is not None and (not isinstance(group, str) or not group):
-            raise ConfigError(f"group must be a non-empty string, got {group!r}")
+        if group is not None:
+            limits.text("group", group)
         self.app = app
         self.name = name
         self.group = group or name

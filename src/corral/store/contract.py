@@ -287,12 +287,14 @@ class Store(Protocol):
         submit_id: str | None = None,
     ) -> WorkflowSubmitted:
         """Insert a workflow and its tasks (their `after` edges by batch position) in one
-        transaction, as `task_insert_many` does; all or nothing. A workflow already stored under
-        `submit_id` is returned, with its tasks, instead of written again."""
+        transaction, as `task_insert_many` does, and link the tasks its steps were deduplicated
+        onto; all or nothing. A workflow already stored under `submit_id` is returned, with its
+        tasks, instead of written again."""
         ...
 
     def workflow_get(self, workflow_id: int) -> WorkflowStatus | None:
-        """A workflow with its tasks counted by state, in one consistent read; or None."""
+        """A workflow with its tasks counted by state (its own and those its steps were
+        deduplicated onto, each once), in one consistent read; or None."""
         ...
 
     def workflow_cancel(self, workflow_id: int, now: float) -> tuple[int, int]:

@@ -94,6 +94,13 @@ def batch_edges(tasks: Sequence[NewTask], ids: Sequence[int]) -> list[list[int]]
     return edges
 
 
+def deduplicated_onto(results: Sequence[Submitted]) -> list[int]:
+    """The tasks of a batch's results that the batch did not create (their dedup key was held by
+    an unfinished task before it): what a workflow relies on beside its own tasks."""
+    created = {r.id for r in results if r.created}
+    return sorted({r.id for r in results if not r.created and r.id not in created})
+
+
 def task_record(row: Sequence[Any], deps: tuple[int, ...] = ()) -> TaskRecord:
     """A TaskRecord from a row of the stores' TASK_COLUMNS."""
     values = list(row)

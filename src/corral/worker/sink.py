@@ -8,6 +8,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..codec import dumps
+from ..limits import storable
 from ..model import LogLine
 from ..store import Store
 
@@ -31,7 +32,9 @@ class StoreSink:
 
     def log(self, task_id: int, attempt: int, level: int, message: str) -> None:
         with self._lock:
-            self._lines.append(LogLine(task_id, attempt, self._clock.now(), level, message))
+            self._lines.append(
+                LogLine(task_id, attempt, self._clock.now(), level, storable(message))
+            )
 
     def has_lines(self) -> bool:
         return bool(self._lines)

@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import time
+import traceback
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from ..codec import dumps, loads
 from ..context import Context
 from ..errors import CorralError, PayloadError
 from ..lifecycle import OnTimeout, Outcome, State, counts_as_failure, next_state, slice_stall
+from ..limits import storable
 from ..model import DEFAULT_POOL, AttemptReport, ClaimedTask, WorkerInfo
 from ..store.contract import WORKERS_CHANNEL
 from .executors import RunResult, execute
@@ -193,19 +195,13 @@ class Worker:
 
     # -- running ------------------------------------------------------------------------------
     async def _run(self, task: ClaimedTask) -> None:
-        ctx = Context(
-            task_id=task.id,
-            task_name=task.name,
-            attempt=task.attempt,
-            group=task.group,
-            args=loads(task.args),
-            kwargs=loads(task.kwargs),
-            checkpoint=loads(task.checkpoint),
-            shared=loads(task.shared) or {},
-            sink=self.sink,
-            dedup_key=task.dedup_key,
-            deadline=None if task.max_runtime is None else time.monotonic() + task.max_runtime,
-        )
+        try:
+            ctx = self._context(task)
+        except Exception as exc:  # a row written around submit's checks, or corrupted
+            self._report_undecodable(task, exc)
+            self.completed += 1
+            self._wake.set()
+            return
         self._running[task.id] = ctx
         try:
             outcome, result, encoded = await self._execute(task, ctx)
@@ -220,6 +216,51 @@ class Worker:
             self._releasing.discard(task.id)
             self.completed += 1
             self._wake.set()
+
+    def _context(self, task: ClaimedTask) -> Context:
+        """The handler's context, from the claimed row: its stored JSON decoded and checked."""
+        args, kwargs = loads(task.args), loads(task.kwargs)
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise PayloadError(
+                f"args must be a JSON array and kwargs an object, got {task.args[:80]!r} and "
+                f"{task.kwargs[:80]!r}"
+            )
+        Backoff.from_json(loads(task.backoff))
+        return Context(
+            task_id=task.id,
+            task_name=task.name,
+            attempt=task.attempt,
+            group=task.group,
+            args=args,
+            kwargs=kwargs,
+            checkpoint=loads(task.checkpoint),
+            shared=loads(task.shared) or {},
+            sink=self.sink,
+            dedup_key=task.dedup_key,
+            deadline=None if task.max_runtime is None else time.monotonic() + task.max_runtime,
+        )
+
+    def _report_undecodable(self, task: ClaimedTask, exc: Exception) -> None:
+        """A claimed row that can't be decoded never will be: the task ends dead at once (no
+        retry), with the reason, and its slot goes to the others."""
+        error = (
+            f"PayloadError: task {task.id} ({task.name}) can't be run: its stored row can't be "
+            f"decoded ({type(exc).__name__}: {exc})"
+        )
+        log.error("%s", error)
+        self._reports.append(
+            AttemptReport(
+                task_id=task.id,
+                attempt=task.attempt,
+                outcome="failed",
+                target=State.DEAD,
+                counts_as_failure=True,
+                worker_id=self.id,
+                error=storable(error),
+                traceback=storable("".join(traceback.format_exception(exc))),
+            )
+        )
+        self._report_ready.set()
 
     async def _execute(
         self, task: ClaimedTask, ctx: Context
@@ -319,8 +360,8 @@ class Worker:
                 counts_as_failure=counts_as_failure(outcome, on_timeout),
                 worker_id=self.id,
                 result=encoded,
-                error=result.error,
-                traceback=result.traceback,
+                error=None if result.error is None else storable(result.error),
+                traceback=None if result.traceback is None else storable(result.traceback),
                 retry_at=retry_at,
                 stalled_slices=None if stall is None else stall[0],
                 flag=None if stall is None else stall[1],

@@ -374,15 +374,17 @@ FROM corral_tasks WHERE state = 'running' AND worker_id = %(worker)s AND started
 ORDER BY admitted_at, id
 """
 # Record the ends of running attempts that are still the running ones (compare-and-set), close
-# their attempt rows and write their events: one statement for the whole batch.
+# their attempt rows and write their events (the detail: outcome and error, failures.end_detail):
+# one statement for the whole batch.
 COMPLETE = f"""
 WITH r AS (
     SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(targets)s::text[],
                          %(outcomes)s::text[], %(failed)s::int[], %(workers)s::text[],
                          %(results)s::text[], %(errors)s::text[], %(tracebacks)s::text[],
-                         %(retry_at)s::float8[], %(stalled)s::int[], %(flags)s::text[])
+                         %(retry_at)s::float8[], %(stalled)s::int[], %(flags)s::text[],
+                         %(details)s::text[])
         AS r(id, attempt, target, outcome, failed, worker, result, error, traceback, retry_at,
-             stalled, flag)),
+             stalled, flag, detail)),
 moved AS (
     UPDATE corral_tasks t SET
         state = r.target,
@@ -400,7 +402,8 @@ moved AS (
     FROM r
     WHERE t.id = r.id AND t.attempt = r.attempt AND t.state = 'running'
       AND (r.worker IS NULL OR t.worker_id = r.worker)
-    RETURNING t.id, r.attempt, r.target, r.outcome, r.error, r.traceback, r.stalled, r.flag),
+    RETURNING t.id, r.attempt, r.target, r.outcome, r.error, r.traceback, r.stalled, r.flag,
+              r.detail),
 closed AS (
     UPDATE corral_attempts a SET finished_at = %(now)s, outcome = moved.outcome,
            error = moved.error, traceback = moved.traceback
@@ -412,8 +415,7 @@ events AS (
                json_build_object('error', error, 'stalled_slices', stalled)::text AS detail
         FROM moved WHERE flag IS NOT NULL
         UNION ALL
-        SELECT id, target, target, attempt, 1, json_build_object('outcome', outcome)::text
-        FROM moved) AS e
+        SELECT id, target, target, attempt, 1, detail FROM moved) AS e
     ORDER BY id, ord)
 SELECT id FROM moved
 """
@@ -599,13 +601,23 @@ INSERT_WORKFLOW = """
 INSERT INTO corral_workflows (name, group_name, created_at)
 VALUES (%(name)s, %(group_name)s, %(now)s) RETURNING id
 """
-# One workflow and its tasks counted by state (one snapshot).
+# One workflow and its tasks counted by state (one snapshot): its own, and those its steps
+# deduplicated onto.
 WORKFLOW_STATUS = """
 SELECT w.id, w.name, w.group_name, w.created_at,
        (SELECT coalesce(json_object_agg(state, n), '{}') FROM (
-            SELECT state, count(*) AS n FROM corral_tasks
-            WHERE workflow_id = w.id GROUP BY state) AS c)
+            SELECT state, count(*) AS n FROM (
+                SELECT id, state FROM corral_tasks WHERE workflow_id = w.id
+                UNION
+                SELECT t.id, t.state FROM corral_workflow_links l
+                JOIN corral_tasks t ON t.id = l.task_id WHERE l.workflow_id = w.id) AS own
+            GROUP BY state) AS c)
 FROM corral_workflows w WHERE w.id = %s
+"""
+# Record the tasks a workflow relies on that are not its own (steps deduplicated onto them).
+INSERT_WORKFLOW_LINKS = """
+INSERT INTO corral_workflow_links (workflow_id, task_id)
+SELECT %(id)s, unnest(%(task_ids)s::bigint[]) ON CONFLICT DO NOTHING
 """
 # Lock a workflow's row: its cancels are serialised.
 LOCK_WORKFLOW = "SELECT id FROM corral_workflows WHERE id = %s FOR UPDATE"

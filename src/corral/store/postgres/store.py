@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 from ...clock import DatabaseClock
 from ...codec import dumps
 from ...errors import ConfigError, DatabaseError, LeadershipLost, TaskNotFound, TransitionRefused
+from ...failures import end_detail
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
 from ...model import (
     AttemptReport,
@@ -57,6 +58,7 @@ from ..rows import (
     batch_edges,
     buckets_from_rows,
     consumer_position,
+    deduplicated_onto,
     group_config,
     group_stats,
     heads_from_rows,
@@ -465,6 +467,7 @@ class PostgresStore(NamedReads):
             "retry_at": [r.retry_at for r in reports],
             "stalled": [r.stalled_slices for r in reports],
             "flags": [r.flag for r in reports],
+            "details": [end_detail(r.outcome, r.error, r.traceback) for r in reports],
             "now": now,
             "no_aging": NO_AGING,
         }
@@ -642,9 +645,10 @@ class PostgresStore(NamedReads):
             assert row is not None
             workflow_id = int(row[0])
             own = [replace(t, workflow_id=workflow_id) for t in tasks]
-            return WorkflowSubmitted(
-                workflow_id, _record(tx, submit_id, self._insert(tx, own, now), workflow_id, now)
-            )
+            results = self._insert(tx, own, now)
+            if linked := deduplicated_onto(results):
+                tx.execute(q.INSERT_WORKFLOW_LINKS, {"id": workflow_id, "task_ids": linked})
+            return WorkflowSubmitted(workflow_id, _record(tx, submit_id, results, workflow_id, now))
 
         if conn is not None:
             return insert(conn, submit_id is not None)

@@ -429,8 +429,17 @@ RETURNING id
 """
 # One workflow.
 GET_WORKFLOW = "SELECT id, name, group_name, created_at FROM workflows WHERE id = ?"
-# A workflow's tasks counted by state.
-WORKFLOW_COUNTS = "SELECT state, count(*) FROM tasks WHERE workflow_id = ? GROUP BY state"
+# A workflow's tasks counted by state: its own, and those its steps deduplicated onto.
+WORKFLOW_COUNTS = """
+SELECT state, count(*) FROM (
+    SELECT id, state FROM tasks WHERE workflow_id = :id
+    UNION
+    SELECT t.id, t.state FROM workflow_links l JOIN tasks t ON t.id = l.task_id
+    WHERE l.workflow_id = :id)
+GROUP BY state
+"""
+# Record a task a workflow relies on that is not its own (a step deduplicated onto it).
+INSERT_WORKFLOW_LINK = "INSERT OR IGNORE INTO workflow_links (workflow_id, task_id) VALUES (?, ?)"
 # A workflow's unfinished tasks and their states (before a cancel).
 WORKFLOW_UNFINISHED = f"""
 SELECT id, state, attempt FROM tasks WHERE workflow_id = ? AND state NOT IN {TERMINAL_SQL}

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from ...clock import SystemClock
 from ...codec import dumps, loads
 from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
+from ...failures import end_detail
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
 from ...model import (
     DEFAULTS_GROUP,
@@ -52,6 +53,7 @@ from ..rows import (
     bucket_keys,
     buckets_from_rows,
     consumer_position,
+    deduplicated_onto,
     group_config,
     group_stats,
     heads_from_rows,
@@ -464,7 +466,7 @@ class SQLiteStore(NamedReads):
                         "running",
                         str(report.target),
                         report.attempt,
-                        dumps({"outcome": report.outcome}),
+                        end_detail(report.outcome, report.error, report.traceback),
                     ),
                 )
         return recorded
@@ -626,9 +628,10 @@ class SQLiteStore(NamedReads):
             params = {"name": workflow.name, "group_name": workflow.group, "now": now}
             workflow_id = int(tx.execute(q.INSERT_WORKFLOW, params).fetchone()[0])
             own = [replace(t, workflow_id=workflow_id) for t in tasks]
-            return WorkflowSubmitted(
-                workflow_id, _record(tx, submit_id, self._insert(tx, own, now), workflow_id, now)
-            )
+            results = self._insert(tx, own, now)
+            links = [(workflow_id, i) for i in deduplicated_onto(results)]
+            tx.executemany(q.INSERT_WORKFLOW_LINK, links)
+            return WorkflowSubmitted(workflow_id, _record(tx, submit_id, results, workflow_id, now))
 
         if conn is not None:
             if not conn.in_transaction:
@@ -641,7 +644,7 @@ class SQLiteStore(NamedReads):
         conn.execute("BEGIN")  # one consistent read
         try:
             row = conn.execute(q.GET_WORKFLOW, (workflow_id,)).fetchone()
-            counts = conn.execute(q.WORKFLOW_COUNTS, (workflow_id,)).fetchall()
+            counts = conn.execute(q.WORKFLOW_COUNTS, {"id": workflow_id}).fetchall()
         finally:
             conn.execute("COMMIT")
         if row is None:
