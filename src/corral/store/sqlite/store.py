@@ -19,6 +19,7 @@ from typing import Any
 
 from ...codec import dumps, loads
 from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
+from ...interrupts import shield_calls
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
 from ...model import (
     DEFAULTS_GROUP,
@@ -81,6 +82,7 @@ def migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
+@shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
 class SQLiteStore(NamedReads):
     queries = q
 
