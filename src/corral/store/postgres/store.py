@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
-from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool
 
 from ...codec import dumps
@@ -67,6 +66,7 @@ from ..rows import (
     task_record,
 )
 from . import queries as q
+from .connections import pooled
 
 log = logging.getLogger("corral.store.postgres")
 T = TypeVar("T")
@@ -135,7 +135,7 @@ class PostgresStore(NamedReads):
         What a caller must be able to rely on once the call returns (a submitted task, a recorded
         outcome, a checkpoint, a cancel) is written `durable`: flushed before the commit returns.
         """
-        with self._errors(), self._connection() as conn, conn.transaction():
+        with self._errors(), pooled(self._pool) as conn, conn.transaction():
             if durable:
                 conn.execute(q.DURABLE_COMMIT)
             yield conn
@@ -143,24 +143,9 @@ class PostgresStore(NamedReads):
     def _one(self, query: str, params: Any = None) -> list[Any]:
         """One statement in its own (asynchronously committed) transaction: no BEGIN or COMMIT
         round trips. Its rows, if it returns any."""
-        with self._errors(), self._connection() as conn:
+        with self._errors(), pooled(self._pool) as conn:
             cursor = conn.execute(query, params)
             return cursor.fetchall() if cursor.description is not None else []
-
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection that goes back to the pool usable or closed (the pool replaces a
-        closed one), never in between: after any exception, a transaction still open is rolled
-        back, and a connection whose command was cut off half-way (an interrupt, say: in a
-        handler thread they wait for corral's calls, but a KeyboardInterrupt does not) is
-        closed, since its next command would fail with "another command is already in
-        progress"."""
-        with self._pool.connection() as conn:
-            try:
-                yield conn
-            except BaseException:
-                _restore_or_close(conn)
-                raise
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -350,7 +335,7 @@ class PostgresStore(NamedReads):
             "levels": [c.level for c in changes],
             "promote_at": [c.promote_at for c in changes],
         }
-        with self._errors(), self._connection() as conn:
+        with self._errors(), pooled(self._pool) as conn:
             return conn.execute(q.SET_LEVELS, params).rowcount
 
     # -- dispatcher ---------------------------------------------------------------------------
@@ -738,20 +723,6 @@ def _again_after_deadlock(fn: Callable[[], T], attempts: int = 3) -> T:
                 raise
             log.info("submission chosen to break a deadlock; running it again")
     raise AssertionError("unreachable")
-
-
-def _restore_or_close(conn: psycopg.Connection[Any]) -> None:
-    """Leave `conn` idle, or close it when it can't be (see PostgresStore._connection)."""
-    status = conn.pgconn.transaction_status
-    if status == TransactionStatus.IDLE:
-        return
-    if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
-        try:
-            conn.rollback()
-            return
-        except Exception:
-            log.debug("rollback failed: closing the connection", exc_info=True)
-    conn.close()
 
 
 def _configure_session(conn: psycopg.Connection[Any]) -> None:
