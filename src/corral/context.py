@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .errors import TaskCancelled
+from .interrupts import shielded
 
 
 class ContextSink(Protocol):
@@ -29,12 +30,13 @@ class _SinkHandler(logging.Handler):
         self._ctx = ctx
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self._ctx._sink.log(
-                self._ctx.task_id, self._ctx.attempt, record.levelno, self.format(record)
-            )
-        except Exception:  # a log line must never fail the task
-            self.handleError(record)
+        with shielded():  # outside the try: an interrupt held back here must not be swallowed
+            try:
+                self._ctx._sink.log(
+                    self._ctx.task_id, self._ctx.attempt, record.levelno, self.format(record)
+                )
+            except Exception:  # a log line must never fail the task
+                self.handleError(record)
 
 
 class Context:
@@ -99,13 +101,15 @@ class Context:
 
     def save_checkpoint(self, checkpoint: Any) -> None:
         """Store `checkpoint` (JSON) durably; the next attempt or slice starts from it."""
-        self._sink.save_checkpoint(self.task_id, self.attempt, checkpoint)
-        self._checkpoint = checkpoint
+        with shielded():  # an interrupt waits: the store and `checkpoint` stay in step
+            self._sink.save_checkpoint(self.task_id, self.attempt, checkpoint)
+            self._checkpoint = checkpoint
 
     def set_shared(self, key: str, value: Any) -> None:
         """Record `value` under `key` for the task type's on_cancel clean-up; stored at once."""
-        self.shared[key] = value
-        self._sink.save_shared(self.task_id, self.attempt, dict(self.shared))
+        with shielded():
+            self.shared[key] = value
+            self._sink.save_shared(self.task_id, self.attempt, dict(self.shared))
 
     @property
     def cancelled(self) -> bool:

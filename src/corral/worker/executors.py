@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any, Literal
 
+from .. import interrupts
 from ..context import Context
 from ..errors import ConfigError, PayloadError, TaskCancelled, TaskTimeout
 
@@ -32,6 +33,7 @@ ExecutorKind = Literal["async", "thread", "process"]
 Outcome = Literal["succeeded", "failed", "timed_out", "cancelled"]
 Message = dict[str, Any]
 _READ_BATCH = 100
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _CONTEXT_FIELDS = ("task_id", "task_name", "attempt", "group", "args", "kwargs", "checkpoint",
                    "shared", "dedup_key", "deadline")  # fmt: skip
 
@@ -163,12 +165,6 @@ async def _run_async(call: _Call, timeout: float | None, grace: float) -> RunRes
 # --- thread -----------------------------------------------------------------------------------
 
 
-def _set_async_exc(thread_id: int, exc_type: type[BaseException] | None) -> None:
-    """Raise `exc_type` in thread `thread_id` at its next bytecode; None clears a pending one."""
-    exc = None if exc_type is None else ctypes.py_object(exc_type)  # None is passed as NULL
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), exc)
-
-
 class _HandlerThreads:
     """Reusable daemon threads for thread handlers. Starting a thread per task would make the
     event loop wait for each new thread to come up; here work is handed over through a queue, and
@@ -215,22 +211,17 @@ class _ThreadRun:
         self._call = call
         self._loop = loop
         self.future: asyncio.Future[RunResult] = loop.create_future()
-        self._lock = threading.Lock()
-        self._finished = False
-        self._ident: int | None = None
+        self._target = interrupts.Target()
         _HANDLER_THREADS.submit(self._main)
 
     def _main(self) -> None:
-        with self._lock:
-            self._ident = threading.get_ident()
         result: RunResult | None = None
         while True:
             try:
                 if result is None:
+                    self._target.bind()  # raises an interrupt that came before the thread did
                     result = self._run_handler()
-                with self._lock:  # from here on, inject() leaves this thread alone
-                    self._finished = True
-                    _set_async_exc(threading.get_ident(), None)
+                self._target.close()  # from here on, inject() leaves this thread alone
                 break
             except BaseException as exc:  # an injected exception landed as the handler ended
                 if result is None:
@@ -249,12 +240,9 @@ class _ThreadRun:
             self.future.set_result(result)
 
     def inject(self, exc_type: type[BaseException]) -> bool:
-        """Raise `exc_type` in the handler's thread; False if the handler already finished."""
-        with self._lock:
-            if self._finished or self._ident is None:
-                return False
-            _set_async_exc(self._ident, exc_type)
-            return True
+        """Raise `exc_type` in the handler's thread, though never inside corral's own calls
+        (see corral.interrupts); False if the handler already finished."""
+        return self._target.interrupt(exc_type)
 
 
 async def _run_thread(call: _Call, timeout: float | None, grace: float) -> RunResult:
@@ -326,11 +314,46 @@ def _reset_child_state() -> None:
                 signal.signal(sig, signal.SIG_DFL)
 
 
-def _listen_for_cancel(conn: Connection, ctx: Context) -> None:
-    with contextlib.suppress(EOFError, OSError, ValueError):
-        while json.loads(conn.recv_bytes()).get("type") != "cancel":
-            pass
-        ctx.request_cancel()
+def _die() -> None:
+    """Kill this child at once, with its process group when it leads one (the processes the
+    handler started); never the worker's group, should setpgid have failed."""
+    with contextlib.suppress(OSError):
+        if os.getpgid(0) == os.getpid():
+            os.killpg(0, signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _set_parent_death_signal() -> None:
+    """Linux: the kernel SIGKILLs this child when its parent dies, even while the handler holds
+    the GIL in C code. It fires when the parent *thread* that forked exits: the fork happens on
+    the worker's event-loop thread, which lives as long as the worker."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """First thing in the child: a child whose worker is gone would run its task a second time
+    beside the rerun that the worker's expired lease brings, so it must go with the worker."""
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)  # its own group: a terminal's ^C drains the worker, not its children
+    _set_parent_death_signal()
+    if os.getppid() != parent_pid:  # the worker died before the signal was set
+        _die()
+
+
+def _watch_parent(conn: Connection, ctx: Context) -> None:
+    """Thread in the child: a cancel message sets `ctx.cancelled`; the pipe closing means the
+    worker is gone (nobody would record the result, and another worker reruns the task once the
+    lease expires), so the child dies at once. Every platform's fallback for the parent-death
+    signal (a handler holding the GIL in C code delays it)."""
+    with contextlib.suppress(EOFError, OSError):
+        while True:
+            data = conn.recv_bytes()
+            with contextlib.suppress(ValueError):
+                if json.loads(data).get("type") == "cancel":
+                    ctx.request_cancel()
+    _die()
 
 
 def _final_message(call: _Call) -> bytes:
@@ -347,15 +370,21 @@ def _final_message(call: _Call) -> bytes:
         return _encode({"type": "error", **asdict(RunResult("failed", error=error))})
 
 
-def _child_main(call: _Call, conn: Connection, parent_end: Connection) -> None:
+def _child_main(
+    call: _Call, conn: Connection, parent_end: Connection, parent_pid: int, others: list[int]
+) -> None:
     code = 1
     try:
+        _die_with_parent(parent_pid)
+        for fd in others:  # other children's pipes: a copy held here would hide their EOF
+            with contextlib.suppress(OSError):
+                os.close(fd)
         parent_end.close()
         _reset_child_state()
         lock = threading.Lock()
         fields = {name: getattr(call.ctx, name) for name in _CONTEXT_FIELDS}
         ctx = Context(sink=_PipeSink(conn, lock), **fields)
-        threading.Thread(target=_listen_for_cancel, args=(conn, ctx), daemon=True).start()
+        threading.Thread(target=_watch_parent, args=(conn, ctx), daemon=True).start()
         message = _final_message(replace(call, ctx=ctx))
         with lock:
             conn.send_bytes(message)
@@ -383,6 +412,12 @@ def _forward_one(ctx: Context, message: Message) -> None:
         ctx._sink.log(ctx.task_id, ctx.attempt, int(message["level"]), str(message["message"]))
 
 
+_PARENT_ENDS: set[int] = set()
+"""The file descriptors of the worker's ends of its live children's pipes. A child forked later
+closes its copies: each child's pipe then closes the moment the worker dies."""
+_PARENT_ENDS_LOCK = threading.Lock()
+
+
 class _Child:
     """A forked child running one handler. The loop reads its messages as they come and forwards
     them, in order and off the loop, to the parent's context."""
@@ -393,9 +428,16 @@ class _Child:
         self._loop = loop
         self._conn, child_end = mp.Pipe()
         name = f"corral-task-{call.ctx.task_id}"
-        args = (call, child_end, self._conn)
+        with _PARENT_ENDS_LOCK:
+            others = sorted(_PARENT_ENDS)
+            _PARENT_ENDS.add(self._conn.fileno())
+        args = (call, child_end, self._conn, os.getpid(), others)
         self._proc = mp.Process(target=_child_main, args=args, name=name, daemon=True)
         self._proc.start()
+        pid = self._proc.pid
+        with contextlib.suppress(OSError):  # as the child does itself: whichever runs first
+            if pid:
+                os.setpgid(pid, pid)
         child_end.close()
         self.final: Message | None = None
         self.killed = False
@@ -453,8 +495,16 @@ class _Child:
 
     def kill(self) -> None:
         if self._proc.is_alive():
+            self._kill_group()
             self._proc.kill()
             self.killed = True
+
+    def _kill_group(self) -> None:
+        """SIGKILL the child's process group: the child and what its handler started."""
+        pid = self._proc.pid
+        with contextlib.suppress(OSError):
+            if pid is not None and os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
 
     async def finish(self) -> None:
         """Once the child exited: reap it, read what is left in the pipe, forward it all."""
@@ -468,6 +518,7 @@ class _Child:
 
     def abort(self) -> None:
         """Kill and reap the child at once; drop whatever it had left to forward."""
+        self._kill_group()
         self._proc.kill()
         self._proc.join()
         self._on_exit()
@@ -477,6 +528,8 @@ class _Child:
 
     def _close(self) -> None:
         self.exitcode = self._proc.exitcode
+        with _PARENT_ENDS_LOCK:
+            _PARENT_ENDS.discard(self._conn.fileno())
         self._conn.close()
         self._proc.close()
 

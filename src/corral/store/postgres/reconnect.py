@@ -36,6 +36,7 @@ from psycopg_pool import ConnectionPool, PoolClosed
 
 from ...backoff import Backoff
 from ...errors import ConnectionLost, DatabaseError
+from .connections import restore_or_close
 
 log = logging.getLogger("corral.store.postgres")
 T = TypeVar("T")
@@ -109,7 +110,11 @@ class Connections:
         conn = self._checked()
         try:
             with conn:
-                yield conn
+                try:
+                    yield conn
+                except BaseException:
+                    restore_or_close(conn)  # never back to the pool mid-command
+                    raise
         finally:
             self._pool.putconn(conn)
 

@@ -27,6 +27,7 @@ from ...clock import DatabaseClock
 from ...codec import dumps
 from ...errors import ConfigError, DatabaseError, LeadershipLost, TaskNotFound, TransitionRefused
 from ...failures import end_detail
+from ...interrupts import shield_calls
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
 from ...model import (
     AttemptReport,
@@ -101,6 +102,7 @@ def migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
+@shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
 @retried
 class PostgresStore(NamedReads):
     """Each public method runs again after a lost connection as far as that is safe

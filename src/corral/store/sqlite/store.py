@@ -20,6 +20,7 @@ from ...clock import SystemClock
 from ...codec import dumps, loads
 from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
 from ...failures import end_detail
+from ...interrupts import shield_calls
 from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
 from ...model import (
     DEFAULTS_GROUP,
@@ -88,6 +89,7 @@ def migrations() -> list[tuple[int, str]]:
 SYSTEM_CLOCK = SystemClock()
 
 
+@shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
 class SQLiteStore(NamedReads):
     queries = q
 
