@@ -19,6 +19,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -206,6 +207,14 @@ class _HandlerThreads:
 
 
 _HANDLER_THREADS = _HandlerThreads()
+_THREAD_TASKS: dict[int, tuple[int, float]] = {}
+"""Per handler thread (ident) running a task now: the task id and the thread's CPU time when the
+task started there. Read by the worker's GIL monitor (corral.worker.gil)."""
+
+
+def thread_tasks() -> dict[int, tuple[int, float]]:
+    """A copy of which thread handler runs in which thread (ident -> task id, CPU at start)."""
+    return dict(_THREAD_TASKS)
 
 
 class _ThreadRun:
@@ -231,6 +240,7 @@ class _ThreadRun:
                 with self._lock:  # from here on, inject() leaves this thread alone
                     self._finished = True
                     _set_async_exc(threading.get_ident(), None)
+                    _THREAD_TASKS.pop(threading.get_ident(), None)
                 break
             except BaseException as exc:  # an injected exception landed as the handler ended
                 if result is None:
@@ -239,10 +249,14 @@ class _ThreadRun:
             self._loop.call_soon_threadsafe(self._deliver, result)
 
     def _run_handler(self) -> RunResult:
+        ident = threading.get_ident()
+        _THREAD_TASKS[ident] = (self._call.ctx.task_id, time.thread_time())
         try:
             return RunResult("succeeded", value=self._call())
         except BaseException as exc:
             return _from_exception(exc)
+        finally:
+            _THREAD_TASKS.pop(ident, None)
 
     def _deliver(self, result: RunResult) -> None:
         if not self.future.done():
