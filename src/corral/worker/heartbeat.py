@@ -227,6 +227,8 @@ class Companion:
         self._on_cancels = on_cancels
         self._buffer = b""
         self.last_ok: float | None = None
+        self.ready = asyncio.Event()
+        """Set at the companion's first renewal."""
         self.started_at = time.monotonic()
         package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
@@ -267,6 +269,7 @@ class Companion:
             kind, _, rest = line.decode(errors="replace").partition(" ")
             if kind == "ok":
                 self.last_ok = time.monotonic()
+                self.ready.set()
                 cancels.update(int(part) for part in rest.split(",") if part.isdigit())
         if cancels:
             self._on_cancels(sorted(cancels))

@@ -113,7 +113,7 @@ class Worker:
         await asyncio.to_thread(self.store.worker_register, info, now + self.config.lease, now)
         log.info("worker %s serves %s x%d", self.id, ",".join(info.pools), info.concurrency)
         self._loop = asyncio.get_running_loop()
-        self._start_companion()
+        await self._start_companion_and_wait()
         gil = GilMonitor(self.config.gil_warn_after, self._gil_held_from_thread).start()
         reporter = asyncio.create_task(self._report_loop())
         heart = asyncio.create_task(self._heartbeat_loop())
@@ -398,6 +398,22 @@ class Worker:
             return
         log.info("worker %s: heartbeat companion pid %d", self.id, self._companion.pid)
 
+    async def _start_companion_and_wait(self, timeout: float = 15.0) -> None:
+        """Before the first claim: a handler that holds the GIL at once must find its lease
+        already in the companion's hands."""
+        self._start_companion()
+        if self._companion is None:
+            return
+        try:
+            await asyncio.wait_for(self._companion.ready.wait(), timeout)
+        except TimeoutError:
+            log.warning(
+                "worker %s: the heartbeat companion did not renew within %gs; this worker beats "
+                "itself until it does",
+                self.id,
+                timeout,
+            )
+
     def _cancel_many(self, task_ids: list[int]) -> None:
         for task_id in task_ids:
             self._cancel_running(task_id)
@@ -463,39 +479,15 @@ class Worker:
 
     def _gil_held(self, hold: GilHold) -> None:
         """Log a GIL hold; give each task named for it a `gil_held` event and a log line."""
-        named = [(i, self._running[i]) for i in hold.task_ids if i in self._running]
-        if not named:
-            log.warning(
-                "worker %s: the interpreter was blocked for %.1fs (gil_warn_after %gs) while no "
-                "thread handler ran",
-                self.id,
-                hold.seconds,
-                self.config.gil_warn_after,
-            )
-            return
-        if hold.attributed:
-            how = "held the GIL"
-        else:
-            others = ", ".join(map(str, hold.task_ids))
-            how = f"ran while the GIL was held (in a C call using no CPU, by one of tasks {others})"
-        detail = dumps(
-            {
-                "seconds": round(hold.seconds, 3),
-                "threshold": self.config.gil_warn_after,
-                "attributed": hold.attributed,
-                "tasks": list(hold.task_ids),
-            }
-        )
-        for task_id, ctx in named:
-            message = (
-                f"task {task_id} ({ctx.task_name}) {how} for {hold.seconds:.1f}s "
-                f"(gil_warn_after {self.config.gil_warn_after:g}s): no other Python code of "
-                f"worker {self.id} ran meanwhile; executor='process' runs such code apart"
-            )
-            log.warning("%s", message)
-            ctx.logger.warning("%s", message)
+        if not hold.tasks:
+            log.warning("worker %s: %s", self.id, hold.describe(None, self.config.gil_warn_after))
+        detail = dumps(hold.detail(self.config.gil_warn_after))
+        for run in hold.tasks:
+            message = hold.describe(run, self.config.gil_warn_after)
+            log.warning("worker %s: %s", self.id, message)
+            self.sink.log(run.task_id, run.attempt, logging.WARNING, message)
             record = asyncio.ensure_future(
-                self._record_event(task_id, ctx.attempt, "gil_held", detail)
+                self._record_event(run.task_id, run.attempt, "gil_held", detail)
             )
             self._recording.add(record)
             record.add_done_callback(self._recording.discard)
