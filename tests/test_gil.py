@@ -343,6 +343,24 @@ def test_a_hung_worker_is_recovered_after_hung_after(
     worker.proc.kill()  # it can't drain: its loop is blocked
 
 
+def test_a_stopped_worker_is_recovered_within_the_lease(
+    app: corral.App, scheduler: Scheduler, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    tasks = declare(app)
+    task_id = tasks["nap"].submit(60.0)
+    worker = worker_process()
+    wait_until(lambda: worker.starts(), timeout=30)
+    worker.proc.send_signal(signal.SIGSTOP)  # paused: no tick, no CPU, and /proc says stopped
+    stopped_at = time.time()
+    try:
+        wait_until(lambda: app.store.task_states([task_id])[task_id] != State.RUNNING, 30)
+        attempt = app.store.attempt_list(task_id)[0]
+        assert attempt.outcome == "lost" and attempt.finished_at is not None
+        assert attempt.finished_at - stopped_at <= LEASE + 3.0  # not hung_after (180 s)
+    finally:
+        worker.proc.send_signal(signal.SIGCONT)
+
+
 def test_busy_in_c_longer_than_hung_after_keeps_its_lease(
     app: corral.App, scheduler: Scheduler, worker_process: Callable[..., WorkerProcess]
 ) -> None:
@@ -426,3 +444,5 @@ def test_liveness_rule() -> None:
     for step in range(40):  # idle threads waking: far below BUSY_SHARE of a CPU
         idle.cpu(step * 0.5, step * 0.5 * BUSY_SHARE / 10)
     assert not idle.alive(19.5)
+    rule.stopped = True  # a stopped process is never alive, whatever it did just before
+    assert not rule.alive(44.0)

@@ -11,11 +11,13 @@ It renews only while the worker looks alive, by this rule (`Liveness`):
 
     the worker is alive while, within the last `hung_after` seconds, its event loop sent a tick
     (one per heartbeat), or its process used at least BUSY_SHARE of a CPU over a window of
-    `cpu_window` seconds (utime + stime from /proc/<pid>/stat; ticks only where /proc is absent).
+    `cpu_window` seconds (utime + stime from /proc/<pid>/stat; ticks only where /proc is absent);
+    and never while its process is stopped (SIGSTOP, a debugger: state T or t in /proc).
 
 So a worker busy in C code, however long, keeps its leases; a worker that neither ticks nor
-computes for `hung_after` (deadlocked, stopped, or in a C call that sleeps or waits holding the
-GIL) is taken for hung: renewals stop and its tasks are recovered within `hung_after + lease`.
+computes for `hung_after` (deadlocked, or in a C call that sleeps or waits holding the GIL) is
+taken for hung: renewals stop and its tasks are recovered within `hung_after + lease`. A stopped
+worker is not renewed at all: its tasks are recovered within the lease, as without a companion.
 
 It dies with the worker: PR_SET_PDEATHSIG on Linux, and on every platform it exits when its
 parent changes (`os.getppid()`), when the pipe from the worker closes, or when told `stop`. A
@@ -75,6 +77,7 @@ class Liveness:
         self.hung_after = hung_after
         self.cpu_window = cpu_window
         self.last_sign = now
+        self.stopped = False
         self._samples: deque[tuple[float, float]] = deque()
 
     def tick(self, now: float) -> None:
@@ -93,17 +96,18 @@ class Liveness:
         return now - self.last_sign
 
     def alive(self, now: float) -> bool:
-        return self.silent_for(now) < self.hung_after
+        return not self.stopped and self.silent_for(now) < self.hung_after
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of process `pid` (all its threads), or None without /proc."""
+def process_cpu(pid: int) -> tuple[float, bool] | None:
+    """User + system CPU time of process `pid` (all its threads) and whether it is stopped; None
+    without /proc."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) ": state is fields[0]
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), fields[0] in "Tt"
 
 
 # --- the companion process ----------------------------------------------------------------------
@@ -135,15 +139,20 @@ class _Inbox:
         finally:
             self._stop.set()
 
-    def check(self, now: float, cpu: float | None) -> bool:
+    def check(self, now: float, cpu: tuple[float, bool] | None) -> bool:
         with self._lock:
             if cpu is not None:
-                self._liveness.cpu(now, cpu)
+                self._liveness.stopped = cpu[1]
+                self._liveness.cpu(now, cpu[0])
             return self._liveness.alive(now)
 
     def silent_for(self, now: float) -> float:
         with self._lock:
             return self._liveness.silent_for(now)
+
+    def stopped(self) -> bool:
+        with self._lock:
+            return self._liveness.stopped
 
 
 def _send(line: str) -> bool:
@@ -181,7 +190,7 @@ def companion_main() -> None:
     try:
         while os.getppid() == config.worker_pid and not stop.is_set():
             now = time.monotonic()
-            if inbox.check(now, process_cpu_seconds(config.worker_pid)):
+            if inbox.check(now, process_cpu(config.worker_pid)):
                 if not renewing:
                     log.warning("worker %s shows life again: renewing its leases", config.worker_id)
                 renewing = True
@@ -193,6 +202,9 @@ def companion_main() -> None:
                 else:
                     if not _send("ok " + ",".join(map(str, cancels))):
                         return
+            elif renewing and inbox.stopped():
+                renewing = False
+                log.warning("worker %s is stopped: its leases are not renewed", config.worker_id)
             elif renewing:
                 renewing = False
                 log.error(
