@@ -402,17 +402,19 @@ class Worker:
         """Before the first claim: a handler that holds the GIL at once must find its lease
         already in the companion's hands."""
         self._start_companion()
-        if self._companion is None:
-            return
-        try:
-            await asyncio.wait_for(self._companion.ready.wait(), timeout)
-        except TimeoutError:
-            log.warning(
-                "worker %s: the heartbeat companion did not renew within %gs; this worker beats "
-                "itself until it does",
-                self.id,
-                timeout,
-            )
+        companion = self._companion
+        deadline = time.monotonic() + timeout
+        while companion is not None and not companion.ready.is_set():
+            if companion.exit_code() is not None or time.monotonic() > deadline:
+                log.warning(
+                    "worker %s: the heartbeat companion ended or did not renew within %gs; this "
+                    "worker beats itself meanwhile",
+                    self.id,
+                    timeout,
+                )
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(companion.ready.wait(), 0.05)
 
     def _cancel_many(self, task_ids: list[int]) -> None:
         for task_id in task_ids:
