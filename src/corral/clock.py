@@ -149,6 +149,12 @@ class DatabaseClock:
 _warned = threading.Event()
 
 
+def skip_skew_warning() -> None:
+    """Don't warn of this process's skew: for a helper process (a worker's heartbeat companion)
+    on the host of a process that warns already."""
+    _warned.set()
+
+
 def _check_skew(sample: Sample) -> None:
     """Warn once per process when this host's clock is far from the database's."""
     if abs(sample.skew) <= SKEW_WARNING or _warned.is_set():

@@ -196,6 +196,13 @@ class Store(Protocol):
         """Store what the task records for its clean-up, if `attempt` still runs."""
         ...
 
+    def task_record_event(
+        self, task_id: int, attempt: int, kind: str, detail: str | None, now: float
+    ) -> bool:
+        """Record an event of `attempt` that changes no state (such as `gil_held`, a handler
+        that held the GIL); False if there is no such task."""
+        ...
+
     def log_append_many(self, lines: Sequence[LogLine]) -> None:
         """Store log lines of attempts."""
         ...

@@ -8,6 +8,7 @@ reports checkpoints, shared values, log lines and its result as JSON over a pipe
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ctypes
 import inspect
@@ -19,6 +20,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -204,6 +206,36 @@ class _HandlerThreads:
 _HANDLER_THREADS = _HandlerThreads()
 
 
+@dataclass(frozen=True)
+class ThreadTask:
+    """A thread handler's run, as the worker's GIL monitor (corral.worker.gil) sees it."""
+
+    task_id: int
+    attempt: int
+    task_name: str
+    cpu_at_start: float
+    """The thread's CPU time when the handler started."""
+
+
+_THREAD_TASKS: dict[int, ThreadTask] = {}
+"""The thread handlers running now, by thread ident."""
+_THREAD_TASKS_ENDED: collections.deque[tuple[int, ThreadTask, float, float]] = collections.deque(
+    maxlen=256
+)
+"""The latest ended: (thread ident, run, the thread's CPU time at its end, monotonic end)."""
+
+
+def thread_tasks() -> tuple[dict[int, ThreadTask], list[tuple[int, ThreadTask, float, float]]]:
+    """A copy of the thread handlers running (by thread ident) and of the latest ended."""
+    return dict(_THREAD_TASKS), list(_THREAD_TASKS_ENDED)
+
+
+def _thread_task_ended(ident: int) -> None:
+    run = _THREAD_TASKS.pop(ident, None)
+    if run is not None:
+        _THREAD_TASKS_ENDED.append((ident, run, time.thread_time(), time.monotonic()))
+
+
 class _ThreadRun:
     """A handler running in a handler thread; its result arrives in `future`."""
 
@@ -222,6 +254,7 @@ class _ThreadRun:
                     self._target.bind()  # raises an interrupt that came before the thread did
                     result = self._run_handler()
                 self._target.close()  # from here on, inject() leaves this thread alone
+                _thread_task_ended(threading.get_ident())
                 break
             except BaseException as exc:  # an injected exception landed as the handler ended
                 if result is None:
@@ -230,10 +263,17 @@ class _ThreadRun:
             self._loop.call_soon_threadsafe(self._deliver, result)
 
     def _run_handler(self) -> RunResult:
+        ctx = self._call.ctx
+        ident = threading.get_ident()
+        _THREAD_TASKS[ident] = ThreadTask(
+            ctx.task_id, ctx.attempt, ctx.task_name, time.thread_time()
+        )
         try:
             return RunResult("succeeded", value=self._call())
         except BaseException as exc:
             return _from_exception(exc)
+        finally:
+            _thread_task_ended(ident)
 
     def _deliver(self, result: RunResult) -> None:
         if not self.future.done():

@@ -4,6 +4,10 @@ One asyncio loop per process. Three loops share it: claiming (up to `concurrency
 in batches), heartbeats (which extend the leases and bring back cancel requests), and reporting
 (outcomes written in batches, each a compare-and-set on the attempt). Store calls run in threads
 so a busy database never stalls a running handler.
+
+The leases are renewed by a companion process (corral.worker.heartbeat), so a thread handler that
+holds the GIL can't starve them; the loop only ticks it, and beats itself while the companion
+isn't renewing. A monitor thread (corral.worker.gil) reports handlers that hold the GIL.
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ from ..backoff import Backoff
 from ..callbacks import CallbackService, has_callbacks
 from ..codec import dumps, loads
 from ..context import Context
-from ..errors import CorralError, PayloadError
+from ..errors import ConfigError, CorralError, PayloadError
 from ..lifecycle import OnTimeout, Outcome, State, counts_as_failure, next_state, slice_stall
 from ..limits import storable
 from ..model import DEFAULT_POOL, AttemptReport, ClaimedTask, WorkerInfo
 from ..store.contract import WORKERS_CHANNEL
 from .executors import RunResult, execute
+from .gil import GilHold, GilMonitor
+from .heartbeat import Companion, CompanionConfig
 from .sink import StoreSink
 
 log = logging.getLogger("corral.worker")
@@ -62,6 +68,15 @@ class WorkerConfig:
     """A callback running longer is logged and abandoned."""
     callback_poll: float = 0.2
     """Seconds between reads of the event feed when it had nothing new."""
+    companion: bool = True
+    """Renew the leases from a companion process, which a handler holding the GIL can't starve
+    (False: from this process's event loop, which such a handler stops)."""
+    hung_after: float = 180.0
+    """The companion stops renewing once the worker's loop sent no tick and its process used no
+    CPU for this long: a hung worker's tasks are recovered within hung_after + lease."""
+    gil_warn_after: float = 5.0
+    """A handler that keeps the interpreter from running this long is logged, with a `gil_held`
+    event on its task."""
 
 
 class Worker:
@@ -72,6 +87,9 @@ class Worker:
         self.config = config or WorkerConfig()
         if self.config.concurrency < 1:
             raise CorralError(f"concurrency must be >= 1, got {self.config.concurrency}")
+        for name in ("hung_after", "gil_warn_after"):
+            if not getattr(self.config, name) > 0:
+                raise ConfigError(f"{name} must be > 0 seconds, got {getattr(self.config, name)}")
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sink = StoreSink(self.store, self.clock)
         self.completed = 0
@@ -81,6 +99,9 @@ class Worker:
         self._report_ready = asyncio.Event()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._companion: Companion | None = None
+        self._recording: set[asyncio.Future[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def request_stop(self) -> None:
         """Stop claiming; let running tasks finish within the grace period, release the rest."""
@@ -94,6 +115,9 @@ class Worker:
         now = self.clock.now()
         await asyncio.to_thread(self.store.worker_register, info, now + self.config.lease, now)
         log.info("worker %s serves %s x%d", self.id, ",".join(info.pools), info.concurrency)
+        self._loop = asyncio.get_running_loop()
+        await self._start_companion_and_wait()
+        gil = GilMonitor(self.config.gil_warn_after, self._gil_held_from_thread).start()
         reporter = asyncio.create_task(self._report_loop())
         heart = asyncio.create_task(self._heartbeat_loop())
         polling = None if self.store.notifies else asyncio.create_task(self._cancel_poll_loop())
@@ -119,6 +143,9 @@ class Worker:
             self._report_ready.set()
             self._stopping.set()
             await reporter
+            gil.stop()
+            if self._companion is not None:
+                await self._companion.stop()
             await asyncio.to_thread(self.store.worker_deregister, self.id)
             log.info("worker %s stopped after %d tasks", self.id, self.completed)
 
@@ -393,9 +420,75 @@ class Worker:
             return
         del self._reports[: len(batch)]
 
+    def _start_companion(self) -> None:
+        if not self.config.companion:
+            return
+        config = CompanionConfig(
+            url=self.app.url,
+            worker_id=self.id,
+            worker_pid=os.getpid(),
+            lease=self.config.lease,
+            heartbeat=self.config.heartbeat,
+            hung_after=self.config.hung_after,
+            log_level=logging.getLogger().getEffectiveLevel(),
+        )
+        try:
+            self._companion = Companion(config, asyncio.get_running_loop(), self._cancel_many)
+        except OSError as exc:
+            log.error("can't start the heartbeat companion (%s): this worker beats itself", exc)
+            self._companion = None
+            return
+        log.info("worker %s: heartbeat companion pid %d", self.id, self._companion.pid)
+
+    async def _start_companion_and_wait(self, timeout: float = 15.0) -> None:
+        """Before the first claim: a handler that holds the GIL at once must find its lease
+        already in the companion's hands."""
+        self._start_companion()
+        companion = self._companion
+        deadline = time.monotonic() + timeout
+        while companion is not None and not companion.ready.is_set():
+            if companion.exit_code() is not None or time.monotonic() > deadline:
+                log.warning(
+                    "worker %s: the heartbeat companion ended or did not renew within %gs; this "
+                    "worker beats itself meanwhile",
+                    self.id,
+                    timeout,
+                )
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(companion.ready.wait(), 0.05)
+
+    def _cancel_many(self, task_ids: list[int]) -> None:
+        for task_id in task_ids:
+            self._cancel_running(task_id)
+
+    def _companion_renews(self) -> bool:
+        """Tick the companion; restart it if it ended (at most once per lease, so a companion
+        that can't run costs little); whether it renews the leases now."""
+        companion = self._companion
+        if companion is None:
+            return False
+        companion.tick()
+        code = companion.exit_code()
+        if code is None:
+            return companion.renewing()
+        if time.monotonic() - companion.started_at >= max(self.config.lease, 5.0):
+            log.warning(
+                "worker %s: heartbeat companion pid %d ended (exit code %s): restarting it; "
+                "the worker beats itself meanwhile",
+                self.id,
+                companion.pid,
+                code,
+            )
+            companion.close()
+            self._start_companion()
+        return False
+
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.heartbeat)
+            if self._companion_renews():
+                continue
             now = self.clock.now()
             try:
                 cancels = await asyncio.to_thread(
@@ -421,6 +514,35 @@ class Worker:
                 continue
             for task_id in cancels:
                 self._cancel_running(task_id)
+
+    def _gil_held_from_thread(self, hold: GilHold) -> None:
+        """The GIL monitor's report (from its thread): handled on the loop."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the worker stopped
+                self._loop.call_soon_threadsafe(self._gil_held, hold)
+
+    def _gil_held(self, hold: GilHold) -> None:
+        """Log a GIL hold; give each task named for it a `gil_held` event and a log line."""
+        if not hold.tasks:
+            log.warning("worker %s: %s", self.id, hold.describe(None, self.config.gil_warn_after))
+        detail = dumps(hold.detail(self.config.gil_warn_after))
+        for run in hold.tasks:
+            message = hold.describe(run, self.config.gil_warn_after)
+            log.warning("worker %s: %s", self.id, message)
+            self.sink.log(run.task_id, run.attempt, logging.WARNING, message)
+            record = asyncio.ensure_future(
+                self._record_event(run.task_id, run.attempt, "gil_held", detail)
+            )
+            self._recording.add(record)
+            record.add_done_callback(self._recording.discard)
+
+    async def _record_event(self, task_id: int, attempt: int, kind: str, detail: str) -> None:
+        try:
+            await asyncio.to_thread(
+                self.store.task_record_event, task_id, attempt, kind, detail, self.clock.now()
+            )
+        except CorralError as exc:
+            log.warning("could not record the %s event of task %d: %s", kind, task_id, exc)
 
     def _start_callbacks(self, stop: threading.Event) -> threading.Thread | None:
         """The app's state-change callbacks, in a thread of their own (see corral.callbacks)."""

@@ -427,6 +427,12 @@ UPDATE corral_tasks SET checkpoint = %s WHERE id = %s AND attempt = %s AND state
 SAVE_SHARED = """
 UPDATE corral_tasks SET shared = %s WHERE id = %s AND attempt = %s AND state = 'running'
 """
+# Record an event about an attempt that changes no state (e.g. gil_held), if the task exists.
+RECORD_EVENT = """
+INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt, detail)
+SELECT id, %(now)s, %(kind)s, NULL, NULL, %(attempt)s, %(detail)s FROM corral_tasks
+WHERE id = %(id)s
+"""
 # Append log lines (COPY).
 COPY_LOGS = "COPY corral_logs (task_id, attempt, at, level, message) FROM STDIN"
 

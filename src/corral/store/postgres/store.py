@@ -488,6 +488,13 @@ class PostgresStore(NamedReads):
         with self._tx(durable=True) as conn:
             return conn.execute(q.SAVE_SHARED, (shared, task_id, attempt)).rowcount == 1
 
+    def task_record_event(
+        self, task_id: int, attempt: int, kind: str, detail: str | None, now: float
+    ) -> bool:
+        params = {"id": task_id, "attempt": attempt, "kind": kind, "detail": detail, "now": now}
+        with self._tx() as conn:
+            return conn.execute(q.RECORD_EVENT, params).rowcount == 1
+
     def log_append_many(self, lines: Sequence[LogLine]) -> None:
         if not lines:
             return

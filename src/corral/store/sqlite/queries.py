@@ -277,6 +277,11 @@ UPDATE tasks SET checkpoint = ? WHERE id = ? AND attempt = ? AND state = 'runnin
 """
 # Store the shared clean-up record for the running attempt.
 SAVE_SHARED = "UPDATE tasks SET shared = ? WHERE id = ? AND attempt = ? AND state = 'running'"
+# Record an event about an attempt that changes no state (e.g. gil_held), if the task exists.
+RECORD_EVENT = """
+INSERT INTO events (task_id, at, kind, from_state, to_state, attempt, detail)
+SELECT id, :now, :kind, NULL, NULL, :attempt, :detail FROM tasks WHERE id = :id
+"""
 # Append a log line.
 INSERT_LOG = "INSERT INTO logs (task_id, attempt, at, level, message) VALUES (?, ?, ?, ?, ?)"
 

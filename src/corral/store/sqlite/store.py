@@ -481,6 +481,13 @@ class SQLiteStore(NamedReads):
         with self._write() as tx:
             return tx.execute(q.SAVE_SHARED, (shared, task_id, attempt)).rowcount == 1
 
+    def task_record_event(
+        self, task_id: int, attempt: int, kind: str, detail: str | None, now: float
+    ) -> bool:
+        params = {"id": task_id, "attempt": attempt, "kind": kind, "detail": detail, "now": now}
+        with self._write() as tx:
+            return tx.execute(q.RECORD_EVENT, params).rowcount == 1
+
     def log_append_many(self, lines: Sequence[LogLine]) -> None:
         if not lines:
             return
