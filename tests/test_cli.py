@@ -256,11 +256,19 @@ def test_scheduler_stops_on_sigterm(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     proc = subprocess.Popen([sys.executable, "-m", "corral", "--database-url", url, "scheduler"],
                             cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    time.sleep(1.0)
+    # SIGTERM once it leads (its handlers are installed by then), however slow its start-up.
+    assert proc.stderr is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 30
+    while not any("leads" in line for line in seen) and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+    assert any("leads" in line for line in seen), "".join(seen)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=15)
-    assert proc.returncode == 0, stderr
-    assert "leads" in stderr
+    assert proc.returncode == 0, "".join(seen) + stderr
 
 
 def test_why_and_groups(project: tuple[str, str]) -> None:
