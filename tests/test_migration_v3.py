@@ -36,7 +36,7 @@ def test_upgrade_counts_the_dependencies_of_waiting_tasks(databases: Databases) 
 
     store = open_store(url, migrate=False)
     try:
-        assert store.migrate() == [3]
+        assert store.migrate()[0] == 3  # and the later ones
         assert store.task_fail_upstream(now + 1, 100) == 1  # 5 waits on a dead task
         assert store.task_release_due(now + 1, 100) == 1  # 4: its dependency succeeded
         assert store.task_states([4, 5, 6]) == {

@@ -167,10 +167,20 @@ class Store(Protocol):
 
     # -- worker ---------------------------------------------------------------------------------
     def task_claim(
-        self, worker_id: str, pools: Sequence[str], limit: int, lease_until: float, now: float
+        self,
+        worker_id: str,
+        pools: Sequence[str],
+        limit: int,
+        lease_until: float,
+        now: float,
+        may_take_suspect: bool = False,
     ) -> list[ClaimedTask]:
         """admitted -> running for up to `limit` tasks of `pools` in admission order; each gets a
-        new attempt number, an attempt row and a lease held by `worker_id`."""
+        new attempt number, an attempt row and a lease held by `worker_id`. Suspects run alone
+        (corral.isolation): with `may_take_suspect` (the worker runs nothing) and none of the
+        worker's tasks running in the rows either, the oldest admitted suspect alone, its attempt
+        isolated; otherwise only tasks that are not suspects, and none while the worker runs a
+        suspect. One statement either way."""
         ...
 
     def task_complete_many(self, reports: Sequence[AttemptReport], now: float) -> list[int]:

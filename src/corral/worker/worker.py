@@ -26,6 +26,7 @@ from ..callbacks import CallbackService, has_callbacks
 from ..codec import dumps, loads
 from ..context import Context
 from ..errors import CorralError, PayloadError
+from ..isolation import suspect_after
 from ..lifecycle import OnTimeout, Outcome, State, counts_as_failure, next_state, slice_stall
 from ..model import DEFAULT_POOL, AttemptReport, ClaimedTask, WorkerInfo
 from ..store.contract import WORKERS_CHANNEL
@@ -74,6 +75,8 @@ class Worker:
         self.completed = 0
         self._running: dict[int, Context] = {}
         self._releasing: set[int] = set()
+        self._alone: int | None = None
+        """A suspect this worker runs isolated: it claims nothing until that ends."""
         self._reports: list[AttemptReport] = []
         self._report_ready = asyncio.Event()
         self._wake = asyncio.Event()
@@ -124,12 +127,16 @@ class Worker:
         runs: set[asyncio.Task[None]] = set()
         while not self._stopping.is_set():
             # `runs`, not `_running`: a claimed task enters `_running` only once its coroutine
-            # starts, so counting `_running` here would claim a second batch over capacity.
-            free = self.config.concurrency - len(runs)
+            # starts, so counting `_running` here would claim a second batch over capacity. A run
+            # that just ended may not have left `runs` yet: `done()` says so already.
+            busy = sum(not run.done() for run in runs)
+            free = self.config.concurrency - busy
             claimed: list[ClaimedTask] = []
-            if free > 0:
-                claimed = await self._claim(free)
+            if free > 0 and self._alone is None:
+                claimed = await self._claim(free, may_take_suspect=busy == 0)
                 for task in claimed:
+                    if task.isolated:
+                        self._alone = task.id
                     run = asyncio.create_task(self._run(task))
                     runs.add(run)
                     run.add_done_callback(runs.discard)
@@ -164,7 +171,7 @@ class Worker:
             ctx.logger.info("cancel requested")
             ctx.request_cancel()
 
-    async def _claim(self, limit: int) -> list[ClaimedTask]:
+    async def _claim(self, limit: int, may_take_suspect: bool) -> list[ClaimedTask]:
         now = time.time()
         try:
             return await asyncio.to_thread(
@@ -174,6 +181,7 @@ class Worker:
                 limit,
                 now + self.config.lease,
                 now,
+                may_take_suspect,
             )
         except CorralError as exc:
             log.warning("claim failed, will retry: %s", exc)
@@ -217,6 +225,8 @@ class Worker:
         finally:
             del self._running[task.id]
             self._releasing.discard(task.id)
+            if self._alone == task.id:
+                self._alone = None
             self.completed += 1
             self._wake.set()
 
@@ -323,6 +333,7 @@ class Worker:
                 retry_at=retry_at,
                 stalled_slices=None if stall is None else stall[0],
                 flag=None if stall is None else stall[1],
+                suspect=suspect_after(outcome),
             )
         )
         self._report_ready.set()

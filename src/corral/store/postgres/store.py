@@ -54,6 +54,7 @@ from ..rows import (
     NO_AGING,
     batch_edges,
     buckets_from_rows,
+    claimed_task,
     consumer_position,
     group_config,
     group_stats,
@@ -80,7 +81,7 @@ COPY_FIELDS = (
     "id", "name", "pool", "group_name", "state", "priority", "level", "aging", "promote_at",
     "args", "kwargs", "dedup_key", "max_retries", "backoff", "max_runtime", "on_timeout", "now",
     "enqueued_at", "run_at", "ready_at", "rank", "exclusive", "rate_key", "workflow_id",
-    "on_upstream_failure", "deps_left",
+    "on_upstream_failure", "deps_left", "quarantine_after",
 )  # fmt: skip
 
 
@@ -415,7 +416,13 @@ class PostgresStore(NamedReads):
 
     # -- worker -------------------------------------------------------------------------------
     def task_claim(
-        self, worker_id: str, pools: Sequence[str], limit: int, lease_until: float, now: float
+        self,
+        worker_id: str,
+        pools: Sequence[str],
+        limit: int,
+        lease_until: float,
+        now: float,
+        may_take_suspect: bool = False,
     ) -> list[ClaimedTask]:
         params = {
             "worker": worker_id,
@@ -423,8 +430,10 @@ class PostgresStore(NamedReads):
             "now": now,
             "pools": list(pools),
             "limit": limit,
+            "may_take_suspect": may_take_suspect,
         }
-        return [ClaimedTask(*row[:-1]) for row in self._one(q.CLAIM, params)]
+        rows = self._one(q.CLAIM, params)
+        return [claimed_task(row) for row in rows]
 
     def task_complete_many(self, reports: Sequence[AttemptReport], now: float) -> list[int]:
         if not reports:
@@ -442,6 +451,8 @@ class PostgresStore(NamedReads):
             "retry_at": [r.retry_at for r in reports],
             "stalled": [r.stalled_slices for r in reports],
             "flags": [r.flag for r in reports],
+            "suspects": [r.suspect for r in reports],
+            "crashes": [r.isolated_crashes for r in reports],
             "now": now,
             "no_aging": NO_AGING,
         }
