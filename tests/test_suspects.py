@@ -291,6 +291,9 @@ def test_a_task_is_quarantined_after_its_isolated_crashes(store: Store) -> None:
         assert record is not None and record.isolated_crashes == crash
         assert record.failures == crash  # an isolated loss counts against the retries too
         assert record.state == (State.DEAD if crash == 3 else State.READY)
+        if crash < 3:
+            _, reasons = why(store, task_id, now)
+            assert f"{crash} time(s) while running alone; quarantined at 3" in reasons[0].text
     assert record.error == "quarantined: crashed its worker 3 times while running alone"
     assert [a.isolated for a in store.attempt_list(task_id)] == [False, True, True, True]
     events = store.event_list(task_id)

@@ -38,15 +38,19 @@ def why(store: Store, task_id: int, now: float) -> tuple[TaskRecord, list[Reason
         return record, _waiting_reasons(store, record, now)
     reasons = _queued_reasons(store, record, now)
     if record.suspect:
-        reasons = [SUSPECT, *(r for r in reasons if r.code not in ("admitted", "next"))]
+        reasons = [_suspect(record), *(r for r in reasons if r.code not in ("admitted", "next"))]
     return record, reasons
 
 
-SUSPECT = Reason(
-    "suspect",
-    "suspect: waits for a worker with nothing else running (it was lost with a worker that ran "
-    "other tasks beside it, so it runs alone to show whether it takes its worker down)",
-)
+def _suspect(record: TaskRecord) -> Reason:
+    """A suspect runs alone, to show whether it is what takes its worker down."""
+    text = "suspect: waits for a worker with nothing else running (it was lost with its worker"
+    if record.isolated_crashes:
+        text += (f" {record.isolated_crashes} time(s) while running alone; quarantined at "
+                 f"{record.quarantine_after})")  # fmt: skip
+    else:
+        text += " while other tasks could run beside it)"
+    return Reason("suspect", text)
 
 
 def _waiting_reasons(store: Store, record: TaskRecord, now: float) -> list[Reason]:
