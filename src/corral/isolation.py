@@ -15,6 +15,15 @@ expired leases. The rows can't tell which of them killed it. So:
 
 Isolation is a promise made at claim time, never a coincidence seen afterwards: a task that
 happened to be alone on its worker when it was lost becomes a suspect like the others.
+
+A suspect is never starved by busy workers. A worker learns once per heartbeat (one indexed read of
+the admitted suspects, never per claim) whether a suspect of its pools has waited longer than the
+*patience* (default two leases, so a worker that is idle anyway gets the first chance). If so it
+takes that suspect's *drain mark* (a compare-and-set on the suspect's row, renewed each heartbeat,
+lapsing a lease after its last renewal), claims nothing more until it has nothing running, then
+claims with `may_take_suspect`. Whatever that claim returns ends the drain: the suspect (alone), or,
+if another worker took it meanwhile, ordinary work. One mark per suspect and one per worker: the
+workers draining at once are at most the overdue suspects.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from .lifecycle import OnTimeout, Outcome, State, next_state
 
 QUARANTINE_AFTER = 2
 """Isolated crashes (lost attempts while running alone) before a task is quarantined (dead)."""
+SUSPECT_PATIENCE_LEASES = 2.0
+"""A suspect admitted this many worker leases ago and still unclaimed makes a busy worker drain."""
 QUARANTINED = "quarantined"
 """The event kind, and the start of the error, of a quarantined task."""
 SUSPECT = "suspect"
@@ -86,3 +97,39 @@ def suspect_after(outcome: Outcome) -> bool | None:
     """A task's suspect mark after a run its worker reported: cleared by any end (the run did
     not take its worker down), kept (None) by a release at shutdown, which proved nothing."""
     return None if outcome == "released" else False
+
+
+def suspect_patience(lease: float, patience: float | None) -> float:
+    """How long an admitted suspect waits for a worker that is idle anyway before a busy worker
+    drains for it: `patience`, or `SUSPECT_PATIENCE_LEASES` leases when it is None."""
+    return SUSPECT_PATIENCE_LEASES * lease if patience is None else patience
+
+
+def drain_due(*, alone: bool) -> bool:
+    """Whether a worker looks, at this heartbeat, for an overdue suspect to drain for: always,
+    unless it runs a suspect alone (it then claims nothing, and is idle when that run ends)."""
+    return not alone
+
+
+@dataclass(frozen=True)
+class ClaimPlan:
+    """What a worker's next claim asks the store for."""
+
+    limit: int
+    may_take_suspect: bool
+
+
+def claim_plan(*, free: int, busy: int, alone: bool, draining: bool, settled: bool) -> ClaimPlan:
+    """The worker's next claim.
+
+    `free`/`busy`: its free and used slots; `alone`: it runs a suspect isolated (so it claims
+    nothing); `draining`: it holds a drain mark (so it claims nothing until it has nothing running
+    and every ended run is reported, `settled`, so that the store's rows agree it is idle; then
+    it claims with `may_take_suspect`). A claim with `draining` ends the drain, whatever it
+    returns (see `corral.isolation`).
+    """
+    if alone or free <= 0:
+        return ClaimPlan(0, False)
+    if draining:
+        return ClaimPlan(free, True) if busy == 0 and settled else ClaimPlan(0, False)
+    return ClaimPlan(free, busy == 0)

@@ -183,6 +183,21 @@ class Store(Protocol):
         suspect. One statement either way."""
         ...
 
+    def task_drain_mark(
+        self,
+        worker_id: str,
+        pools: Sequence[str],
+        overdue_before: float,
+        hold_until: float,
+        now: float,
+    ) -> int | None:
+        """The suspect `worker_id` drains for (corral.isolation): take or renew, until
+        `hold_until`, the drain mark of the oldest suspect of `pools` admitted at or before
+        `overdue_before` whose mark is free, lapsed (before `now`) or already this worker's (that
+        one first); its id, or None. One worker holds a suspect's mark. An indexed read of the
+        admitted suspects, writing only when it finds one; never a scan of the backlog."""
+        ...
+
     def task_complete_many(self, reports: Sequence[AttemptReport], now: float) -> list[int]:
         """running -> the report's target state, only where (id, attempt) is still running (and
         held by report.worker_id when given). Returns the ids recorded; a stale report is

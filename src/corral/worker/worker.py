@@ -25,8 +25,8 @@ from ..backoff import Backoff
 from ..callbacks import CallbackService, has_callbacks
 from ..codec import dumps, loads
 from ..context import Context
-from ..errors import CorralError, PayloadError
-from ..isolation import suspect_after
+from ..errors import ConfigError, CorralError, PayloadError
+from ..isolation import claim_plan, drain_due, suspect_after, suspect_patience
 from ..lifecycle import OnTimeout, Outcome, State, counts_as_failure, next_state, slice_stall
 from ..model import DEFAULT_POOL, AttemptReport, ClaimedTask, WorkerInfo
 from ..store.contract import WORKERS_CHANNEL
@@ -61,6 +61,9 @@ class WorkerConfig:
     """A callback running longer is logged and abandoned."""
     callback_poll: float = 0.2
     """Seconds between reads of the event feed when it had nothing new."""
+    suspect_patience: float | None = None
+    """A suspect of this worker's pools admitted this long ago and still unclaimed makes the worker
+    drain for it: claim nothing until idle, then run it alone (None: two leases)."""
 
 
 class Worker:
@@ -70,6 +73,10 @@ class Worker:
         self.config = config or WorkerConfig()
         if self.config.concurrency < 1:
             raise CorralError(f"concurrency must be >= 1, got {self.config.concurrency}")
+        patience = self.config.suspect_patience
+        if patience is not None and not (isinstance(patience, int | float) and patience >= 0):
+            raise ConfigError(f"suspect_patience must be seconds >= 0, got {patience!r}")
+        self._patience = suspect_patience(self.config.lease, patience)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sink = StoreSink(self.store)
         self.completed = 0
@@ -77,6 +84,9 @@ class Worker:
         self._releasing: set[int] = set()
         self._alone: int | None = None
         """A suspect this worker runs isolated: it claims nothing until that ends."""
+        self._draining: int | None = None
+        """An overdue suspect whose drain mark this worker holds: it claims nothing until idle."""
+        self._drains_ended = 0
         self._reports: list[AttemptReport] = []
         self._report_ready = asyncio.Event()
         self._wake = asyncio.Event()
@@ -131,9 +141,19 @@ class Worker:
             # that just ended may not have left `runs` yet: `done()` says so already.
             busy = sum(not run.done() for run in runs)
             free = self.config.concurrency - busy
+            plan = claim_plan(
+                free=free,
+                busy=busy,
+                alone=self._alone is not None,
+                draining=self._draining is not None,
+                settled=not self._reports,
+            )
             claimed: list[ClaimedTask] = []
-            if free > 0 and self._alone is None:
-                claimed = await self._claim(free, may_take_suspect=busy == 0)
+            if plan.limit > 0:
+                claimed = await self._claim(plan.limit, plan.may_take_suspect)
+                if self._draining is not None:
+                    # The suspect, alone, or (another worker took it) ordinary work: over.
+                    self._drain_over(claimed)
                 for task in claimed:
                     if task.isolated:
                         self._alone = task.id
@@ -144,6 +164,17 @@ class Worker:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll)
+
+    def _drain_over(self, claimed: list[ClaimedTask]) -> None:
+        got = [t.id for t in claimed if t.isolated]
+        log.info(
+            "worker %s drained for suspect %s: %s",
+            self.id,
+            self._draining,
+            f"runs suspect {got[0]} alone" if got else "taken by another worker",
+        )
+        self._draining = None
+        self._drains_ended += 1
 
     @property
     def _poll(self) -> float:
@@ -375,6 +406,32 @@ class Worker:
                 continue
             for task_id in cancels:
                 self._cancel_running(task_id)
+            await self._look_for_overdue_suspect(now)
+
+    async def _look_for_overdue_suspect(self, now: float) -> None:
+        """Once per heartbeat: take (or renew) the drain mark of a suspect of this worker's pools
+        that has waited longer than the patience, or let it go (corral.isolation)."""
+        if not drain_due(alone=self._alone is not None):
+            return
+        ended = self._drains_ended
+        try:
+            marked = await asyncio.to_thread(
+                self.store.task_drain_mark,
+                self.id,
+                self.config.pools,
+                now - self._patience,
+                now + self.config.lease,
+                now,
+            )
+        except CorralError as exc:
+            log.warning("looking for overdue suspects failed: %s", exc)
+            return
+        if self._alone is not None or self._drains_ended != ended:
+            return  # a drain ended meanwhile: its claim, newer than this read, decided
+        if marked is not None and marked != self._draining:
+            log.info("worker %s drains for suspect %d: claims nothing until idle", self.id, marked)
+            self._wake.set()
+        self._draining = marked
 
     async def _cancel_poll_loop(self) -> None:
         """Without notifications, read the cancel requests of running tasks every `cancel_poll`

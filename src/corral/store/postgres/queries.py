@@ -370,6 +370,22 @@ events AS (
     SELECT id, %(now)s, 'running', 'admitted', 'running', attempt FROM moved)
 SELECT * FROM moved ORDER BY admitted_at, id
 """
+# Take or renew the drain mark of the suspect a busy worker drains for: the oldest admitted
+# suspect of the pools waiting since overdue_before whose mark is free, lapsed or this worker's
+# (its own first). The partial index of admitted suspects, once per heartbeat; the mark is a
+# compare-and-set under the row lock, so one worker drains for a suspect.
+TAKE_DRAIN_MARK = """
+WITH candidate AS (
+    SELECT id FROM corral_tasks
+    WHERE state = 'admitted' AND suspect AND pool = ANY(%(pools)s)
+      AND admitted_at <= %(overdue_before)s
+      AND (drainer IS NULL OR drainer = %(worker)s OR drain_until < %(now)s)
+    ORDER BY coalesce(drainer = %(worker)s, FALSE) DESC, admitted_at, id
+    LIMIT 1 FOR UPDATE SKIP LOCKED)
+UPDATE corral_tasks t SET drainer = %(worker)s, drain_until = %(hold_until)s
+FROM candidate WHERE t.id = candidate.id
+RETURNING t.id
+"""
 # Record the ends of running attempts that are still the running ones (compare-and-set), close
 # their attempt rows and write their events: one statement for the whole batch.
 COMPLETE = f"""

@@ -435,6 +435,24 @@ class PostgresStore(NamedReads):
         rows = self._one(q.CLAIM, params)
         return [claimed_task(row) for row in rows]
 
+    def task_drain_mark(
+        self,
+        worker_id: str,
+        pools: Sequence[str],
+        overdue_before: float,
+        hold_until: float,
+        now: float,
+    ) -> int | None:
+        params = {
+            "worker": worker_id,
+            "pools": list(pools),
+            "overdue_before": overdue_before,
+            "hold_until": hold_until,
+            "now": now,
+        }
+        rows = self._read(q.TAKE_DRAIN_MARK, params)
+        return int(rows[0][0]) if rows else None
+
     def task_complete_many(self, reports: Sequence[AttemptReport], now: float) -> list[int]:
         if not reports:
             return []

@@ -252,6 +252,22 @@ RETURNING id, name, group_name, attempt, failures, max_retries, backoff, max_run
           on_timeout, args, kwargs, dedup_key, checkpoint, shared, stalled_slices, suspect,
           admitted_at
 """
+# The suspect a busy worker drains for: the oldest admitted suspect of the pools waiting since
+# :overdue_before whose drain mark is free, lapsed or this worker's (its own first). A read of the
+# partial index of admitted suspects, once per heartbeat: no write lock unless one is found.
+DRAIN_CANDIDATE = """
+SELECT id FROM tasks
+WHERE state = 'admitted' AND suspect = 1 AND pool IN (SELECT value FROM json_each(:pools))
+  AND admitted_at <= :overdue_before
+  AND (drainer IS NULL OR drainer = :worker OR drain_until < :now)
+ORDER BY coalesce(drainer = :worker, 0) DESC, admitted_at, id LIMIT 1
+"""
+# Take or renew a suspect's drain mark (compare-and-set: one worker drains for a suspect).
+TAKE_DRAIN_MARK = """
+UPDATE tasks SET drainer = :worker, drain_until = :hold_until
+WHERE id = :id AND state = 'admitted' AND suspect = 1
+  AND (drainer IS NULL OR drainer = :worker OR drain_until < :now)
+"""
 # Open an attempt row (isolated: a suspect claimed alone).
 INSERT_ATTEMPT = """
 INSERT INTO attempts (task_id, attempt, worker_id, started_at, isolated) VALUES (?, ?, ?, ?, ?)

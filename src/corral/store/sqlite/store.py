@@ -408,6 +408,29 @@ class SQLiteStore(NamedReads):
             )
         return [claimed_task(row) for row in rows]
 
+    def task_drain_mark(
+        self,
+        worker_id: str,
+        pools: Sequence[str],
+        overdue_before: float,
+        hold_until: float,
+        now: float,
+    ) -> int | None:
+        params = {
+            "worker": worker_id,
+            "pools": _json_list(pools),
+            "overdue_before": overdue_before,
+            "hold_until": hold_until,
+            "now": now,
+        }
+        # Read first, outside a write: the common answer (no overdue suspect) takes no lock.
+        rows = self._read(q.DRAIN_CANDIDATE, params)
+        if not rows:
+            return None
+        with self._write() as tx:
+            taken = tx.execute(q.TAKE_DRAIN_MARK, params | {"id": rows[0][0]}).rowcount
+        return int(rows[0][0]) if taken == 1 else None
+
     def task_complete_many(self, reports: Sequence[AttemptReport], now: float) -> list[int]:
         recorded: list[int] = []
         with self._write() as tx:
