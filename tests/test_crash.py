@@ -116,11 +116,18 @@ def test_killed_worker_loses_no_task_and_records_no_outcome_twice(
             if attempt.worker_id and killed in attempt.worker_id:
                 assert attempt.outcome == "lost"
                 lost.append(attempt)
-        # each attempt ended with exactly one transition out of running
-        ends = Counter(
-            e.attempt for e in app.store.event_list(task_id) if e.from_state == "running"
-        )
+        # each attempt ended with exactly one transition out of running (beside which a lost
+        # one records a `suspect` event, which is no transition)
+        events = app.store.event_list(task_id)
+        ends = Counter(e.attempt for e in events if e.from_state == "running" and e.to_state)
         assert ends == Counter(a.attempt for a in attempts)
+        # a task lost beside others became a suspect, its loss not counted, and ran alone next
+        for attempt in attempts[:-1]:
+            assert attempt.outcome == "lost" and not attempt.isolated
+            assert [e.attempt for e in events if e.kind == "suspect"].count(attempt.attempt) == 1
+        if len(attempts) > 1:
+            assert attempts[-1].isolated
+        assert record.failures == 0 and not record.suspect
     started = set(journal_lines(journal, "start"))
     assert in_flight <= {(a.task_id, a.attempt) for a in lost} <= started
     # A late report from the killed worker is refused and changes nothing.

@@ -288,6 +288,8 @@ def peak_active(events: Sequence[Event], group_of: dict[int, str]) -> dict[str, 
     holding = ("admitted", "running")
     for event in events:
         group = group_of[event.task_id]
+        if event.to_state is None:  # not a transition (cancel_requested, suspect, stalled)
+            continue
         if event.to_state in holding and event.from_state not in holding:
             active[group] += 1
             peak[group] = max(peak[group], active[group])
@@ -315,8 +317,9 @@ def assert_succeeded_exactly_once(app: corral.App, ids: Sequence[int]) -> list[E
         assert [a.outcome for a in attempts].count("succeeded") == 1, attempts
         assert attempts[-1].outcome == "succeeded"
         mine = by_task[task_id]
-        # each attempt left `running` exactly once, and one event made the task succeeded
-        ends = Counter(e.attempt for e in mine if e.from_state == "running")
+        # each attempt left `running` exactly once (an event without to_state, such as
+        # `suspect`, is no transition), and one event made the task succeeded
+        ends = Counter(e.attempt for e in mine if e.from_state == "running" and e.to_state)
         assert ends == Counter(a.attempt for a in attempts), (task_id, mine)
         assert [e.to_state for e in mine].count("succeeded") == 1
         # admitted once per attempt (the admitted event carries the attempt before the claim)

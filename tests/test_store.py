@@ -304,15 +304,31 @@ def test_reaper_rescues_expired_lease_as_lost(store: Store) -> None:
     store.task_claim("w1", ["default"], 2, T0 + 10, T0)
     assert rescue_expired(store, T0 + 9) == 0
     assert rescue_expired(store, T0 + 11) == 2
-    assert store.task_states([retried, doomed]) == {retried: State.READY, doomed: State.DEAD}
+    # Lost beside each other: both are suspects, and neither loss counts.
+    assert store.task_states([retried, doomed]) == {retried: State.READY, doomed: State.READY}
     for task_id in (retried, doomed):
         attempt = store.attempt_list(task_id)[0]
         assert attempt.outcome == "lost"
         assert "w1" in (attempt.error or "")
-    record = store.task_get(retried)
-    assert record is not None and record.failures == 1
+        record = store.task_get(task_id)
+        assert record is not None and record.failures == 0 and record.suspect
     late = AttemptReport(retried, 1, "succeeded", State.SUCCEEDED, worker_id="w1")
     assert store.task_complete_many([late], T0 + 12) == []
+    # Lost while running alone, each loss counts: `retried` had a retry left, `doomed` none.
+    now = T0 + 12
+    for worker, task_id in (("w2", retried), ("w3", doomed)):
+        store.task_admit_many([task_id], now)
+        claimed = store.task_claim(worker, ["default"], 4, now + 10, now, may_take_suspect=True)
+        assert [(c.id, c.isolated) for c in claimed] == [(task_id, True)]
+    assert rescue_expired(store, now + 11) == 2
+    assert store.task_states([retried, doomed]) == {retried: State.READY, doomed: State.DEAD}
+    record = store.task_get(retried)
+    assert record is not None and record.failures == 1 and record.isolated_crashes == 1
+    dead = store.task_get(doomed)
+    assert dead is not None and dead.failures == 1
+    assert dead.error == (
+        "quarantined: crashed its worker 1 time while running alone (no retry left)"
+    )
 
 
 def test_reaper_cancels_an_expired_task_that_was_asked_to_cancel(store: Store) -> None:

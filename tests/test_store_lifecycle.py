@@ -1,8 +1,9 @@
 """A stateful property test of the task lifecycle against the real store.
 
 Hypothesis drives random sequences of submits (dedup keys, delays, dependencies), resolver and
-dispatcher rounds, direct admissions, claims, completions with random outcomes, stale reports,
-checkpoints, cancels, retries, heartbeats and lease expiries (the clock is moved, never slept).
+dispatcher rounds, direct admissions, claims (by idle and busy workers, so suspects are claimed
+alone), completions with random outcomes, stale reports, checkpoints, cancels, retries,
+heartbeats and lease expiries (the clock is moved, never slept).
 After every step the store is checked against what the machine observed so far.
 """
 
@@ -25,6 +26,7 @@ from hypothesis.stateful import (
 )
 
 from corral.errors import TransitionRefused
+from corral.isolation import lost_verdict, suspect_after
 from corral.lifecycle import (
     CANCELLABLE_AT_ONCE,
     TERMINAL,
@@ -206,30 +208,75 @@ class LifecycleMachine(RuleBasedStateMachine):
         for task_id in expired:
             old = before[task_id]
             record = self._get(task_id)
+            attempt = self.store.attempt_list(task_id)[-1]
+            assert attempt.isolated == old.suspect  # a suspect only ever runs alone
+            verdict = lost_verdict(
+                isolated=attempt.isolated,
+                failures_before=old.failures,
+                max_retries=old.max_retries,
+                on_timeout=old.on_timeout,  # type: ignore[arg-type]
+                isolated_crashes_before=old.isolated_crashes,
+                quarantine_after=old.quarantine_after,
+                cancel_requested=old.cancel_requested,
+                worker_id=old.worker_id,
+            )
+            assert record.state == verdict.target
             if old.cancel_requested:
                 assert record.state == State.CANCELLED
-            else:
-                assert record.state == next_state(
-                    "lost",
-                    failures_before=old.failures,
-                    max_retries=old.max_retries,
-                    on_timeout=old.on_timeout,  # type: ignore[arg-type]
+            elif not attempt.isolated:  # lost beside others: a suspect, the loss not counted
+                assert (record.state, record.failures, record.suspect) == (
+                    State.READY,
+                    old.failures,
+                    True,
                 )
-            assert self.store.attempt_list(task_id)[-1].outcome == "lost"
+            else:  # lost alone: counted, and quarantined at the limit
+                assert record.failures == old.failures + 1
+                assert record.isolated_crashes == old.isolated_crashes + 1
+                assert (record.state == State.DEAD) == (
+                    record.isolated_crashes >= old.quarantine_after
+                    or next_state(
+                        "lost",
+                        failures_before=old.failures,
+                        max_retries=old.max_retries,
+                        on_timeout=old.on_timeout,  # type: ignore[arg-type]
+                    )
+                    == State.DEAD
+                )
+                if record.state == State.DEAD:
+                    assert (record.error or "").startswith("quarantined: crashed its worker")
+            assert attempt.outcome == "lost"
             del self.leases[task_id]
         after = self._records()
         for task_id, old in before.items():
             if task_id not in expired:
                 assert after[task_id].state == old.state
 
+    @precondition(has(State.RUNNING))
+    @rule()
+    def lose_workers(self) -> None:
+        """Every worker dies: the leases run out and the reaper finds the attempts lost."""
+        self.now += LEASE + 1
+        self.reap()
+
     # -- worker ----------------------------------------------------------------------------------
     @precondition(has(State.ADMITTED))
-    @rule(worker=st.sampled_from(WORKERS), limit=st.integers(1, 3))
-    def claim(self, worker: str, limit: int) -> None:
+    @rule(worker=st.sampled_from(WORKERS), limit=st.integers(1, 3), idle=st.booleans())
+    def claim(self, worker: str, limit: int, idle: bool) -> None:
+        """`idle`: the worker says it runs nothing (the store checks its rows too)."""
         before = self._records()
         admitted = {i for i, r in before.items() if r.state == State.ADMITTED}
-        claimed = self.store.task_claim(worker, ["default"], limit, self.now + LEASE, self.now)
-        assert len(claimed) == min(limit, len(admitted))
+        suspects = {i for i in admitted if before[i].suspect}
+        mine = [r for r in before.values() if r.state == State.RUNNING and r.worker_id == worker]
+        claimed = self.store.task_claim(
+            worker, ["default"], limit, self.now + LEASE, self.now, may_take_suspect=idle
+        )
+        if idle and not mine and suspects:  # a suspect, alone
+            assert len(claimed) == 1 and claimed[0].id in suspects and claimed[0].isolated
+        elif any(r.suspect for r in mine):  # the worker runs a suspect: nothing beside it
+            assert claimed == []
+        else:  # suspects never block the others
+            assert len(claimed) == min(limit, len(admitted - suspects))
+            assert not any(task.isolated or task.id in suspects for task in claimed)
         for task in claimed:
             assert task.id in admitted
             assert task.attempt == before[task.id].attempt + 1
@@ -267,10 +314,12 @@ class LifecycleMachine(RuleBasedStateMachine):
             error=None if outcome == "succeeded" else f"{outcome} on attempt {old.attempt}",
             traceback="Traceback: ..." if outcome == "failed" else None,
             retry_at=self.now + backoff if target == State.RETRY_WAIT else None,
+            suspect=suspect_after(outcome),
         )
         assert self.store.task_complete_many([report], self.now) == [old.id]
         record = self._get(old.id)
         assert record.state == target
+        assert record.suspect == (old.suspect and outcome == "released")
         assert record.failures == old.failures + int(failure)
         assert record.worker_id is None
         if target == State.RETRY_WAIT:
@@ -394,6 +443,10 @@ class LifecycleMachine(RuleBasedStateMachine):
         )
         assert all(n == 1 for n in unfinished.values()), unfinished
         assert set(self.leases) == {i for i, r in records.items() if r.state == State.RUNNING}
+        running = Counter(r.worker_id for r in records.values() if r.state == State.RUNNING)
+        for record in records.values():  # a running suspect runs alone on its worker
+            if record.state == State.RUNNING and record.suspect:
+                assert running[record.worker_id] == 1, record
         self.retried.clear()
 
     def _check_events(self) -> set[int]:
@@ -407,7 +460,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             if event.kind == "submitted":
                 assert event.from_state is None and event.task_id not in self.event_states
                 self.event_states[event.task_id] = State(event.to_state)
-            elif event.kind == "cancel_requested":
+            elif event.kind in ("cancel_requested", "suspect", "quarantined"):
                 assert event.to_state is None
                 assert State(event.from_state) == self.event_states[event.task_id]
             else:

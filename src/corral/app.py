@@ -21,6 +21,7 @@ from .clock import Clock
 from .codec import dumps
 from .durations import Duration, seconds
 from .errors import ConfigError, ConnectionLost, TaskNotFound, UnknownTaskError, WaitTimeout
+from .isolation import QUARANTINE_AFTER
 from .lifecycle import TERMINAL, OnTimeout, State
 from .model import (
     DEFAULT_GROUP,
@@ -80,6 +81,8 @@ class TaskType(Generic[P, R]):
     """Time slices in a row with the checkpoint unchanged before the task is flagged stalled."""
     fail_stalled_after: int | None = FAIL_STALLED_AFTER
     """...and before it is failed (dead); None: never."""
+    quarantine_after: int = QUARANTINE_AFTER
+    """Crashes of its worker while a task runs alone before it is quarantined (dead)."""
     _signature: inspect.Signature = field(init=False, repr=False)
     _tables: dict[int, tuple[aging_mod.Stored, str]] = field(
         init=False, repr=False, default_factory=dict
@@ -145,6 +148,7 @@ class TaskType(Generic[P, R]):
                 rate_key=self.rate_key,
                 exclusive=exclusive,
                 on_upstream_failure=upstream_rule,
+                quarantine_after=self.quarantine_after,
             )
         )
 
@@ -317,7 +321,9 @@ class App:
         on_upstream_failure ("fail": a dead or cancelled dependency makes the task
         upstream_failed; "run": it runs anyway), on_state ({event kind: callback or list of
         callbacks}, see `on`), flag_stalled_after and fail_stalled_after (time slices in a row
-        with the checkpoint unchanged before the task is flagged, then failed; None: never fail).
+        with the checkpoint unchanged before the task is flagged, then failed; None: never fail),
+        quarantine_after (>= 1, default 2: how many times a task may take its worker down while
+        running alone before it is quarantined, dead; see corral.isolation).
         """
         if fn is not None:
             return self._register(fn, **options)
@@ -342,6 +348,7 @@ class App:
         on_state: dict[str, Any] | None = None,
         flag_stalled_after: int = FLAG_STALLED_AFTER,
         fail_stalled_after: int | None = FAIL_STALLED_AFTER,
+        quarantine_after: int = QUARANTINE_AFTER,
     ) -> TaskType[Any, Any]:
         task_name = limits.text("task name", name or fn.__name__)
         stall_flag = _check_count("flag_stalled_after", flag_stalled_after)
@@ -350,6 +357,7 @@ class App:
             if fail_stalled_after is None
             else _check_count("fail_stalled_after", fail_stalled_after)
         )
+        quarantine = _check_count("quarantine_after", quarantine_after)
         if task_name in self.tasks:
             raise ConfigError(f"a task named {task_name!r} is already registered")
         limits.whole("max_retries", max_retries)
@@ -394,6 +402,7 @@ class App:
             on_state=_check_callbacks(on_state or {}, f"on_state of task {task_name!r}"),
             flag_stalled_after=stall_flag,
             fail_stalled_after=stall_fail,
+            quarantine_after=quarantine,
         )
         self.tasks[task_name] = task_type
         return task_type

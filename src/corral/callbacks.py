@@ -52,7 +52,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("corral.callbacks")
 
 CALLBACK_KINDS: frozenset[str] = frozenset(
-    {*(str(s) for s in State), "submitted", "cancel_requested", "stalled", "*"}
+    {
+        *(str(s) for s in State),
+        "submitted",
+        "cancel_requested",
+        "stalled",
+        "suspect",
+        "quarantined",
+        "*",
+    }
 )
 """The event kinds a callback may be registered for: the states entered, the events that are not
 transitions, and "*" for all."""

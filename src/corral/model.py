@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .isolation import QUARANTINE_AFTER
 from .lifecycle import TERMINAL, Outcome, State
 from .ratelimit import RateLimit
 
@@ -46,6 +47,8 @@ class NewTask:
     """'fail': a dependency that ends dead or cancelled makes this task upstream_failed; 'run':
     it runs once every dependency ended, however."""
     workflow_id: int | None = None
+    quarantine_after: int = QUARANTINE_AFTER
+    """Crashes of its worker while it runs alone before it is quarantined (see isolation)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,11 @@ class TaskRecord:
     on_upstream_failure: str = "fail"
     stalled_slices: int = 0
     """Consecutive time slices that ended with the checkpoint unchanged."""
+    suspect: bool = False
+    """Lost while its worker ran other tasks: it runs alone (see corral.isolation)."""
+    isolated_crashes: int = 0
+    """Its attempts lost while it ran alone."""
+    quarantine_after: int = QUARANTINE_AFTER
     depends_on: tuple[int, ...] = ()
 
     @property
@@ -123,6 +131,8 @@ class ClaimedTask:
     shared: str | None
     stalled_slices: int = 0
     """Consecutive slices so far that ended with the checkpoint unchanged."""
+    isolated: bool = False
+    """A suspect, claimed alone: its worker claims nothing else while it runs."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +153,12 @@ class AttemptReport:
     stalled_slices: int | None = None
     """A time slice: the task's count of unchanged-checkpoint slices from now on (None: keep)."""
     flag: str | None = None
-    """An extra event kind to record with the transition (`stalled`), its detail the error."""
+    """An extra event kind to record with the transition (`stalled`, `suspect`,
+    `quarantined`), its detail the error."""
+    suspect: bool | None = None
+    """The task's suspect mark from now on (None: keep)."""
+    isolated_crashes: int | None = None
+    """The task's count of isolated crashes from now on (None: keep)."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +170,10 @@ class ExpiredTask:
     on_timeout: str
     cancel_requested: bool
     worker_id: str | None
+    isolated: bool = False
+    """The lost attempt ran alone on its worker."""
+    isolated_crashes: int = 0
+    quarantine_after: int = QUARANTINE_AFTER
 
 
 @dataclass(frozen=True)
@@ -304,6 +323,8 @@ class AttemptRecord:
     outcome: str | None
     error: str | None
     traceback: str | None
+    isolated: bool = False
+    """It ran alone on its worker (a suspect)."""
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,8 @@ def task_tables(record: m.TaskRecord, attempts: Sequence[m.AttemptRecord],
         _table(f"Task {record.id}", "field,value", fields, show_header=False,
                box=box.ROUNDED, collapse_padding=False, pad_edge=True),
         _table("Attempts", "attempt>,worker,started,finished,outcome,error", (
-            [str(a.attempt), a.worker_id or "-", _clock(a.started_at), _clock(a.finished_at),
+            [str(a.attempt), (a.worker_id or "-") + (" (alone)" if a.isolated else ""),
+             _clock(a.started_at), _clock(a.finished_at),
              a.outcome or "-", a.error or ""] for a in attempts)),
         _table("Events", "at,event,from,to,attempt>,detail", (
             [_clock(e.at), e.kind, e.from_state or "", e.to_state or "", str(e.attempt),

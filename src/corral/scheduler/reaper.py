@@ -1,10 +1,13 @@
-"""Reaper: a running task whose lease expired lost its worker. The attempt counts as failed; the
-task goes back to ready, or to dead when it has no retries left (cancelled if a cancel was
-pending). The compare-and-set on the attempt keeps a late report of the old worker out."""
+"""Reaper: a running task whose lease expired lost its worker. Who is to blame is decided by
+`isolation.lost_verdict`: a task lost beside others becomes a suspect and goes back to ready
+without its loss counted; a task lost while it ran alone counts the failure, and is quarantined
+(dead) at its limit (cancelled if a cancel was pending). The compare-and-set on the attempt keeps
+a late report of the old worker out. Cost follows the expired leases, never the backlog."""
 
 from __future__ import annotations
 
-from ..lifecycle import OnTimeout, State, next_state
+from ..isolation import lost_verdict
+from ..lifecycle import OnTimeout
 from ..model import AttemptReport
 from ..store import Store
 
@@ -15,24 +18,28 @@ def rescue_expired(store: Store, now: float, batch: int = 500) -> int:
         return 0
     reports = []
     for task in expired:
-        if task.cancel_requested:
-            target = State.CANCELLED
-        else:
-            on_timeout: OnTimeout = task.on_timeout  # type: ignore[assignment]
-            target = next_state(
-                "lost",
-                failures_before=task.failures,
-                max_retries=task.max_retries,
-                on_timeout=on_timeout,
-            )
+        on_timeout: OnTimeout = task.on_timeout  # type: ignore[assignment]
+        verdict = lost_verdict(
+            isolated=task.isolated,
+            failures_before=task.failures,
+            max_retries=task.max_retries,
+            on_timeout=on_timeout,
+            isolated_crashes_before=task.isolated_crashes,
+            quarantine_after=task.quarantine_after,
+            cancel_requested=task.cancel_requested,
+            worker_id=task.worker_id,
+        )
         reports.append(
             AttemptReport(
                 task_id=task.id,
                 attempt=task.attempt,
                 outcome="lost",
-                target=target,
-                counts_as_failure=target != State.CANCELLED,
-                error=f"worker {task.worker_id} lost (lease expired)",
+                target=verdict.target,
+                counts_as_failure=verdict.counts_as_failure,
+                error=verdict.error,
+                flag=verdict.flag,
+                suspect=verdict.suspect,
+                isolated_crashes=verdict.isolated_crashes,
             )
         )
     return len(store.task_complete_many(reports, now))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..admission import Reason, explain
 from ..errors import TaskNotFound
+from ..isolation import QUARANTINED
 from ..lifecycle import TERMINAL, State
 from ..model import DispatchSnapshot, ReadyTask, TaskRecord
 from ..ratelimit import buckets_of
@@ -21,9 +22,13 @@ def why(store: Store, task_id: int, now: float) -> tuple[TaskRecord, list[Reason
     if record is None:
         raise TaskNotFound(f"no task with id {task_id}")
     if record.state in TERMINAL:
-        return record, [Reason("ended", f"it ended: {record.state}")]
+        ended = [Reason("ended", f"it ended: {record.state}")]
+        if record.state == State.DEAD and (record.error or "").startswith(QUARANTINED):
+            ended.append(Reason(QUARANTINED, record.error or QUARANTINED))
+        return record, ended
     if record.state == State.RUNNING:
-        return record, [Reason("running", f"it runs (attempt {record.attempt}) on worker "
+        alone = " alone (a suspect)" if record.suspect else ""
+        return record, [Reason("running", f"it runs{alone} (attempt {record.attempt}) on worker "
                                f"{record.worker_id}")]  # fmt: skip
     if record.state == State.RETRY_WAIT:
         left = max(0.0, (record.run_at or now) - now)
@@ -31,7 +36,21 @@ def why(store: Store, task_id: int, now: float) -> tuple[TaskRecord, list[Reason
                                f"ready again in {left:.1f}s")]  # fmt: skip
     if record.state == State.WAITING:
         return record, _waiting_reasons(store, record, now)
-    return record, _queued_reasons(store, record, now)
+    reasons = _queued_reasons(store, record, now)
+    if record.suspect:
+        reasons = [_suspect(record), *(r for r in reasons if r.code not in ("admitted", "next"))]
+    return record, reasons
+
+
+def _suspect(record: TaskRecord) -> Reason:
+    """A suspect runs alone, to show whether it is what takes its worker down."""
+    text = "suspect: waits for a worker with nothing else running (it was lost with its worker"
+    if record.isolated_crashes:
+        text += (f" {record.isolated_crashes} time(s) while running alone; quarantined at "
+                 f"{record.quarantine_after})")  # fmt: skip
+    else:
+        text += " while other tasks could run beside it)"
+    return Reason("suspect", text)
 
 
 def _waiting_reasons(store: Store, record: TaskRecord, now: float) -> list[Reason]:

@@ -176,10 +176,35 @@ class Store(Protocol):
 
     # -- worker ---------------------------------------------------------------------------------
     def task_claim(
-        self, worker_id: str, pools: Sequence[str], limit: int, lease_until: float, now: float
+        self,
+        worker_id: str,
+        pools: Sequence[str],
+        limit: int,
+        lease_until: float,
+        now: float,
+        may_take_suspect: bool = False,
     ) -> list[ClaimedTask]:
         """admitted -> running for up to `limit` tasks of `pools` in admission order; each gets a
-        new attempt number, an attempt row and a lease held by `worker_id`."""
+        new attempt number, an attempt row and a lease held by `worker_id`. Suspects run alone
+        (corral.isolation): with `may_take_suspect` (the worker runs nothing) and none of the
+        worker's tasks running in the rows either, the oldest admitted suspect alone, its attempt
+        isolated; otherwise only tasks that are not suspects, and none while the worker runs a
+        suspect. One statement either way."""
+        ...
+
+    def task_drain_mark(
+        self,
+        worker_id: str,
+        pools: Sequence[str],
+        overdue_before: float,
+        hold_until: float,
+        now: float,
+    ) -> int | None:
+        """The suspect `worker_id` drains for (corral.isolation): take or renew, until
+        `hold_until`, the drain mark of the oldest suspect of `pools` admitted at or before
+        `overdue_before` whose mark is free, lapsed (before `now`) or already this worker's (that
+        one first); its id, or None. One worker holds a suspect's mark. An indexed read of the
+        admitted suspects, writing only when it finds one; never a scan of the backlog."""
         ...
 
     def task_complete_many(self, reports: Sequence[AttemptReport], now: float) -> list[int]:

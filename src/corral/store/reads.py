@@ -43,7 +43,10 @@ class NamedReads:
 
     def task_fetch_expired(self, now: float, limit: int) -> list[ExpiredTask]:
         rows = self._read(self.queries.FETCH_EXPIRED, {"now": now, "limit": limit})
-        return [ExpiredTask(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
+        return [
+            ExpiredTask(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], bool(r[7]), r[8], r[9])
+            for r in rows
+        ]
 
     def task_fetch_cancel_requests(self, worker_id: str) -> list[int]:
         return [
@@ -67,7 +70,8 @@ class NamedReads:
         return [Event(*row) for row in self._read(self.queries.EVENTS_AFTER, (after_id, limit))]
 
     def attempt_list(self, task_id: int) -> list[AttemptRecord]:
-        return [AttemptRecord(*row) for row in self._read(self.queries.TASK_ATTEMPTS, (task_id,))]
+        rows = self._read(self.queries.TASK_ATTEMPTS, (task_id,))
+        return [AttemptRecord(*(*row[:-1], bool(row[-1]))) for row in rows]
 
     def log_list(self, task_id: int, attempt: int | None = None) -> list[LogLine]:
         rows = self._read(self.queries.TASK_LOGS, {"id": task_id, "attempt": attempt})

@@ -15,6 +15,7 @@ from ..lifecycle import State
 from ..model import (
     DEFAULTS_GROUP,
     Bucket,
+    ClaimedTask,
     DispatchLoad,
     GroupConfig,
     GroupStats,
@@ -65,6 +66,7 @@ def new_task_row(
         "workflow_id": task.workflow_id,
         "on_upstream_failure": task.on_upstream_failure,
         "deps_left": deps_left,
+        "quarantine_after": task.quarantine_after,
     }
 
 
@@ -107,8 +109,17 @@ def task_record(row: Sequence[Any], deps: tuple[int, ...] = ()) -> TaskRecord:
     values[4] = State(values[4])
     values[23] = bool(values[23])
     values[29] = bool(values[29])
+    values[34] = bool(values[34])  # suspect
     record = TaskRecord(*values)
     return replace(record, depends_on=deps) if deps else record
+
+
+def claimed_task(row: Sequence[Any]) -> ClaimedTask:
+    """A ClaimedTask from a row of the stores' CLAIM: its fields, then suspect (the attempt runs
+    isolated), then admitted_at (the claim order only)."""
+    values = list(row[:-1])
+    values[-1] = bool(values[-1])
+    return ClaimedTask(*values)
 
 
 GROUP_FIELDS = "name, max_parallel, weight, rate_limit, per_second, burst"

@@ -31,6 +31,7 @@ from ..callbacks import CallbackService, has_callbacks
 from ..codec import dumps, loads
 from ..context import Context
 from ..errors import ConfigError, CorralError, PayloadError
+from ..isolation import claim_plan, drain_due, suspect_after, suspect_patience
 from ..lifecycle import OnTimeout, Outcome, State, counts_as_failure, next_state, slice_stall
 from ..limits import storable
 from ..model import DEFAULT_POOL, AttemptReport, ClaimedTask, WorkerInfo
@@ -77,6 +78,9 @@ class WorkerConfig:
     gil_warn_after: float = 5.0
     """A handler that keeps the interpreter from running this long is logged, with a `gil_held`
     event on its task."""
+    suspect_patience: float | None = None
+    """A suspect of this worker's pools admitted this long ago and still unclaimed makes the worker
+    drain for it: claim nothing until idle, then run it alone (None: two leases)."""
 
 
 class Worker:
@@ -90,11 +94,20 @@ class Worker:
         for name in ("hung_after", "gil_warn_after"):
             if not getattr(self.config, name) > 0:
                 raise ConfigError(f"{name} must be > 0 seconds, got {getattr(self.config, name)}")
+        patience = self.config.suspect_patience
+        if patience is not None and not (isinstance(patience, int | float) and patience >= 0):
+            raise ConfigError(f"suspect_patience must be seconds >= 0, got {patience!r}")
+        self._patience = suspect_patience(self.config.lease, patience)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sink = StoreSink(self.store, self.clock)
         self.completed = 0
         self._running: dict[int, Context] = {}
         self._releasing: set[int] = set()
+        self._alone: int | None = None
+        """A suspect this worker runs isolated: it claims nothing until that ends."""
+        self._draining: int | None = None
+        """An overdue suspect whose drain mark this worker holds: it claims nothing until idle."""
+        self._drains_ended = 0
         self._reports: list[AttemptReport] = []
         self._report_ready = asyncio.Event()
         self._wake = asyncio.Event()
@@ -154,12 +167,26 @@ class Worker:
         runs: set[asyncio.Task[None]] = set()
         while not self._stopping.is_set():
             # `runs`, not `_running`: a claimed task enters `_running` only once its coroutine
-            # starts, so counting `_running` here would claim a second batch over capacity.
-            free = self.config.concurrency - len(runs)
+            # starts, so counting `_running` here would claim a second batch over capacity. A run
+            # that just ended may not have left `runs` yet: `done()` says so already.
+            busy = sum(not run.done() for run in runs)
+            free = self.config.concurrency - busy
+            plan = claim_plan(
+                free=free,
+                busy=busy,
+                alone=self._alone is not None,
+                draining=self._draining is not None,
+                settled=not self._reports,
+            )
             claimed: list[ClaimedTask] = []
-            if free > 0:
-                claimed = await self._claim(free)
+            if plan.limit > 0:
+                claimed = await self._claim(plan.limit, plan.may_take_suspect)
+                if self._draining is not None:
+                    # The suspect, alone, or (another worker took it) ordinary work: over.
+                    self._drain_over(claimed)
                 for task in claimed:
+                    if task.isolated:
+                        self._alone = task.id
                     run = asyncio.create_task(self._run(task))
                     runs.add(run)
                     run.add_done_callback(runs.discard)
@@ -167,6 +194,17 @@ class Worker:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll)
+
+    def _drain_over(self, claimed: list[ClaimedTask]) -> None:
+        got = [t.id for t in claimed if t.isolated]
+        log.info(
+            "worker %s drained for suspect %s: %s",
+            self.id,
+            self._draining,
+            f"runs suspect {got[0]} alone" if got else "taken by another worker",
+        )
+        self._draining = None
+        self._drains_ended += 1
 
     @property
     def _poll(self) -> float:
@@ -194,7 +232,7 @@ class Worker:
             ctx.logger.info("cancel requested")
             ctx.request_cancel()
 
-    async def _claim(self, limit: int) -> list[ClaimedTask]:
+    async def _claim(self, limit: int, may_take_suspect: bool) -> list[ClaimedTask]:
         now = self.clock.now()
         try:
             return await asyncio.to_thread(
@@ -204,6 +242,7 @@ class Worker:
                 limit,
                 now + self.config.lease,
                 now,
+                may_take_suspect,
             )
         except CorralError as exc:
             log.warning("claim failed, will retry: %s", exc)
@@ -241,6 +280,8 @@ class Worker:
         finally:
             del self._running[task.id]
             self._releasing.discard(task.id)
+            if self._alone == task.id:
+                self._alone = None
             self.completed += 1
             self._wake.set()
 
@@ -392,6 +433,7 @@ class Worker:
                 retry_at=retry_at,
                 stalled_slices=None if stall is None else stall[0],
                 flag=None if stall is None else stall[1],
+                suspect=suspect_after(outcome),
             )
         )
         self._report_ready.set()
@@ -487,18 +529,43 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.heartbeat)
-            if self._companion_renews():
-                continue
             now = self.clock.now()
-            try:
-                cancels = await asyncio.to_thread(
-                    self.store.worker_heartbeat, self.id, now + self.config.lease, now
-                )
-            except CorralError as exc:
-                log.warning("heartbeat failed: %s", exc)
-                continue
-            for task_id in cancels:
-                self._cancel_running(task_id)
+            if not self._companion_renews():
+                try:
+                    cancels = await asyncio.to_thread(
+                        self.store.worker_heartbeat, self.id, now + self.config.lease, now
+                    )
+                except CorralError as exc:
+                    log.warning("heartbeat failed: %s", exc)
+                    continue
+                for task_id in cancels:
+                    self._cancel_running(task_id)
+            await self._look_for_overdue_suspect(now)
+
+    async def _look_for_overdue_suspect(self, now: float) -> None:
+        """Once per heartbeat: take (or renew) the drain mark of a suspect of this worker's pools
+        that has waited longer than the patience, or let it go (corral.isolation)."""
+        if not drain_due(alone=self._alone is not None):
+            return
+        ended = self._drains_ended
+        try:
+            marked = await asyncio.to_thread(
+                self.store.task_drain_mark,
+                self.id,
+                self.config.pools,
+                now - self._patience,
+                now + self.config.lease,
+                now,
+            )
+        except CorralError as exc:
+            log.warning("looking for overdue suspects failed: %s", exc)
+            return
+        if self._alone is not None or self._drains_ended != ended:
+            return  # a drain ended meanwhile: its claim, newer than this read, decided
+        if marked is not None and marked != self._draining:
+            log.info("worker %s drains for suspect %d: claims nothing until idle", self.id, marked)
+            self._wake.set()
+        self._draining = marked
 
     async def _cancel_poll_loop(self) -> None:
         """Without notifications, read the cancel requests of running tasks every `cancel_poll`

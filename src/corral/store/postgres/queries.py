@@ -58,19 +58,19 @@ COPY_TASKS = """
 COPY corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
                    enqueued_at, run_at, ready_at, rank, exclusive, rate_key, workflow_id,
-                   on_upstream_failure, deps_left) FROM STDIN
+                   on_upstream_failure, deps_left, quarantine_after) FROM STDIN
 """
 # Insert one task (executemany pipelines a small batch in one round trip; COPY loads big ones).
 INSERT_TASK = """
 INSERT INTO corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at,
                           args, kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout,
                           created_at, enqueued_at, run_at, ready_at, rank, exclusive, rate_key,
-                          workflow_id, on_upstream_failure, deps_left)
+                          workflow_id, on_upstream_failure, deps_left, quarantine_after)
 VALUES (%(id)s, %(name)s, %(pool)s, %(group_name)s, %(state)s, %(priority)s, %(level)s, %(aging)s,
         %(promote_at)s, %(args)s, %(kwargs)s, %(dedup_key)s, %(max_retries)s, %(backoff)s,
         %(max_runtime)s, %(on_timeout)s, %(now)s, %(enqueued_at)s, %(run_at)s, %(ready_at)s,
         %(rank)s, %(exclusive)s, %(rate_key)s, %(workflow_id)s, %(on_upstream_failure)s,
-        %(deps_left)s)
+        %(deps_left)s, %(quarantine_after)s)
 """
 # Insert one task holding a dedup key, unless an unfinished task already holds it.
 INSERT_DEDUP_TASK = f"""{INSERT_TASK}
@@ -101,7 +101,8 @@ t.id, t.name, t.pool, t.group_name, t.state, t.priority, t.level, t.args, t.kwar
 t.attempt, t.failures, t.max_retries, t.max_runtime, t.on_timeout, t.created_at, t.enqueued_at,
 t.run_at, t.ready_at, t.first_started_at, t.started_at, t.finished_at, t.worker_id,
 t.cancel_requested, t.checkpoint, t.shared, t.result, t.error, t.rank, t.exclusive, t.rate_key,
-t.workflow_id, t.on_upstream_failure, t.stalled_slices
+t.workflow_id, t.on_upstream_failure, t.stalled_slices, t.suspect, t.isolated_crashes,
+t.quarantine_after
 """
 # One task.
 GET_TASK = f"SELECT {TASK_COLUMNS} FROM corral_tasks t WHERE t.id = %s"
@@ -343,12 +344,25 @@ DELETE_BUCKET = "DELETE FROM corral_rate_buckets WHERE key = %s"
 
 # -- worker -------------------------------------------------------------------------------------
 
-# Claim admitted tasks of the pools in admission order, skipping rows others are claiming.
+# Claim admitted tasks of the pools in admission order, skipping rows others are claiming. A
+# suspect runs alone: with may_take_suspect and nothing of the worker's running, the oldest
+# admitted suspect by itself; else up to `limit` tasks that are not suspects, none while the
+# worker runs a suspect.
 CLAIM = """
-WITH picked AS (
+WITH lone AS (
     SELECT id FROM corral_tasks
-    WHERE state = 'admitted' AND pool = ANY(%(pools)s)
+    WHERE state = 'admitted' AND suspect AND pool = ANY(%(pools)s) AND %(may_take_suspect)s
+      AND NOT EXISTS (SELECT 1 FROM corral_tasks
+                      WHERE worker_id = %(worker)s AND state = 'running')
+    ORDER BY admitted_at, id LIMIT 1 FOR UPDATE SKIP LOCKED),
+plain AS (
+    SELECT id FROM corral_tasks
+    WHERE state = 'admitted' AND NOT suspect AND pool = ANY(%(pools)s)
+      AND NOT EXISTS (SELECT 1 FROM lone)
+      AND NOT EXISTS (SELECT 1 FROM corral_tasks
+                      WHERE worker_id = %(worker)s AND state = 'running' AND suspect)
     ORDER BY admitted_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
+picked AS (SELECT id FROM lone UNION ALL SELECT id FROM plain),
 moved AS (
     UPDATE corral_tasks t SET state = 'running', attempt = t.attempt + 1, worker_id = %(worker)s,
            lease_expires_at = %(lease)s, started_at = %(now)s,
@@ -356,10 +370,10 @@ moved AS (
     FROM picked WHERE t.id = picked.id
     RETURNING t.id, t.name, t.group_name, t.attempt, t.failures, t.max_retries, t.backoff,
               t.max_runtime, t.on_timeout, t.args, t.kwargs, t.dedup_key, t.checkpoint, t.shared,
-              t.stalled_slices, t.admitted_at),
+              t.stalled_slices, t.suspect, t.admitted_at),
 attempts AS (
-    INSERT INTO corral_attempts (task_id, attempt, worker_id, started_at)
-    SELECT id, attempt, %(worker)s, %(now)s FROM moved),
+    INSERT INTO corral_attempts (task_id, attempt, worker_id, started_at, isolated)
+    SELECT id, attempt, %(worker)s, %(now)s, suspect FROM moved),
 events AS (
     INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
     SELECT id, %(now)s, 'running', 'admitted', 'running', attempt FROM moved)
@@ -369,9 +383,26 @@ SELECT * FROM moved ORDER BY admitted_at, id
 # was lost committed, so its retry hands them out rather than leaving them to their lease.
 CLAIMED_AT = """
 SELECT id, name, group_name, attempt, failures, max_retries, backoff, max_runtime, on_timeout,
-       args, kwargs, dedup_key, checkpoint, shared, stalled_slices, admitted_at
+       args, kwargs, dedup_key, checkpoint, shared, stalled_slices, suspect,
+       admitted_at
 FROM corral_tasks WHERE state = 'running' AND worker_id = %(worker)s AND started_at = %(now)s
 ORDER BY admitted_at, id
+"""
+# Take or renew the drain mark of the suspect a busy worker drains for: the oldest admitted
+# suspect of the pools waiting since overdue_before whose mark is free, lapsed or this worker's
+# (its own first). The partial index of admitted suspects, once per heartbeat; the mark is a
+# compare-and-set under the row lock, so one worker drains for a suspect.
+TAKE_DRAIN_MARK = """
+WITH candidate AS (
+    SELECT id FROM corral_tasks
+    WHERE state = 'admitted' AND suspect AND pool = ANY(%(pools)s)
+      AND admitted_at <= %(overdue_before)s
+      AND (drainer IS NULL OR drainer = %(worker)s OR drain_until < %(now)s)
+    ORDER BY coalesce(drainer = %(worker)s, FALSE) DESC, admitted_at, id
+    LIMIT 1 FOR UPDATE SKIP LOCKED)
+UPDATE corral_tasks t SET drainer = %(worker)s, drain_until = %(hold_until)s
+FROM candidate WHERE t.id = candidate.id
+RETURNING t.id
 """
 # Record the ends of running attempts that are still the running ones (compare-and-set), close
 # their attempt rows and write their events (the detail: outcome and error, failures.end_detail):
@@ -382,9 +413,9 @@ WITH r AS (
                          %(outcomes)s::text[], %(failed)s::int[], %(workers)s::text[],
                          %(results)s::text[], %(errors)s::text[], %(tracebacks)s::text[],
                          %(retry_at)s::float8[], %(stalled)s::int[], %(flags)s::text[],
-                         %(details)s::text[])
+                         %(details)s::text[], %(suspects)s::boolean[], %(crashes)s::int[])
         AS r(id, attempt, target, outcome, failed, worker, result, error, traceback, retry_at,
-             stalled, flag, detail)),
+             stalled, flag, detail, suspect, crashes)),
 moved AS (
     UPDATE corral_tasks t SET
         state = r.target,
@@ -398,7 +429,9 @@ moved AS (
         run_at = CASE WHEN r.target = 'retry_wait' THEN r.retry_at ELSE t.run_at END,
         promote_at = CASE WHEN r.target = 'ready' AND t.aging != %(no_aging)s
                           THEN %(now)s ELSE NULL END,
-        stalled_slices = coalesce(r.stalled, t.stalled_slices)
+        stalled_slices = coalesce(r.stalled, t.stalled_slices),
+        suspect = coalesce(r.suspect, t.suspect),
+        isolated_crashes = coalesce(r.crashes, t.isolated_crashes)
     FROM r
     WHERE t.id = r.id AND t.attempt = r.attempt AND t.state = 'running'
       AND (r.worker IS NULL OR t.worker_id = r.worker)
@@ -453,7 +486,8 @@ RETURNING worker_id
 # Put a finished task back in the queue with a fresh retry budget.
 RETRY = """
 UPDATE corral_tasks SET state = 'ready', failures = 0, cancel_requested = FALSE, error = NULL,
-       finished_at = NULL, stalled_slices = 0, ready_at = %(now)s, level = priority,
+       finished_at = NULL, stalled_slices = 0, isolated_crashes = 0, ready_at = %(now)s,
+       level = priority,
        run_at = %(now)s,
        promote_at = CASE WHEN aging = %(no_aging)s THEN NULL ELSE %(now)s END
 WHERE id = %(id)s AND state = %(expected)s
@@ -466,11 +500,14 @@ VALUES (%s, %s, %s, %s, %s, %s, %s)
 
 # -- reaper -------------------------------------------------------------------------------------
 
-# Running tasks whose lease has expired.
+# Running tasks whose lease has expired, with whether their attempt ran alone.
 FETCH_EXPIRED = """
-SELECT id, attempt, failures, max_retries, on_timeout, cancel_requested, worker_id
-FROM corral_tasks WHERE state = 'running' AND lease_expires_at < %(now)s
-ORDER BY lease_expires_at LIMIT %(limit)s
+SELECT t.id, t.attempt, t.failures, t.max_retries, t.on_timeout, t.cancel_requested, t.worker_id,
+       coalesce(a.isolated, FALSE), t.isolated_crashes, t.quarantine_after
+FROM corral_tasks t
+LEFT JOIN corral_attempts a ON a.task_id = t.id AND a.attempt = t.attempt
+WHERE t.state = 'running' AND t.lease_expires_at < %(now)s
+ORDER BY t.lease_expires_at LIMIT %(limit)s
 """
 
 # -- workers and leader -------------------------------------------------------------------------
@@ -537,7 +574,7 @@ TASK_EVENTS = f"SELECT {EVENT_COLUMNS} FROM corral_events WHERE task_id = %s ORD
 EVENTS_AFTER = f"SELECT {EVENT_COLUMNS} FROM corral_events WHERE id > %s ORDER BY id LIMIT %s"
 # A task's attempts.
 TASK_ATTEMPTS = """
-SELECT task_id, attempt, worker_id, started_at, finished_at, outcome, error, traceback
+SELECT task_id, attempt, worker_id, started_at, finished_at, outcome, error, traceback, isolated
 FROM corral_attempts WHERE task_id = %s ORDER BY attempt
 """
 # A task's log lines, of one attempt or all (NULL).

@@ -81,6 +81,7 @@ RULES: dict[str, str] = {
     "consumer_acquire": AGAIN,  # take or extend: the same lease
     "consumer_advance": AGAIN,  # the same position, if still the holder
     "consumer_release": AGAIN,
+    "task_drain_mark": AGAIN,  # take or renew: the same mark, if still free or this worker's
     "task_admit_many": ONCE,  # a second run would find them admitted and report none
     "log_append_many": ONCE,  # the lines would be stored twice
     "task_cancel": ONCE,  # a second run would report another state, or refuse

@@ -58,6 +58,7 @@ from ..rows import (
     NO_AGING,
     batch_edges,
     buckets_from_rows,
+    claimed_task,
     consumer_position,
     deduplicated_onto,
     group_config,
@@ -87,7 +88,7 @@ COPY_FIELDS = (
     "id", "name", "pool", "group_name", "state", "priority", "level", "aging", "promote_at",
     "args", "kwargs", "dedup_key", "max_retries", "backoff", "max_runtime", "on_timeout", "now",
     "enqueued_at", "run_at", "ready_at", "rank", "exclusive", "rate_key", "workflow_id",
-    "on_upstream_failure", "deps_left",
+    "on_upstream_failure", "deps_left", "quarantine_after",
 )  # fmt: skip
 
 
@@ -434,7 +435,13 @@ class PostgresStore(NamedReads):
 
     # -- worker -------------------------------------------------------------------------------
     def task_claim(
-        self, worker_id: str, pools: Sequence[str], limit: int, lease_until: float, now: float
+        self,
+        worker_id: str,
+        pools: Sequence[str],
+        limit: int,
+        lease_until: float,
+        now: float,
+        may_take_suspect: bool = False,
     ) -> list[ClaimedTask]:
         params = {
             "worker": worker_id,
@@ -442,16 +449,35 @@ class PostgresStore(NamedReads):
             "now": now,
             "pools": list(pools),
             "limit": limit,
+            "may_take_suspect": may_take_suspect,
         }
 
         def claim(maybe_committed: bool) -> list[ClaimedTask]:
             if maybe_committed:  # the reply of a claim was lost: hand out what it took, if it did
                 taken = self._one(q.CLAIMED_AT, params)
                 if taken:
-                    return [ClaimedTask(*row[:-1]) for row in taken]
-            return [ClaimedTask(*row[:-1]) for row in self._one(q.CLAIM, params)]
+                    return [claimed_task(row) for row in taken]
+            return [claimed_task(row) for row in self._one(q.CLAIM, params)]
 
         return self._retrier.run(claim, again_after_commit=True, what="claim")
+
+    def task_drain_mark(
+        self,
+        worker_id: str,
+        pools: Sequence[str],
+        overdue_before: float,
+        hold_until: float,
+        now: float,
+    ) -> int | None:
+        params = {
+            "worker": worker_id,
+            "pools": list(pools),
+            "overdue_before": overdue_before,
+            "hold_until": hold_until,
+            "now": now,
+        }
+        rows = self._read(q.TAKE_DRAIN_MARK, params)
+        return int(rows[0][0]) if rows else None
 
     def task_complete_many(self, reports: Sequence[AttemptReport], now: float) -> list[int]:
         if not reports:
@@ -470,6 +496,8 @@ class PostgresStore(NamedReads):
             "stalled": [r.stalled_slices for r in reports],
             "flags": [r.flag for r in reports],
             "details": [end_detail(r.outcome, r.error, r.traceback) for r in reports],
+            "suspects": [r.suspect for r in reports],
+            "crashes": [r.isolated_crashes for r in reports],
             "now": now,
             "no_aging": NO_AGING,
         }

@@ -44,11 +44,11 @@ INSERT_TASK = """
 INSERT INTO tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
                    enqueued_at, run_at, ready_at, rank, exclusive, rate_key, workflow_id,
-                   on_upstream_failure, deps_left)
+                   on_upstream_failure, deps_left, quarantine_after)
 VALUES (:id, :name, :pool, :group_name, :state, :priority, :level, :aging, :promote_at, :args,
         :kwargs, :dedup_key, :max_retries, :backoff, :max_runtime, :on_timeout, :now,
         :enqueued_at, :run_at, :ready_at, :rank, :exclusive, :rate_key, :workflow_id,
-        :on_upstream_failure, :deps_left)
+        :on_upstream_failure, :deps_left, :quarantine_after)
 """
 # Insert one dependency edge.
 INSERT_DEP = "INSERT OR IGNORE INTO task_deps (task_id, depends_on) VALUES (?, ?)"
@@ -67,7 +67,8 @@ t.id, t.name, t.pool, t.group_name, t.state, t.priority, t.level, t.args, t.kwar
 t.attempt, t.failures, t.max_retries, t.max_runtime, t.on_timeout, t.created_at, t.enqueued_at,
 t.run_at, t.ready_at, t.first_started_at, t.started_at, t.finished_at, t.worker_id,
 t.cancel_requested, t.checkpoint, t.shared, t.result, t.error, t.rank, t.exclusive, t.rate_key,
-t.workflow_id, t.on_upstream_failure, t.stalled_slices
+t.workflow_id, t.on_upstream_failure, t.stalled_slices, t.suspect, t.isolated_crashes,
+t.quarantine_after
 """
 # One task.
 GET_TASK = f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ?"
@@ -233,20 +234,50 @@ DELETE_BUCKET = "DELETE FROM rate_buckets WHERE key = ?"
 
 # -- worker -------------------------------------------------------------------------------------
 
-# Claim admitted tasks of the pools (a JSON array) in admission order.
+# Claim admitted tasks of the pools (a JSON array) in admission order. A suspect runs alone: with
+# :may_take_suspect and nothing of the worker's running, the oldest admitted suspect by itself;
+# else up to :limit tasks that are not suspects, none while the worker runs a suspect.
 CLAIM = """
+WITH lone AS MATERIALIZED (
+    SELECT id FROM tasks
+    WHERE state = 'admitted' AND suspect = 1 AND pool IN (SELECT value FROM json_each(:pools))
+      AND :may_take_suspect
+      AND NOT EXISTS (SELECT 1 FROM tasks WHERE worker_id = :worker AND state = 'running')
+    ORDER BY admitted_at, id LIMIT 1),
+plain AS (
+    SELECT id FROM tasks
+    WHERE state = 'admitted' AND suspect = 0 AND pool IN (SELECT value FROM json_each(:pools))
+      AND NOT EXISTS (SELECT 1 FROM lone)
+      AND NOT EXISTS (SELECT 1 FROM tasks WHERE worker_id = :worker AND state = 'running'
+                      AND suspect = 1)
+    ORDER BY admitted_at, id LIMIT :limit)
 UPDATE tasks SET state = 'running', attempt = attempt + 1, worker_id = :worker,
        lease_expires_at = :lease, started_at = :now,
        first_started_at = coalesce(first_started_at, :now)
-WHERE id IN (SELECT id FROM tasks
-             WHERE state = 'admitted' AND pool IN (SELECT value FROM json_each(:pools))
-             ORDER BY admitted_at, id LIMIT :limit)
+WHERE id IN (SELECT id FROM lone UNION ALL SELECT id FROM plain)
 RETURNING id, name, group_name, attempt, failures, max_retries, backoff, max_runtime,
-          on_timeout, args, kwargs, dedup_key, checkpoint, shared, stalled_slices, admitted_at
+          on_timeout, args, kwargs, dedup_key, checkpoint, shared, stalled_slices, suspect,
+          admitted_at
 """
-# Open an attempt row.
+# The suspect a busy worker drains for: the oldest admitted suspect of the pools waiting since
+# :overdue_before whose drain mark is free, lapsed or this worker's (its own first). A read of the
+# partial index of admitted suspects, once per heartbeat: no write lock unless one is found.
+DRAIN_CANDIDATE = """
+SELECT id FROM tasks
+WHERE state = 'admitted' AND suspect = 1 AND pool IN (SELECT value FROM json_each(:pools))
+  AND admitted_at <= :overdue_before
+  AND (drainer IS NULL OR drainer = :worker OR drain_until < :now)
+ORDER BY coalesce(drainer = :worker, 0) DESC, admitted_at, id LIMIT 1
+"""
+# Take or renew a suspect's drain mark (compare-and-set: one worker drains for a suspect).
+TAKE_DRAIN_MARK = """
+UPDATE tasks SET drainer = :worker, drain_until = :hold_until
+WHERE id = :id AND state = 'admitted' AND suspect = 1
+  AND (drainer IS NULL OR drainer = :worker OR drain_until < :now)
+"""
+# Open an attempt row (isolated: a suspect claimed alone).
 INSERT_ATTEMPT = """
-INSERT INTO attempts (task_id, attempt, worker_id, started_at) VALUES (?, ?, ?, ?)
+INSERT INTO attempts (task_id, attempt, worker_id, started_at, isolated) VALUES (?, ?, ?, ?, ?)
 """
 # Record the end of a running attempt, if it is still the running one (compare-and-set).
 COMPLETE = """
@@ -261,7 +292,9 @@ UPDATE tasks SET
     finished_at = CASE WHEN :terminal THEN :now ELSE NULL END,
     run_at = CASE WHEN :target = 'retry_wait' THEN :retry_at ELSE run_at END,
     promote_at = CASE WHEN :target = 'ready' AND aging != :no_aging THEN :now ELSE NULL END,
-    stalled_slices = coalesce(:stalled_slices, stalled_slices)
+    stalled_slices = coalesce(:stalled_slices, stalled_slices),
+    suspect = coalesce(:suspect, suspect),
+    isolated_crashes = coalesce(:isolated_crashes, isolated_crashes)
 WHERE id = :id AND attempt = :attempt AND state = 'running'
   AND (:worker IS NULL OR worker_id = :worker)
 RETURNING id
@@ -299,17 +332,20 @@ REQUEST_CANCEL = "UPDATE tasks SET cancel_requested = 1 WHERE id = :id AND state
 # Put a finished task back in the queue with a fresh retry budget.
 RETRY = """
 UPDATE tasks SET state = 'ready', failures = 0, cancel_requested = 0, error = NULL,
-       finished_at = NULL, stalled_slices = 0, ready_at = :now, level = priority, run_at = :now,
+       finished_at = NULL, stalled_slices = 0, isolated_crashes = 0, ready_at = :now,
+       level = priority, run_at = :now,
        promote_at = CASE WHEN aging = :no_aging THEN NULL ELSE :now END
 WHERE id = :id AND state = :expected
 """
 
 # -- reaper -------------------------------------------------------------------------------------
 
-# Running tasks whose lease has expired.
+# Running tasks whose lease has expired, with whether their attempt ran alone.
 FETCH_EXPIRED = """
-SELECT id, attempt, failures, max_retries, on_timeout, cancel_requested, worker_id FROM tasks
-WHERE state = 'running' AND lease_expires_at < :now ORDER BY lease_expires_at LIMIT :limit
+SELECT t.id, t.attempt, t.failures, t.max_retries, t.on_timeout, t.cancel_requested, t.worker_id,
+       coalesce(a.isolated, 0), t.isolated_crashes, t.quarantine_after
+FROM tasks t LEFT JOIN attempts a ON a.task_id = t.id AND a.attempt = t.attempt
+WHERE t.state = 'running' AND t.lease_expires_at < :now ORDER BY t.lease_expires_at LIMIT :limit
 """
 
 # -- workers and leader -------------------------------------------------------------------------
@@ -384,7 +420,7 @@ TASK_EVENTS = f"SELECT {EVENT_COLUMNS} FROM events WHERE task_id = ? ORDER BY id
 EVENTS_AFTER = f"SELECT {EVENT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?"
 # A task's attempts.
 TASK_ATTEMPTS = """
-SELECT task_id, attempt, worker_id, started_at, finished_at, outcome, error, traceback
+SELECT task_id, attempt, worker_id, started_at, finished_at, outcome, error, traceback, isolated
 FROM attempts WHERE task_id = ? ORDER BY attempt
 """
 # A task's log lines, of one attempt or all (NULL).

@@ -53,6 +53,7 @@ from ..rows import (
     batch_edges,
     bucket_keys,
     buckets_from_rows,
+    claimed_task,
     consumer_position,
     deduplicated_onto,
     group_config,
@@ -415,7 +416,13 @@ class SQLiteStore(NamedReads):
 
     # -- worker -------------------------------------------------------------------------------
     def task_claim(
-        self, worker_id: str, pools: Sequence[str], limit: int, lease_until: float, now: float
+        self,
+        worker_id: str,
+        pools: Sequence[str],
+        limit: int,
+        lease_until: float,
+        now: float,
+        may_take_suspect: bool = False,
     ) -> list[ClaimedTask]:
         params = {
             "worker": worker_id,
@@ -423,16 +430,40 @@ class SQLiteStore(NamedReads):
             "now": now,
             "pools": _json_list(pools),
             "limit": limit,
+            "may_take_suspect": int(may_take_suspect),
         }
         with self._write() as tx:
             rows = tx.execute(q.CLAIM, params).fetchall()
             rows.sort(key=lambda r: (r[-1], r[0]))  # admission order
-            tx.executemany(q.INSERT_ATTEMPT, [(r[0], r[3], worker_id, now) for r in rows])
+            tx.executemany(q.INSERT_ATTEMPT, [(r[0], r[3], worker_id, now, r[-2]) for r in rows])
             tx.executemany(
                 q.INSERT_EVENT,
                 [(r[0], now, "running", "admitted", "running", r[3], None) for r in rows],
             )
-        return [ClaimedTask(*row[:-1]) for row in rows]
+        return [claimed_task(row) for row in rows]
+
+    def task_drain_mark(
+        self,
+        worker_id: str,
+        pools: Sequence[str],
+        overdue_before: float,
+        hold_until: float,
+        now: float,
+    ) -> int | None:
+        params = {
+            "worker": worker_id,
+            "pools": _json_list(pools),
+            "overdue_before": overdue_before,
+            "hold_until": hold_until,
+            "now": now,
+        }
+        # Read first, outside a write: the common answer (no overdue suspect) takes no lock.
+        rows = self._read(q.DRAIN_CANDIDATE, params)
+        if not rows:
+            return None
+        with self._write() as tx:
+            taken = tx.execute(q.TAKE_DRAIN_MARK, params | {"id": rows[0][0]}).rowcount
+        return int(rows[0][0]) if taken == 1 else None
 
     def task_complete_many(self, reports: Sequence[AttemptReport], now: float) -> list[int]:
         recorded: list[int] = []
@@ -770,6 +801,8 @@ def _completion_params(report: AttemptReport, now: float) -> dict[str, Any]:
         "retry_at": report.retry_at,
         "no_aging": NO_AGING,
         "stalled_slices": report.stalled_slices,
+        "suspect": None if report.suspect is None else int(report.suspect),
+        "isolated_crashes": report.isolated_crashes,
     }
 
 
