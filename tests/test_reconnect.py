@@ -368,7 +368,7 @@ def test_a_claim_whose_reply_is_lost_hands_out_what_it_took(app_url: str, proxy:
         task_ids = [r.id for r in store.task_insert_many([new_task(), new_task()], T0)]
         register_worker(store)
         assert store.task_admit_many(task_ids, T0) == task_ids
-        proxy.lose_replies(1, b"WITH picked AS")  # the claim: one autocommitted statement
+        proxy.lose_replies(1, b"WITH lone AS")  # the claim: one autocommitted statement
         claimed = store.task_claim("w1", ["default"], 1, T0 + 30, T0 + 1)
         assert proxy.lost == 1, "the fault was not injected"
         assert [(c.id, c.attempt) for c in claimed] == [(task_ids[0], 1)]
