@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +19,6 @@ from importlib import resources
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from ...clock import DatabaseClock
@@ -72,7 +70,10 @@ from ..rows import (
     task_record,
 )
 from . import queries as q
+from .listener import Listener
 from .reconnect import Connections, Retrier, retried, submission
+from .submits import record as _record
+from .submits import recorded as _recorded
 
 log = logging.getLogger("corral.store.postgres")
 T = TypeVar("T")
@@ -726,62 +727,6 @@ class PostgresStore(NamedReads):
     def event_fetch_unseen(self, name: str, limit: int) -> list[FeedEvent]:
         rows = self._read(q.EVENTS_UNSEEN, {"name": name, "limit": limit})
         return [FeedEvent(Event(*r[:8]), r[8], r[9], r[10], int(r[11])) for r in rows]
-
-
-class Listener:
-    """LISTEN on a dedicated connection; `wait(timeout)` returns the payloads that arrived (empty
-    on timeout). A lost connection is reopened on the next wait, and polling covers the gap."""
-
-    def __init__(self, url: str, channels: Sequence[str]) -> None:
-        self._url = url
-        self._channels = list(channels)
-        self._conn: psycopg.Connection[Any] | None = None
-
-    def _connect(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
-            for channel in self._channels:
-                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-            self._conn = conn
-        return self._conn
-
-    def wait(self, timeout: float) -> list[tuple[str, str]]:
-        try:
-            conn = self._connect()
-            first = list(conn.notifies(timeout=timeout, stop_after=1))
-            rest = list(conn.notifies(timeout=0)) if first else []
-            prefix = len(q.CHANNEL_PREFIX)
-            return [(n.channel[prefix:], n.payload) for n in first + rest]
-        except psycopg.Error as exc:
-            log.debug("listener connection lost: %s", exc)
-            self.close()
-            time.sleep(min(timeout, 0.5))
-            return []
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-
-def _recorded(conn: psycopg.Connection[Any], submit_id: str | None) -> tuple[Any, ...] | None:
-    """What a submit call recorded under `submit_id` (its task ids, its workflow's), if any."""
-    return None if submit_id is None else conn.execute(q.FIND_SUBMIT, (submit_id,)).fetchone()
-
-
-def _record(
-    conn: psycopg.Connection[Any],
-    submit_id: str | None,
-    results: list[Submitted],
-    workflow_id: int | None,
-    now: float,
-) -> list[Submitted]:
-    """Record a submit call's tasks under its submit id, in its transaction."""
-    if submit_id is not None:
-        params = {"submit_id": submit_id, "task_ids": [r.id for r in results],
-                  "workflow_id": workflow_id, "now": now}  # fmt: skip
-        conn.execute(q.RECORD_SUBMIT, params)
-    return results
 
 
 def _configure_session(conn: psycopg.Connection[Any]) -> None:

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,6 +67,11 @@ from ..rows import (
     task_record,
 )
 from . import queries as q
+from .listener import PollingListener
+from .migrate import migrations
+from .migrate import split_sql as _split_sql
+from .submits import record as _record
+from .submits import recorded as _recorded
 
 T = TypeVar("T")
 RETRYABLE_STATES = (State.DEAD, State.CANCELLED, State.UPSTREAM_FAILED)
@@ -75,16 +79,6 @@ RETRYABLE_STATES = (State.DEAD, State.CANCELLED, State.UPSTREAM_FAILED)
 
 def _json_list(values: Sequence[Any]) -> str:
     return dumps(list(values))
-
-
-def migrations() -> list[tuple[int, str]]:
-    """The numbered migrations shipped with corral, in order."""
-    folder = resources.files("corral.store.sqlite").joinpath("migrations")
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
-    return sorted(found)
 
 
 SYSTEM_CLOCK = SystemClock()
@@ -737,54 +731,6 @@ class SQLiteStore(NamedReads):
     def event_fetch_unseen(self, name: str, limit: int) -> list[FeedEvent]:
         rows = self._read(q.EVENTS_UNSEEN, {"name": name, "limit": limit})
         return [FeedEvent(Event(*r[:8]), r[8], r[9], r[10], int(r[11])) for r in rows]
-
-
-class PollingListener:
-    def __init__(self) -> None:
-        self._closed = threading.Event()
-
-    def wait(self, timeout: float) -> list[tuple[str, str]]:
-        self._closed.wait(timeout)
-        return []
-
-    def close(self) -> None:
-        self._closed.set()
-
-
-def _recorded(tx: sqlite3.Connection, submit_id: str | None) -> tuple[Any, ...] | None:
-    """What a submit call recorded under `submit_id` (its task ids, its workflow's), if any."""
-    row = None if submit_id is None else tx.execute(q.FIND_SUBMIT, (submit_id,)).fetchone()
-    return None if row is None else (loads(row[0]), row[1])
-
-
-def _record(
-    tx: sqlite3.Connection,
-    submit_id: str | None,
-    results: list[Submitted],
-    workflow_id: int | None,
-    now: float,
-) -> list[Submitted]:
-    """Record a submit call's tasks under its submit id, in its transaction."""
-    if submit_id is not None:
-        params = {"submit_id": submit_id, "task_ids": _json_list([r.id for r in results]),
-                  "workflow_id": workflow_id, "now": now}  # fmt: skip
-        tx.execute(q.RECORD_SUBMIT, params)
-    return results
-
-
-def _split_sql(script: str) -> list[str]:
-    """Split a migration into statements, as SQLite itself sees where each one ends."""
-    statements, buffer = [], ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip() and not all(
-        part.strip().startswith("--") or not part.strip() for part in buffer.splitlines()
-    ):
-        raise DatabaseError(f"migration ends with an incomplete statement: {buffer.strip()!r}")
-    return statements
 
 
 def _completion_params(report: AttemptReport, now: float) -> dict[str, Any]:
