@@ -465,6 +465,11 @@ class Worker:
     def _start_companion(self) -> None:
         if not self.config.companion:
             return
+        if self.clock is not self.store.clock():
+            # A clock injected by a test lives in this process only: a companion would renew on
+            # the store's clock instead, so this worker beats itself on the injected one.
+            log.info("worker %s: an injected clock, so no heartbeat companion", self.id)
+            return
         config = CompanionConfig(
             url=self.app.url,
             worker_id=self.id,
