@@ -29,8 +29,8 @@ from typing import Any
 
 from ..app import App, Submission
 from ..callbacks import CallbackService, has_callbacks
-from ..codec import loads
 from ..clock import ManualClock
+from ..codec import loads
 from ..durations import Duration, seconds
 from ..errors import ConfigError, CorralError, WaitTimeout
 from ..lifecycle import ACTIVE, TERMINAL, State
@@ -375,9 +375,7 @@ class Harness:
                 f"expected no task matching {pattern.describe()}, found {len(found)}:\n  {lines}"
             )
 
-    def _pattern(
-        self, task: Any, args: Any, kwargs: Any, group: str | None, state: Any
-    ) -> Pattern:
+    def _pattern(self, task: Any, args: Any, kwargs: Any, group: str | None, state: Any) -> Pattern:
         return Pattern(matching.task_name(task), args, kwargs, group, matching.states(state))
 
     def _submitted(self, pattern: Pattern) -> list[TaskRecord]:
@@ -431,8 +429,12 @@ class _InProcessWorker:
     def __init__(self, app: App, pools: tuple[str, ...], concurrency: int) -> None:
         self.pools = pools
         self._config = WorkerConfig(
-            pools=pools, concurrency=concurrency, companion=False, callbacks=False, grace=5.0,
-            poll=0.005
+            pools=pools,
+            concurrency=concurrency,
+            companion=False,
+            callbacks=False,
+            grace=5.0,
+            poll=0.005,
         )
         self._app = app
         self._worker: Worker | None = None
@@ -462,7 +464,9 @@ class _InProcessWorker:
         # The dispatcher admits into the capacity of registered workers: wait for the row.
         worker_id = self._worker.id if self._worker is not None else ""
         deadline = time.monotonic() + 30.0
-        while not any(w.id == worker_id for w in self._app.store.worker_list(self._app.clock.now())):
+        while not any(
+            w.id == worker_id for w in self._app.store.worker_list(self._app.clock.now())
+        ):
             self.check()
             if time.monotonic() > deadline:
                 raise WaitTimeout("drain(): the in-process worker did not register within 30s")
