@@ -1,0 +1,136 @@
+"""Schema discipline: a fresh migrate gives exactly the checked-in schema.sql of its backend, and
+both backends expose the same tables and columns (corral.store.schema)."""
+
+from __future__ import annotations
+
+import difflib
+import sqlite3
+from dataclasses import replace
+from typing import Any
+
+from conftest import Databases
+
+from corral.store.schema import REGENERATE, Schema, checked_in, describe, parity, render
+
+KNOWN_DIFFERENCES: dict[tuple[str, str | None], str] = {
+    # The leader's lease row: PostgreSQL holds leadership with a session advisory lock instead.
+    ("leaders", None): "SQLite only: PostgreSQL leads by advisory lock",
+    # PostgreSQL event ids don't commit in id order, so consumers read by (xid, id); SQLite has
+    # one writer at a time, its ids commit in order and its cursor_xid stays 0.
+    ("events", "xid"): "PostgreSQL only: the writing transaction, for commit-order reads",
+    # Lists: a native array on PostgreSQL, a JSON array in TEXT on SQLite.
+    ("workers", "pools"): "text[] on PostgreSQL, a JSON array in TEXT on SQLite",
+    ("submits", "task_ids"): "bigint[] on PostgreSQL, a JSON array in TEXT on SQLite",
+}
+"""Every real difference between the backends' tables and columns, with its reason. A new one
+fails `test_both_backends_expose_the_same_tables_and_columns` until it is listed here."""
+
+
+def _mismatch(backend: str, fresh: str) -> str:
+    diff = difflib.unified_diff(
+        checked_in(backend).splitlines(),
+        fresh.splitlines(),
+        f"src/corral/store/{backend}/schema.sql (checked in)",
+        "a fresh migrate",
+        lineterm="",
+    )
+    return (
+        f"a fresh migrate no longer gives the checked-in {backend} schema.sql: if the change is "
+        f"meant, regenerate it with `{REGENERATE}` and commit it\n" + "\n".join(diff)
+    )
+
+
+def test_a_fresh_migrate_gives_the_checked_in_schema(databases: Databases) -> None:
+    fresh = render(describe(databases.new_url()))
+    assert fresh == checked_in(databases.backend), _mismatch(databases.backend, fresh)
+
+
+def test_a_schema_change_without_regenerating_is_caught(databases: Databases) -> None:
+    """The comparison sees a column and an index that no migration declared."""
+    url = databases.new_url()
+    tasks = "tasks" if databases.backend == "sqlite" else "corral_tasks"
+    statements = [
+        f"ALTER TABLE {tasks} ADD COLUMN note TEXT",
+        f"CREATE INDEX {tasks}_by_note ON {tasks} (note)",
+    ]
+    _execute(databases.backend, url, statements)
+    fresh = render(describe(url))
+    assert fresh != checked_in(databases.backend)
+    message = _mismatch(databases.backend, fresh)
+    assert "+    note" in message and f"{tasks}_by_note" in message
+    assert REGENERATE in message
+
+
+def test_both_backends_expose_the_same_tables_and_columns(tmp_path: Any) -> None:
+    sqlite_dbs, postgres_dbs = Databases("sqlite", tmp_path), Databases("postgres", tmp_path)
+    try:
+        lite = describe(sqlite_dbs.new_url())
+        pg = describe(postgres_dbs.new_url())
+    finally:
+        postgres_dbs.cleanup()
+    assert lite.version == pg.version
+    problems = parity(lite, pg, KNOWN_DIFFERENCES)
+    assert not problems, "the backends' schemas differ:\n" + "\n".join(problems)
+
+
+def test_parity_reports_a_missing_column_a_type_and_a_stale_allowance(tmp_path: Any) -> None:
+    """The comparison itself: each kind of difference is reported, allowed ones are not."""
+    url = Databases("sqlite", tmp_path).new_url()
+    lite = describe(url)
+    pg = _as_postgres(lite)
+    assert parity(lite, pg, {}) == []
+    pg = replace(pg, tables=tuple(t for t in pg.tables if t.name != "corral_leaders"))
+    pg = _drop_column(pg, "corral_tasks", "rank")
+    pg = _retype(pg, "corral_groups", "weight", "text")
+    problems = parity(lite, pg, {("leaders", None): "allowed", ("nowhere", "x"): "stale"})
+    assert problems == [
+        "column groups.weight: real NOT NULL on sqlite, text NOT NULL on postgres",
+        "column tasks.rank: only on sqlite",
+        "allowed difference ('nowhere', 'x') (stale) no longer exists: remove it from the list",
+    ]
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _execute(backend: str, url: str, statements: list[str]) -> None:
+    if backend == "sqlite":
+        conn = sqlite3.connect(url.split("sqlite:///", 1)[1], isolation_level=None)
+        for statement in statements:
+            conn.execute(statement)
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as pg:
+        for statement in statements:
+            pg.execute(statement.encode())
+
+
+_PG_TYPES = {"INTEGER": "bigint", "REAL": "double precision", "TEXT": "text"}
+
+
+def _as_postgres(lite: Schema) -> Schema:
+    """The SQLite schema renamed and retyped as PostgreSQL would have it."""
+    tables = tuple(
+        replace(
+            t,
+            name=f"corral_{t.name}",
+            columns=tuple(replace(c, type=_PG_TYPES[c.type]) for c in t.columns),
+        )
+        for t in lite.tables
+    )
+    return replace(lite, backend="postgres", tables=tables)
+
+
+def _drop_column(schema: Schema, table: str, column: str) -> Schema:
+    t = schema.table(table)
+    changed = replace(t, columns=tuple(c for c in t.columns if c.name != column))
+    return replace(schema, tables=tuple(changed if x is t else x for x in schema.tables))
+
+
+def _retype(schema: Schema, table: str, column: str, type_: str) -> Schema:
+    t = schema.table(table)
+    cols = tuple(replace(c, type=type_) if c.name == column else c for c in t.columns)
+    changed = replace(t, columns=cols)
+    return replace(schema, tables=tuple(changed if x is t else x for x in schema.tables))
