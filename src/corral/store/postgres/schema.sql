@@ -51,6 +51,7 @@ CREATE TABLE corral_attempts (
     outcome     text,
     error       text,
     traceback   text,
+    isolated    boolean NOT NULL DEFAULT false,
     PRIMARY KEY (task_id, attempt)
 );
 
@@ -195,10 +196,16 @@ CREATE TABLE corral_tasks (
     deps_left           integer NOT NULL DEFAULT 0,
     has_dependents      boolean NOT NULL DEFAULT false,
     stalled_slices      integer NOT NULL DEFAULT 0,
+    suspect             boolean NOT NULL DEFAULT false,
+    isolated_crashes    integer NOT NULL DEFAULT 0,
+    quarantine_after    integer NOT NULL DEFAULT 2,
+    drainer             text,
+    drain_until         double precision,
     PRIMARY KEY (id)
 ) WITH (fillfactor=80);
 CREATE INDEX corral_tasks_active ON public.corral_tasks USING btree (group_name, pool, exclusive) WHERE (state = ANY (ARRAY['admitted'::text, 'running'::text]));
 CREATE INDEX corral_tasks_admitted ON public.corral_tasks USING btree (pool, admitted_at, id) WHERE (state = 'admitted'::text);
+CREATE INDEX corral_tasks_admitted_suspect ON public.corral_tasks USING btree (pool, admitted_at, id) WHERE ((state = 'admitted'::text) AND suspect);
 CREATE UNIQUE INDEX corral_tasks_dedup ON public.corral_tasks USING btree (dedup_key) WHERE ((dedup_key IS NOT NULL) AND (state <> ALL (ARRAY['succeeded'::text, 'dead'::text, 'cancelled'::text, 'upstream_failed'::text])));
 CREATE INDEX corral_tasks_group_ready ON public.corral_tasks USING btree (pool, group_name, level DESC, rank DESC, ready_at, id) WHERE (state = 'ready'::text);
 CREATE INDEX corral_tasks_lease ON public.corral_tasks USING btree (lease_expires_at) WHERE (state = 'running'::text);

@@ -11,6 +11,7 @@ CREATE TABLE attempts (
     outcome     TEXT,
     error       TEXT,
     traceback   TEXT,
+    isolated    INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (task_id, attempt),
     FOREIGN KEY (task_id) REFERENCES tasks (id)
 ) WITHOUT ROWID;
@@ -164,11 +165,17 @@ CREATE TABLE tasks (
     deps_left           INTEGER NOT NULL DEFAULT 0,
     has_dependents      INTEGER NOT NULL DEFAULT 0,
     stalled_slices      INTEGER NOT NULL DEFAULT 0,
+    suspect             INTEGER NOT NULL DEFAULT 0,
+    isolated_crashes    INTEGER NOT NULL DEFAULT 0,
+    quarantine_after    INTEGER NOT NULL DEFAULT 2,
+    drainer             TEXT,
+    drain_until         REAL,
     PRIMARY KEY (id),
     FOREIGN KEY (workflow_id) REFERENCES workflows (id)
 );
 CREATE INDEX tasks_active ON tasks (group_name, pool, exclusive) WHERE state IN ('admitted', 'running');
 CREATE INDEX tasks_admitted ON tasks (pool, admitted_at, id) WHERE state = 'admitted';
+CREATE INDEX tasks_admitted_suspect ON tasks (pool, admitted_at, id) WHERE state = 'admitted' AND suspect = 1;
 CREATE UNIQUE INDEX tasks_dedup ON tasks (dedup_key) WHERE dedup_key IS NOT NULL AND state NOT IN ('succeeded', 'dead', 'cancelled', 'upstream_failed');
 CREATE INDEX tasks_group_ready ON tasks (pool, group_name, level DESC, rank DESC, ready_at, id) WHERE state = 'ready';
 CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE state = 'running';
