@@ -370,7 +370,9 @@ def test_quarantine_after_is_set_per_task_type(app: corral.App) -> None:
     assert app.get(patient.submit()).quarantine_after == 5
     assert app.get(plain.submit()).quarantine_after == QUARANTINE_AFTER == 2
     for bad in (0, -1, 1.5, True):
-        with pytest.raises(ConfigError, match="quarantine_after must be a whole number from 1 to 2147483647"):
+        with pytest.raises(
+            ConfigError, match="quarantine_after must be a whole number from 1 to 2147483647"
+        ):
             app.task(name=f"bad{bad}", quarantine_after=bad)(lambda ctx: None)
 
 
