@@ -9,12 +9,14 @@ call that waits holding the GIL, as a driver that doesn't release it does).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +31,7 @@ from corral.cli import cli
 from corral.lifecycle import TERMINAL, State
 from corral.scheduler.service import Scheduler
 from corral.store import Store
+from corral.worker.gil import GilHold, GilMonitor
 from corral.worker.heartbeat import BUSY_SHARE, Liveness
 
 LEASE = 1.5
@@ -281,6 +284,40 @@ def test_handlers_holding_the_gil_for_5_leases_lose_no_attempt(
 
     shown = CliRunner().invoke(cli, ["--database-url", app_url, "status", str(busy[0])])
     assert shown.exit_code == 0 and "gil_held" in shown.output, shown.output
+
+
+def test_a_hold_that_begins_while_the_monitor_reports_one_is_seen(spin_lib: str) -> None:
+    # The monitor's report lets go of the GIL (the worker's is a socket write); a handler waiting
+    # for the GIL takes it then. That hold happens while the monitor is awake, not asleep: it
+    # must still be measured (it was lost when the gap was measured from after the report).
+    # No store is involved: this is the monitor's own clock, the same on every backend.
+    spin = ctypes.PyDLL(spin_lib).corral_spin
+    spin.argtypes, spin.restype = [ctypes.c_double], ctypes.c_double
+    holds: list[GilHold] = []
+    go = threading.Event()
+
+    def on_hold(hold: GilHold) -> None:
+        holds.append(hold)
+        if len(holds) == 1:
+            go.set()
+            time.sleep(0.05)  # lets go of the GIL: `second` takes it and holds it
+
+    def second() -> None:
+        go.wait()
+        spin(2.5)
+
+    thread = threading.Thread(target=second, daemon=True)
+    thread.start()
+    monitor = GilMonitor(1.0, on_hold).start()
+    try:
+        time.sleep(0.3)
+        spin(1.5)  # the first hold
+        thread.join(30)
+        wait_until(lambda: len(holds) >= 2, timeout=5)
+    finally:
+        monitor.stop()
+    assert holds[0].seconds >= 1.2
+    assert holds[1].seconds >= 2.2, holds
 
 
 def test_a_hold_that_waits_in_c_is_reported_on_its_task(

@@ -8,8 +8,15 @@ long. Whom to name: each thread handler's thread CPU time is read at every wake
 other Python thread could run was in C code holding the GIL, and is named alone (`attributed`).
 A C call that sleeps or waits holding the GIL uses no CPU: then every thread handler that ran
 through the gap is named, as one of which held it (`attributed` false). A handler that ended
-just after its hold, before the monitor got the GIL back, is still named (the executor keeps the
+after its hold, before the monitor got the GIL back, is still named (the executor keeps the
 latest ended runs with their CPU times).
+
+No moment goes unwatched: each wake reads the clock and samples the threads first, in a few
+microseconds (another thread waiting for the GIL can take it from the monitor only after the
+5 ms switch interval), and the next gap is measured from that reading. So a hold that begins
+while the monitor is busy (its report to the worker writes to a socket, which releases the GIL,
+and a handler waiting for the GIL takes it then) falls into the next gap, with the CPU times
+sampled before it began.
 """
 
 from __future__ import annotations
@@ -71,7 +78,16 @@ def _thread_cpu(ident: int) -> float | None:
         return None
 
 
-Sample = dict[int, tuple[ThreadTask, float | None]]
+Running = dict[int, tuple[ThreadTask, float | None]]
+"""Per handler thread (by ident): the run it holds and the thread's CPU time when sampled."""
+Ended = list[tuple[int, ThreadTask, float, float]]
+"""The latest ended runs: (thread ident, run, its thread's CPU time at its end, monotonic end)."""
+
+
+def _sample() -> tuple[Running, Ended]:
+    """The handler threads' runs with their CPU times now, and the latest ended runs."""
+    running, ended = thread_tasks()
+    return {ident: (run, _thread_cpu(ident)) for ident, run in running.items()}, ended
 
 
 class GilMonitor:
@@ -94,37 +110,35 @@ class GilMonitor:
     def stop(self) -> None:
         self._stop.set()
 
-    def _sample(self) -> Sample:
-        """Per handler thread: the run it holds and the thread's CPU time now."""
-        running, _ = thread_tasks()
-        return {ident: (run, _thread_cpu(ident)) for ident, run in running.items()}
-
     def _run(self) -> None:
-        before = self._sample()
-        last = time.monotonic()
+        last, (before, _) = time.monotonic(), _sample()
         while not self._stop.wait(self.interval):
-            now = time.monotonic()
+            # The clock and the sample first, before anything that may let go of the GIL.
+            now, (after, ended) = time.monotonic(), _sample()
             gap = now - last - self.interval
             if gap >= self.warn_after:
-                hold = self._hold(gap, last, before)
+                hold = self._hold(gap, last, before, after, ended)
                 with contextlib.suppress(Exception):  # a report must never end the monitor
                     self._on_hold(hold)
-            before = self._sample()
-            last = time.monotonic()
+            last, before = now, after
 
-    def _hold(self, gap: float, start: float, before: Sample) -> GilHold:
-        """The runs that went on through the gap (which began at `start`), narrowed to those
-        whose thread computed. A run that started after the last sample counts from its own
-        start; one that ended since counts up to its end if that came in the gap's second half
-        (one that ended sooner ran Python after the gap began, so it did not hold the GIL)."""
-        running, ended = thread_tasks()
-        spans = {(ident, run.task_id): (run, _thread_cpu(ident)) for ident, run in running.items()}
-        late = start + gap / 2
-        spans.update(((i, r.task_id), (r, cpu)) for i, r, cpu, at in ended if at >= late)
+    def _hold(
+        self, gap: float, start: float, before: Running, after: Running, ended: Ended
+    ) -> GilHold:
+        """The runs that went on through the gap (from the wake at `start` to the one that sampled
+        `after` and `ended`), narrowed to those whose thread computed. A run that started after
+        `before` was sampled counts from its own start; one that ended since counts up to its
+        end if that came after the monitor's sleep (`interval`) was over, so while it was kept
+        from running: a run that ended sooner did not run through the stretch. The CPU times,
+        not the order, tell who held it: of holds back to back, the first ended early in the
+        stretch and is named all the same."""
+        spans = {(ident, run): cpu for ident, (run, cpu) in after.items()}
+        blocked = start + self.interval
+        spans.update(((i, r), cpu) for i, r, cpu, at in ended if at >= blocked)
         holders, named = [], []
-        for (ident, task_id), (run, cpu_at_end) in spans.items():
+        for (ident, run), cpu_at_end in spans.items():
             sampled = before.get(ident)
-            first = sampled[1] if sampled and sampled[0].task_id == task_id else run.cpu_at_start
+            first = sampled[1] if sampled and sampled[0] == run else run.cpu_at_start
             named.append(run)
             used = None if first is None or cpu_at_end is None else cpu_at_end - first
             if used is not None and used >= HOLDER_SHARE * gap:
