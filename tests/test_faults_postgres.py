@@ -415,6 +415,21 @@ def test_worker_paused_past_its_lease_has_its_late_results_refused(
         assert client.get(task_id).result == str(task_id)
 
 
+def signal_host(pid: int, sig: signal.Signals) -> None:
+    """Signal a worker and its direct children (its heartbeat companion, its process-executor
+    children) together, as a frozen host or VM stops them all."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    children.append(int(entry))
+    for target in (pid, *children):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, sig)
+
+
 def test_worker_paused_inside_a_transaction_blocks_no_one(
     cluster: Cluster, client: corral.App
 ) -> None:
@@ -428,11 +443,11 @@ def test_worker_paused_inside_a_transaction_blocks_no_one(
     wait_until(lambda: states(client, ids)[State.SUCCEEDED] >= 20, timeout=20)
 
     def pause_inside_a_transaction() -> list[tuple[int, str]]:
-        victim.send_signal(signal.SIGSTOP)
+        signal_host(victim.pid, signal.SIGSTOP)  # the worker and its heartbeat companion
         time.sleep(0.05)
         stalled = stalled_transactions(cluster.url, older_than=0.04)
         if not stalled:
-            victim.send_signal(signal.SIGCONT)
+            signal_host(victim.pid, signal.SIGCONT)
             time.sleep(random.uniform(0.0, 0.02))
         return stalled
 
@@ -449,7 +464,7 @@ def test_worker_paused_inside_a_transaction_blocks_no_one(
         )
         print(f"paused inside {stalled}")
     finally:
-        victim.send_signal(signal.SIGCONT)
+        signal_host(victim.pid, signal.SIGCONT)
     late = client.submit("work", 0.0)  # the victim too is back at work (or could be)
     wait_until(lambda: all_terminal(client, [late]), timeout=15)
     cluster.assert_alive()
