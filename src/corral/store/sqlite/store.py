@@ -67,6 +67,7 @@ from ..rows import (
     task_record,
 )
 from . import queries as q
+from .retention import SQLiteRetention
 
 T = TypeVar("T")
 RETRYABLE_STATES = (State.DEAD, State.CANCELLED, State.UPSTREAM_FAILED)
@@ -90,7 +91,7 @@ SYSTEM_CLOCK = SystemClock()
 
 
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
-class SQLiteStore(NamedReads):
+class SQLiteStore(NamedReads, SQLiteRetention):
     queries = q
 
     def __init__(self, path: str, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL"):
