@@ -59,12 +59,9 @@ PRUNE_DEPENDENTS = f"DELETE FROM corral_task_deps WHERE depends_on = {_IDS}"
 # Their places in other workflows, and the tasks themselves.
 PRUNE_LINKS = f"DELETE FROM corral_workflow_links WHERE task_id = {_IDS}"
 PRUNE_TASKS = f"DELETE FROM corral_tasks WHERE id = {_IDS}"
-# Submit-id rows of the calls that stored them (same created_at) once none of their tasks is left.
-PRUNE_SUBMITS = """
-DELETE FROM corral_submits s
-WHERE s.created_at = ANY(%(times)s::double precision[])
-  AND NOT EXISTS (SELECT 1 FROM corral_tasks t WHERE t.id = ANY(s.task_ids))
-"""
+# Submit-id rows of the calls that stored the pruned tasks (same created_at): a call is remembered
+# until its first task is pruned (checking all of a bulk call's ids would cost its size a batch).
+PRUNE_SUBMITS = "DELETE FROM corral_submits WHERE created_at = ANY(%(times)s::double precision[])"
 _EMPTY_WORKFLOWS = """(
     SELECT w.id FROM corral_workflows w WHERE w.id = ANY(%(ids)s::bigint[])
       AND NOT EXISTS (SELECT 1 FROM corral_tasks o WHERE o.workflow_id = w.id))"""

@@ -54,12 +54,9 @@ PRUNE_DEPENDENTS = f"DELETE FROM task_deps WHERE depends_on IN {_IDS}"
 # Their places in other workflows, and the tasks themselves.
 PRUNE_LINKS = f"DELETE FROM workflow_links WHERE task_id IN {_IDS}"
 PRUNE_TASKS = f"DELETE FROM tasks WHERE id IN {_IDS}"
-# Submit-id rows of the calls that stored them (same created_at) once none of their tasks is left.
-PRUNE_SUBMITS = """
-DELETE FROM submits
-WHERE created_at IN (SELECT value FROM json_each(:times))
-  AND NOT EXISTS (SELECT 1 FROM json_each(submits.task_ids) j JOIN tasks t ON t.id = j.value)
-"""
+# Submit-id rows of the calls that stored the pruned tasks (same created_at): a call is remembered
+# until its first task is pruned (checking all of a bulk call's ids would cost its size a batch).
+PRUNE_SUBMITS = "DELETE FROM submits WHERE created_at IN (SELECT value FROM json_each(:times))"
 _EMPTY_WORKFLOWS = """(
     SELECT w.id FROM workflows w WHERE w.id IN (SELECT value FROM json_each(:ids))
       AND w.id < (SELECT max(id) FROM workflows)
