@@ -33,6 +33,7 @@ from .model import (
     WorkflowStatus,
 )
 from .ratelimit import RateLimit
+from .retention_settings import RetentionSettings
 from .store import Store, open_store, resolve_url
 from .submit_ids import repeatable, submit_id_for
 from .worker.executors import ExecutorKind
@@ -281,6 +282,7 @@ class App:
         self.tasks: dict[str, TaskType[Any, Any]] = {}
         self.groups = Groups(self)
         self.rate_limits = RateLimits(self)
+        self.retention = RetentionSettings(self)
         self._store: Store | None = None
         self.callbacks: dict[str, list[Callable[..., Any]]] = {}
         """App-wide state-change callbacks by event kind (see `on`)."""

@@ -19,10 +19,8 @@ from ..clock import Clock
 from ..errors import ConfigError, DatabaseError, LeadershipLost
 from ..store import Store
 from ..store.contract import SCHEDULER_CHANNEL
-from .dispatcher import dispatch
-from .promoter import promote_due
-from .reaper import rescue_expired
-from .resolver import resolve_due
+from .pruner import DEFAULT_INTERVAL as PRUNE_EVERY
+from .services import LeaderService, leader_services
 
 log = logging.getLogger("corral.scheduler")
 LEADERSHIP = "scheduler"
@@ -40,6 +38,10 @@ class SchedulerConfig:
     """...or this share of the capacity, if more: a busy pool holds one round of work ahead."""
     reap_every: float = 1.0
     promote_every: float = 0.5
+    prune_every: float = PRUNE_EVERY
+    """Seconds between two prune batches (corral.retention decides what goes)."""
+    prune_batch: int = 1000
+    """Finished tasks deleted at most per prune run: a bounded transaction."""
     idle_wait: float = 0.5
     """With notifications (PostgreSQL): the longest idle wait; a notice ends it at once."""
     standby_poll: float = 0.5
@@ -63,6 +65,17 @@ class Scheduler:
                 f"unknown admission policy {self.config.policy!r} (one of {sorted(POLICIES)})"
             )
         self._ordering = POLICIES[self.config.policy]
+        config = self.config
+        self.services: list[LeaderService] = leader_services(
+            store,
+            promote_every=config.promote_every,
+            reap_every=config.reap_every,
+            prune_every=config.prune_every,
+            prune_batch=config.prune_batch,
+            prefetch=config.prefetch,
+            prefetch_ratio=config.prefetch_ratio,
+            ordering=self._ordering,
+        )
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.is_leader = False
         self._stop = threading.Event()
@@ -125,15 +138,13 @@ class Scheduler:
         return min(self.config.idle_wait, max(0.0, next_due - self.clock.now()))
 
     def run_once(self, now: float) -> int:
-        """One round of every service that is due; returns how many tasks moved."""
-        moved = resolve_due(self.store, now)
-        if self._due("promote", now, self.config.promote_every):
-            moved += promote_due(self.store, now)
-        if self._due("reap", now, self.config.reap_every):
-            moved += rescue_expired(self.store, now)
-        config = self.config
-        moved += dispatch(self.store, now, config.prefetch, config.prefetch_ratio, self._ordering)
-        return moved
+        """One round of every service that is due (corral.scheduler.services); returns the work
+        they did: tasks moved, and tasks pruned."""
+        done = 0
+        for service in self.services:
+            if service.interval <= 0 or self._due(service.name, now, service.interval):
+                done += service.run(now)
+        return done
 
     def _due(self, service: str, now: float, every: float) -> bool:
         if now - self._last.get(service, 0.0) >= every:

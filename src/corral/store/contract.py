@@ -42,6 +42,7 @@ from ..model import (
     WorkflowSubmitted,
 )
 from ..ratelimit import RateLimit
+from ..retention import PrunePlan, Retention
 
 SCHEDULER_CHANNEL = "scheduler"
 """Notices that the scheduler has work: tasks submitted or retried, slots freed."""
@@ -360,4 +361,20 @@ class Store(Protocol):
         """Up to `limit` events after the consumer's cursor, in an order no later commit can
         change (SQLite: id; PostgreSQL: writing transaction then id, only transactions older
         than any that may still write an event)."""
+        ...
+
+    # -- retention ---------------------------------------------------------------------------
+    def retention_get(self) -> Retention:
+        """The retention configured: the default, and the task types that have their own."""
+        ...
+
+    def retention_set(self, task_name: str, seconds: float | None) -> None:
+        """Keep finished tasks of `task_name` (or '*', the default) this long; None: forget the
+        type's own (it falls back to the default; the default falls back to 7 days)."""
+        ...
+
+    def task_prune(self, plan: PrunePlan) -> int:
+        """Delete up to `plan.batch` finished tasks that corral.retention lets go, oldest first,
+        with their attempts, events, logs, dependency links, submit-id rows and the workflows
+        left empty, in one transaction. Returns how many tasks went."""
         ...

@@ -82,6 +82,9 @@ RULES: dict[str, str] = {
     "consumer_advance": AGAIN,  # the same position, if still the holder
     "consumer_release": AGAIN,
     "task_drain_mark": AGAIN,  # take or renew: the same mark, if still free or this worker's
+    "retention_get": AGAIN,
+    "retention_set": AGAIN,  # sets a value
+    "task_prune": AGAIN,  # deletes what the rule lets go; a second run takes the next batch
     "task_admit_many": ONCE,  # a second run would find them admitted and report none
     "log_append_many": ONCE,  # the lines would be stored twice
     "task_cancel": ONCE,  # a second run would report another state, or refuse

@@ -72,6 +72,7 @@ from ..rows import (
 from . import queries as q
 from .listener import Listener
 from .reconnect import Connections, Retrier, retried, submission
+from .retention import PostgresRetention
 from .submits import record as _record
 from .submits import recorded as _recorded
 
@@ -106,7 +107,7 @@ def migrations() -> list[tuple[int, str]]:
 
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
 @retried
-class PostgresStore(NamedReads):
+class PostgresStore(NamedReads, PostgresRetention):
     """Each public method runs again after a lost connection as far as that is safe
     (reconnect.py); `_submit` and `task_claim` look up what a lost try wrote."""
 

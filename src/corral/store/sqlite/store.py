@@ -70,6 +70,7 @@ from . import queries as q
 from .listener import PollingListener
 from .migrate import migrations
 from .migrate import split_sql as _split_sql
+from .retention import SQLiteRetention
 from .submits import record as _record
 from .submits import recorded as _recorded
 
@@ -85,7 +86,7 @@ SYSTEM_CLOCK = SystemClock()
 
 
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
-class SQLiteStore(NamedReads):
+class SQLiteStore(NamedReads, SQLiteRetention):
     queries = q
 
     def __init__(self, path: str, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL"):

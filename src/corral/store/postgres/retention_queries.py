@@ -1,0 +1,73 @@
+"""The SQL of retention (PostgreSQL), named, each with a line saying what it does. The rule it
+executes is corral.retention's; lists travel as arrays."""
+
+from __future__ import annotations
+
+from .queries import TERMINAL_SQL
+
+# The retention configured, per task type ('*': the default).
+GET_RETENTION = "SELECT task_name, seconds FROM corral_retention"
+# Set one task type's retention (or the default's).
+SET_RETENTION = """
+INSERT INTO corral_retention (task_name, seconds) VALUES (%s, %s)
+ON CONFLICT (task_name) DO UPDATE SET seconds = excluded.seconds
+"""
+# Forget one task type's retention.
+UNSET_RETENTION = "DELETE FROM corral_retention WHERE task_name = %s"
+# Where the slowest event consumer stands, in its (xid, id) order ('*' is the origin new
+# consumers start from, not a consumer).
+SLOWEST_CURSOR = """
+SELECT cursor_xid, cursor_id FROM corral_consumers WHERE name <> '*'
+ORDER BY cursor_xid, cursor_id LIMIT 1
+"""
+
+_UNFINISHED_WORKFLOW = f"""(
+    EXISTS (SELECT 1 FROM corral_tasks o
+            WHERE o.workflow_id = {{wf}} AND o.state NOT IN {TERMINAL_SQL})
+    OR EXISTS (SELECT 1 FROM corral_workflow_links k JOIN corral_tasks o ON o.id = k.task_id
+               WHERE k.workflow_id = {{wf}} AND o.state NOT IN {TERMINAL_SQL}))"""
+_PRUNABLE = f"""
+SELECT t.id, t.workflow_id, t.created_at FROM corral_tasks t
+WHERE t.state IN {TERMINAL_SQL} AND {{name_filter}} AND t.finished_at < %(cutoff)s
+  AND NOT EXISTS (SELECT 1 FROM corral_task_deps d JOIN corral_tasks w ON w.id = d.task_id
+                  WHERE d.depends_on = t.id AND w.state NOT IN {TERMINAL_SQL})
+  AND NOT (%(has_consumer)s AND EXISTS (
+      SELECT 1 FROM corral_events e WHERE e.task_id = t.id AND e.xid IS NOT NULL
+      AND (e.xid, e.id) > (%(cursor_xid)s::bigint, %(cursor_id)s::bigint)))
+  AND (t.workflow_id IS NULL OR NOT {_UNFINISHED_WORKFLOW.format(wf="t.workflow_id")})
+  AND NOT EXISTS (SELECT 1 FROM corral_workflow_links l WHERE l.task_id = t.id
+                  AND {_UNFINISHED_WORKFLOW.format(wf="l.workflow_id")})
+ORDER BY t.finished_at LIMIT %(limit)s
+FOR UPDATE OF t SKIP LOCKED
+"""
+# Up to %(limit)s finished tasks of one type that retention lets go, oldest first (index by
+# name), locked so that no transition races the delete.
+PRUNABLE_OF_TYPE = _PRUNABLE.format(name_filter="t.name = %(name)s")
+# Up to %(limit)s finished tasks of the types without their own retention, oldest first.
+PRUNABLE_DEFAULT = _PRUNABLE.format(name_filter="NOT (t.name = ANY(%(own)s::text[]))")
+
+_IDS = "ANY(%(ids)s::bigint[])"
+# The workflows the pruned tasks are linked into (not their own): they may be left empty too.
+LINKED_WORKFLOWS = f"SELECT DISTINCT workflow_id FROM corral_workflow_links WHERE task_id = {_IDS}"
+# The history of the pruned tasks (each delete an index range per task).
+PRUNE_LOGS = f"DELETE FROM corral_logs WHERE task_id = {_IDS}"
+PRUNE_EVENTS = f"DELETE FROM corral_events WHERE task_id = {_IDS}"
+PRUNE_ATTEMPTS = f"DELETE FROM corral_attempts WHERE task_id = {_IDS}"
+# Their dependency links, both ways (their dependents are all finished).
+PRUNE_DEPS = f"DELETE FROM corral_task_deps WHERE task_id = {_IDS}"
+PRUNE_DEPENDENTS = f"DELETE FROM corral_task_deps WHERE depends_on = {_IDS}"
+# Their places in other workflows, and the tasks themselves.
+PRUNE_LINKS = f"DELETE FROM corral_workflow_links WHERE task_id = {_IDS}"
+PRUNE_TASKS = f"DELETE FROM corral_tasks WHERE id = {_IDS}"
+# Submit-id rows of the calls that stored the pruned tasks (same created_at): a call is remembered
+# until its first task is pruned (checking all of a bulk call's ids would cost its size a batch).
+PRUNE_SUBMITS = "DELETE FROM corral_submits WHERE created_at = ANY(%(times)s::double precision[])"
+_EMPTY_WORKFLOWS = """(
+    SELECT w.id FROM corral_workflows w WHERE w.id = ANY(%(ids)s::bigint[])
+      AND NOT EXISTS (SELECT 1 FROM corral_tasks o WHERE o.workflow_id = w.id))"""
+# The links of the workflows of pruned tasks that have no task of their own left...
+PRUNE_EMPTY_WORKFLOW_LINKS = (
+    f"DELETE FROM corral_workflow_links WHERE workflow_id IN {_EMPTY_WORKFLOWS}"
+)
+# ...and those workflows.
+PRUNE_EMPTY_WORKFLOWS = f"DELETE FROM corral_workflows WHERE id IN {_EMPTY_WORKFLOWS}"

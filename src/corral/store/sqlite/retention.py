@@ -1,0 +1,79 @@
+"""Retention on SQLite: the retention settings and the prune batch (corral.retention's rule)."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import AbstractContextManager
+from typing import Any
+
+from ...codec import dumps
+from ...retention import PrunePlan, Retention, from_rows
+from . import retention_queries as rq
+
+NO_LIMIT = 2**62
+"""A cursor or id above any real one: no consumer, no event."""
+
+
+class SQLiteRetention:
+    """Mixed into SQLiteStore."""
+
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def _read(self, sql: str, params: Any = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def retention_get(self) -> Retention:
+        return from_rows({name: float(kept) for name, kept in self._read(rq.GET_RETENTION)})
+
+    def retention_set(self, task_name: str, seconds: float | None) -> None:
+        with self._write() as tx:
+            if seconds is None:
+                tx.execute(rq.UNSET_RETENTION, (task_name,))
+            else:
+                tx.execute(rq.SET_RETENTION, (task_name, seconds))
+
+    def task_prune(self, plan: PrunePlan) -> int:
+        with self._write() as tx:
+            cursor = tx.execute(rq.SLOWEST_CURSOR).fetchone()[0]
+            newest_task, newest_event = tx.execute(rq.NEWEST_IDS).fetchone()
+            common = {
+                "cursor": NO_LIMIT if cursor is None else cursor,
+                "newest_task": 0 if newest_task is None else newest_task,
+                "newest_event": NO_LIMIT if newest_event is None else newest_event,
+            }
+            rows: list[Any] = []
+            for name, cutoff in plan.per_type.items():
+                left = plan.batch - len(rows)
+                if left <= 0:
+                    break
+                params = {**common, "name": name, "cutoff": cutoff, "limit": left}
+                rows += tx.execute(rq.PRUNABLE_OF_TYPE, params).fetchall()
+            left = plan.batch - len(rows)
+            if left > 0:
+                params = {
+                    **common,
+                    "own": dumps(sorted(plan.per_type)),
+                    "cutoff": plan.default_cutoff,
+                    "limit": left,
+                }
+                rows += tx.execute(rq.PRUNABLE_DEFAULT, params).fetchall()
+            if not rows:
+                return 0
+            ids = dumps([r[0] for r in rows])
+            linked = [r[0] for r in tx.execute(rq.LINKED_WORKFLOWS, {"ids": ids}).fetchall()]
+            for statement in (
+                rq.PRUNE_LOGS,
+                rq.PRUNE_EVENTS,
+                rq.PRUNE_ATTEMPTS,
+                rq.PRUNE_DEPS,
+                rq.PRUNE_DEPENDENTS,
+                rq.PRUNE_LINKS,
+                rq.PRUNE_TASKS,
+            ):
+                tx.execute(statement, {"ids": ids})
+            tx.execute(rq.PRUNE_SUBMITS, {"times": dumps(sorted({r[2] for r in rows}))})
+            workflows = dumps(sorted({r[1] for r in rows if r[1] is not None} | set(linked)))
+            tx.execute(rq.PRUNE_EMPTY_WORKFLOW_LINKS, {"ids": workflows})
+            tx.execute(rq.PRUNE_EMPTY_WORKFLOWS, {"ids": workflows})
+            return len(rows)
