@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 
 from ...retention import PrunePlan, Retention, from_rows
+from ..pruning import prune_batch
 from . import retention_queries as rq
 
 
@@ -41,38 +42,4 @@ class PostgresRetention:
                 "cursor_xid": slowest[0] if slowest else 0,
                 "cursor_id": slowest[1] if slowest else 0,
             }
-            rows: list[Any] = []
-            for name, cutoff in plan.per_type.items():
-                left = plan.batch - len(rows)
-                if left <= 0:
-                    break
-                params = {**common, "name": name, "cutoff": cutoff, "limit": left}
-                rows += tx.execute(rq.PRUNABLE_OF_TYPE, params).fetchall()
-            left = plan.batch - len(rows)
-            if left > 0:
-                params = {
-                    **common,
-                    "own": sorted(plan.per_type),
-                    "cutoff": plan.default_cutoff,
-                    "limit": left,
-                }
-                rows += tx.execute(rq.PRUNABLE_DEFAULT, params).fetchall()
-            if not rows:
-                return 0
-            ids = [r[0] for r in rows]
-            linked = [r[0] for r in tx.execute(rq.LINKED_WORKFLOWS, {"ids": ids}).fetchall()]
-            for statement in (
-                rq.PRUNE_LOGS,
-                rq.PRUNE_EVENTS,
-                rq.PRUNE_ATTEMPTS,
-                rq.PRUNE_DEPS,
-                rq.PRUNE_DEPENDENTS,
-                rq.PRUNE_LINKS,
-                rq.PRUNE_TASKS,
-            ):
-                tx.execute(statement, {"ids": ids})
-            tx.execute(rq.PRUNE_SUBMITS, {"times": sorted({r[2] for r in rows})})
-            workflows = sorted({r[1] for r in rows if r[1] is not None} | set(linked))
-            tx.execute(rq.PRUNE_EMPTY_WORKFLOW_LINKS, {"ids": workflows})
-            tx.execute(rq.PRUNE_EMPTY_WORKFLOWS, {"ids": workflows})
-            return len(rows)
+            return prune_batch(tx, rq, plan, common, list)

@@ -8,6 +8,7 @@ from typing import Any
 
 from ...codec import dumps
 from ...retention import PrunePlan, Retention, from_rows
+from ..pruning import prune_batch
 from . import retention_queries as rq
 
 NO_LIMIT = 2**62
@@ -42,38 +43,4 @@ class SQLiteRetention:
                 "newest_task": 0 if newest_task is None else newest_task,
                 "newest_event": NO_LIMIT if newest_event is None else newest_event,
             }
-            rows: list[Any] = []
-            for name, cutoff in plan.per_type.items():
-                left = plan.batch - len(rows)
-                if left <= 0:
-                    break
-                params = {**common, "name": name, "cutoff": cutoff, "limit": left}
-                rows += tx.execute(rq.PRUNABLE_OF_TYPE, params).fetchall()
-            left = plan.batch - len(rows)
-            if left > 0:
-                params = {
-                    **common,
-                    "own": dumps(sorted(plan.per_type)),
-                    "cutoff": plan.default_cutoff,
-                    "limit": left,
-                }
-                rows += tx.execute(rq.PRUNABLE_DEFAULT, params).fetchall()
-            if not rows:
-                return 0
-            ids = dumps([r[0] for r in rows])
-            linked = [r[0] for r in tx.execute(rq.LINKED_WORKFLOWS, {"ids": ids}).fetchall()]
-            for statement in (
-                rq.PRUNE_LOGS,
-                rq.PRUNE_EVENTS,
-                rq.PRUNE_ATTEMPTS,
-                rq.PRUNE_DEPS,
-                rq.PRUNE_DEPENDENTS,
-                rq.PRUNE_LINKS,
-                rq.PRUNE_TASKS,
-            ):
-                tx.execute(statement, {"ids": ids})
-            tx.execute(rq.PRUNE_SUBMITS, {"times": dumps(sorted({r[2] for r in rows}))})
-            workflows = dumps(sorted({r[1] for r in rows if r[1] is not None} | set(linked)))
-            tx.execute(rq.PRUNE_EMPTY_WORKFLOW_LINKS, {"ids": workflows})
-            tx.execute(rq.PRUNE_EMPTY_WORKFLOWS, {"ids": workflows})
-            return len(rows)
+            return prune_batch(tx, rq, plan, common, dumps)

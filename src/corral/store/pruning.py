@@ -1,0 +1,60 @@
+"""The prune batch both backends run: select what corral.retention's plan lets go, then delete it
+with everything that hangs off it, in the caller's transaction. A backend gives its named
+statements, the cursor parameters its candidate queries take and how it passes a list."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from ..retention import PrunePlan
+
+DELETES = (
+    "PRUNE_LOGS",
+    "PRUNE_EVENTS",
+    "PRUNE_ATTEMPTS",
+    "PRUNE_DEPS",
+    "PRUNE_DEPENDENTS",
+    "PRUNE_LINKS",
+    "PRUNE_TASKS",
+)
+"""What hangs off a pruned task, deleted before the task itself."""
+
+
+def prune_batch(
+    tx: Any,
+    rq: ModuleType,
+    plan: PrunePlan,
+    common: dict[str, Any],
+    as_list: Callable[[list[Any]], Any],
+) -> int:
+    """Prune up to `plan.batch` tasks, per-type retentions first, then the default; returns how
+    many went. `tx` is the backend's connection in a transaction (DB-API `execute`)."""
+    rows: list[Any] = []
+    for name, cutoff in plan.per_type.items():
+        left = plan.batch - len(rows)
+        if left <= 0:
+            break
+        params = {**common, "name": name, "cutoff": cutoff, "limit": left}
+        rows += tx.execute(rq.PRUNABLE_OF_TYPE, params).fetchall()
+    left = plan.batch - len(rows)
+    if left > 0:
+        params = {
+            **common,
+            "own": as_list(sorted(plan.per_type)),
+            "cutoff": plan.default_cutoff,
+            "limit": left,
+        }
+        rows += tx.execute(rq.PRUNABLE_DEFAULT, params).fetchall()
+    if not rows:
+        return 0
+    ids = as_list([r[0] for r in rows])
+    linked = [r[0] for r in tx.execute(rq.LINKED_WORKFLOWS, {"ids": ids}).fetchall()]
+    for statement in DELETES:
+        tx.execute(getattr(rq, statement), {"ids": ids})
+    tx.execute(rq.PRUNE_SUBMITS, {"times": as_list(sorted({r[2] for r in rows}))})
+    workflows = as_list(sorted({r[1] for r in rows if r[1] is not None} | set(linked)))
+    tx.execute(rq.PRUNE_EMPTY_WORKFLOW_LINKS, {"ids": workflows})
+    tx.execute(rq.PRUNE_EMPTY_WORKFLOWS, {"ids": workflows})
+    return len(rows)
