@@ -32,8 +32,8 @@ def test_plan_is_shaped_like_the_reference_workload() -> None:
 def test_reset_deletes_only_a_demo_database(tmp_path: Path) -> None:
     foreign = tmp_path / "prod.db"
     with sqlite3.connect(foreign) as conn:
-        conn.execute("CREATE TABLE tasks (name TEXT)")
-        conn.execute("INSERT INTO tasks VALUES ('billing.load')")
+        conn.execute("CREATE TABLE corral_tasks (name TEXT)")
+        conn.execute("INSERT INTO corral_tasks VALUES ('billing.load')")
     text = tmp_path / "notes.txt"
     text.write_text("hello")
     for path in (foreign, text):

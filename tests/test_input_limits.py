@@ -33,7 +33,7 @@ def row_counts(url: str) -> dict[str, int]:
     """Rows in each table a submit or a configure writes, read with the backend's own client."""
     if url.startswith("sqlite:///"):
         with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+            return {t: conn.execute(f"SELECT count(*) FROM corral_{t}").fetchone()[0] for t in TABLES}
     import psycopg
 
     with psycopg.connect(url) as conn:
@@ -47,7 +47,7 @@ def raw_execute(url: str, statement: str, params: tuple[Any, ...]) -> None:
     """Write around corral's checks, as another client or a corrupted page would."""
     if url.startswith("sqlite:///"):
         with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            conn.execute(statement.replace("%s", "?").replace("corral_", ""), params)
+            conn.execute(statement.replace("%s", "?"), params)
         return
     import psycopg
 

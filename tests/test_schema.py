@@ -48,7 +48,7 @@ def test_a_fresh_migrate_gives_the_checked_in_schema(databases: Databases) -> No
 def test_a_schema_change_without_regenerating_is_caught(databases: Databases) -> None:
     """The comparison sees a column and an index that no migration declared."""
     url = databases.new_url()
-    tasks = "tasks" if databases.backend == "sqlite" else "corral_tasks"
+    tasks = "corral_tasks"
     statements = [
         f"ALTER TABLE {tasks} ADD COLUMN note TEXT",
         f"CREATE INDEX {tasks}_by_note ON {tasks} (note)",
@@ -111,11 +111,10 @@ _PG_TYPES = {"INTEGER": "bigint", "REAL": "double precision", "TEXT": "text"}
 
 
 def _as_postgres(lite: Schema) -> Schema:
-    """The SQLite schema renamed and retyped as PostgreSQL would have it."""
+    """The SQLite schema retyped as PostgreSQL would have it (the names are the same)."""
     tables = tuple(
         replace(
             t,
-            name=f"corral_{t.name}",
             columns=tuple(replace(c, type=_PG_TYPES[c.type]) for c in t.columns),
         )
         for t in lite.tables

@@ -360,7 +360,7 @@ def _is_demo_database(path: Path) -> bool:
         return True
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-            names = [row[0] for row in conn.execute("SELECT DISTINCT name FROM tasks")]
+            names = [row[0] for row in conn.execute("SELECT DISTINCT name FROM corral_tasks")]
     except sqlite3.Error:
         return False
     return all(name.startswith("demo.") for name in names)

@@ -6,9 +6,9 @@ test proves a fresh migrate still gives it, so a migration that changes the sche
 that file, and a reviewer reads the schema's new shape in the diff instead of replaying every
 migration in their head. It is generated, never edited: `python -m corral.store.schema_dump`.
 
-The two backends must expose the same tables and columns; names differ by a known prefix (SQLite
-`tasks`, PostgreSQL `corral_tasks`, as a PostgreSQL database may be shared with other software)
-and types by a small mapping (`KINDS`). `parity` lists what differs beyond that.
+The two backends must expose the same tables and columns, all named with the `corral_` prefix (a
+database, SQLite file or PostgreSQL, may be shared with the user's own tables), and types differ
+by a small mapping (`KINDS`). `parity` lists what differs beyond that.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Literal
 
 Backend = Literal["sqlite", "postgres"]
 BACKENDS: tuple[Backend, ...] = ("sqlite", "postgres")
-PREFIX: dict[Backend, str] = {"sqlite": "", "postgres": "corral_"}
+PREFIX: dict[Backend, str] = {"sqlite": "corral_", "postgres": "corral_"}
 """What each backend puts before a table's name."""
 REGENERATE = "python -m corral.store.schema_dump"
 """The one command that rewrites both schema.sql files from freshly migrated databases."""

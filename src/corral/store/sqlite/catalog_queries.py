@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 # The highest migration applied.
-SCHEMA_VERSION = "SELECT coalesce(max(version), 0) FROM schema_migrations"
+SCHEMA_VERSION = "SELECT coalesce(max(version), 0) FROM corral_schema_migrations"
 # Every table of corral's, with the text it was created with (for WITHOUT ROWID).
 TABLES = """
 SELECT name, sql FROM sqlite_master
-WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY name
+WHERE type = 'table' AND name LIKE 'corral\\_%' ESCAPE '\\' ORDER BY name
 """
 # A table's columns in order; pk is the column's place in the primary key (0: not in it).
 COLUMNS = 'SELECT name, type, "notnull", dflt_value, pk FROM pragma_table_info(?) ORDER BY cid'

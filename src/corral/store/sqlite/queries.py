@@ -12,36 +12,44 @@ TERMINAL_SQL = "('succeeded', 'dead', 'cancelled', 'upstream_failed')"
 
 # -- schema -------------------------------------------------------------------------------------
 
+# A database migrated by a release before 0008 keeps its migrations table unprefixed, beside
+# corral's unprefixed tables; the migrator renames it first (0008 renames the rest).
+LEGACY_MIGRATIONS = """
+SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'
+  AND EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'task_deps')
+  AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'corral_schema_migrations')
+"""
+RENAME_LEGACY_MIGRATIONS = "ALTER TABLE schema_migrations RENAME TO corral_schema_migrations"
 # The migrations table; created before anything else.
 CREATE_MIGRATIONS = """
-CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)
+CREATE TABLE IF NOT EXISTS corral_schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)
 """
 # Versions already applied.
-APPLIED_MIGRATIONS = "SELECT version FROM schema_migrations ORDER BY version"
+APPLIED_MIGRATIONS = "SELECT version FROM corral_schema_migrations ORDER BY version"
 # Record one applied migration.
-RECORD_MIGRATION = "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"
+RECORD_MIGRATION = "INSERT INTO corral_schema_migrations (version, applied_at) VALUES (?, ?)"
 
 # -- submit -------------------------------------------------------------------------------------
 
 # Unfinished tasks holding any of the dedup keys (a JSON array).
 FIND_DEDUP = f"""
-SELECT dedup_key, id FROM tasks
+SELECT dedup_key, id FROM corral_tasks
 WHERE dedup_key IN (SELECT value FROM json_each(:keys)) AND state NOT IN {TERMINAL_SQL}
 """
 # What a submit call recorded under its submit id: its tasks' ids (a JSON array), its workflow's.
-FIND_SUBMIT = "SELECT task_ids, workflow_id FROM submits WHERE submit_id = ?"
+FIND_SUBMIT = "SELECT task_ids, workflow_id FROM corral_submits WHERE submit_id = ?"
 # Record a submit call under its submit id (a second one with the id violates the primary key).
 RECORD_SUBMIT = """
-INSERT INTO submits (submit_id, task_ids, workflow_id, created_at)
+INSERT INTO corral_submits (submit_id, task_ids, workflow_id, created_at)
 VALUES (:submit_id, :task_ids, :workflow_id, :now)
 """
 # Which of the ids (a JSON array) exist.
-EXISTING_IDS = "SELECT id FROM tasks WHERE id IN (SELECT value FROM json_each(:ids))"
+EXISTING_IDS = "SELECT id FROM corral_tasks WHERE id IN (SELECT value FROM json_each(:ids))"
 # The next free task id (inside the immediate transaction, so no one else takes it).
-NEXT_TASK_ID = "SELECT coalesce(max(id), 0) + 1 FROM tasks"
+NEXT_TASK_ID = "SELECT coalesce(max(id), 0) + 1 FROM corral_tasks"
 # Insert one task.
 INSERT_TASK = """
-INSERT INTO tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
+INSERT INTO corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
                    enqueued_at, run_at, ready_at, rank, exclusive, rate_key, workflow_id,
                    on_upstream_failure, deps_left, quarantine_after)
@@ -51,12 +59,12 @@ VALUES (:id, :name, :pool, :group_name, :state, :priority, :level, :aging, :prom
         :on_upstream_failure, :deps_left, :quarantine_after)
 """
 # Insert one dependency edge.
-INSERT_DEP = "INSERT OR IGNORE INTO task_deps (task_id, depends_on) VALUES (?, ?)"
+INSERT_DEP = "INSERT OR IGNORE INTO corral_task_deps (task_id, depends_on) VALUES (?, ?)"
 # Hint a group whose ready tasks changed (at most one hint per group waits).
-INSERT_HINT = "INSERT OR IGNORE INTO ready_hints (pool, group_name) VALUES (?, ?)"
+INSERT_HINT = "INSERT OR IGNORE INTO corral_ready_hints (pool, group_name) VALUES (?, ?)"
 # Append one event row.
 INSERT_EVENT = """
-INSERT INTO events (task_id, at, kind, from_state, to_state, attempt, detail)
+INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt, detail)
 VALUES (?, ?, ?, ?, ?, ?, ?)
 """
 
@@ -71,12 +79,12 @@ t.workflow_id, t.on_upstream_failure, t.stalled_slices, t.suspect, t.isolated_cr
 t.quarantine_after
 """
 # One task.
-GET_TASK = f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ?"
+GET_TASK = f"SELECT {TASK_COLUMNS} FROM corral_tasks t WHERE t.id = ?"
 # A task's dependencies.
-GET_DEPS = "SELECT depends_on FROM task_deps WHERE task_id = ? ORDER BY depends_on"
+GET_DEPS = "SELECT depends_on FROM corral_task_deps WHERE task_id = ? ORDER BY depends_on"
 # Tasks filtered by states, group, name and ids (each filter skipped when NULL), newest first.
 LIST_TASKS = f"""
-SELECT {TASK_COLUMNS} FROM tasks t
+SELECT {TASK_COLUMNS} FROM corral_tasks t
 WHERE (:states IS NULL OR t.state IN (SELECT value FROM json_each(:states)))
   AND (:group_name IS NULL OR t.group_name = :group_name)
   AND (:name IS NULL OR t.name = :name)
@@ -84,36 +92,36 @@ WHERE (:states IS NULL OR t.state IN (SELECT value FROM json_each(:states)))
 ORDER BY t.id DESC LIMIT :limit
 """
 # The states of the given ids.
-TASK_STATES = "SELECT id, state FROM tasks WHERE id IN (SELECT value FROM json_each(:ids))"
+TASK_STATES = "SELECT id, state FROM corral_tasks WHERE id IN (SELECT value FROM json_each(:ids))"
 
 # -- resolver and promoter ----------------------------------------------------------------------
 
 # Waiting tasks whose delay is over and whose dependencies are settled become ready.
 RELEASE_WAITING = """
-UPDATE tasks SET state = 'ready', ready_at = :now, level = priority,
+UPDATE corral_tasks SET state = 'ready', ready_at = :now, level = priority,
        promote_at = CASE WHEN aging = :no_aging THEN NULL ELSE :now END,
        enqueued_at = max(enqueued_at, coalesce(
-           (SELECT max(u.finished_at) FROM task_deps d JOIN tasks u ON u.id = d.depends_on
-            WHERE d.task_id = tasks.id), enqueued_at))
+           (SELECT max(u.finished_at) FROM corral_task_deps d JOIN corral_tasks u ON u.id = d.depends_on
+            WHERE d.task_id = corral_tasks.id), enqueued_at))
 WHERE id IN (
-    SELECT t.id FROM tasks t INDEXED BY tasks_waiting_settled
+    SELECT t.id FROM corral_tasks t INDEXED BY corral_tasks_waiting_settled
     WHERE t.state = 'waiting' AND t.deps_left <= 0 AND t.deps_left = 0 AND t.run_at <= :now
     LIMIT :limit)
 RETURNING id, attempt
 """
 # Tasks whose retry backoff is over become ready again.
 RELEASE_RETRIES = """
-UPDATE tasks SET state = 'ready', ready_at = :now, level = priority,
+UPDATE corral_tasks SET state = 'ready', ready_at = :now, level = priority,
        promote_at = CASE WHEN aging = :no_aging THEN NULL ELSE :now END
-WHERE id IN (SELECT id FROM tasks WHERE state = 'retry_wait' AND run_at <= :now LIMIT :limit)
+WHERE id IN (SELECT id FROM corral_tasks WHERE state = 'retry_wait' AND run_at <= :now LIMIT :limit)
 RETURNING id, attempt
 """
 # Waiting tasks doomed by a dependency that ended badly (deps_left -1) can never run.
 FAIL_UPSTREAM = """
-UPDATE tasks SET state = 'upstream_failed', finished_at = :now,
+UPDATE corral_tasks SET state = 'upstream_failed', finished_at = :now,
        error = 'a dependency ended dead, cancelled or upstream_failed'
 WHERE id IN (
-    SELECT t.id FROM tasks t INDEXED BY tasks_waiting_settled
+    SELECT t.id FROM corral_tasks t INDEXED BY corral_tasks_waiting_settled
     WHERE t.state = 'waiting' AND t.deps_left <= 0 AND t.deps_left = -1
     LIMIT :limit)
 RETURNING id, attempt
@@ -121,21 +129,21 @@ RETURNING id, attempt
 # The earliest moment a waiting or backing-off task may become ready.
 NEXT_DUE = """
 SELECT min(due) FROM (
-    SELECT min(run_at) AS due FROM tasks INDEXED BY tasks_waiting_settled
+    SELECT min(run_at) AS due FROM corral_tasks INDEXED BY corral_tasks_waiting_settled
     WHERE state = 'waiting' AND deps_left <= 0 AND deps_left = 0
-    UNION ALL SELECT min(run_at) FROM tasks WHERE state = 'retry_wait'
-    UNION ALL SELECT 0.0 WHERE EXISTS (SELECT 1 FROM upstream_ended)
+    UNION ALL SELECT min(run_at) FROM corral_tasks WHERE state = 'retry_wait'
+    UNION ALL SELECT 0.0 WHERE EXISTS (SELECT 1 FROM corral_upstream_ended)
     UNION ALL SELECT 0.0 WHERE EXISTS (
-        SELECT 1 FROM tasks INDEXED BY tasks_waiting_settled
+        SELECT 1 FROM corral_tasks INDEXED BY corral_tasks_waiting_settled
         WHERE state = 'waiting' AND deps_left <= 0 AND deps_left = -1)) AS d
 """
 # Ready tasks whose level is due to change.
 FETCH_PROMOTABLE = """
-SELECT id, name, priority, level, aging, ready_at FROM tasks
+SELECT id, name, priority, level, aging, ready_at FROM corral_tasks
 WHERE state = 'ready' AND promote_at <= :now ORDER BY promote_at LIMIT :limit
 """
 # Set a ready task's level and the moment it next changes.
-SET_LEVEL = "UPDATE tasks SET level = ?, promote_at = ? WHERE id = ? AND state = 'ready'"
+SET_LEVEL = "UPDATE corral_tasks SET level = ?, promote_at = ? WHERE id = ? AND state = 'ready'"
 
 # -- dispatcher ---------------------------------------------------------------------------------
 
@@ -144,76 +152,76 @@ HEAD_ORDER = "level DESC, rank DESC, ready_at, id"
 
 # Take up to :limit hints (the groups whose ready tasks changed), oldest first.
 TAKE_HINTS = """
-DELETE FROM ready_hints WHERE id IN (SELECT id FROM ready_hints ORDER BY id LIMIT :limit)
+DELETE FROM corral_ready_hints WHERE id IN (SELECT id FROM corral_ready_hints ORDER BY id LIMIT :limit)
 RETURNING pool, group_name
 """
 # Record a group's head (its first ready task) among the per-group heads.
 SET_GROUP_HEAD = f"""
-INSERT INTO ready_groups (pool, group_name, level, ready_at)
+INSERT INTO corral_ready_groups (pool, group_name, level, ready_at)
 SELECT pool, group_name, level, ready_at FROM (
-    SELECT pool, group_name, level, ready_at FROM tasks INDEXED BY tasks_group_ready
+    SELECT pool, group_name, level, ready_at FROM corral_tasks INDEXED BY corral_tasks_group_ready
     WHERE state = 'ready' AND pool = :pool AND group_name = :group_name
     ORDER BY {HEAD_ORDER} LIMIT 1) WHERE true
 ON CONFLICT (pool, group_name) DO UPDATE SET level = excluded.level, ready_at = excluded.ready_at
 """
 # Drop a group that has no ready task left from the per-group heads.
 DROP_GROUP_HEAD = """
-DELETE FROM ready_groups WHERE pool = :pool AND group_name = :group_name
-  AND NOT EXISTS (SELECT 1 FROM tasks WHERE state = 'ready' AND pool = :pool
+DELETE FROM corral_ready_groups WHERE pool = :pool AND group_name = :group_name
+  AND NOT EXISTS (SELECT 1 FROM corral_tasks WHERE state = 'ready' AND pool = :pool
                   AND group_name = :group_name)
 """
 # Live workers: their pools and concurrency.
-LIVE_WORKERS = "SELECT pools, concurrency FROM workers WHERE lease_expires_at > :now"
+LIVE_WORKERS = "SELECT pools, concurrency FROM corral_workers WHERE lease_expires_at > :now"
 # Slots held (admitted + running), per group and pool, and whether an exclusive task holds one.
 ACTIVE_COUNTS = """
-SELECT group_name, pool, count(*), max(exclusive) FROM tasks
+SELECT group_name, pool, count(*), max(exclusive) FROM corral_tasks
 WHERE state IN ('admitted', 'running') GROUP BY group_name, pool
 """
 # Settings of the named groups (a JSON array).
 GROUPS_NAMED = f"""
-SELECT {GROUP_FIELDS} FROM groups WHERE name IN (SELECT value FROM json_each(:names))
+SELECT {GROUP_FIELDS} FROM corral_groups WHERE name IN (SELECT value FROM json_each(:names))
 """
 # The best groups of a pool by their head (level, then age), leaving out the groups to skip (a
 # JSON array) and those whose own token bucket is empty.
 BEST_GROUPS = """
-SELECT g.group_name FROM ready_groups g INDEXED BY ready_groups_best
+SELECT g.group_name FROM corral_ready_groups g INDEXED BY corral_ready_groups_best
 WHERE g.pool = :pool AND g.group_name NOT IN (SELECT value FROM json_each(:skip))
-  AND NOT EXISTS (SELECT 1 FROM rate_buckets b WHERE b.key = 'group:' || g.group_name
+  AND NOT EXISTS (SELECT 1 FROM corral_rate_buckets b WHERE b.key = 'group:' || g.group_name
                   AND min(b.burst, b.tokens + b.per_second * (:now - b.updated_at)) < 1)
 ORDER BY g.level DESC, g.ready_at LIMIT :limit
 """
 # The first ready tasks of one group of a pool, in admission order.
 GROUP_HEAD_TASKS = f"""
 SELECT id, pool, group_name, level, ready_at, rank, exclusive, rate_key
-FROM tasks INDEXED BY tasks_group_ready
+FROM corral_tasks INDEXED BY corral_tasks_group_ready
 WHERE state = 'ready' AND pool = :pool AND group_name = :group_name
 ORDER BY {HEAD_ORDER} LIMIT :limit
 """
 # Token buckets by key (a JSON array).
 BUCKETS_NAMED = """
-SELECT key, tokens, updated_at, per_second, burst FROM rate_buckets
+SELECT key, tokens, updated_at, per_second, burst FROM corral_rate_buckets
 WHERE key IN (SELECT value FROM json_each(:keys))
 """
 # Named rate limits by key (a JSON array).
 RATE_LIMITS_NAMED = """
-SELECT key, rate_limit, per_second, burst FROM rate_limits
+SELECT key, rate_limit, per_second, burst FROM corral_rate_limits
 WHERE key IN (SELECT value FROM json_each(:keys))
 """
 # Admit one ready task (admitted_at orders the claims).
 ADMIT = """
-UPDATE tasks SET state = 'admitted', admitted_at = :at
+UPDATE corral_tasks SET state = 'admitted', admitted_at = :at
 WHERE id = :id AND state = 'ready' RETURNING id, attempt, pool, group_name
 """
 # Store a token bucket as admissions left it.
 SET_BUCKET = """
-INSERT INTO rate_buckets (key, tokens, updated_at, per_second, burst)
+INSERT INTO corral_rate_buckets (key, tokens, updated_at, per_second, burst)
 VALUES (:key, :tokens, :updated_at, :per_second, :burst)
 ON CONFLICT (key) DO UPDATE SET tokens = :tokens, updated_at = :updated_at,
     per_second = :per_second, burst = :burst
 """
 # Ready tasks of a pool at a level above the given one (for `corral why`).
 COUNT_AHEAD = """
-SELECT count(*) FROM tasks INDEXED BY tasks_group_ready
+SELECT count(*) FROM corral_tasks INDEXED BY corral_tasks_group_ready
 WHERE state = 'ready' AND pool = :pool AND level > :level
 """
 
@@ -221,16 +229,16 @@ WHERE state = 'ready' AND pool = :pool AND level > :level
 
 # Create or replace a named rate limit.
 UPSERT_RATE_LIMIT = """
-INSERT INTO rate_limits (key, rate_limit, per_second, burst)
+INSERT INTO corral_rate_limits (key, rate_limit, per_second, burst)
 VALUES (:key, :rate_limit, :per_second, :burst)
 ON CONFLICT (key) DO UPDATE SET rate_limit = :rate_limit, per_second = :per_second, burst = :burst
 """
 # Remove a named rate limit.
-DELETE_RATE_LIMIT = "DELETE FROM rate_limits WHERE key = ?"
+DELETE_RATE_LIMIT = "DELETE FROM corral_rate_limits WHERE key = ?"
 # All named rate limits.
-ALL_RATE_LIMITS = "SELECT key, rate_limit, per_second, burst FROM rate_limits ORDER BY key"
+ALL_RATE_LIMITS = "SELECT key, rate_limit, per_second, burst FROM corral_rate_limits ORDER BY key"
 # Forget a bucket's state, so a new setting starts from a full bucket.
-DELETE_BUCKET = "DELETE FROM rate_buckets WHERE key = ?"
+DELETE_BUCKET = "DELETE FROM corral_rate_buckets WHERE key = ?"
 
 # -- worker -------------------------------------------------------------------------------------
 
@@ -239,19 +247,19 @@ DELETE_BUCKET = "DELETE FROM rate_buckets WHERE key = ?"
 # else up to :limit tasks that are not suspects, none while the worker runs a suspect.
 CLAIM = """
 WITH lone AS MATERIALIZED (
-    SELECT id FROM tasks
+    SELECT id FROM corral_tasks
     WHERE state = 'admitted' AND suspect = 1 AND pool IN (SELECT value FROM json_each(:pools))
       AND :may_take_suspect
-      AND NOT EXISTS (SELECT 1 FROM tasks WHERE worker_id = :worker AND state = 'running')
+      AND NOT EXISTS (SELECT 1 FROM corral_tasks WHERE worker_id = :worker AND state = 'running')
     ORDER BY admitted_at, id LIMIT 1),
 plain AS (
-    SELECT id FROM tasks
+    SELECT id FROM corral_tasks
     WHERE state = 'admitted' AND suspect = 0 AND pool IN (SELECT value FROM json_each(:pools))
       AND NOT EXISTS (SELECT 1 FROM lone)
-      AND NOT EXISTS (SELECT 1 FROM tasks WHERE worker_id = :worker AND state = 'running'
+      AND NOT EXISTS (SELECT 1 FROM corral_tasks WHERE worker_id = :worker AND state = 'running'
                       AND suspect = 1)
     ORDER BY admitted_at, id LIMIT :limit)
-UPDATE tasks SET state = 'running', attempt = attempt + 1, worker_id = :worker,
+UPDATE corral_tasks SET state = 'running', attempt = attempt + 1, worker_id = :worker,
        lease_expires_at = :lease, started_at = :now,
        first_started_at = coalesce(first_started_at, :now)
 WHERE id IN (SELECT id FROM lone UNION ALL SELECT id FROM plain)
@@ -263,7 +271,7 @@ RETURNING id, name, group_name, attempt, failures, max_retries, backoff, max_run
 # :overdue_before whose drain mark is free, lapsed or this worker's (its own first). A read of the
 # partial index of admitted suspects, once per heartbeat: no write lock unless one is found.
 DRAIN_CANDIDATE = """
-SELECT id FROM tasks
+SELECT id FROM corral_tasks
 WHERE state = 'admitted' AND suspect = 1 AND pool IN (SELECT value FROM json_each(:pools))
   AND admitted_at <= :overdue_before
   AND (drainer IS NULL OR drainer = :worker OR drain_until < :now)
@@ -271,17 +279,17 @@ ORDER BY coalesce(drainer = :worker, 0) DESC, admitted_at, id LIMIT 1
 """
 # Take or renew a suspect's drain mark (compare-and-set: one worker drains for a suspect).
 TAKE_DRAIN_MARK = """
-UPDATE tasks SET drainer = :worker, drain_until = :hold_until
+UPDATE corral_tasks SET drainer = :worker, drain_until = :hold_until
 WHERE id = :id AND state = 'admitted' AND suspect = 1
   AND (drainer IS NULL OR drainer = :worker OR drain_until < :now)
 """
 # Open an attempt row (isolated: a suspect claimed alone).
 INSERT_ATTEMPT = """
-INSERT INTO attempts (task_id, attempt, worker_id, started_at, isolated) VALUES (?, ?, ?, ?, ?)
+INSERT INTO corral_attempts (task_id, attempt, worker_id, started_at, isolated) VALUES (?, ?, ?, ?, ?)
 """
 # Record the end of a running attempt, if it is still the running one (compare-and-set).
 COMPLETE = """
-UPDATE tasks SET
+UPDATE corral_tasks SET
     state = :target,
     result = :result,
     error = :error,
@@ -301,37 +309,37 @@ RETURNING id
 """
 # Close an attempt row.
 CLOSE_ATTEMPT = """
-UPDATE attempts SET finished_at = ?, outcome = ?, error = ?, traceback = ?
+UPDATE corral_attempts SET finished_at = ?, outcome = ?, error = ?, traceback = ?
 WHERE task_id = ? AND attempt = ?
 """
 # Store a checkpoint for the running attempt.
 SAVE_CHECKPOINT = """
-UPDATE tasks SET checkpoint = ? WHERE id = ? AND attempt = ? AND state = 'running'
+UPDATE corral_tasks SET checkpoint = ? WHERE id = ? AND attempt = ? AND state = 'running'
 """
 # Store the shared clean-up record for the running attempt.
-SAVE_SHARED = "UPDATE tasks SET shared = ? WHERE id = ? AND attempt = ? AND state = 'running'"
+SAVE_SHARED = "UPDATE corral_tasks SET shared = ? WHERE id = ? AND attempt = ? AND state = 'running'"
 # Record an event about an attempt that changes no state (e.g. gil_held), if the task exists.
 RECORD_EVENT = """
-INSERT INTO events (task_id, at, kind, from_state, to_state, attempt, detail)
-SELECT id, :now, :kind, NULL, NULL, :attempt, :detail FROM tasks WHERE id = :id
+INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt, detail)
+SELECT id, :now, :kind, NULL, NULL, :attempt, :detail FROM corral_tasks WHERE id = :id
 """
 # Append a log line.
-INSERT_LOG = "INSERT INTO logs (task_id, attempt, at, level, message) VALUES (?, ?, ?, ?, ?)"
+INSERT_LOG = "INSERT INTO corral_logs (task_id, attempt, at, level, message) VALUES (?, ?, ?, ?, ?)"
 
 # -- operators ----------------------------------------------------------------------------------
 
 # A task's state and attempt.
-TASK_STATE = "SELECT state, attempt FROM tasks WHERE id = ?"
+TASK_STATE = "SELECT state, attempt FROM corral_tasks WHERE id = ?"
 # Cancel a task that is not running.
 CANCEL_NOW = """
-UPDATE tasks SET state = 'cancelled', finished_at = :now, error = 'cancelled'
+UPDATE corral_tasks SET state = 'cancelled', finished_at = :now, error = 'cancelled'
 WHERE id = :id AND state = :expected
 """
 # Ask the worker of a running task to stop it.
-REQUEST_CANCEL = "UPDATE tasks SET cancel_requested = 1 WHERE id = :id AND state = 'running'"
+REQUEST_CANCEL = "UPDATE corral_tasks SET cancel_requested = 1 WHERE id = :id AND state = 'running'"
 # Put a finished task back in the queue with a fresh retry budget.
 RETRY = """
-UPDATE tasks SET state = 'ready', failures = 0, cancel_requested = 0, error = NULL,
+UPDATE corral_tasks SET state = 'ready', failures = 0, cancel_requested = 0, error = NULL,
        finished_at = NULL, stalled_slices = 0, isolated_crashes = 0, ready_at = :now,
        level = priority, run_at = :now,
        promote_at = CASE WHEN aging = :no_aging THEN NULL ELSE :now END
@@ -344,7 +352,7 @@ WHERE id = :id AND state = :expected
 FETCH_EXPIRED = """
 SELECT t.id, t.attempt, t.failures, t.max_retries, t.on_timeout, t.cancel_requested, t.worker_id,
        coalesce(a.isolated, 0), t.isolated_crashes, t.quarantine_after
-FROM tasks t LEFT JOIN attempts a ON a.task_id = t.id AND a.attempt = t.attempt
+FROM corral_tasks t LEFT JOIN corral_attempts a ON a.task_id = t.id AND a.attempt = t.attempt
 WHERE t.state = 'running' AND t.lease_expires_at < :now ORDER BY t.lease_expires_at LIMIT :limit
 """
 
@@ -352,80 +360,80 @@ WHERE t.state = 'running' AND t.lease_expires_at < :now ORDER BY t.lease_expires
 
 # Announce (or re-announce) a worker.
 UPSERT_WORKER = """
-INSERT INTO workers (id, hostname, pid, pools, concurrency, started_at, heartbeat_at,
+INSERT INTO corral_workers (id, hostname, pid, pools, concurrency, started_at, heartbeat_at,
                      lease_expires_at)
 VALUES (:id, :hostname, :pid, :pools, :concurrency, :now, :now, :lease)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = :now, lease_expires_at = :lease,
     pools = :pools, concurrency = :concurrency
 """
 # Forget workers gone for an hour.
-PRUNE_WORKERS = "DELETE FROM workers WHERE lease_expires_at < :before"
+PRUNE_WORKERS = "DELETE FROM corral_workers WHERE lease_expires_at < :before"
 # Extend a worker's lease.
-WORKER_BEAT = "UPDATE workers SET heartbeat_at = :now, lease_expires_at = :lease WHERE id = :id"
+WORKER_BEAT = "UPDATE corral_workers SET heartbeat_at = :now, lease_expires_at = :lease WHERE id = :id"
 # Extend the leases of a worker's running tasks.
 TASK_LEASES_BEAT = """
-UPDATE tasks SET lease_expires_at = :lease WHERE worker_id = :id AND state = 'running'
+UPDATE corral_tasks SET lease_expires_at = :lease WHERE worker_id = :id AND state = 'running'
 """
 # A worker's running tasks that were asked to cancel.
 CANCEL_REQUESTS = """
-SELECT id FROM tasks WHERE worker_id = :id AND state = 'running' AND cancel_requested = 1
+SELECT id FROM corral_tasks WHERE worker_id = :id AND state = 'running' AND cancel_requested = 1
 """
 # Remove a worker.
-DELETE_WORKER = "DELETE FROM workers WHERE id = ?"
+DELETE_WORKER = "DELETE FROM corral_workers WHERE id = ?"
 # Live workers with how many tasks each runs.
 LIST_WORKERS = """
 SELECT w.id, w.hostname, w.pid, w.pools, w.concurrency, w.started_at, w.heartbeat_at,
        w.lease_expires_at,
-       (SELECT count(*) FROM tasks t WHERE t.worker_id = w.id AND t.state = 'running')
-FROM workers w WHERE w.lease_expires_at > :now ORDER BY w.started_at
+       (SELECT count(*) FROM corral_tasks t WHERE t.worker_id = w.id AND t.state = 'running')
+FROM corral_workers w WHERE w.lease_expires_at > :now ORDER BY w.started_at
 """
 # Take or extend a leadership if free, expired or already ours.
 ACQUIRE_LEADER = """
-INSERT INTO leaders (name, holder, expires_at) VALUES (:name, :holder, :lease)
+INSERT INTO corral_leaders (name, holder, expires_at) VALUES (:name, :holder, :lease)
 ON CONFLICT (name) DO UPDATE SET holder = :holder, expires_at = :lease
-WHERE leaders.holder = :holder OR leaders.expires_at < :now
+WHERE corral_leaders.holder = :holder OR corral_leaders.expires_at < :now
 """
 # Who leads.
-LEADER_HOLDER = "SELECT holder FROM leaders WHERE name = ?"
+LEADER_HOLDER = "SELECT holder FROM corral_leaders WHERE name = ?"
 # Give up a leadership.
-RELEASE_LEADER = "DELETE FROM leaders WHERE name = ? AND holder = ?"
+RELEASE_LEADER = "DELETE FROM corral_leaders WHERE name = ? AND holder = ?"
 
 # -- groups -------------------------------------------------------------------------------------
 
 # Create or replace a group's settings.
 UPSERT_GROUP = """
-INSERT INTO groups (name, max_parallel, weight, rate_limit, per_second, burst)
+INSERT INTO corral_groups (name, max_parallel, weight, rate_limit, per_second, burst)
 VALUES (:name, :max_parallel, :weight, :rate_limit, :per_second, :burst)
 ON CONFLICT (name) DO UPDATE SET max_parallel = :max_parallel, weight = :weight,
     rate_limit = :rate_limit, per_second = :per_second, burst = :burst
 """
 # One group's settings.
-GET_GROUP = f"SELECT {GROUP_FIELDS} FROM groups WHERE name = ?"
+GET_GROUP = f"SELECT {GROUP_FIELDS} FROM corral_groups WHERE name = ?"
 # Tasks per group and state.
-GROUP_COUNTS = "SELECT group_name, state, count(*) FROM tasks GROUP BY group_name, state"
+GROUP_COUNTS = "SELECT group_name, state, count(*) FROM corral_tasks GROUP BY group_name, state"
 # Mean and max wait per group, over tasks that started.
 GROUP_WAITS = """
 SELECT group_name, avg(first_started_at - enqueued_at), max(first_started_at - enqueued_at)
-FROM tasks WHERE first_started_at IS NOT NULL GROUP BY group_name
+FROM corral_tasks WHERE first_started_at IS NOT NULL GROUP BY group_name
 """
 # All configured groups.
-ALL_GROUPS = f"SELECT {GROUP_FIELDS} FROM groups"
+ALL_GROUPS = f"SELECT {GROUP_FIELDS} FROM corral_groups"
 
 # -- history ------------------------------------------------------------------------------------
 
 EVENT_COLUMNS = "id, task_id, at, kind, from_state, to_state, attempt, detail"
 # A task's events.
-TASK_EVENTS = f"SELECT {EVENT_COLUMNS} FROM events WHERE task_id = ? ORDER BY id"
+TASK_EVENTS = f"SELECT {EVENT_COLUMNS} FROM corral_events WHERE task_id = ? ORDER BY id"
 # The event feed after a cursor.
-EVENTS_AFTER = f"SELECT {EVENT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?"
+EVENTS_AFTER = f"SELECT {EVENT_COLUMNS} FROM corral_events WHERE id > ? ORDER BY id LIMIT ?"
 # A task's attempts.
 TASK_ATTEMPTS = """
 SELECT task_id, attempt, worker_id, started_at, finished_at, outcome, error, traceback, isolated
-FROM attempts WHERE task_id = ? ORDER BY attempt
+FROM corral_attempts WHERE task_id = ? ORDER BY attempt
 """
 # A task's log lines, of one attempt or all (NULL).
 TASK_LOGS = """
-SELECT task_id, attempt, at, level, message FROM logs
+SELECT task_id, attempt, at, level, message FROM corral_logs
 WHERE task_id = :id AND (:attempt IS NULL OR attempt = :attempt) ORDER BY id
 """
 
@@ -433,85 +441,85 @@ WHERE task_id = :id AND (:attempt IS NULL OR attempt = :attempt) ORDER BY id
 
 # Mark tasks (a JSON array) as having dependents, so that their end queues a settle.
 MARK_HAS_DEPENDENTS = """
-UPDATE tasks SET has_dependents = 1
+UPDATE corral_tasks SET has_dependents = 1
 WHERE id IN (SELECT value FROM json_each(:ids)) AND has_dependents = 0
 """
 # Queue those of the tasks (a JSON array) that already ended: their new dependents need settling.
 QUEUE_ENDED = f"""
-INSERT INTO upstream_ended (task_id)
-SELECT id FROM tasks WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN {TERMINAL_SQL}
+INSERT INTO corral_upstream_ended (task_id)
+SELECT id FROM corral_tasks WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN {TERMINAL_SQL}
 """
 # The oldest queued ends of tasks that have dependents.
-ENDED_UPSTREAMS = "SELECT id, task_id FROM upstream_ended ORDER BY id LIMIT :limit"
+ENDED_UPSTREAMS = "SELECT id, task_id FROM corral_upstream_ended ORDER BY id LIMIT :limit"
 # Recount the unsettled dependencies of the waiting dependents of the tasks (a JSON array):
 # -1 when one ended badly and the dependent is 'fail'; 'run' dependents count any end as settled.
 SETTLE_DEPENDENTS = f"""
-UPDATE tasks SET deps_left = CASE
+UPDATE corral_tasks SET deps_left = CASE
     WHEN on_upstream_failure = 'fail' AND EXISTS (
-        SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on
-        WHERE d.task_id = tasks.id AND u.state IN ('dead', 'cancelled', 'upstream_failed'))
+        SELECT 1 FROM corral_task_deps d JOIN corral_tasks u ON u.id = d.depends_on
+        WHERE d.task_id = corral_tasks.id AND u.state IN ('dead', 'cancelled', 'upstream_failed'))
     THEN -1
-    ELSE (SELECT count(*) FROM task_deps d JOIN tasks u ON u.id = d.depends_on
-          WHERE d.task_id = tasks.id AND u.state != 'succeeded'
-            AND NOT (tasks.on_upstream_failure = 'run' AND u.state IN {TERMINAL_SQL})) END
+    ELSE (SELECT count(*) FROM corral_task_deps d JOIN corral_tasks u ON u.id = d.depends_on
+          WHERE d.task_id = corral_tasks.id AND u.state != 'succeeded'
+            AND NOT (corral_tasks.on_upstream_failure = 'run' AND u.state IN {TERMINAL_SQL})) END
 WHERE state = 'waiting'
-  AND id IN (SELECT d.task_id FROM task_deps d
+  AND id IN (SELECT d.task_id FROM corral_task_deps d
              WHERE d.depends_on IN (SELECT value FROM json_each(:ids)))
 """
 # Forget the queued ends up to an id, once settled.
-FORGET_ENDED = "DELETE FROM upstream_ended WHERE id <= :last"
+FORGET_ENDED = "DELETE FROM corral_upstream_ended WHERE id <= :last"
 
 # -- workflows ------------------------------------------------------------------------------------
 
 # Create a workflow.
 INSERT_WORKFLOW = """
-INSERT INTO workflows (name, group_name, created_at) VALUES (:name, :group_name, :now)
+INSERT INTO corral_workflows (name, group_name, created_at) VALUES (:name, :group_name, :now)
 RETURNING id
 """
 # One workflow.
-GET_WORKFLOW = "SELECT id, name, group_name, created_at FROM workflows WHERE id = ?"
+GET_WORKFLOW = "SELECT id, name, group_name, created_at FROM corral_workflows WHERE id = ?"
 # A workflow's tasks counted by state: its own, and those its steps deduplicated onto.
 WORKFLOW_COUNTS = """
 SELECT state, count(*) FROM (
-    SELECT id, state FROM tasks WHERE workflow_id = :id
+    SELECT id, state FROM corral_tasks WHERE workflow_id = :id
     UNION
-    SELECT t.id, t.state FROM workflow_links l JOIN tasks t ON t.id = l.task_id
+    SELECT t.id, t.state FROM corral_workflow_links l JOIN corral_tasks t ON t.id = l.task_id
     WHERE l.workflow_id = :id)
 GROUP BY state
 """
 # Record a task a workflow relies on that is not its own (a step deduplicated onto it).
-INSERT_WORKFLOW_LINK = "INSERT OR IGNORE INTO workflow_links (workflow_id, task_id) VALUES (?, ?)"
+INSERT_WORKFLOW_LINK = "INSERT OR IGNORE INTO corral_workflow_links (workflow_id, task_id) VALUES (?, ?)"
 # A workflow's unfinished tasks and their states (before a cancel).
 WORKFLOW_UNFINISHED = f"""
-SELECT id, state, attempt FROM tasks WHERE workflow_id = ? AND state NOT IN {TERMINAL_SQL}
+SELECT id, state, attempt FROM corral_tasks WHERE workflow_id = ? AND state NOT IN {TERMINAL_SQL}
 """
 # -- cancel requests and event consumers --------------------------------------------------------
 
 # Create a consumer's row at the origin of the feed, if it has none.
 ADD_CONSUMER = """
-INSERT OR IGNORE INTO consumers (name, cursor_xid, cursor_id)
-SELECT :name, cursor_xid, cursor_id FROM consumers WHERE name = '*'
+INSERT OR IGNORE INTO corral_consumers (name, cursor_xid, cursor_id)
+SELECT :name, cursor_xid, cursor_id FROM corral_consumers WHERE name = '*'
 """
 # Take or extend a consumer's lease if free, expired or already `holder`'s.
 ACQUIRE_CONSUMER = """
-UPDATE consumers SET holder = :holder, lease_expires_at = :lease
+UPDATE corral_consumers SET holder = :holder, lease_expires_at = :lease
 WHERE name = :name AND (holder IS NULL OR holder = :holder OR lease_expires_at < :now)
 """
 # Move a consumer's cursor, if `holder` still holds its lease (compare-and-set).
 ADVANCE_CONSUMER = """
-UPDATE consumers SET cursor_xid = :xid, cursor_id = :event_id
+UPDATE corral_consumers SET cursor_xid = :xid, cursor_id = :event_id
 WHERE name = :name AND holder = :holder AND lease_expires_at >= :now
 """
 # Give up a consumer's lease.
 RELEASE_CONSUMER = """
-UPDATE consumers SET holder = NULL, lease_expires_at = 0 WHERE name = ? AND holder = ?
+UPDATE corral_consumers SET holder = NULL, lease_expires_at = 0 WHERE name = ? AND holder = ?
 """
 # The events after a consumer's cursor, with their tasks' name, group and workflow, in id order
 # (which is commit order on SQLite).
 EVENTS_UNSEEN = """
 SELECT e.id, e.task_id, e.at, e.kind, e.from_state, e.to_state, e.attempt, e.detail,
        t.name, t.group_name, t.workflow_id, 0
-FROM events e LEFT JOIN tasks t ON t.id = e.task_id
-WHERE e.id > (SELECT cursor_id FROM consumers WHERE name = :name)
+FROM corral_events e LEFT JOIN corral_tasks t ON t.id = e.task_id
+WHERE e.id > (SELECT cursor_id FROM corral_consumers WHERE name = :name)
 ORDER BY e.id LIMIT :limit
 """

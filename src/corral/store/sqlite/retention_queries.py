@@ -6,33 +6,33 @@ from __future__ import annotations
 from .queries import TERMINAL_SQL
 
 # The retention configured, per task type ('*': the default).
-GET_RETENTION = "SELECT task_name, seconds FROM retention"
+GET_RETENTION = "SELECT task_name, seconds FROM corral_retention"
 # Set one task type's retention (or the default's).
 SET_RETENTION = """
-INSERT INTO retention (task_name, seconds) VALUES (?, ?)
+INSERT INTO corral_retention (task_name, seconds) VALUES (?, ?)
 ON CONFLICT (task_name) DO UPDATE SET seconds = excluded.seconds
 """
 # Forget one task type's retention.
-UNSET_RETENTION = "DELETE FROM retention WHERE task_name = ?"
+UNSET_RETENTION = "DELETE FROM corral_retention WHERE task_name = ?"
 # Where the slowest event consumer stands ('*' is the origin new consumers start from, not one).
-SLOWEST_CURSOR = "SELECT min(cursor_id) FROM consumers WHERE name <> '*'"
+SLOWEST_CURSOR = "SELECT min(cursor_id) FROM corral_consumers WHERE name <> '*'"
 # The newest task and event: kept, so SQLite never hands their ids out again (max(id) + 1).
-NEWEST_IDS = "SELECT (SELECT max(id) FROM tasks), (SELECT max(id) FROM events)"
+NEWEST_IDS = "SELECT (SELECT max(id) FROM corral_tasks), (SELECT max(id) FROM corral_events)"
 
 _UNFINISHED_WORKFLOW = f"""(
-    EXISTS (SELECT 1 FROM tasks o WHERE o.workflow_id = {{wf}} AND o.state NOT IN {TERMINAL_SQL})
-    OR EXISTS (SELECT 1 FROM workflow_links k JOIN tasks o ON o.id = k.task_id
+    EXISTS (SELECT 1 FROM corral_tasks o WHERE o.workflow_id = {{wf}} AND o.state NOT IN {TERMINAL_SQL})
+    OR EXISTS (SELECT 1 FROM corral_workflow_links k JOIN corral_tasks o ON o.id = k.task_id
                WHERE k.workflow_id = {{wf}} AND o.state NOT IN {TERMINAL_SQL}))"""
 _PRUNABLE = f"""
-SELECT t.id, t.workflow_id, t.created_at FROM tasks t
+SELECT t.id, t.workflow_id, t.created_at FROM corral_tasks t
 WHERE t.state IN {TERMINAL_SQL} AND {{name_filter}} AND t.finished_at < :cutoff
   AND t.id < :newest_task
-  AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks w ON w.id = d.task_id
+  AND NOT EXISTS (SELECT 1 FROM corral_task_deps d JOIN corral_tasks w ON w.id = d.task_id
                   WHERE d.depends_on = t.id AND w.state NOT IN {TERMINAL_SQL})
-  AND NOT EXISTS (SELECT 1 FROM events e WHERE e.task_id = t.id
+  AND NOT EXISTS (SELECT 1 FROM corral_events e WHERE e.task_id = t.id
                   AND (e.id > :cursor OR e.id >= :newest_event))
   AND (t.workflow_id IS NULL OR NOT {_UNFINISHED_WORKFLOW.format(wf="t.workflow_id")})
-  AND NOT EXISTS (SELECT 1 FROM workflow_links l WHERE l.task_id = t.id
+  AND NOT EXISTS (SELECT 1 FROM corral_workflow_links l WHERE l.task_id = t.id
                   AND {_UNFINISHED_WORKFLOW.format(wf="l.workflow_id")})
 ORDER BY t.finished_at LIMIT :limit
 """
@@ -43,25 +43,25 @@ PRUNABLE_DEFAULT = _PRUNABLE.format(name_filter="t.name NOT IN (SELECT value FRO
 
 _IDS = "(SELECT value FROM json_each(:ids))"
 # The history of the pruned tasks (each delete an index range per task).
-PRUNE_LOGS = f"DELETE FROM logs WHERE task_id IN {_IDS}"
-PRUNE_EVENTS = f"DELETE FROM events WHERE task_id IN {_IDS}"
-PRUNE_ATTEMPTS = f"DELETE FROM attempts WHERE task_id IN {_IDS}"
+PRUNE_LOGS = f"DELETE FROM corral_logs WHERE task_id IN {_IDS}"
+PRUNE_EVENTS = f"DELETE FROM corral_events WHERE task_id IN {_IDS}"
+PRUNE_ATTEMPTS = f"DELETE FROM corral_attempts WHERE task_id IN {_IDS}"
 # The workflows the pruned tasks are linked into (not their own): they may be left empty too.
-LINKED_WORKFLOWS = f"SELECT DISTINCT workflow_id FROM workflow_links WHERE task_id IN {_IDS}"
+LINKED_WORKFLOWS = f"SELECT DISTINCT workflow_id FROM corral_workflow_links WHERE task_id IN {_IDS}"
 # Their dependency links, both ways (their dependents are all finished).
-PRUNE_DEPS = f"DELETE FROM task_deps WHERE task_id IN {_IDS}"
-PRUNE_DEPENDENTS = f"DELETE FROM task_deps WHERE depends_on IN {_IDS}"
+PRUNE_DEPS = f"DELETE FROM corral_task_deps WHERE task_id IN {_IDS}"
+PRUNE_DEPENDENTS = f"DELETE FROM corral_task_deps WHERE depends_on IN {_IDS}"
 # Their places in other workflows, and the tasks themselves.
-PRUNE_LINKS = f"DELETE FROM workflow_links WHERE task_id IN {_IDS}"
-PRUNE_TASKS = f"DELETE FROM tasks WHERE id IN {_IDS}"
+PRUNE_LINKS = f"DELETE FROM corral_workflow_links WHERE task_id IN {_IDS}"
+PRUNE_TASKS = f"DELETE FROM corral_tasks WHERE id IN {_IDS}"
 # Submit-id rows of the calls that stored the pruned tasks (same created_at): a call is remembered
 # until its first task is pruned (checking all of a bulk call's ids would cost its size a batch).
-PRUNE_SUBMITS = "DELETE FROM submits WHERE created_at IN (SELECT value FROM json_each(:times))"
+PRUNE_SUBMITS = "DELETE FROM corral_submits WHERE created_at IN (SELECT value FROM json_each(:times))"
 _EMPTY_WORKFLOWS = """(
-    SELECT w.id FROM workflows w WHERE w.id IN (SELECT value FROM json_each(:ids))
-      AND w.id < (SELECT max(id) FROM workflows)
-      AND NOT EXISTS (SELECT 1 FROM tasks o WHERE o.workflow_id = w.id))"""
+    SELECT w.id FROM corral_workflows w WHERE w.id IN (SELECT value FROM json_each(:ids))
+      AND w.id < (SELECT max(id) FROM corral_workflows)
+      AND NOT EXISTS (SELECT 1 FROM corral_tasks o WHERE o.workflow_id = w.id))"""
 # The links of the workflows of pruned tasks that have no task of their own left...
-PRUNE_EMPTY_WORKFLOW_LINKS = f"DELETE FROM workflow_links WHERE workflow_id IN {_EMPTY_WORKFLOWS}"
+PRUNE_EMPTY_WORKFLOW_LINKS = f"DELETE FROM corral_workflow_links WHERE workflow_id IN {_EMPTY_WORKFLOWS}"
 # ...and those workflows (the newest kept: SQLite would give its id out again).
-PRUNE_EMPTY_WORKFLOWS = f"DELETE FROM workflows WHERE id IN {_EMPTY_WORKFLOWS}"
+PRUNE_EMPTY_WORKFLOWS = f"DELETE FROM corral_workflows WHERE id IN {_EMPTY_WORKFLOWS}"

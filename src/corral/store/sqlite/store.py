@@ -173,6 +173,10 @@ class SQLiteStore(NamedReads, SQLiteRetention):
     def migrate(self) -> list[int]:
         conn = self._conn()
         try:
+            if conn.execute(q.LEGACY_MIGRATIONS).fetchall():
+                with self._write() as tx:
+                    if tx.execute(q.LEGACY_MIGRATIONS).fetchall():
+                        tx.execute(q.RENAME_LEGACY_MIGRATIONS)
             conn.execute(q.CREATE_MIGRATIONS)
             applied = {row[0] for row in conn.execute(q.APPLIED_MIGRATIONS)}
         except sqlite3.DatabaseError as exc:
