@@ -33,7 +33,9 @@ def row_counts(url: str) -> dict[str, int]:
     """Rows in each table a submit or a configure writes, read with the backend's own client."""
     if url.startswith("sqlite:///"):
         with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            return {t: conn.execute(f"SELECT count(*) FROM corral_{t}").fetchone()[0] for t in TABLES}
+            return {
+                t: conn.execute(f"SELECT count(*) FROM corral_{t}").fetchone()[0] for t in TABLES
+            }
     import psycopg
 
     with psycopg.connect(url) as conn:

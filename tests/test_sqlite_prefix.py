@@ -37,7 +37,7 @@ def _release_copy(tmp_path: Path) -> Path:
 def test_the_release_database_is_unprefixed_and_at_version_7() -> None:
     """The fixture is what the release left: guards the upgrade test against a remade fixture."""
     names = {name for kind, name in _objects(RELEASE_DB) if kind == "table"}
-    assert LEGACY_TABLES <= names and not any(n.startswith("corral_") for n in names)
+    assert names >= LEGACY_TABLES and not any(n.startswith("corral_") for n in names)
     with sqlite3.connect(RELEASE_DB) as conn:
         assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (7,)
 

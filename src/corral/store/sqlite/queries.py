@@ -22,7 +22,9 @@ SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'
 RENAME_LEGACY_MIGRATIONS = "ALTER TABLE schema_migrations RENAME TO corral_schema_migrations"
 # The migrations table; created before anything else.
 CREATE_MIGRATIONS = """
-CREATE TABLE IF NOT EXISTS corral_schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)
+CREATE TABLE IF NOT EXISTS corral_schema_migrations (
+    version INTEGER PRIMARY KEY, applied_at REAL NOT NULL
+)
 """
 # Versions already applied.
 APPLIED_MIGRATIONS = "SELECT version FROM corral_schema_migrations ORDER BY version"
@@ -49,10 +51,11 @@ EXISTING_IDS = "SELECT id FROM corral_tasks WHERE id IN (SELECT value FROM json_
 NEXT_TASK_ID = "SELECT coalesce(max(id), 0) + 1 FROM corral_tasks"
 # Insert one task.
 INSERT_TASK = """
-INSERT INTO corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
-                   kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
-                   enqueued_at, run_at, ready_at, rank, exclusive, rate_key, workflow_id,
-                   on_upstream_failure, deps_left, quarantine_after)
+INSERT INTO corral_tasks (
+    id, name, pool, group_name, state, priority, level, aging, promote_at, args, kwargs,
+    dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at, enqueued_at, run_at,
+    ready_at, rank, exclusive, rate_key, workflow_id, on_upstream_failure, deps_left,
+    quarantine_after)
 VALUES (:id, :name, :pool, :group_name, :state, :priority, :level, :aging, :promote_at, :args,
         :kwargs, :dedup_key, :max_retries, :backoff, :max_runtime, :on_timeout, :now,
         :enqueued_at, :run_at, :ready_at, :rank, :exclusive, :rate_key, :workflow_id,
@@ -101,7 +104,8 @@ RELEASE_WAITING = """
 UPDATE corral_tasks SET state = 'ready', ready_at = :now, level = priority,
        promote_at = CASE WHEN aging = :no_aging THEN NULL ELSE :now END,
        enqueued_at = max(enqueued_at, coalesce(
-           (SELECT max(u.finished_at) FROM corral_task_deps d JOIN corral_tasks u ON u.id = d.depends_on
+           (SELECT max(u.finished_at)
+            FROM corral_task_deps d JOIN corral_tasks u ON u.id = d.depends_on
             WHERE d.task_id = corral_tasks.id), enqueued_at))
 WHERE id IN (
     SELECT t.id FROM corral_tasks t INDEXED BY corral_tasks_waiting_settled
@@ -152,7 +156,8 @@ HEAD_ORDER = "level DESC, rank DESC, ready_at, id"
 
 # Take up to :limit hints (the groups whose ready tasks changed), oldest first.
 TAKE_HINTS = """
-DELETE FROM corral_ready_hints WHERE id IN (SELECT id FROM corral_ready_hints ORDER BY id LIMIT :limit)
+DELETE FROM corral_ready_hints
+WHERE id IN (SELECT id FROM corral_ready_hints ORDER BY id LIMIT :limit)
 RETURNING pool, group_name
 """
 # Record a group's head (its first ready task) among the per-group heads.
@@ -285,7 +290,8 @@ WHERE id = :id AND state = 'admitted' AND suspect = 1
 """
 # Open an attempt row (isolated: a suspect claimed alone).
 INSERT_ATTEMPT = """
-INSERT INTO corral_attempts (task_id, attempt, worker_id, started_at, isolated) VALUES (?, ?, ?, ?, ?)
+INSERT INTO corral_attempts (task_id, attempt, worker_id, started_at, isolated)
+VALUES (?, ?, ?, ?, ?)
 """
 # Record the end of a running attempt, if it is still the running one (compare-and-set).
 COMPLETE = """
@@ -317,7 +323,9 @@ SAVE_CHECKPOINT = """
 UPDATE corral_tasks SET checkpoint = ? WHERE id = ? AND attempt = ? AND state = 'running'
 """
 # Store the shared clean-up record for the running attempt.
-SAVE_SHARED = "UPDATE corral_tasks SET shared = ? WHERE id = ? AND attempt = ? AND state = 'running'"
+SAVE_SHARED = (
+    "UPDATE corral_tasks SET shared = ? WHERE id = ? AND attempt = ? AND state = 'running'"
+)
 # Record an event about an attempt that changes no state (e.g. gil_held), if the task exists.
 RECORD_EVENT = """
 INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt, detail)
@@ -369,7 +377,9 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = :now, lease_expires_at = :lease,
 # Forget workers gone for an hour.
 PRUNE_WORKERS = "DELETE FROM corral_workers WHERE lease_expires_at < :before"
 # Extend a worker's lease.
-WORKER_BEAT = "UPDATE corral_workers SET heartbeat_at = :now, lease_expires_at = :lease WHERE id = :id"
+WORKER_BEAT = (
+    "UPDATE corral_workers SET heartbeat_at = :now, lease_expires_at = :lease WHERE id = :id"
+)
 # Extend the leases of a worker's running tasks.
 TASK_LEASES_BEAT = """
 UPDATE corral_tasks SET lease_expires_at = :lease WHERE worker_id = :id AND state = 'running'
@@ -447,7 +457,8 @@ WHERE id IN (SELECT value FROM json_each(:ids)) AND has_dependents = 0
 # Queue those of the tasks (a JSON array) that already ended: their new dependents need settling.
 QUEUE_ENDED = f"""
 INSERT INTO corral_upstream_ended (task_id)
-SELECT id FROM corral_tasks WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN {TERMINAL_SQL}
+SELECT id FROM corral_tasks
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN {TERMINAL_SQL}
 """
 # The oldest queued ends of tasks that have dependents.
 ENDED_UPSTREAMS = "SELECT id, task_id FROM corral_upstream_ended ORDER BY id LIMIT :limit"
@@ -488,7 +499,9 @@ SELECT state, count(*) FROM (
 GROUP BY state
 """
 # Record a task a workflow relies on that is not its own (a step deduplicated onto it).
-INSERT_WORKFLOW_LINK = "INSERT OR IGNORE INTO corral_workflow_links (workflow_id, task_id) VALUES (?, ?)"
+INSERT_WORKFLOW_LINK = (
+    "INSERT OR IGNORE INTO corral_workflow_links (workflow_id, task_id) VALUES (?, ?)"
+)
 # A workflow's unfinished tasks and their states (before a cancel).
 WORKFLOW_UNFINISHED = f"""
 SELECT id, state, attempt FROM corral_tasks WHERE workflow_id = ? AND state NOT IN {TERMINAL_SQL}

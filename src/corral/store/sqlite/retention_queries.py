@@ -20,7 +20,8 @@ SLOWEST_CURSOR = "SELECT min(cursor_id) FROM corral_consumers WHERE name <> '*'"
 NEWEST_IDS = "SELECT (SELECT max(id) FROM corral_tasks), (SELECT max(id) FROM corral_events)"
 
 _UNFINISHED_WORKFLOW = f"""(
-    EXISTS (SELECT 1 FROM corral_tasks o WHERE o.workflow_id = {{wf}} AND o.state NOT IN {TERMINAL_SQL})
+    EXISTS (SELECT 1 FROM corral_tasks o
+            WHERE o.workflow_id = {{wf}} AND o.state NOT IN {TERMINAL_SQL})
     OR EXISTS (SELECT 1 FROM corral_workflow_links k JOIN corral_tasks o ON o.id = k.task_id
                WHERE k.workflow_id = {{wf}} AND o.state NOT IN {TERMINAL_SQL}))"""
 _PRUNABLE = f"""
@@ -56,12 +57,16 @@ PRUNE_LINKS = f"DELETE FROM corral_workflow_links WHERE task_id IN {_IDS}"
 PRUNE_TASKS = f"DELETE FROM corral_tasks WHERE id IN {_IDS}"
 # Submit-id rows of the calls that stored the pruned tasks (same created_at): a call is remembered
 # until its first task is pruned (checking all of a bulk call's ids would cost its size a batch).
-PRUNE_SUBMITS = "DELETE FROM corral_submits WHERE created_at IN (SELECT value FROM json_each(:times))"
+PRUNE_SUBMITS = (
+    "DELETE FROM corral_submits WHERE created_at IN (SELECT value FROM json_each(:times))"
+)
 _EMPTY_WORKFLOWS = """(
     SELECT w.id FROM corral_workflows w WHERE w.id IN (SELECT value FROM json_each(:ids))
       AND w.id < (SELECT max(id) FROM corral_workflows)
       AND NOT EXISTS (SELECT 1 FROM corral_tasks o WHERE o.workflow_id = w.id))"""
 # The links of the workflows of pruned tasks that have no task of their own left...
-PRUNE_EMPTY_WORKFLOW_LINKS = f"DELETE FROM corral_workflow_links WHERE workflow_id IN {_EMPTY_WORKFLOWS}"
+PRUNE_EMPTY_WORKFLOW_LINKS = (
+    f"DELETE FROM corral_workflow_links WHERE workflow_id IN {_EMPTY_WORKFLOWS}"
+)
 # ...and those workflows (the newest kept: SQLite would give its id out again).
 PRUNE_EMPTY_WORKFLOWS = f"DELETE FROM corral_workflows WHERE id IN {_EMPTY_WORKFLOWS}"
