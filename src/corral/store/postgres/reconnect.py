@@ -1,11 +1,16 @@
 """Lost PostgreSQL connections: checked before they are lent, classified when they die, and the
 store call run again when that is safe.
 
-The server may end any session at any time (`pg_terminate_backend`, a restart, a failover). Each
-connection is checked as the pool lends it (`ConnectionPool.check_connection`, an empty query),
-so a session that died while it sat in the pool is replaced, never handed out; and a dead one
-means the server dropped sessions, so every idle one is checked at once (`ConnectionPool.check`).
-A session can still die while a call uses it; what the call did then depends on how far it got:
+The server may end any session at any time (`pg_terminate_backend`, a restart, a failover). A
+connection is checked as the pool lends it (`ConnectionPool.check_connection`, an empty query)
+only where a session that died in the pool would leave the call unsure of what it did: a
+statement autocommitted alone (`one`) for a call that may not simply run again (rule ONCE). A
+transaction on a dead session fails before its COMMIT is sent, so it wrote nothing and runs
+again; a call that is safe to repeat (AGAIN, OWN) runs again whatever happened. Checking every
+lend would cost every store call a round trip. A dead session, found either way, means the server
+dropped sessions, so every idle one is checked at once (`ConnectionPool.check`) before the next
+try. A session can still die while a call uses it; what the call did then depends on how far it
+got:
 
 - it never got a connection, or its transaction had not sent COMMIT: nothing was written (the
   server rolls back the open transaction of a dead session). Running it again is safe.
@@ -104,14 +109,15 @@ SHUTDOWN_STATES = ("57P01", "57P02", "57P03")
 class Connections:
     """The pool's connections, with their failures classified (see the module's docstring)."""
 
-    def __init__(self, pool: ConnectionPool[Any], where: str) -> None:
+    def __init__(self, pool: ConnectionPool[Any], where: str, retrier: Retrier) -> None:
         self._pool = pool
         self.where = where
+        self._retrier = retrier
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A working connection, or ConnectionLost (nothing was sent)."""
-        conn = self._checked()
+    def connection(self, check: bool = True) -> Iterator[psycopg.Connection[Any]]:
+        """A connection (checked to work first if `check`), or ConnectionLost (nothing sent)."""
+        conn = self._checked() if check else self._lent()
         try:
             with conn:
                 try:
@@ -122,18 +128,22 @@ class Connections:
         finally:
             self._pool.putconn(conn)
 
+    def _lent(self) -> psycopg.Connection[Any]:
+        try:
+            conn: psycopg.Connection[Any] = self._pool.getconn(timeout=POOL_TIMEOUT)
+        except PoolClosed:
+            raise DatabaseError(f"{self.where}: the store was closed") from None
+        except psycopg.Error as exc:  # PoolTimeout: no working connection within the timeout
+            message = f"{self.where}: {_line(exc)}"
+            raise ConnectionLost(message, may_have_committed=False) from None
+        return conn
+
     def _checked(self) -> psycopg.Connection[Any]:
         """A connection of the pool's that answered an empty query. On a dead one, every idle
         connection is checked at once, not one by one as they are lent: the pool's own `check=`
         backs off 1, 2, 4 s... between dead connections (13 s to get past eight after a cut)."""
         for attempt in range(3):
-            try:
-                conn: psycopg.Connection[Any] = self._pool.getconn(timeout=POOL_TIMEOUT)
-            except PoolClosed:
-                raise DatabaseError(f"{self.where}: the store was closed") from None
-            except psycopg.Error as exc:  # PoolTimeout: no working connection within the timeout
-                message = f"{self.where}: {_line(exc)}"
-                raise ConnectionLost(message, may_have_committed=False) from None
+            conn = self._lent()
             try:
                 ConnectionPool.check_connection(conn)
                 return conn
@@ -149,8 +159,9 @@ class Connections:
 
     @contextmanager
     def transaction(self, first: str | None = None) -> Iterator[psycopg.Connection[Any]]:
-        """A connection in a transaction (opened with the statement `first`, if given)."""
-        with self.connection() as conn:
+        """A connection in a transaction (opened with the statement `first`, if given). Not
+        checked as it is lent: on a dead session the transaction fails before COMMIT is sent."""
+        with self.connection(check=False) as conn:
             commit_sent = False
             try:
                 with conn.transaction():
@@ -162,8 +173,9 @@ class Connections:
                 raise self.failure(conn, exc, may_have_committed=commit_sent) from None
 
     def one(self, query: str, params: Any = None) -> tuple[list[Any], int]:
-        """One autocommitted statement: its rows (if it returns any) and its row count."""
-        with self.connection() as conn:
+        """One autocommitted statement: its rows (if it returns any) and its row count. Its
+        connection is checked as it is lent unless the call running it may simply run again."""
+        with self.connection(check=not self._retrier.repeatable()) as conn:
             try:
                 cursor = conn.execute(query, params)
                 rows = cursor.fetchall() if cursor.description is not None else []
@@ -177,6 +189,7 @@ class Connections:
         """ConnectionLost if the session died; a plain DatabaseError if the server refused the
         statement on a live session (a deadlock, a timeout: the transaction rolled back)."""
         if conn.broken or conn.closed or getattr(exc, "sqlstate", None) in SHUTDOWN_STATES:
+            self._pool.check()  # the server dropped sessions: the idle ones too, at once
             return ConnectionLost(
                 f"{self.where}: the connection was lost ({_line(exc)})",
                 may_have_committed=may_have_committed,
@@ -197,10 +210,17 @@ class Retrier:
         if getattr(self._local, "busy", False):
             return fn(False)  # inside another store call: that one retries the whole
         self._local.busy = True
+        self._local.repeatable = again_after_commit
         try:
             return self._tries(fn, again_after_commit, what)
         finally:
             self._local.busy = False
+            self._local.repeatable = False
+
+    def repeatable(self) -> bool:
+        """Whether the store call this thread is in may run again even after a lost commit
+        (False outside any: a caller's own statement is never repeated)."""
+        return bool(getattr(self._local, "repeatable", False))
 
     @staticmethod
     def _tries(fn: Callable[[bool], T], again_after_commit: bool, what: str) -> T:

@@ -135,8 +135,8 @@ class PostgresStore(NamedReads, PostgresRetention):
             raise DatabaseError(f"can't connect to {_safe(url)}: {exc}") from None
         self._leader_conns: dict[tuple[str, str], psycopg.Connection[Any]] = {}
         self._leader_lock = threading.Lock()
-        self._connections = Connections(self._pool, f"PostgreSQL at {_safe(url)}")
         self._retrier = Retrier()
+        self._connections = Connections(self._pool, f"PostgreSQL at {_safe(url)}", self._retrier)
         try:
             self._clock = DatabaseClock(lambda: float(self._one(q.CLOCK_NOW)[0][0]))
         except DatabaseError:
