@@ -37,6 +37,7 @@ import logging
 import math
 import random
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ RETRY_BACKOFF = Backoff(base=1.0, factor=2.0, cap=60.0, jitter=0.5)
 WAKE_CHANNELS = (SCHEDULER_CHANNEL, WORKERS_CHANNEL)
 """The notices that come with new events (submits, completions, admissions, cancels)."""
 MAX_BATCH = 10_000
+STOP_CHECK = 0.5
+"""Seconds between looks at the stop flag while a lease holder waits for a notice."""
 ERROR_PAUSE = 1.0
 """Seconds to wait after a store call failed (the store may come back) before trying again."""
 
@@ -184,10 +187,8 @@ class ConsumerService:
                 if moved:
                     continue
                 if self.holds_lease and self.consumer.wake and self.store.notifies:
-                    if listener is None:
-                        listener = self.store.listen(WAKE_CHANNELS)
-                    if listener.wait(self._pause()):
-                        stop.wait(0.01)  # let a burst of notices gather
+                    listener = listener or self.store.listen(WAKE_CHANNELS)
+                    self._idle(stop, listener)
                 else:
                     stop.wait(self._pause())
         finally:
@@ -198,6 +199,17 @@ class ConsumerService:
                     self.store.consumer_release(self.name, self.holder)
                 except Exception as exc:
                     log.debug("consumer %s: could not release its lease: %s", self.name, exc)
+
+    def _idle(self, stop: threading.Event, listener: Listener) -> None:
+        """Wait for a notice, the next poll or `stop`, whichever comes first."""
+        deadline = time.monotonic() + self._pause()
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if listener.wait(min(left, STOP_CHECK)):
+                stop.wait(0.01)  # let a burst of notices gather
+                return
 
     def _pause(self) -> float:
         """Until the next round: `poll`, or less when a retry falls due sooner."""

@@ -231,9 +231,7 @@ class Harness:
         scheduler = Scheduler(app.store, SchedulerConfig(), clock=self.clock)
         holder = f"corral-testing:{id(self)}"
         callbacks = (
-            CallbackService(app, holder, timeout=self.timeout)
-            if has_callbacks(app)
-            else None
+            CallbackService(app, holder, timeout=self.timeout) if has_callbacks(app) else None
         )
         consumers = app.consumers.services(holder, start="beginning")  # the harness's own store
         result = DrainResult()
