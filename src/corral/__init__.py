@@ -3,7 +3,7 @@
 from . import aging
 from .app import App, Submission, TaskType
 from .backoff import Backoff
-from .callbacks import StateChange
+from .consumers import Consumer, StateChange
 from .context import Context
 from .dag import CycleError
 from .errors import (
@@ -31,6 +31,7 @@ __all__ = [
     "Backoff",
     "ConfigError",
     "ConnectionLost",
+    "Consumer",
     "Context",
     "CorralError",
     "CycleError",

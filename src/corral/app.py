@@ -19,6 +19,7 @@ from .backoff import Backoff
 from .callbacks import CALLBACK_KINDS
 from .clock import Clock
 from .codec import dumps
+from .consumers import Consumers
 from .durations import Duration, seconds
 from .errors import ConfigError, ConnectionLost, TaskNotFound, UnknownTaskError, WaitTimeout
 from .isolation import QUARANTINE_AFTER
@@ -283,6 +284,8 @@ class App:
         self.groups = Groups(self)
         self.rate_limits = RateLimits(self)
         self.retention = RetentionSettings(self)
+        self.consumers = Consumers(self)
+        """The app's event consumers: `app.consumers.add(name, handler, kinds=...)`."""
         self._store: Store | None = None
         self.callbacks: dict[str, list[Callable[..., Any]]] = {}
         """App-wide state-change callbacks by event kind (see `on`)."""

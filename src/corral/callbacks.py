@@ -5,11 +5,13 @@ called with a `StateChange`: the event row (its id, kind, states, attempt, time 
 task's name, group and workflow, and for the end of an attempt its `error` (type, message, where).
 
 Where they run: in the processes that hold the app's code, `corral worker` and `corral run`. Each
-such process may run a `CallbackService`, but one delivers at a time: the consumer's row in the
-store holds a lease and a cursor. The holder reads the events after the cursor, calls the
-callbacks, then moves the cursor (a compare-and-set on the lease). If it dies in between, the
-lease expires, another process takes it and delivers the same events again: at least once, each
-with its event, whose id lets a callback recognise a repeat.
+such process may run a `CallbackService`, but one delivers at a time: the callbacks are one event
+consumer (corral.consumers), named "callbacks", whose row in the store holds a lease and a cursor.
+The holder reads the events after the cursor, calls the callbacks, then moves the cursor (a
+compare-and-set on the lease). If it dies in between, the lease expires, another process takes it
+and delivers the same events again: at least once, each with its event, whose id lets a callback
+recognise a repeat. A new store's callbacks start at the feed's origin, so the events of tasks
+submitted before the first worker started are delivered too.
 
 Why a cursor is safe on both backends: SQLite assigns event ids in commit order (one writer at a
 time), so the cursor is the last id delivered. PostgreSQL takes ids from a sequence, and they do
@@ -38,74 +40,28 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .codec import loads
-from .failures import Failure
-from .lifecycle import State
-from .model import Event, FeedEvent
+from .consumers import EVENT_KINDS, Consumer, ConsumerService, StateChange
+from .model import FeedEvent
 
 if TYPE_CHECKING:
     from .app import App
 
 log = logging.getLogger("corral.callbacks")
 
-CALLBACK_KINDS: frozenset[str] = frozenset(
-    {
-        *(str(s) for s in State),
-        "submitted",
-        "cancel_requested",
-        "stalled",
-        "suspect",
-        "quarantined",
-        "*",
-    }
-)
+CALLBACK_KINDS: frozenset[str] = frozenset({*EVENT_KINDS, "*"})
 """The event kinds a callback may be registered for: the states entered, the events that are not
 transitions, and "*" for all."""
 
-
-@dataclass(frozen=True)
-class StateChange:
-    """What a callback gets: one event row and the task it is about."""
-
-    event: Event
-    task_name: str | None
-    group: str | None
-    workflow_id: int | None
-
-    @property
-    def task_id(self) -> int:
-        return self.event.task_id
-
-    @property
-    def kind(self) -> str:
-        return self.event.kind
-
-    @property
-    def state(self) -> str | None:
-        """The state entered (None for an event that is not a transition)."""
-        return self.event.to_state
-
-    @property
-    def detail(self) -> Any:
-        return loads(self.event.detail)
-
-    @property
-    def error(self) -> Failure | None:
-        """The error an attempt ended with (type, message, where: see corral.failures), on the
-        events of attempts' ends (`dead`, `retry_wait`, `ready` after a lost worker, ...); None
-        on the others."""
-        detail = self.detail
-        return Failure.from_json(detail.get("error")) if isinstance(detail, dict) else None
+__all__ = ["CALLBACK_KINDS", "CallbackService", "StateChange", "callbacks_for", "has_callbacks"]
 
 
 def has_callbacks(app: App) -> bool:
     return bool(app.callbacks) or any(t.on_state for t in app.tasks.values())
 
 
-def callbacks_for(app: App, feed: FeedEvent) -> list[Callable[..., Any]]:
+def callbacks_for(app: App, feed: StateChange | FeedEvent) -> list[Callable[..., Any]]:
     """The callbacks one event calls: the app's, then its task type's, for its kind and "*"."""
     kind = feed.event.kind
     found = [*app.callbacks.get(kind, ()), *app.callbacks.get("*", ())]
@@ -132,74 +88,38 @@ class CallbackService:
         threads: int = 8,
     ) -> None:
         self.app = app
-        self.store = app.store
-        self.clock = app.clock
         self.holder = holder
         self.name = name
-        self.lease = lease
         self.timeout = timeout
-        self.poll = poll
-        self.batch = batch
         self.delivered = 0
-        self._renewed = 0.0
-        self.holds_lease = False
         self._pool = _Pool(threads)
+        consumer = Consumer(
+            name, self._deliver_changes, batch=batch, start="beginning", lease=lease, poll=poll
+        )
+        self.consumer = ConsumerService(app.store, app.clock, consumer, holder)
+
+    @property
+    def holds_lease(self) -> bool:
+        return self.consumer.holds_lease
 
     def run(self, stop: threading.Event) -> None:
-        try:
-            while not stop.is_set():
-                try:
-                    if self.run_once(self.clock.now()) == 0:
-                        stop.wait(self.poll)
-                except Exception as exc:  # the store may come back; never kill the worker
-                    log.warning("callback delivery failed, will retry: %s", exc)
-                    self.holds_lease = False
-                    stop.wait(1.0)
-        finally:
-            if self.holds_lease:
-                try:
-                    self.store.consumer_release(self.name, self.holder)
-                except Exception as exc:
-                    log.debug("could not release the callbacks lease: %s", exc)
+        self.consumer.run(stop)
 
     def run_once(self, now: float) -> int:
         """Deliver one batch of events if this process holds the lease; how many events it
         went through (0: none, or not the holder)."""
-        if not self._hold_lease(now):
-            return 0
-        feed = self.store.event_fetch_unseen(self.name, self.batch)
-        if not feed:
-            return 0
-        self._deliver(feed)
-        last = feed[-1]
-        if not self.store.consumer_advance(
-            self.name, self.holder, (last.xid, last.event.id), self.clock.now()
-        ):
-            # The lease ran out during delivery and another process may deliver these again:
-            # at least once still holds.
-            log.warning("callbacks lease lost while delivering; another process takes over")
-            self.holds_lease = False
-            return 0
-        return len(feed)
-
-    def _hold_lease(self, now: float) -> bool:
-        if not self.holds_lease or now - self._renewed >= self.lease / 3:
-            was = self.holds_lease
-            self.holds_lease = self.store.consumer_acquire(
-                self.name, self.holder, now + self.lease, now
-            )
-            self._renewed = now
-            if self.holds_lease and not was:
-                log.info("%s delivers the state-change callbacks", self.holder)
-        return self.holds_lease
+        return self.consumer.run_once(now)
 
     def _deliver(self, feed: list[FeedEvent]) -> None:
+        self._deliver_changes([StateChange.of(item) for item in feed])
+
+    def _deliver_changes(self, changes: list[StateChange]) -> None:
         """Call every callback of the batch on the pool and wait until each has ended or run for
-        `timeout`: callbacks are isolated from each other, and a slow one costs at most that."""
+        `timeout`: callbacks are isolated from each other, and a slow one costs at most that.
+        Never raises: a callback's own error is logged, not retried."""
         calls: list[_Call] = []
-        for item in feed:
-            change = StateChange(item.event, item.task_name, item.group, item.workflow_id)
-            calls.extend(self._pool.submit(fn, change) for fn in callbacks_for(self.app, item))
+        for change in changes:
+            calls.extend(self._pool.submit(fn, change) for fn in callbacks_for(self.app, change))
         for call in calls:
             if not call.wait(self.timeout):
                 self._pool.abandon(call)

@@ -30,6 +30,7 @@ from rich.console import Console
 from . import __version__
 from . import model as m
 from .app import App
+from .cli_consumers import consumers as consumers_group
 from .errors import CorralError, TaskNotFound, TransitionRefused
 from .lifecycle import State
 from .scheduler.service import Scheduler
@@ -164,6 +165,9 @@ def cli(ctx: click.Context, database_url: str | None, app_spec: str | None, log_
     settings = Settings(database_url, app_spec, log_level.upper())
     ctx.obj = settings
     ctx.call_on_close(lambda: settings._app.close() if settings._app else None)
+
+
+cli.add_command(consumers_group, "consumers")
 
 
 def main() -> None:

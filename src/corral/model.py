@@ -424,3 +424,18 @@ class FeedEvent:
     group: str | None
     workflow_id: int | None
     xid: int = 0
+
+
+@dataclass(frozen=True)
+class ConsumerRecord:
+    """An event consumer's stored row: who holds its lease until when, and its cursor (the
+    (xid, id) of the last event it went past; xid is 0 on SQLite)."""
+
+    name: str
+    holder: str | None
+    lease_expires_at: float
+    cursor: tuple[int, int]
+
+    def held(self, now: float) -> bool:
+        """Whether a process holds its lease at `now`."""
+        return self.holder is not None and self.lease_expires_at >= now

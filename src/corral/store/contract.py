@@ -20,6 +20,7 @@ from ..model import (
     AttemptReport,
     Bucket,
     ClaimedTask,
+    ConsumerRecord,
     DispatchHeads,
     DispatchLoad,
     Event,
@@ -361,6 +362,21 @@ class Store(Protocol):
         """Up to `limit` events after the consumer's cursor, in an order no later commit can
         change (SQLite: id; PostgreSQL: writing transaction then id, only transactions older
         than any that may still write an event)."""
+        ...
+
+    def consumer_create(self, name: str, at_head: bool) -> None:
+        """Give event consumer `name` its row if it has none: its cursor at the head of the feed
+        (past every event committed by now) if `at_head`, else at the feed's origin (the row
+        '*'). A row it has is left as it is."""
+        ...
+
+    def consumer_list(self) -> list[ConsumerRecord]:
+        """Every event consumer's row (lease and cursor), by name."""
+        ...
+
+    def consumer_retire(self, name: str, now: float) -> bool:
+        """Delete consumer `name`'s row (its cursor no longer holds back retention) unless a
+        process holds its lease at `now`; whether a row went."""
         ...
 
     # -- retention ---------------------------------------------------------------------------

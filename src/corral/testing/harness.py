@@ -229,11 +229,11 @@ class Harness:
     ) -> DrainResult:
         app = self.app
         scheduler = Scheduler(app.store, SchedulerConfig(), clock=self.clock)
+        holder = f"corral-testing:{id(self)}"
         callbacks = (
-            CallbackService(app, f"corral-testing:{id(self)}", timeout=self.timeout)
-            if has_callbacks(app)
-            else None
+            CallbackService(app, holder, timeout=self.timeout) if has_callbacks(app) else None
         )
+        consumers = app.consumers.services(holder, start="beginning")  # the harness's own store
         result = DrainResult()
         first_event = self._cursor
         while True:
@@ -241,6 +241,9 @@ class Harness:
             self._settle(worker)
             if callbacks is not None:
                 while callbacks.run_once(self.clock.now()) > 0:
+                    pass
+            for consumer in consumers:
+                while consumer.run_once(self.clock.now()) > 0:
                     pass
             if moved:
                 result.rounds += 1
@@ -424,7 +427,8 @@ def _error(detail: str | None) -> str:
 class _InProcessWorker:
     """A real `Worker` on its own asyncio loop in a thread, for one drain: it claims what the
     drain's scheduler rounds admit, runs the handlers and reports. No heartbeat companion (one
-    process, nothing to starve) and no callbacks of its own (the drain delivers them in step)."""
+    process, nothing to starve) and no callbacks or consumers of its own (the drain delivers them
+    in step)."""
 
     def __init__(self, app: App, pools: tuple[str, ...], concurrency: int) -> None:
         self.pools = pools
@@ -433,6 +437,7 @@ class _InProcessWorker:
             concurrency=concurrency,
             companion=False,
             callbacks=False,
+            consumers=False,
             grace=5.0,
             poll=0.005,
         )

@@ -29,6 +29,7 @@ from ..app import FAIL_STALLED_AFTER, FLAG_STALLED_AFTER, App
 from ..backoff import Backoff
 from ..callbacks import CallbackService, has_callbacks
 from ..codec import dumps, loads
+from ..consumers import ConsumerService
 from ..context import Context
 from ..errors import ConfigError, CorralError, PayloadError
 from ..isolation import claim_plan, drain_due, suspect_after, suspect_patience
@@ -63,6 +64,8 @@ class WorkerConfig:
     """Without notifications (SQLite): how often running tasks' cancel requests are read."""
     callbacks: bool = True
     """Run the app's state-change callbacks here (one process delivers at a time)."""
+    consumers: bool = True
+    """Run the app's event consumers (`app.consumers`) here (one process reads a name at a time)."""
     callback_lease: float = 15.0
     """Another process takes over callback delivery this long after the deliverer died."""
     callback_timeout: float = 10.0
@@ -135,7 +138,7 @@ class Worker:
         heart = asyncio.create_task(self._heartbeat_loop())
         polling = None if self.store.notifies else asyncio.create_task(self._cancel_poll_loop())
         callbacks_stop = threading.Event()
-        callbacks = self._start_callbacks(callbacks_stop)
+        consumers = self._start_consumers(callbacks_stop)
         listening = threading.Event()
         if self.store.notifies:
             loop = asyncio.get_running_loop()
@@ -151,8 +154,8 @@ class Worker:
             if polling is not None:
                 polling.cancel()
             callbacks_stop.set()
-            if callbacks is not None:
-                await asyncio.to_thread(callbacks.join, self.config.callback_timeout + 5)
+            for thread in consumers:
+                await asyncio.to_thread(thread.join, self.config.callback_timeout + 5)
             self._report_ready.set()
             self._stopping.set()
             await reporter
@@ -616,22 +619,24 @@ class Worker:
         except CorralError as exc:
             log.warning("could not record the %s event of task %d: %s", kind, task_id, exc)
 
-    def _start_callbacks(self, stop: threading.Event) -> threading.Thread | None:
-        """The app's state-change callbacks, in a thread of their own (see corral.callbacks)."""
-        if not self.config.callbacks or not has_callbacks(self.app):
-            return None
-        service = CallbackService(
-            self.app,
-            self.id,
-            lease=self.config.callback_lease,
-            timeout=self.config.callback_timeout,
-            poll=self.config.callback_poll,
-        )
-        thread = threading.Thread(
-            target=service.run, args=(stop,), name="corral-callbacks", daemon=True
-        )
-        thread.start()
-        return thread
+    def _start_consumers(self, stop: threading.Event) -> list[threading.Thread]:
+        """The app's state-change callbacks and event consumers, each in a thread of its own
+        (see corral.callbacks and corral.consumers)."""
+        services: list[CallbackService | ConsumerService] = []
+        if self.config.callbacks and has_callbacks(self.app):
+            services.append(CallbackService(
+                self.app, self.id, lease=self.config.callback_lease,
+                timeout=self.config.callback_timeout, poll=self.config.callback_poll,
+            ))  # fmt: skip
+        if self.config.consumers:
+            services.extend(self.app.consumers.services(self.id))
+        threads = []
+        for service in services:
+            thread = threading.Thread(target=service.run, args=(stop,), daemon=True,
+                                      name=f"corral-consumer-{service.name}")  # fmt: skip
+            thread.start()
+            threads.append(thread)
+        return threads
 
 
 def run_worker(app: App, config: WorkerConfig | None = None) -> Any:

@@ -720,14 +720,12 @@ RETURNING name
 RELEASE_CONSUMER = """
 UPDATE corral_consumers SET holder = NULL, lease_expires_at = 0 WHERE name = %s AND holder = %s
 """
-# The events after a consumer's cursor, with their tasks' name, group and workflow: only those of
-# transactions older than every transaction that may still write an event here (so none can
-# appear among them later), in (xid, id) order, which is then fixed. The horizon is the oldest
-# transaction in progress in this statement's snapshot, leaving out those that pg_stat_activity
-# shows in other databases of the server (they write no corral events here; one not shown, or
-# already gone, is kept: the horizon only errs on the early side), else the snapshot's xmax.
-EVENTS_UNSEEN = """
-WITH snap AS (SELECT pg_current_snapshot() AS s),
+# The feed's horizon (a CTE): every transaction that may still write an event here is at least
+# this old. It is the oldest transaction in progress in this statement's snapshot, leaving out
+# those that pg_stat_activity shows in other databases of the server (they write no corral events
+# here; one not shown, or already gone, is kept: the horizon only errs on the early side), else
+# the snapshot's xmax.
+FEED_HORIZON = """snap AS (SELECT pg_current_snapshot() AS s),
 elsewhere AS (
     SELECT backend_xid::text::bigint AS xid32 FROM pg_stat_activity
     WHERE backend_xid IS NOT NULL
@@ -737,7 +735,12 @@ horizon AS (
         pg_snapshot_xmax(snap.s)::text::bigint,
         (SELECT min(x::text::bigint) FROM pg_snapshot_xip(snap.s) AS x
          WHERE x::text::bigint %% 4294967296 NOT IN (SELECT xid32 FROM elsewhere))) AS xid
-    FROM snap),
+    FROM snap)"""
+# The events after a consumer's cursor, with their tasks' name, group and workflow: only those of
+# transactions older than the horizon (so none can appear among them later), in (xid, id) order,
+# which is then fixed.
+EVENTS_UNSEEN = f"""
+WITH {FEED_HORIZON},
 cursor AS (SELECT cursor_xid, cursor_id FROM corral_consumers WHERE name = %(name)s)
 SELECT e.id, e.task_id, e.at, e.kind, e.from_state, e.to_state, e.attempt, e.detail,
        t.name, t.group_name, t.workflow_id, e.xid

@@ -64,7 +64,7 @@ READS = (
     "task_fetch_promotable", "task_fetch_expired", "task_fetch_cancel_requests",
     "task_count_ahead", "dispatch_load", "dispatch_heads", "bucket_get_many", "rate_limit_list",
     "group_get", "group_stats", "worker_list", "event_list", "event_fetch_after",
-    "event_fetch_unseen", "attempt_list", "log_list", "workflow_get",
+    "event_fetch_unseen", "consumer_list", "attempt_list", "log_list", "workflow_get",
 )  # fmt: skip
 RULES: dict[str, str] = {
     **dict.fromkeys(READS, AGAIN),
@@ -86,6 +86,8 @@ RULES: dict[str, str] = {
     "consumer_acquire": AGAIN,  # take or extend: the same lease
     "consumer_advance": AGAIN,  # the same position, if still the holder
     "consumer_release": AGAIN,
+    "consumer_create": AGAIN,  # only if it has no row: a second run finds the first's
+    "consumer_retire": AGAIN,  # a delete (a second run finds nothing and says False)
     "task_drain_mark": AGAIN,  # take or renew: the same mark, if still free or this worker's
     "retention_get": AGAIN,
     "retention_set": AGAIN,  # sets a value

@@ -70,6 +70,7 @@ from ..rows import (
     task_record,
 )
 from . import queries as q
+from .consumers import PostgresConsumers
 from .listener import Listener
 from .reconnect import Connections, Retrier, retried, submission
 from .retention import PostgresRetention
@@ -107,7 +108,7 @@ def migrations() -> list[tuple[int, str]]:
 
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
 @retried
-class PostgresStore(NamedReads, PostgresRetention):
+class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers):
     """Each public method runs again after a lost connection as far as that is safe
     (reconnect.py); `_submit` and `task_claim` look up what a lost try wrote."""
 

@@ -67,6 +67,7 @@ from ..rows import (
     task_record,
 )
 from . import queries as q
+from .consumers import SQLiteConsumers
 from .listener import PollingListener
 from .migrate import migrations
 from .migrate import split_sql as _split_sql
@@ -86,7 +87,7 @@ SYSTEM_CLOCK = SystemClock()
 
 
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
-class SQLiteStore(NamedReads, SQLiteRetention):
+class SQLiteStore(NamedReads, SQLiteRetention, SQLiteConsumers):
     queries = q
 
     def __init__(self, path: str, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL"):
