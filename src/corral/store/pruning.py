@@ -51,8 +51,8 @@ def prune_batch(
         return 0
     ids = as_list([r[0] for r in rows])
     linked = [r[0] for r in tx.execute(rq.LINKED_WORKFLOWS, {"ids": ids}).fetchall()]
-    for statement in DELETES:
-        tx.execute(getattr(rq, statement), {"ids": ids})
+    for statement in DELETES:  # `common` too: PostgreSQL's leaves the days it will drop
+        tx.execute(getattr(rq, statement), {**common, "ids": ids})
     tx.execute(rq.PRUNE_SUBMITS, {"times": as_list(sorted({r[2] for r in rows}))})
     workflows = as_list(sorted({r[1] for r in rows if r[1] is not None} | set(linked)))
     tx.execute(rq.PRUNE_EMPTY_WORKFLOW_LINKS, {"ids": workflows})

@@ -49,10 +49,12 @@ PRUNABLE_DEFAULT = _PRUNABLE.format(name_filter="NOT (t.name = ANY(%(own)s::text
 _IDS = "ANY(%(ids)s::bigint[])"
 # The workflows the pruned tasks are linked into (not their own): they may be left empty too.
 LINKED_WORKFLOWS = f"SELECT DISTINCT workflow_id FROM corral_workflow_links WHERE task_id = {_IDS}"
-# The history of the pruned tasks (each delete an index range per task).
-PRUNE_LOGS = f"DELETE FROM corral_logs WHERE task_id = {_IDS}"
-PRUNE_EVENTS = f"DELETE FROM corral_events WHERE task_id = {_IDS}"
-PRUNE_ATTEMPTS = f"DELETE FROM corral_attempts WHERE task_id = {_IDS}"
+# The history of the pruned tasks (each delete an index range per task and day partition), but
+# not their rows in the days to be dropped whole (%(for_drop)s: those partitions' oids).
+_NOT_FOR_DROP = "tableoid <> ALL(%(for_drop)s::oid[])"
+PRUNE_LOGS = f"DELETE FROM corral_logs WHERE task_id = {_IDS} AND {_NOT_FOR_DROP}"
+PRUNE_EVENTS = f"DELETE FROM corral_events WHERE task_id = {_IDS} AND {_NOT_FOR_DROP}"
+PRUNE_ATTEMPTS = f"DELETE FROM corral_attempts WHERE task_id = {_IDS} AND {_NOT_FOR_DROP}"
 # Their dependency links, both ways (their dependents are all finished).
 PRUNE_DEPS = f"DELETE FROM corral_task_deps WHERE task_id = {_IDS}"
 PRUNE_DEPENDENTS = f"DELETE FROM corral_task_deps WHERE depends_on = {_IDS}"
