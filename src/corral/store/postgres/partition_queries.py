@@ -30,18 +30,21 @@ INSERT INTO {part} SELECT * FROM moved
 # ...and attached (its indexes are built to match the parent's).
 # (DDL takes no parameters: the bounds are literals.)
 ATTACH_DAY = "ALTER TABLE {parent} ATTACH PARTITION {part} FOR VALUES FROM ({lo}) TO ({hi})"
-# Whether a day holds a row of a task still stored: the stored tasks whose ids lie between the
-# day's smallest and largest task id (index ends), at most %(scan)s of them, each an index probe
-# into the day. How many were looked at, and whether one has rows; %(scan)s looked at without
-# one found leaves it undecided (kept this run).
-HELD_BY_TASK = """
-WITH span AS (SELECT min(task_id) AS lo, max(task_id) AS hi FROM {part}),
-stored AS (
-    SELECT t.id FROM corral_tasks t, span WHERE t.id BETWEEN span.lo AND span.hi
-    ORDER BY t.id LIMIT %(scan)s)
-SELECT (SELECT count(*) FROM stored),
-       EXISTS (SELECT 1 FROM stored s WHERE EXISTS (SELECT 1 FROM {part} h WHERE h.task_id = s.id))
+# Whether a day holds a row of a task still stored: among the stored tasks whose ids lie between
+# the day's smallest and largest task id (index ends), the first %(scan)s, one with rows in the
+# day (an index probe each; it stops at the first found)...
+_STORED = """(
+    SELECT t.id FROM corral_tasks t
+    WHERE t.id BETWEEN (SELECT min(task_id) FROM {part}) AND (SELECT max(task_id) FROM {part})
+    ORDER BY t.id LIMIT %(scan)s)"""
+HELD_BY_TASK = f"""
+SELECT EXISTS (SELECT 1 FROM {_STORED} s
+               CROSS JOIN LATERAL (SELECT 1 FROM {{part}} h WHERE h.task_id = s.id LIMIT 1) r)
 """
+"""(LATERAL with LIMIT: a probe per stored task, never a hash join over the whole day.)"""
+# ...and, when none was found, how many were looked at: %(scan)s of them leaves it undecided
+# (the day is kept this run).
+STORED_AROUND = f"SELECT count(*) FROM {_STORED} s"
 # Whether a day of events holds one after the slowest consumer's cursor (the commit-order index).
 HELD_BY_CURSOR = """
 SELECT EXISTS (SELECT 1 FROM {part}

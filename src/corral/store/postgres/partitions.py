@@ -111,11 +111,9 @@ def drop_days(
     no undelivered event needs, oldest first; returns the days dropped. `cursor`: the slowest
     event consumer's (xid, id), None without consumers."""
     dropped = []
-    for day in candidates:
-        with transaction() as tx:
-            held = _held(tx, day, cursor)
-        if held:
-            continue
+    with transaction() as tx:
+        free = [day for day in candidates if not _held(tx, day, cursor)]
+    for day in free:
         try:
             with transaction() as tx:
                 tx.execute(pq.LOCK_TIMEOUT)
@@ -140,11 +138,11 @@ def drop_days(
 def _held(tx: psycopg.Connection[Any], day: Day, cursor: tuple[int, int] | None) -> bool:
     """Whether the day holds a stored task's row, or an undelivered event (or can't tell)."""
     part = {"part": sql.Identifier(day.name)}
-    row = tx.execute(sql.SQL(pq.HELD_BY_TASK).format(**part), {"scan": SCAN}).fetchone()
-    assert row is not None
-    looked_at, has_rows = int(row[0]), bool(row[1])
-    if has_rows or looked_at >= SCAN:
-        return True
+    for query in (pq.HELD_BY_TASK, pq.STORED_AROUND):
+        row = tx.execute(sql.SQL(query).format(**part), {"scan": SCAN}).fetchone()
+        assert row is not None
+        if row[0] is True or (row[0] is not False and int(row[0]) >= SCAN):
+            return True
     if day.parent == "corral_events" and cursor is not None:
         params = {"cursor_xid": cursor[0], "cursor_id": cursor[1]}
         found = tx.execute(sql.SQL(pq.HELD_BY_CURSOR).format(**part), params).fetchone()
