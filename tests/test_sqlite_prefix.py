@@ -56,7 +56,8 @@ def test_upgrading_a_release_database_renames_everything_and_keeps_every_row(
         for table, rows in before.items():
             after = conn.execute(f"SELECT * FROM corral_{table}").fetchall()
             if table == "schema_migrations":
-                assert after[:7] == rows and [v for v, _ in after] == list(range(1, 9))
+                assert after[:7] == rows and [v for v, _ in after] == list(range(1, len(after) + 1))
+                assert len(after) > 7
             else:
                 assert after == rows, table
     # Exactly the schema a fresh install has: same tables, columns, indexes and triggers.

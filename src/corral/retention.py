@@ -13,10 +13,25 @@ of these hold:
 
 A workflow goes once none of its own tasks is left. The store executes the rule in bounded
 batches (`PrunePlan.batch` tasks a run), the oldest first; the cutoffs are computed here.
+
+Whole days (PostgreSQL, where events, logs and attempts are partitioned by UTC day): a day of a
+history table is dropped at once, instead of row by row, when
+
+- it ended before the drop line: `now` minus the LONGEST retention in force (the default and
+  every task type's), so no task type's retention is cut short by a drop;
+- no task still stored has a row in it (every task with history that day has been pruned by the
+  rule above: its task row went, its rows that day were left for the drop);
+- (events) no event in it is after the slowest consumer's cursor.
+
+A pruned task's rows in a day that ended before the drop line are left for that day's drop, and
+no read shows them meanwhile; its rows elsewhere (newer days, the DEFAULT partition that catches
+times outside every day) are deleted with it. The pruner also makes the days ahead
+(`DAYS_AHEAD`), so rows land in a day partition from their first moment.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -31,6 +46,10 @@ DEFAULT_KEY = "*"
 MIN_RETENTION = 1.0
 """The shortest retention: one second (0 would prune a task the moment it ends)."""
 DEFAULT_BATCH = 1000
+DAY = 86400.0
+"""The span of one history partition: a UTC day."""
+DAYS_AHEAD = 2
+"""Days after today whose partitions the pruner makes ahead of their rows."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,23 @@ class PrunePlan:
     default_cutoff: float
     per_type: Mapping[str, float]
     batch: int
+    now: float
+    """The moment of the run: the days ahead are made from it."""
+
+    @property
+    def drop_line(self) -> float:
+        """Whole days that ended by then may be dropped: the oldest cutoff in force."""
+        return min([self.default_cutoff, *self.per_type.values()])
+
+    def may_drop(self, day: float) -> bool:
+        """Whether the day starting at `day` ended before the drop line (what else must hold,
+        no stored task's rows and no undelivered event in it, the store checks)."""
+        return day + DAY <= self.drop_line
+
+    def days_ahead(self) -> list[float]:
+        """The starts of today and the `DAYS_AHEAD` days after it, whose partitions must exist."""
+        today = day_of(self.now)
+        return [today + n * DAY for n in range(DAYS_AHEAD + 1)]
 
 
 def plan(retention: Retention, now: float, batch: int = DEFAULT_BATCH) -> PrunePlan:
@@ -60,7 +96,13 @@ def plan(retention: Retention, now: float, batch: int = DEFAULT_BATCH) -> PruneP
         default_cutoff=now - retention.default,
         per_type={name: now - kept for name, kept in sorted(retention.per_type.items())},
         batch=batch,
+        now=now,
     )
+
+
+def day_of(moment: float) -> float:
+    """The start of the UTC day holding `moment` (epoch seconds)."""
+    return math.floor(moment / DAY) * DAY
 
 
 def from_rows(rows: Mapping[str, float]) -> Retention:

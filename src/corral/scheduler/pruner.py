@@ -5,7 +5,8 @@ most `batch` tasks (with their attempts, events, logs, links, submit ids and emp
 the oldest first. Cost per run follows the batch, never the history: the candidates come from an
 index on (finished_at) of finished tasks, and every "still needed" check is an index probe per
 candidate. A backlog of old history drains one batch per interval, so pruning never holds the
-store's write lock for long.
+store's write lock for long. On PostgreSQL a run also makes the day partitions of the history
+ahead of their rows and drops whole days that the rule lets go (store/postgres/partitions.py).
 """
 
 from __future__ import annotations

@@ -11,15 +11,13 @@ from typing import Any
 from ..retention import PrunePlan
 
 DELETES = (
-    "PRUNE_LOGS",
-    "PRUNE_EVENTS",
-    "PRUNE_ATTEMPTS",
     "PRUNE_DEPS",
     "PRUNE_DEPENDENTS",
     "PRUNE_LINKS",
     "PRUNE_TASKS",
 )
-"""What hangs off a pruned task, deleted before the task itself."""
+"""What hangs off a pruned task, deleted before the task itself, after its history (the backend's
+`PRUNE_HISTORY`: its events, logs and attempts; PostgreSQL's leave the days it will drop)."""
 
 
 def prune_batch(
@@ -51,6 +49,8 @@ def prune_batch(
         return 0
     ids = as_list([r[0] for r in rows])
     linked = [r[0] for r in tx.execute(rq.LINKED_WORKFLOWS, {"ids": ids}).fetchall()]
+    for history in rq.PRUNE_HISTORY:
+        tx.execute(history, {**common, "ids": ids})
     for statement in DELETES:
         tx.execute(getattr(rq, statement), {"ids": ids})
     tx.execute(rq.PRUNE_SUBMITS, {"times": as_list(sorted({r[2] for r in rows}))})

@@ -57,9 +57,12 @@ class Table:
     """`PRIMARY KEY (...)` first, then unique and foreign keys, each as one clause."""
     primary_key: tuple[str, ...]
     options: str = ""
-    """What follows the closing parenthesis (`WITHOUT ROWID`, `WITH (fillfactor=80)`)."""
+    """What follows the closing parenthesis (`WITHOUT ROWID`, `WITH (fillfactor=80)`,
+    `PARTITION BY RANGE (at)`)."""
     children: tuple[str, ...] = ()
-    """The table's indexes, then its triggers, each one canonical statement (no `;`)."""
+    """The table's DEFAULT partition, its indexes, then its triggers, each one canonical
+    statement (no `;`). A partitioned table stands for its partitions: the day partitions of
+    PostgreSQL's history come and go with the days and are not part of the schema."""
 
 
 @dataclass(frozen=True)

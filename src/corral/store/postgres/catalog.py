@@ -28,13 +28,28 @@ def _one(conn: psycopg.Connection[Any], query: str, params: Any = None) -> list[
     return conn.execute(query, params).fetchall()
 
 
-def _table(conn: psycopg.Connection[Any], oid: int, name: str, options: list[str] | None) -> Table:
+def _table(
+    conn: psycopg.Connection[Any],
+    oid: int,
+    name: str,
+    options: list[str] | None,
+    partition_key: str | None,
+) -> Table:
     columns = tuple(Column(*row) for row in _one(conn, q.COLUMNS, (oid,)))
     primary_key = tuple(n for (n,) in _one(conn, q.PRIMARY_KEY, (oid,)))
     constraints = tuple(c for (c,) in _one(conn, q.CONSTRAINTS, (oid,)))
-    children = tuple(s for (s,) in _one(conn, q.INDEXES, (oid,)) + _one(conn, q.TRIGGERS, (oid,)))
-    storage = f"WITH ({', '.join(options)})" if options else ""
-    return Table(name, columns, constraints, primary_key, storage, children)
+    children = tuple(
+        s
+        for (s,) in _one(conn, q.DEFAULT_PARTITIONS, (oid,))
+        + _one(conn, q.INDEXES, (oid,))
+        + _one(conn, q.TRIGGERS, (oid,))
+    )
+    after = []
+    if partition_key:
+        after.append(f"PARTITION BY {partition_key}")
+    if options:
+        after.append(f"WITH ({', '.join(options)})")
+    return Table(name, columns, constraints, primary_key, " ".join(after), children)
 
 
 def _function(definition: str) -> str:

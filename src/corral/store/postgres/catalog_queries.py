@@ -21,12 +21,22 @@ SELECT pg_get_functiondef(p.oid) FROM pg_proc p
 WHERE p.pronamespace = current_schema()::regnamespace AND p.proname LIKE 'corral\\_%'
 ORDER BY p.proname
 """
-# corral's tables, with their storage options (fillfactor).
+# corral's tables, with their storage options (fillfactor) and partition key. A partition is
+# not a table of its own: its parent stands for it (the day partitions come and go with the days;
+# the DEFAULT one is listed with its parent, `DEFAULT_PARTITIONS`).
 TABLES = """
-SELECT c.oid, c.relname, c.reloptions FROM pg_class c
+SELECT c.oid, c.relname, c.reloptions,
+       CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END
+FROM pg_class c
 WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
-  AND c.relname LIKE 'corral\\_%'
+  AND c.relname LIKE 'corral\\_%' AND NOT c.relispartition
 ORDER BY c.relname
+"""
+# A partitioned table's DEFAULT partition, as the statement that makes it.
+DEFAULT_PARTITIONS = """
+SELECT format('CREATE TABLE %%I PARTITION OF %%I DEFAULT', c.relname, p.relname)
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+WHERE i.inhparent = %s AND pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT'
 """
 # A table's columns in order: type, NOT NULL, default expression.
 COLUMNS = """

@@ -406,7 +406,8 @@ RETURNING t.id
 """
 # Record the ends of running attempts that are still the running ones (compare-and-set), close
 # their attempt rows and write their events (the detail: outcome and error, failures.end_detail):
-# one statement for the whole batch.
+# one statement for the whole batch. An attempt row is found by its task, number and start (the
+# task's started_at): the start is its partition key, so only that day's partition is probed.
 COMPLETE = f"""
 WITH r AS (
     SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(targets)s::text[],
@@ -436,11 +437,12 @@ moved AS (
     WHERE t.id = r.id AND t.attempt = r.attempt AND t.state = 'running'
       AND (r.worker IS NULL OR t.worker_id = r.worker)
     RETURNING t.id, r.attempt, r.target, r.outcome, r.error, r.traceback, r.stalled, r.flag,
-              r.detail),
+              r.detail, t.started_at),
 closed AS (
     UPDATE corral_attempts a SET finished_at = %(now)s, outcome = moved.outcome,
            error = moved.error, traceback = moved.traceback
-    FROM moved WHERE a.task_id = moved.id AND a.attempt = moved.attempt),
+    FROM moved WHERE a.task_id = moved.id AND a.attempt = moved.attempt
+      AND a.started_at = moved.started_at),
 events AS (
     INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt, detail)
     SELECT id, %(now)s, kind, 'running', to_state, attempt, detail FROM (
@@ -500,12 +502,14 @@ VALUES (%s, %s, %s, %s, %s, %s, %s)
 
 # -- reaper -------------------------------------------------------------------------------------
 
-# Running tasks whose lease has expired, with whether their attempt ran alone.
+# Running tasks whose lease has expired, with whether their attempt ran alone (the attempt row by
+# its start, the partition key).
 FETCH_EXPIRED = """
 SELECT t.id, t.attempt, t.failures, t.max_retries, t.on_timeout, t.cancel_requested, t.worker_id,
        coalesce(a.isolated, FALSE), t.isolated_crashes, t.quarantine_after
 FROM corral_tasks t
-LEFT JOIN corral_attempts a ON a.task_id = t.id AND a.attempt = t.attempt
+LEFT JOIN corral_attempts a
+    ON a.task_id = t.id AND a.attempt = t.attempt AND a.started_at = t.started_at
 WHERE t.state = 'running' AND t.lease_expires_at < %(now)s
 ORDER BY t.lease_expires_at LIMIT %(limit)s
 """
@@ -569,18 +573,26 @@ ALL_GROUPS = f"SELECT {GROUP_FIELDS} FROM corral_groups"
 
 EVENT_COLUMNS = "id, task_id, at, kind, from_state, to_state, attempt, detail"
 # A task's events.
-TASK_EVENTS = f"SELECT {EVENT_COLUMNS} FROM corral_events WHERE task_id = %s ORDER BY id"
+_LIVE = "EXISTS (SELECT 1 FROM corral_tasks t WHERE t.id = task_id)"
+"""The row's task is still stored: a pruned task's history may stay in its day's partition until
+the whole day is dropped (corral.retention), and no read shows it."""
+TASK_EVENTS = f"""
+SELECT {EVENT_COLUMNS} FROM corral_events WHERE task_id = %s AND {_LIVE} ORDER BY id
+"""
 # The event feed after a cursor.
-EVENTS_AFTER = f"SELECT {EVENT_COLUMNS} FROM corral_events WHERE id > %s ORDER BY id LIMIT %s"
+EVENTS_AFTER = f"""
+SELECT {EVENT_COLUMNS} FROM corral_events WHERE id > %s AND {_LIVE} ORDER BY id LIMIT %s
+"""
 # A task's attempts.
-TASK_ATTEMPTS = """
+TASK_ATTEMPTS = f"""
 SELECT task_id, attempt, worker_id, started_at, finished_at, outcome, error, traceback, isolated
-FROM corral_attempts WHERE task_id = %s ORDER BY attempt
+FROM corral_attempts WHERE task_id = %s AND {_LIVE} ORDER BY attempt
 """
 # A task's log lines, of one attempt or all (NULL).
-TASK_LOGS = """
+TASK_LOGS = f"""
 SELECT task_id, attempt, at, level, message FROM corral_logs
-WHERE task_id = %(id)s AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s) ORDER BY id
+WHERE task_id = %(id)s AND (%(attempt)s::int IS NULL OR attempt = %(attempt)s) AND {_LIVE}
+ORDER BY id
 """
 
 # -- dependencies: settling the dependents of ended tasks ---------------------------------------
@@ -738,14 +750,15 @@ horizon AS (
     FROM snap)"""
 # The events after a consumer's cursor, with their tasks' name, group and workflow: only those of
 # transactions older than the horizon (so none can appear among them later), in (xid, id) order,
-# which is then fixed.
+# which is then fixed. Events of tasks pruned already (left in a day partition until it is
+# dropped) are skipped.
 EVENTS_UNSEEN = f"""
 WITH {FEED_HORIZON},
 cursor AS (SELECT cursor_xid, cursor_id FROM corral_consumers WHERE name = %(name)s)
 SELECT e.id, e.task_id, e.at, e.kind, e.from_state, e.to_state, e.attempt, e.detail,
        t.name, t.group_name, t.workflow_id, e.xid
 FROM corral_events e
-LEFT JOIN corral_tasks t ON t.id = e.task_id
+JOIN corral_tasks t ON t.id = e.task_id
 CROSS JOIN horizon CROSS JOIN cursor
 WHERE (e.xid, e.id) > (cursor.cursor_xid, cursor.cursor_id) AND e.xid < horizon.xid
 ORDER BY e.xid, e.id LIMIT %(limit)s

@@ -3,6 +3,7 @@ executes is corral.retention's; lists travel as arrays."""
 
 from __future__ import annotations
 
+from .partition_queries import PARENTS
 from .queries import TERMINAL_SQL
 
 # The retention configured, per task type ('*': the default).
@@ -49,10 +50,19 @@ PRUNABLE_DEFAULT = _PRUNABLE.format(name_filter="NOT (t.name = ANY(%(own)s::text
 _IDS = "ANY(%(ids)s::bigint[])"
 # The workflows the pruned tasks are linked into (not their own): they may be left empty too.
 LINKED_WORKFLOWS = f"SELECT DISTINCT workflow_id FROM corral_workflow_links WHERE task_id = {_IDS}"
-# The history of the pruned tasks (each delete an index range per task).
-PRUNE_LOGS = f"DELETE FROM corral_logs WHERE task_id = {_IDS}"
-PRUNE_EVENTS = f"DELETE FROM corral_events WHERE task_id = {_IDS}"
-PRUNE_ATTEMPTS = f"DELETE FROM corral_attempts WHERE task_id = {_IDS}"
+# The history of the pruned tasks, but not their rows in the days to be dropped whole: those are
+# all the day partitions that end by %(line)s (corral.retention's drop line, rounded down to a
+# day's end), so the partitions of newer days hold every other row, found by task id with the
+# older days pruned from the plan; the DEFAULT partition is never dropped, so its older rows go
+# too. Each delete an index range per task, in the partitions that may hold one of its rows.
+PRUNE_HISTORY = tuple(
+    statement.format(table=table, key=key, ids=_IDS)
+    for table, key in PARENTS.items()
+    for statement in (
+        "DELETE FROM {table} WHERE task_id = {ids} AND {key} >= %(line)s",
+        "DELETE FROM {table}_default WHERE task_id = {ids} AND {key} < %(line)s",
+    )
+)
 # Their dependency links, both ways (their dependents are all finished).
 PRUNE_DEPS = f"DELETE FROM corral_task_deps WHERE task_id = {_IDS}"
 PRUNE_DEPENDENTS = f"DELETE FROM corral_task_deps WHERE depends_on = {_IDS}"

@@ -47,6 +47,7 @@ _IDS = "(SELECT value FROM json_each(:ids))"
 PRUNE_LOGS = f"DELETE FROM corral_logs WHERE task_id IN {_IDS}"
 PRUNE_EVENTS = f"DELETE FROM corral_events WHERE task_id IN {_IDS}"
 PRUNE_ATTEMPTS = f"DELETE FROM corral_attempts WHERE task_id IN {_IDS}"
+PRUNE_HISTORY = (PRUNE_LOGS, PRUNE_EVENTS, PRUNE_ATTEMPTS)
 # The workflows the pruned tasks are linked into (not their own): they may be left empty too.
 LINKED_WORKFLOWS = f"SELECT DISTINCT workflow_id FROM corral_workflow_links WHERE task_id IN {_IDS}"
 # Their dependency links, both ways (their dependents are all finished).

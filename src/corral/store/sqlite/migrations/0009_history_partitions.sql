@@ -1,0 +1,3 @@
+-- corral schema, version 9 (SQLite): nothing. PostgreSQL's migration 9 partitions its history
+-- tables by day; SQLite has no partitions (its pruner deletes row by row), and this file keeps
+-- the two backends' migration numbers in step.
