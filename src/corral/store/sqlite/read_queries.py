@@ -14,16 +14,17 @@ UNFINISHED = tuple(s for s in State if s not in TERMINAL)
 UNFINISHED_SQL = "(" + ", ".join(f"'{s}'" for s in UNFINISHED) + ")"
 
 RESIDUAL = """
-  AND (:states IS NULL OR t.state IN (SELECT value FROM json_each(:states)))
-  AND (:name IS NULL OR t.name = :name)
-  AND (:group_name IS NULL OR t.group_name = :group_name)
-  AND (:workflow_id IS NULL OR t.workflow_id = :workflow_id)
-  AND (:pool IS NULL OR t.pool = :pool)
-  AND (:created_from IS NULL OR t.created_at >= :created_from)
-  AND (:created_until IS NULL OR t.created_at < :created_until)
-  AND (:finished_from IS NULL OR t.finished_at >= :finished_from)
-  AND (:finished_until IS NULL OR t.finished_at < :finished_until)"""
-"""The filters, each a no-op when its parameter is NULL."""
+  AND (:states IS NULL OR +t.state IN (SELECT value FROM json_each(:states)))
+  AND (:name IS NULL OR +t.name = :name)
+  AND (:group_name IS NULL OR +t.group_name = :group_name)
+  AND (:workflow_id IS NULL OR +t.workflow_id = :workflow_id)
+  AND (:pool IS NULL OR +t.pool = :pool)
+  AND (:created_from IS NULL OR +t.created_at >= :created_from)
+  AND (:created_until IS NULL OR +t.created_at < :created_until)
+  AND (:finished_from IS NULL OR +t.finished_at >= :finished_from)
+  AND (:finished_until IS NULL OR +t.finished_at < :finished_until)"""
+"""The filters, each a no-op when its parameter is NULL; the unary + keeps them from being
+taken for the index constraint (the page's own index drives the scan, in its order)."""
 
 
 def _by(index: str, driving: str) -> str:
