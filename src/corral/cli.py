@@ -18,7 +18,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -31,19 +30,15 @@ from . import __version__
 from . import model as m
 from .app import App
 from .cli_consumers import consumers as consumers_group
+from .cli_reads import reads_of, status, tasks
 from .errors import CorralError, TaskNotFound, TransitionRefused
-from .lifecycle import State
+from .processes import stop_processes, worker_command
 from .scheduler.service import Scheduler
 from .scheduler.why import why as explain_task
 from .store import open_store, resolve_url
 from .views import (
     groups_table,
     state_markup,
-    task_json,
-    task_tables,
-    tasks_table,
-    workers_table,
-    workflow_table,
 )
 from .worker.worker import Worker, WorkerConfig, run_worker
 
@@ -333,26 +328,6 @@ async def _serve(app: App, config: WorkerConfig, stop: threading.Event) -> None:
     await runner.run()
 
 
-def worker_command(database_url: str, app_spec: str, log_level: str = "WARNING") -> list[str]:
-    """The command line of a `corral worker` child process (add worker options after it)."""
-    return [sys.executable, "-m", "corral", "--database-url", database_url, "--app", app_spec,
-            "--log-level", log_level, "worker"]  # fmt: skip
-
-
-def stop_processes(processes: Sequence[subprocess.Popen[Any]], timeout: float) -> None:
-    """SIGTERM each child (a worker then drains), wait up to `timeout`, then kill the rest."""
-    for proc in processes:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for proc in processes:
-        try:
-            proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _install_stop_handlers(handler: Callable[..., None]) -> dict[int, Any]:
     return {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
 
@@ -424,67 +399,17 @@ def submit(settings: Settings, task_name: str, args: tuple[str, ...], kwargs_jso
 # -- status -------------------------------------------------------------------------------------
 
 
-@cli.command(short_help="Show groups, workers and latest tasks, or one task.")
-@click.argument("task_id", type=int, required=False)
-@click.option("--group", help="Only this group.")
-@click.option("--state", "states", multiple=True, type=click.Choice([str(s) for s in State]),
-              help="Only tasks in this state (repeatable).")  # fmt: skip
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-@click.option("--workflow", "workflow_id", type=int, metavar="ID",
-              help="One workflow: its state and its tasks counted by state.")  # fmt: skip
-@click.pass_obj
-def status(settings: Settings, task_id: int | None, group: str | None, states: tuple[str, ...],
-           limit: int, as_json: bool, workflow_id: int | None) -> None:  # fmt: skip
-    """Show groups, live workers and the latest tasks; or, with TASK_ID, one task with its
-    attempts, events and logs.
-
-    \b
-    Examples:
-      corral status
-      corral status --group pipeline-42 --state dead --limit 50
-      corral status 42 --json
-      corral status --workflow 7
-    """
-    store, now, out = settings.app().store, settings.app().clock.now(), Console()
-    if workflow_id is not None:
-        _workflow_status(settings.app(), workflow_id, as_json, out)
-        return
-    if task_id is not None:
-        record = store.task_get(task_id)
-        if record is None:
-            raise TaskNotFound(f"no task with id {task_id}")
-        attempts, events = store.attempt_list(task_id), store.event_list(task_id)
-        logs = store.log_list(task_id)
-        if as_json:
-            click.echo(json.dumps({"task": task_json(record),
-                                   "attempts": [asdict(a) for a in attempts],
-                                   "events": [asdict(e) for e in events],
-                                   "logs": [asdict(x) for x in logs]}, indent=2))  # fmt: skip
-        else:
-            for table in task_tables(record, attempts, events, logs):
-                out.print(table if table.row_count else f"[dim]{table.title}: none[/]")
-        return
-    stats = [s for s in store.group_stats() if group is None or s.group == group]
-    workers = store.worker_list(now)
-    tasks = store.task_list(m.TaskQuery(tuple(State(s) for s in states), group, limit=limit))
-    if as_json:
-        click.echo(json.dumps({"groups": [asdict(s) | {"total": s.total} for s in stats],
-                               "workers": [asdict(w) for w in workers],
-                               "tasks": [task_json(t) for t in tasks]}, indent=2))  # fmt: skip
-        return
-    out.print(groups_table(stats) if stats else "[dim]No tasks yet.[/]")
-    out.print(workers_table(workers, now) if workers else "[dim]No live workers.[/]")
-    if tasks:
-        out.print(tasks_table(tasks, now))
+cli.add_command(status)
+cli.add_command(tasks)
 
 
 @cli.group(invoke_without_command=True, short_help="Show or configure groups.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.pass_context
 def groups(ctx: click.Context, as_json: bool) -> None:
-    """Show each group: its tasks by state (ready, running, ...), its cap, weight and rate
-    limit, its share of the slots held now, and the mean and max wait of its started tasks.
+    """Show each group with unfinished tasks or settings: its tasks by state (ready, running,
+    ...), its cap, weight and rate limit, its share of the slots held now and its fair share,
+    and the mean, p95 and max queue wait of the tasks it started in the last 15 minutes.
     `corral groups configure` changes a group's settings.
 
     \b
@@ -496,11 +421,11 @@ def groups(ctx: click.Context, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     settings: Settings = ctx.obj
-    stats = settings.app().store.group_stats()
+    figures = reads_of(settings).groups()
     if as_json:
-        click.echo(json.dumps([asdict(s) | {"active": s.active} for s in stats], indent=2))
+        click.echo(json.dumps([asdict(g) | {"active": g.active} for g in figures], indent=2))
         return
-    Console().print(groups_table(stats) if stats else "[dim]No tasks yet.[/]")
+    Console().print(groups_table(figures) if figures else "[dim]No unfinished tasks.[/]")
 
 
 @groups.command("configure")
@@ -614,14 +539,6 @@ def why(settings: Settings, task_id: int, as_json: bool) -> None:
               f"{state_markup(record.state)}, level {record.level}:")  # fmt: skip
     for reason in reasons:
         out.print(f"  - {reason.text}", markup=False, highlight=False)
-
-
-def _workflow_status(app: App, workflow_id: int, as_json: bool, out: Console) -> None:
-    wf = app.workflow_status(workflow_id)
-    if as_json:
-        click.echo(json.dumps(asdict(wf) | {"state": wf.state, "total": wf.total}, indent=2))
-        return
-    out.print(workflow_table(wf))
 
 
 # -- cancel, retry, migrate ---------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Rich tables of corral's records, as the CLI shows them: groups, workers, tasks, one task."""
+"""Rich tables of corral's records, as the CLI shows them: groups, pools, workers, tasks, one
+task."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from rich.table import Table
 
 from . import model as m
 from .codec import loads
+from .read_model import GroupFigures, PoolFigures, Waits
 
 STATE_STYLES = {"succeeded": "green", "dead": "bold red", "cancelled": "yellow",
                 "upstream_failed": "magenta", "running": "cyan", "retry_wait": "red"}  # fmt: skip
-GROUP_STATES = ("waiting", "ready", "admitted", "running", "retry_wait", "succeeded", "dead",
-                "cancelled", "upstream_failed")  # fmt: skip
+GROUP_STATES = ("waiting", "ready", "admitted", "running", "retry_wait")
+"""The unfinished states, in lifecycle order: the counts the read side keeps per group."""
 
 
 def _seconds(value: float | None) -> str:
@@ -49,27 +51,32 @@ def _table(title: str, columns: str, rows: Iterable[Sequence[str]], **options: A
     return table
 
 
-def groups_table(stats: Sequence[m.GroupStats]) -> Table:
-    """Per group: tasks by state, its settings, its share of the slots held now, and waits."""
-    shown = [s for s in GROUP_STATES if any(g.counts.get(s) for g in stats)]  # states in use
-    held = sum(g.active for g in stats) or 1
-    columns = ",".join(
-        [
-            "group",
-            *(f"{s.replace('_', ' ')}>" for s in shown),
-            "cap>",
-            "weight>",
-            "rate limit",
-            "share>",
-            "mean wait>",
-            "max wait>",
-        ]
-    )
+def groups_table(figures: Sequence[GroupFigures]) -> Table:
+    """Per group: unfinished tasks by state, its settings, its share of the slots held now and
+    its fair share, and the queue waits of its recent starts."""
+    shown = [s for s in GROUP_STATES if any(g.counts.get(s) for g in figures)]  # states in use
+    columns = ",".join(["group", *(f"{s.replace('_', ' ')}>" for s in shown), "cap>", "weight>",
+                        "rate", "share>", "fair>", "mean wait>", "p95>"])  # fmt: skip
     rows = ([g.group, *(str(g.counts.get(s, 0)) for s in shown),
              "-" if g.max_parallel is None else str(g.max_parallel), f"{g.weight:g}",
-             g.rate_limit or "-", f"{100 * g.active / held:.0f}%",
-             _seconds(g.mean_wait), _seconds(g.max_wait)] for g in stats)  # fmt: skip
-    return _table("Groups", columns, rows)
+             g.rate_limit or "-", f"{100 * g.share:.0f}%", f"{100 * g.fair_share:.0f}%",
+             _seconds(g.waits.mean), _seconds(g.waits.p95)] for g in figures)  # fmt: skip
+    return _table("Groups", columns, rows, caption="share: of the slots held now; fair: by "
+                  "weight among groups with work; waits: starts of the last 15 min")  # fmt: skip
+
+
+def pools_table(figures: Sequence[PoolFigures]) -> Table:
+    """Per pool: unfinished tasks by state, live workers and their slots, recent waits."""
+    shown = [s for s in GROUP_STATES if any(p.counts.get(s) for p in figures)]
+    columns = ",".join(["pool", *(f"{s.replace('_', ' ')}>" for s in shown), "workers>",
+                        "slots>", "started>", "mean wait>", "p95 wait>", "max wait>"])  # fmt: skip
+    rows = ([p.pool, *(str(p.counts.get(s, 0)) for s in shown), str(p.workers), str(p.capacity),
+             *_waits(p.waits)] for p in figures)  # fmt: skip
+    return _table("Pools", columns, rows)
+
+
+def _waits(w: Waits) -> list[str]:
+    return [str(w.started), _seconds(w.mean), _seconds(w.p95), _seconds(w.max)]
 
 
 def workers_table(workers: Sequence[m.WorkerRecord], now: float) -> Table:

@@ -44,6 +44,7 @@ from ..model import (
 )
 from ..ratelimit import RateLimit
 from ..retention import PrunePlan, Retention
+from .readside_contract import ReadSide
 
 SCHEDULER_CHANNEL = "scheduler"
 """Notices that the scheduler has work: tasks submitted or retried, slots freed."""
@@ -60,7 +61,7 @@ class Listener(Protocol):
     def close(self) -> None: ...
 
 
-class Store(Protocol):
+class Store(ReadSide, Protocol):
     url: str
     notifies: bool
     """Whether `listen` delivers notices (PostgreSQL) or only sleeps (SQLite: poll)."""

@@ -41,6 +41,7 @@ from psycopg_pool import ConnectionPool, PoolClosed
 
 from ...backoff import Backoff
 from ...errors import ConnectionLost, DatabaseError
+from ..readside_contract import READ_SIDE_METHODS
 from .connections import restore_or_close
 
 log = logging.getLogger("corral.store.postgres")
@@ -65,6 +66,7 @@ READS = (
     "task_count_ahead", "dispatch_load", "dispatch_heads", "bucket_get_many", "rate_limit_list",
     "group_get", "group_stats", "worker_list", "event_list", "event_fetch_after",
     "event_fetch_unseen", "consumer_list", "attempt_list", "log_list", "workflow_get",
+    *READ_SIDE_METHODS,
 )  # fmt: skip
 RULES: dict[str, str] = {
     **dict.fromkeys(READS, AGAIN),

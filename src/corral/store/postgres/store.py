@@ -52,6 +52,7 @@ from ...model import (
 )
 from ...ratelimit import RateLimit, group_bucket, key_bucket
 from ..reads import NamedReads
+from ..readside import ReadSideReads
 from ..rows import (
     NO_AGING,
     batch_edges,
@@ -70,6 +71,7 @@ from ..rows import (
     task_record,
 )
 from . import queries as q
+from . import read_queries
 from .consumers import PostgresConsumers
 from .listener import Listener
 from .reconnect import Connections, Retrier, retried, submission
@@ -108,11 +110,12 @@ def migrations() -> list[tuple[int, str]]:
 
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
 @retried
-class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers):
+class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideReads):
     """Each public method runs again after a lost connection as far as that is safe
     (reconnect.py); `_submit` and `task_claim` look up what a lost try wrote."""
 
     queries = q
+    read_queries = read_queries
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
         self.url = url

@@ -47,6 +47,7 @@ from ...model import (
 )
 from ...ratelimit import RateLimit, group_bucket, key_bucket
 from ..reads import NamedReads
+from ..readside import ReadSideReads
 from ..rows import (
     NO_AGING,
     batch_edges,
@@ -67,6 +68,7 @@ from ..rows import (
     task_record,
 )
 from . import queries as q
+from . import read_queries
 from .consumers import SQLiteConsumers
 from .listener import PollingListener
 from .migrate import migrations
@@ -87,8 +89,9 @@ SYSTEM_CLOCK = SystemClock()
 
 
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
-class SQLiteStore(NamedReads, SQLiteRetention, SQLiteConsumers):
+class SQLiteStore(NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads):
     queries = q
+    read_queries = read_queries
 
     def __init__(self, path: str, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL"):
         if path == ":memory:" or path == "":

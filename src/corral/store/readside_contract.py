@@ -1,0 +1,48 @@
+"""The store's part of the read side: the reads behind corral.readside, one named statement each,
+every one an index scan bounded by its page, its window or the unfinished tasks, never by all
+of history. `Store` inherits it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..model import GroupConfig, TaskRecord
+from ..read_model import PagedLog, PageQuery, RecentStart, StateCount
+
+READ_SIDE_METHODS = (
+    "task_page", "task_count_unfinished", "task_recent_starts", "log_page", "group_list",
+    "task_name_outside",
+)  # fmt: skip
+"""The methods below (reads: PostgreSQL retries them after a lost connection)."""
+
+
+class ReadSide(Protocol):
+    def task_page(self, query: PageQuery) -> list[TaskRecord]:
+        """Up to `query.limit` tasks matching the filter after the keyset position, newest first
+        in the query's order: one ordered index scan (type, group, workflow or state, with the
+        id; the finished order: the finished index)."""
+        ...
+
+    def task_count_unfinished(self) -> list[StateCount]:
+        """Unfinished tasks counted by group, pool and state (the (state, id) index over the
+        unfinished states: the cost follows the backlog, never the history)."""
+        ...
+
+    def task_recent_starts(self, since: float, limit: int) -> list[RecentStart]:
+        """Up to `limit` tasks that first started at or after `since`, the latest first (the
+        index on the first start)."""
+        ...
+
+    def log_page(self, task_id: int, before: tuple[int, int] | None, limit: int) -> list[PagedLog]:
+        """A task's log lines before the position (attempt, id), the latest first, at most
+        `limit` (its (task, attempt, id) index)."""
+        ...
+
+    def group_list(self) -> list[GroupConfig]:
+        """Every configured group, the defaults ('*') among them."""
+        ...
+
+    def task_name_outside(self, prefix: str) -> str | None:
+        """The name of a task whose type does not start with `prefix`, if there is one (two
+        probes of the (name, id) index)."""
+        ...

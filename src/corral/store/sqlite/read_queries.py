@@ -1,0 +1,101 @@
+"""The read side's SQL on SQLite (corral.readside), named; each statement says which index it
+walks. A page is one statement: an index scan in the page's order that stops at its LIMIT; the
+other filters are checked on the rows that scan gives (`RESIDUAL`)."""
+
+from __future__ import annotations
+
+import json
+
+from ...lifecycle import TERMINAL, State
+from ..rows import GROUP_FIELDS
+from .queries import TASK_COLUMNS, TERMINAL_SQL
+
+UNFINISHED = tuple(s for s in State if s not in TERMINAL)
+UNFINISHED_SQL = "(" + ", ".join(f"'{s}'" for s in UNFINISHED) + ")"
+
+RESIDUAL = """
+  AND (:states IS NULL OR +t.state IN (SELECT value FROM json_each(:states)))
+  AND (:name IS NULL OR +t.name = :name)
+  AND (:group_name IS NULL OR +t.group_name = :group_name)
+  AND (:workflow_id IS NULL OR +t.workflow_id = :workflow_id)
+  AND (:pool IS NULL OR +t.pool = :pool)
+  AND (:created_from IS NULL OR +t.created_at >= :created_from)
+  AND (:created_until IS NULL OR +t.created_at < :created_until)
+  AND (:finished_from IS NULL OR +t.finished_at >= :finished_from)
+  AND (:finished_until IS NULL OR +t.finished_at < :finished_until)"""
+"""The filters, each a no-op when its parameter is NULL; the unary + keeps them from being
+taken for the index constraint (the page's own index drives the scan, in its order)."""
+
+
+def _by(index: str, driving: str) -> str:
+    return f"""
+SELECT {TASK_COLUMNS} FROM corral_tasks t INDEXED BY {index}
+WHERE {driving} AND t.id < :after_id{RESIDUAL}
+ORDER BY t.id DESC LIMIT :limit
+"""
+
+
+# Newest first by id, walking the primary key (no filter that an index serves).
+PAGE_BY_ID = f"""
+SELECT {TASK_COLUMNS} FROM corral_tasks t
+WHERE t.id < :after_id{RESIDUAL}
+ORDER BY t.id DESC LIMIT :limit
+"""
+# One task type, newest first (corral_tasks_name_id).
+PAGE_BY_NAME = _by("corral_tasks_name_id", "t.name = :name")
+# One group, newest first (corral_tasks_group_id).
+PAGE_BY_GROUP = _by("corral_tasks_group_id", "t.group_name = :group_name")
+# One workflow, newest first (corral_tasks_workflow).
+PAGE_BY_WORKFLOW = _by("corral_tasks_workflow", "t.workflow_id = :workflow_id")
+# Some states, newest first: per state an ordered scan of corral_tasks_state_id stopped at the
+# LIMIT (a state not asked for is skipped before its scan starts), then the branches merged.
+PAGE_BY_STATE = (
+    "SELECT * FROM (\n"
+    + "\nUNION ALL\n".join(
+        f"SELECT * FROM (SELECT {TASK_COLUMNS} FROM corral_tasks t INDEXED BY corral_tasks_state_id"
+        f"\nWHERE t.state = '{s}' AND :want_{s} AND t.id < :after_id{RESIDUAL}"
+        "\nORDER BY t.id DESC LIMIT :limit)"
+        for s in State
+    )
+    + "\n) ORDER BY id DESC LIMIT :limit"
+)
+# Ended tasks by when they ended, newest first (corral_tasks_finished: (finished_at, rowid)).
+PAGE_BY_FINISHED = f"""
+SELECT {TASK_COLUMNS} FROM corral_tasks t INDEXED BY corral_tasks_finished
+WHERE t.state IN {TERMINAL_SQL} AND t.finished_at <= :after_key
+  AND (t.finished_at < :after_key OR t.id < :after_id){RESIDUAL}
+ORDER BY t.finished_at DESC, t.id DESC LIMIT :limit
+"""
+# Unfinished tasks by group, pool and state (corral_tasks_state_id over the unfinished states).
+COUNT_UNFINISHED = f"""
+SELECT group_name, pool, state, count(*) FROM corral_tasks INDEXED BY corral_tasks_state_id
+WHERE state IN {UNFINISHED_SQL} GROUP BY group_name, pool, state
+"""
+# Tasks first started since a moment, the latest first (corral_tasks_started).
+RECENT_STARTS = """
+SELECT group_name, pool, first_started_at, first_started_at - enqueued_at
+FROM corral_tasks INDEXED BY corral_tasks_started
+WHERE first_started_at IS NOT NULL AND first_started_at >= :since
+ORDER BY first_started_at DESC LIMIT :limit
+"""
+# A task's log lines before (attempt, id), the latest first (corral_logs_task).
+LOG_PAGE = """
+SELECT id, task_id, attempt, at, level, message FROM corral_logs
+WHERE task_id = :id AND (attempt < :attempt OR (attempt = :attempt AND id < :before))
+ORDER BY attempt DESC, id DESC LIMIT :limit
+"""
+# Every configured group.
+ALL_GROUPS = f"SELECT {GROUP_FIELDS} FROM corral_groups ORDER BY name"
+# A task whose name sorts before the prefix, or at or after its end (corral_tasks_name_id).
+NAME_OUTSIDE = """
+SELECT name FROM (
+    SELECT name FROM (SELECT name FROM corral_tasks WHERE name < :prefix LIMIT 1)
+    UNION ALL
+    SELECT name FROM (SELECT name FROM corral_tasks WHERE name >= :prefix_end LIMIT 1)
+) LIMIT 1
+"""
+
+
+def encode_list(values: list[str]) -> str:
+    """A list parameter, as json_each reads it."""
+    return json.dumps(values)
