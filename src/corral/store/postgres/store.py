@@ -61,6 +61,7 @@ from ..contract import (
     LevelParams,
     RetryParams,
     SharedParams,
+    Store,
     WorkflowCancelParams,
     WorkflowInsertParams,
 )
@@ -683,3 +684,9 @@ def _check_reachable(url: str) -> None:
     except psycopg.Error as exc:
         reason = " ".join(line.strip() for line in str(exc).splitlines()) or type(exc).__name__
         raise DatabaseError(f"can't connect to {safe_url(url)}: {reason}") from None
+
+
+def _conforms(store: PostgresStore) -> Store:
+    """For mypy: the PostgreSQL store implements the whole contract (open_store imports it by
+    name, so nothing else checks it)."""
+    return store
