@@ -23,6 +23,7 @@ from corral.lifecycle import State
 from corral.model import AttemptReport, WorkerInfo
 from corral.scheduler.dispatcher import dispatch
 from corral.store import open_store
+from corral.store.contract import ClaimParams, CompleteParams, InsertParams
 
 BATCH = 100
 
@@ -46,7 +47,7 @@ def measure(backend: str, queued: int, rounds: int) -> dict[str, float]:
         store = open_store(url)
         tasks = backlog(queued)
         for first in range(0, queued, 50_000):
-            store.task_insert_many(tasks[first : first + 50_000], time.time())
+            store.task_insert_many(InsertParams(tasks[first : first + 50_000], time.time()))
         analyze(url)
         now = time.time()
         store.worker_register(WorkerInfo("bench", "host", 1, ("default",), BATCH), now + 3600, now)
@@ -58,7 +59,7 @@ def measure(backend: str, queued: int, rounds: int) -> dict[str, float]:
             admitted = dispatch(store, now, prefetch=0)
             costs["dispatch"].append(time.perf_counter() - started)
             started = time.perf_counter()
-            claimed = store.task_claim("bench", ["default"], BATCH, now + 60, now)
+            claimed = store.task_claim(ClaimParams("bench", ["default"], BATCH, now + 60, now))
             costs["claim"].append(time.perf_counter() - started)
             reports = [
                 AttemptReport(
@@ -67,7 +68,7 @@ def measure(backend: str, queued: int, rounds: int) -> dict[str, float]:
                 for t in claimed
             ]
             started = time.perf_counter()
-            store.task_complete_many(reports, now)
+            store.task_complete_many(CompleteParams(reports, now))
             costs["complete"].append(time.perf_counter() - started)
             assert admitted == BATCH and len(claimed) == BATCH, (admitted, len(claimed))
         store.close()

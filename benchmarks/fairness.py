@@ -52,6 +52,7 @@ from corral.model import AttemptReport, GroupConfig, TaskQuery, WorkerInfo
 from corral.scheduler.dispatcher import dispatch
 from corral.scheduler.service import Scheduler, SchedulerConfig
 from corral.store import Store, open_store
+from corral.store.contract import ClaimParams, CompleteParams, InsertParams
 
 SLOTS = 16
 
@@ -235,7 +236,7 @@ def decision_cost(backend: str, groups: int, tasks: int = 20_000, rounds: int = 
         new = backlog(tasks, groups=groups, levels=1)
         now = time.time()
         for first in range(0, tasks, 5000):
-            store.task_insert_many(new[first : first + 5000], now)
+            store.task_insert_many(InsertParams(new[first : first + 5000], now))
         store.worker_register(WorkerInfo("w", "bench", 1, ("default",), 64), now + 3600, now)
         store.ready_groups_refresh(1_000_000)  # the bulk load's hints: once, not a decision
         spent, admitted = 0.0, 0
@@ -244,10 +245,11 @@ def decision_cost(backend: str, groups: int, tasks: int = 20_000, rounds: int = 
             began = time.perf_counter()
             admitted += dispatch(store, now)
             spent += time.perf_counter() - began
-            claims = store.task_claim("w", ["default"], 64, now + 60, now)
-            store.task_complete_many(
-                [AttemptReport(c.id, c.attempt, "succeeded", corral.State.SUCCEEDED)
-                 for c in claims], now)  # fmt: skip
+            claims = store.task_claim(ClaimParams("w", ["default"], 64, now + 60, now))
+            reports = [
+                AttemptReport(c.id, c.attempt, "succeeded", corral.State.SUCCEEDED) for c in claims
+            ]
+            store.task_complete_many(CompleteParams(reports, now))
         store.close()
         return spent / max(admitted, 1)
 

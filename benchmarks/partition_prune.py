@@ -33,6 +33,7 @@ from common import PG_ADMIN_URL, backlog
 
 from corral.retention import DAY, DEFAULT_RETENTION, day_of, plan
 from corral.store import open_store
+from corral.store.contract import InsertParams
 from corral.store.postgres import queries as q
 from corral.store.postgres import retention_queries as rq
 from corral.store.postgres.store import PostgresStore, migrations
@@ -87,9 +88,9 @@ def measure(layout: str, days: int, per_day: int) -> dict[str, float]:
             at = first + n * DAY
             if layout == "after":  # the day exists before its rows, as the pruner makes it
                 store.task_prune(plan(store.retention_get(), at))
-            store.task_insert_many(backlog(per_day), at)
+            store.task_insert_many(InsertParams(backlog(per_day), at))
             _execute(url, FILL, {"at": at})
-        store.task_insert_many(backlog(1), now)  # kept
+        store.task_insert_many(InsertParams(backlog(1), now))  # kept
         _execute(url, "ANALYZE")
         size_before = _execute(url, SIZE)[0][0]
         wal = _execute(url, "SELECT pg_current_wal_lsn()")[0][0]

@@ -23,6 +23,7 @@ from common import fresh_database
 
 from corral.retention import DEFAULT_RETENTION, plan
 from corral.store import open_store
+from corral.store.contract import InsertParams
 
 BATCH = 1000
 FINISH = "UPDATE {t} SET state = 'succeeded', finished_at = {at} WHERE state = 'ready'"
@@ -34,10 +35,10 @@ def measure(backend: str, finished: int, rounds: int) -> tuple[float, str]:
         store = open_store(url)
         old = time.time() - DEFAULT_RETENTION - 3600
         for first in range(0, finished, 50_000):
-            store.task_insert_many(backlog(min(50_000, finished - first)), old)
+            store.task_insert_many(InsertParams(backlog(min(50_000, finished - first)), old))
         table = "corral_tasks" if backend == "postgres" else "tasks"
         _execute(store, FINISH.format(t=table, at=old))
-        store.task_insert_many(backlog(1), time.time())  # the newest task, kept
+        store.task_insert_many(InsertParams(backlog(1), time.time()))  # the newest task, kept
         analyze(url)
         size = _size(store) if backend == "postgres" else ""
         costs = []

@@ -33,6 +33,7 @@ from corral.model import NewTask, WorkerInfo
 from corral.read_model import TaskFilter
 from corral.readside import ReadSide, encode_cursor
 from corral.store import Store, open_store
+from corral.store.contract import AdmitParams, ClaimParams, InsertParams
 
 HISTORY_GROUPS = 50
 LIVE_GROUPS = 20
@@ -86,11 +87,11 @@ def task(group: str) -> NewTask:
 
 def fill(url: str, store: Store, backend: str, finished: int, now: float) -> None:
     live = [task(f"g{i % LIVE_GROUPS}") for i in range(READY)]
-    ids = [s.id for s in store.task_insert_many(live, now - 5)]
+    ids = [s.id for s in store.task_insert_many(InsertParams(live, now - 5))]
     execute(url, history_sql(backend), {"n": finished, "now": now})
     store.worker_register(WorkerInfo("bench", "host", 1, ("default",), 100), now + 3600, now)
-    store.task_admit_many(ids[:80], now - 3)
-    store.task_claim("bench", ["default"], 40, now + 3600, now - 2)
+    store.task_admit_many(AdmitParams(ids[:80], now - 3))
+    store.task_claim(ClaimParams("bench", ["default"], 40, now + 3600, now - 2))
     execute(url, "ANALYZE")  # the planner's statistics after a bulk load, as a vacuum would
 
 

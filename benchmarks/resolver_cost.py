@@ -25,6 +25,7 @@ from corral.lifecycle import State
 from corral.model import AttemptReport, WorkerInfo
 from corral.scheduler.resolver import resolve_due
 from corral.store import open_store
+from corral.store.contract import AdmitParams, ClaimParams, CompleteParams, InsertParams
 
 BATCH = 100
 
@@ -34,25 +35,27 @@ def measure(backend: str, waiting: int, rounds: int) -> float:
         store = open_store(url)
         now = time.time()
         store.worker_register(WorkerInfo("bench", "host", 1, ("default",), BATCH), now + 3600, now)
-        blocker = store.task_insert_many(backlog(1), now)[0].id
-        store.task_admit_many([blocker], now)
-        store.task_claim("bench", ["default"], 1, now + 3600, now)  # runs for ever
+        blocker = store.task_insert_many(InsertParams(backlog(1), now))[0].id
+        store.task_admit_many(AdmitParams([blocker], now))
+        store.task_claim(ClaimParams("bench", ["default"], 1, now + 3600, now))  # runs for ever
         blocked = [replace(t, depends_on=(blocker,)) for t in backlog(waiting)]
         for first in range(0, waiting, 50_000):
-            store.task_insert_many(blocked[first : first + 50_000], time.time())
+            store.task_insert_many(InsertParams(blocked[first : first + 50_000], time.time()))
         analyze(url)
         costs = []
         for _ in range(rounds):
             now = time.time()
-            ups = [s.id for s in store.task_insert_many(backlog(BATCH), now)]
+            ups = [s.id for s in store.task_insert_many(InsertParams(backlog(BATCH), now))]
             pairs = zip(backlog(BATCH), ups, strict=True)
             children = [replace(t, depends_on=(u,)) for t, u in pairs]
-            store.task_insert_many(children, now)
-            store.task_admit_many(ups, now)
-            claimed = store.task_claim("bench", ["default"], BATCH, now + 60, now)
+            store.task_insert_many(InsertParams(children, now))
+            store.task_admit_many(AdmitParams(ups, now))
+            claimed = store.task_claim(ClaimParams("bench", ["default"], BATCH, now + 60, now))
             store.task_complete_many(
-                [AttemptReport(c.id, c.attempt, "succeeded", State.SUCCEEDED) for c in claimed],
-                now,
+                CompleteParams(
+                    [AttemptReport(c.id, c.attempt, "succeeded", State.SUCCEEDED) for c in claimed],
+                    now,
+                )
             )
             started = time.perf_counter()
             moved = resolve_due(store, time.time())

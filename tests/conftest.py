@@ -28,6 +28,7 @@ from corral.lifecycle import State
 from corral.model import AttemptReport, ClaimedTask, NewTask, WorkerInfo
 from corral.scheduler.service import Scheduler, SchedulerConfig
 from corral.store import Store, open_store
+from corral.store.contract import AdmitParams, ClaimParams, CompleteParams, InsertParams
 from corral.worker.worker import Worker, WorkerConfig
 
 PG_SERVER = os.environ.get(
@@ -193,7 +194,7 @@ def new_task(**overrides: Any) -> NewTask:
 
 def submit(store: Store, now: float = T0, **overrides: Any) -> int:
     """Insert one task; return its id."""
-    return store.task_insert_many([new_task(**overrides)], now)[0].id
+    return store.task_insert_many(InsertParams([new_task(**overrides)], now))[0].id
 
 
 def register_worker(
@@ -205,8 +206,8 @@ def register_worker(
 
 def start(store: Store, task_id: int, now: float = T0, worker_id: str = "w1") -> ClaimedTask:
     """Admit and claim one ready task (nothing else may be admitted); return the claim."""
-    assert store.task_admit_many([task_id], now) == [task_id]
-    claimed = store.task_claim(worker_id, ["default"], 1, now + 30, now)
+    assert store.task_admit_many(AdmitParams([task_id], now)) == [task_id]
+    claimed = store.task_claim(ClaimParams(worker_id, ["default"], 1, now + 30, now))
     assert [c.id for c in claimed] == [task_id]
     return claimed[0]
 
@@ -231,7 +232,7 @@ def finish(
         worker_id=worker_id,
         retry_at=now + 1 if target == State.RETRY_WAIT else None,
     )
-    assert store.task_complete_many([report], now) == [claim.id]
+    assert store.task_complete_many(CompleteParams([report], now)) == [claim.id]
 
 
 # -- in-process services -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import corral
 from corral.cli import cli
 from corral.lifecycle import State
 from corral.ratelimit import parse
+from corral.store.contract import AdmitParams
 
 APP_CODE = textwrap.dedent(
     """
@@ -293,7 +294,7 @@ def test_why_and_groups(project: tuple[str, str]) -> None:
                       "--group", "g1").output)  # fmt: skip
     waiting = int(invoke("--app", spec, "--database-url", url, "submit", "add", "3", "4",
                          "--group", "g1").output)  # fmt: skip
-    app.store.task_admit_many([held], time.time())  # it holds the group's only slot
+    app.store.task_admit_many(AdmitParams([held], time.time()))  # it holds the group's only slot
     app.close()
 
     shown = invoke("--database-url", url, "why", str(waiting))

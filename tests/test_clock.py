@@ -22,6 +22,7 @@ from corral.clock import DatabaseClock, ManualClock, SystemClock
 from corral.lifecycle import State
 from corral.scheduler.service import Scheduler, SchedulerConfig
 from corral.store import Store
+from corral.store.contract import AdmitParams, ClaimParams
 from corral.worker.worker import Worker, WorkerConfig
 
 
@@ -144,8 +145,10 @@ def test_moving_the_injected_clock_expires_a_lease_without_sleeping(store: Store
     manual = ManualClock(T0)
     register_worker(store, "w1", now=T0, lease=30)
     task_id = submit(store, T0)
-    assert store.task_admit_many([task_id], T0) == [task_id]
-    assert [c.id for c in store.task_claim("w1", ["default"], 1, T0 + 30, T0)] == [task_id]
+    assert store.task_admit_many(AdmitParams([task_id], T0)) == [task_id]
+    assert [c.id for c in store.task_claim(ClaimParams("w1", ["default"], 1, T0 + 30, T0))] == [
+        task_id
+    ]
     scheduler = Scheduler(store, SchedulerConfig(tick=0.01, reap_every=0.0), clock=manual)
     thread = threading.Thread(target=scheduler.run, daemon=True)
     thread.start()

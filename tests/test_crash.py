@@ -18,6 +18,7 @@ import corral
 from corral.lifecycle import TERMINAL, State
 from corral.model import AttemptReport, TaskQuery
 from corral.scheduler.service import Scheduler
+from corral.store.contract import CompleteParams
 
 WORKER_SCRIPT = """
 import sys, time
@@ -135,7 +136,7 @@ def test_killed_worker_loses_no_task_and_records_no_outcome_twice(
         AttemptReport(a.task_id, a.attempt, "succeeded", State.SUCCEEDED, worker_id=a.worker_id)
         for a in lost
     ]
-    assert app.store.task_complete_many(late, time.time()) == []
+    assert app.store.task_complete_many(CompleteParams(late, time.time())) == []
     assert all(app.store.attempt_list(a.task_id)[a.attempt - 1].outcome == "lost" for a in lost)
 
 

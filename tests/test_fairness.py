@@ -23,10 +23,19 @@ from corral.scheduler.dispatcher import dispatch, read_snapshot
 from corral.scheduler.promoter import promote_due
 from corral.scheduler.why import why
 from corral.store import Store
+from corral.store.contract import (
+    CancelParams,
+    ClaimParams,
+    CompleteParams,
+    InsertParams,
+    LevelParams,
+)
 
 
 def submit_many(store: Store, count: int, now: float = T0, **overrides: object) -> list[int]:
-    return [s.id for s in store.task_insert_many([new_task(**overrides)] * count, now)]
+    return [
+        s.id for s in store.task_insert_many(InsertParams([new_task(**overrides)] * count, now))
+    ]
 
 
 def admitted_by_group(store: Store) -> Counter[str]:
@@ -53,9 +62,9 @@ def test_the_heads_follow_admissions_cancels_and_new_work(store: Store) -> None:
     assert dispatch(store, T0) == 2
     assert store.task_states(a) == dict.fromkeys(a, State.ADMITTED)
     b = submit(store, T0 + 1, group="b")
-    store.task_cancel(b, T0 + 1)  # the only ready task of b: the group's head goes
+    store.task_cancel(CancelParams(b, T0 + 1))  # the only ready task of b: the group's head goes
     c = submit(store, T0 + 2, group="c")
-    for claim in store.task_claim("w1", ["default"], 2, T0 + 60, T0 + 2):
+    for claim in store.task_claim(ClaimParams("w1", ["default"], 2, T0 + 60, T0 + 2)):
         finish(store, claim, State.SUCCEEDED, T0 + 2)
     snapshot = read_snapshot(store, T0 + 3)
     assert [t.id for t in snapshot.ready] == [c]
@@ -102,12 +111,15 @@ def test_an_exclusive_head_runs_alone_then_the_rest_by_rank(store: Store) -> Non
     assert dispatch(store, T0) == 1
     assert store.task_states([head]) == {head: State.ADMITTED}
     assert dispatch(store, T0 + 1) == 0  # it holds its group alone
-    (claim,) = store.task_claim("w1", ["default"], 1, T0 + 60, T0 + 1)
+    (claim,) = store.task_claim(ClaimParams("w1", ["default"], 1, T0 + 60, T0 + 1))
     store.task_complete_many(
-        [corral.model.AttemptReport(claim.id, claim.attempt, "succeeded", State.SUCCEEDED)], T0 + 2
+        CompleteParams(
+            [corral.model.AttemptReport(claim.id, claim.attempt, "succeeded", State.SUCCEEDED)],
+            T0 + 2,
+        )
     )
     assert dispatch(store, T0 + 3) == 3
-    order = store.task_claim("w1", ["default"], 3, T0 + 60, T0 + 3)
+    order = store.task_claim(ClaimParams("w1", ["default"], 3, T0 + 60, T0 + 3))
     assert [c.id for c in order] == [loads[1], loads[2], loads[0]]  # rank 3, 2, 1
 
 
@@ -259,13 +271,13 @@ def test_per_group_heads_follow_every_change(databases: Databases, ops: list[tup
                                level=level)  # fmt: skip
         elif op[0] == "cancel" and ids:
             with contextlib.suppress(TransitionRefused):
-                store.task_cancel(ids[op[1] % len(ids)], now)
+                store.task_cancel(CancelParams(ids[op[1] % len(ids)], now))
         elif op[0] == "level" and ids:
-            store.task_set_levels([LevelChange(ids[op[1] % len(ids)], op[2], None)])
+            store.task_set_levels(LevelParams([LevelChange(ids[op[1] % len(ids)], op[2], None)]))
         elif op[0] == "dispatch" and op[1]:
             dispatch(store, now)
         elif op[0] == "finish":
-            for claim in store.task_claim("w1", ["default", "gpu"], 2, now + 60, now):
+            for claim in store.task_claim(ClaimParams("w1", ["default", "gpu"], 2, now + 60, now)):
                 finish(store, claim, op[1], now)
     store.ready_groups_refresh(10_000)
     heads = store.dispatch_heads(

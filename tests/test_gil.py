@@ -31,6 +31,7 @@ from corral.cli import cli
 from corral.lifecycle import TERMINAL, State
 from corral.scheduler.service import Scheduler
 from corral.store import Store
+from corral.store.contract import EventParams
 from corral.worker.gil import GilHold, GilMonitor
 from corral.worker.heartbeat import BUSY_SHARE, Liveness
 
@@ -457,7 +458,9 @@ def test_task_record_event(store: Store) -> None:
     register_worker(store)
     task_id = submit(store)
     claim = start(store, task_id)
-    assert store.task_record_event(task_id, claim.attempt, "gil_held", '{"seconds": 6}', T0 + 1)
+    assert store.task_record_event(
+        EventParams(task_id, claim.attempt, "gil_held", '{"seconds": 6}', T0 + 1)
+    )
     event = store.event_list(task_id)[-1]
     assert (event.kind, event.attempt, event.detail, event.at) == (
         "gil_held",
@@ -467,7 +470,7 @@ def test_task_record_event(store: Store) -> None:
     )
     assert (event.from_state, event.to_state) == (None, None)
     assert store.task_states([task_id]) == {task_id: State.RUNNING}  # no state change
-    assert not store.task_record_event(task_id + 100, 1, "gil_held", None, T0 + 1)
+    assert not store.task_record_event(EventParams(task_id + 100, 1, "gil_held", None, T0 + 1))
 
 
 def test_liveness_rule() -> None:

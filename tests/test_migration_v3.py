@@ -11,6 +11,7 @@ from conftest import Databases
 from corral.lifecycle import State
 from corral.model import AttemptReport
 from corral.store import open_store
+from corral.store.contract import CompleteParams, DueParams
 
 COLUMNS = (
     "id, name, pool, group_name, state, priority, level, aging, args, kwargs, max_retries, "
@@ -37,16 +38,18 @@ def test_upgrade_counts_the_dependencies_of_waiting_tasks(databases: Databases) 
     store = open_store(url, migrate=False)
     try:
         assert store.migrate()[0] == 3  # then any later ones
-        assert store.task_fail_upstream(now + 1, 100) == 1  # 5 waits on a dead task
-        assert store.task_release_due(now + 1, 100) == 1  # 4: its dependency succeeded
+        assert store.task_fail_upstream(DueParams(now + 1, 100)) == 1  # 5 waits on a dead task
+        assert store.task_release_due(DueParams(now + 1, 100)) == 1  # 4: its dependency succeeded
         assert store.task_states([4, 5, 6]) == {
             4: State.READY,
             5: State.UPSTREAM_FAILED,
             6: State.WAITING,
         }
         report = AttemptReport(3, 1, "succeeded", State.SUCCEEDED)
-        assert store.task_complete_many([report], now + 2) == [3]
-        assert store.task_release_due(now + 3, 100) == 1  # 3 was marked as having dependents
+        assert store.task_complete_many(CompleteParams([report], now + 2)) == [3]
+        assert (
+            store.task_release_due(DueParams(now + 3, 100)) == 1
+        )  # 3 was marked as having dependents
         assert store.task_states([6]) == {6: State.READY}
     finally:
         store.close()

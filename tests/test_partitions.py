@@ -17,6 +17,7 @@ from corral.lifecycle import State
 from corral.model import LogLine
 from corral.retention import DAY, DEFAULT_RETENTION, day_of, plan
 from corral.store import Store, open_store
+from corral.store.contract import CancelParams
 from corral.store.postgres import queries as q
 from corral.store.postgres.partitions import day_name
 from corral.store.postgres.store import migrations
@@ -173,7 +174,7 @@ def test_a_day_holding_a_stored_task_is_kept_and_hides_the_pruned_ones(store: St
     assert day("corral_events") in partitions(store)
     assert not {day("corral_logs"), day("corral_attempts")} & partitions(store)  # nothing held
     assert store.event_list(unfinished)
-    store.task_cancel(unfinished, LATE)
+    store.task_cancel(CancelParams(unfinished, LATE))
     assert prune(store, LATE + DEFAULT_RETENTION + 60) == 1
     assert day("corral_events") not in partitions(store)
 

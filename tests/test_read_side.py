@@ -16,6 +16,7 @@ from corral.model import GroupConfig, LogLine, NewWorkflow, TaskQuery, TaskRecor
 from corral.read_model import TaskFilter
 from corral.readside import ReadSide, encode_cursor
 from corral.store import Store
+from corral.store.contract import AdmitParams, CancelParams, DueParams, WorkflowInsertParams
 
 
 def reads(store: Store, now: float = T0) -> ReadSide:
@@ -73,8 +74,10 @@ def mixed_history(store: Store) -> dict[str, Any]:
     for n, task_id in enumerate(ids[:10]):
         if store.task_get(task_id).pool == "default":  # type: ignore[union-attr]
             finish(store, start(store, task_id, T0 + 30 + n), State.SUCCEEDED, T0 + 40 + n)
-    store.task_cancel(ids[11], T0 + 60)
-    wf = store.workflow_insert(NewWorkflow("wf", "g1"), [new_task(group="g1")] * 3, T0 + 70)
+    store.task_cancel(CancelParams(ids[11], T0 + 60))
+    wf = store.workflow_insert(
+        WorkflowInsertParams(NewWorkflow("wf", "g1"), [new_task(group="g1")] * 3, T0 + 70)
+    )
     return {"ids": ids, "workflow": wf.id, "steps": [s.id for s in wf.tasks]}
 
 
@@ -162,7 +165,7 @@ def test_task_detail_with_paged_logs(store: Store) -> None:
     task_id = submit(store, max_retries=1)
     first = start(store, task_id, T0 + 1)
     finish(store, first, State.RETRY_WAIT, T0 + 2)
-    store.task_release_due(T0 + 5, 10)
+    store.task_release_due(DueParams(T0 + 5, 10))
     second = start(store, task_id, T0 + 6)
     lines = [LogLine(task_id, 1, T0 + 1 + i / 10, 20, f"a{i}") for i in range(3)]
     lines += [LogLine(task_id, 2, T0 + 6 + i / 10, 20, f"b{i}") for i in range(4)]
@@ -189,7 +192,7 @@ def test_group_and_pool_figures_against_a_brute_force_count(store: Store) -> Non
     running = [i for i in made["ids"][12:] if store.task_get(i).pool == "default"]  # type: ignore[union-attr]
     for n, task_id in enumerate(running[:4]):
         start(store, task_id, T0 + 100 + n)
-    store.task_admit_many([running[4]], T0 + 105)
+    store.task_admit_many(AdmitParams([running[4]], T0 + 105))
     now = T0 + 106
     side = reads(store, now)
     rows = every(store)

@@ -28,6 +28,7 @@ from corral.errors import ConfigError, ConnectionLost
 from corral.lifecycle import State
 from corral.model import TaskQuery
 from corral.store import Store, open_store
+from corral.store.contract import AdmitParams, ClaimParams, InsertParams
 
 try:  # without it the `databases` fixture skips (or fails) the PostgreSQL tests
     import psycopg
@@ -79,16 +80,16 @@ def test_a_submit_id_names_one_submit(app_url: str) -> None:
 
 
 def test_a_known_submit_id_returns_its_task_whatever_its_state(store: Store) -> None:
-    stored = store.task_insert_many([new_task()], T0, submit_id="s1")
+    stored = store.task_insert_many(InsertParams([new_task()], T0, submit_id="s1"))
     assert stored[0].created
     register_worker(store)
     finish(store, start(store, stored[0].id), State.SUCCEEDED)
-    again = store.task_insert_many([new_task()], T0 + 1, submit_id="s1")
+    again = store.task_insert_many(InsertParams([new_task()], T0 + 1, submit_id="s1"))
     assert [(r.id, r.created) for r in again] == [(stored[0].id, False)]
     # a batch big enough for the bulk path (COPY on PostgreSQL), named twice
     big = [new_task(args=f"[{n}]") for n in range(250)]
-    ids = [r.id for r in store.task_insert_many(big, T0, submit_id="big")]
-    assert [r.id for r in store.task_insert_many(big, T0, submit_id="big")] == ids
+    ids = [r.id for r in store.task_insert_many(InsertParams(big, T0, submit_id="big"))]
+    assert [r.id for r in store.task_insert_many(InsertParams(big, T0, submit_id="big"))] == ids
     assert len(store.task_list(TaskQuery(limit=1000))) == 251
     assert [len(store.event_list(i)) for i in ids].count(1) == 250  # one `submitted` each
 
@@ -365,18 +366,20 @@ def test_a_submit_whose_commit_reply_is_lost_is_stored_once(
 def test_a_claim_whose_reply_is_lost_hands_out_what_it_took(app_url: str, proxy: Proxy) -> None:
     store = open_store(proxy.url(dbname(app_url)))
     try:
-        task_ids = [r.id for r in store.task_insert_many([new_task(), new_task()], T0)]
+        task_ids = [
+            r.id for r in store.task_insert_many(InsertParams([new_task(), new_task()], T0))
+        ]
         register_worker(store)
-        assert store.task_admit_many(task_ids, T0) == task_ids
+        assert store.task_admit_many(AdmitParams(task_ids, T0)) == task_ids
         proxy.lose_replies(1, b"WITH lone AS")  # the claim: one autocommitted statement
-        claimed = store.task_claim("w1", ["default"], 1, T0 + 30, T0 + 1)
+        claimed = store.task_claim(ClaimParams("w1", ["default"], 1, T0 + 30, T0 + 1))
         assert proxy.lost == 1, "the fault was not injected"
         assert [(c.id, c.attempt) for c in claimed] == [(task_ids[0], 1)]
         # taken once: one attempt, and the other task still waits for a claim
         assert [a.attempt for a in store.attempt_list(task_ids[0])] == [1]
         assert store.task_states(task_ids) == {task_ids[0]: State.RUNNING,
                                                task_ids[1]: State.ADMITTED}  # fmt: skip
-        again = store.task_claim("w1", ["default"], 1, T0 + 30, T0 + 2)
+        again = store.task_claim(ClaimParams("w1", ["default"], 1, T0 + 30, T0 + 2))
         assert [(c.id, c.attempt) for c in again] == [(task_ids[1], 1)]
     finally:
         store.close()

@@ -19,6 +19,14 @@ from corral.retention import DEFAULT_RETENTION, Retention, plan
 from corral.scheduler.pruner import Pruner
 from corral.scheduler.service import LEADERSHIP, Scheduler, SchedulerConfig
 from corral.store import Store, open_store
+from corral.store.contract import (
+    CancelParams,
+    DueParams,
+    InsertParams,
+    Lease,
+    LeaseKind,
+    WorkflowInsertParams,
+)
 
 DAY = 86400.0
 AFTER_WEEK = T0 + DEFAULT_RETENTION + 60
@@ -57,7 +65,7 @@ def gone(store: Store, task_id: int) -> bool:
 def test_finished_tasks_older_than_the_retention_go_with_their_history(store: Store) -> None:
     old = [done(store, State.SUCCEEDED), done(store, State.DEAD)]
     cancelled = submit(store, T0)
-    store.task_cancel(cancelled, T0)
+    store.task_cancel(CancelParams(cancelled, T0))
     recent = done(store, now=T0 + 6 * DAY)
     unfinished = submit(store, T0)
     newest(store)
@@ -90,9 +98,9 @@ def test_a_waiting_dependent_keeps_its_upstream(store: Store) -> None:
     assert store.task_get(dependent).state == State.WAITING  # type: ignore[union-attr]
     assert prune(store, AFTER_WEEK) == 0
     assert store.task_get(upstream) is not None
-    store.task_cancel(other, T0)
-    store.task_release_due(T0, 100)
-    store.task_fail_upstream(T0, 100)
+    store.task_cancel(CancelParams(other, T0))
+    store.task_release_due(DueParams(T0, 100))
+    store.task_fail_upstream(DueParams(T0, 100))
     newest(store)
     assert store.task_get(dependent).state in (State.UPSTREAM_FAILED, State.CANCELLED)  # type: ignore[union-attr]
     assert prune(store, AFTER_WEEK) == 3  # all finished now: upstream, other, dependent
@@ -101,15 +109,21 @@ def test_a_waiting_dependent_keeps_its_upstream(store: Store) -> None:
 
 def test_an_unfinished_workflow_keeps_its_finished_steps(store: Store) -> None:
     wf = store.workflow_insert(
-        NewWorkflow("nightly", "default"), [new_task(name="a"), new_task(name="b")], T0
+        WorkflowInsertParams(
+            NewWorkflow("nightly", "default"), [new_task(name="a"), new_task(name="b")], T0
+        )
     )
     first, second = (t.id for t in wf.tasks)
     finish(store, start(store, first), State.SUCCEEDED)
-    store.workflow_insert(NewWorkflow("later", "default"), [new_task(name="c")], T0)
+    store.workflow_insert(
+        WorkflowInsertParams(NewWorkflow("later", "default"), [new_task(name="c")], T0)
+    )
     assert prune(store, AFTER_WEEK) == 0  # b is still ready: the workflow is unfinished
     assert store.task_get(first) is not None
     finish(store, start(store, second), State.SUCCEEDED)
-    store.workflow_insert(NewWorkflow("latest", "default"), [new_task(name="d")], T0)
+    store.workflow_insert(
+        WorkflowInsertParams(NewWorkflow("latest", "default"), [new_task(name="d")], T0)
+    )
     assert prune(store, AFTER_WEEK) == 2
     assert gone(store, first) and gone(store, second)
     assert store.workflow_get(wf.id) is None  # its tasks are all gone
@@ -121,9 +135,11 @@ def test_a_task_linked_into_an_unfinished_workflow_is_kept(store: Store) -> None
     # the workflow through a dedup key held while it was unfinished
     held = submit(store, T0, dedup_key="orders")
     wf = store.workflow_insert(
-        NewWorkflow("w", "default"),
-        [new_task(name="step", dedup_key="orders"), new_task(name="tail")],
-        T0,
+        WorkflowInsertParams(
+            NewWorkflow("w", "default"),
+            [new_task(name="step", dedup_key="orders"), new_task(name="tail")],
+            T0,
+        )
     )
     assert wf.tasks[0].id == held and not wf.tasks[0].created
     finish(store, start(store, held), State.SUCCEEDED)
@@ -165,13 +181,13 @@ def test_retention_per_task_type(store: Store) -> None:
 
 
 def test_submit_ids_of_pruned_tasks_go(store: Store) -> None:
-    first = store.task_insert_many([new_task()], T0, submit_id="call-1")[0]
-    again = store.task_insert_many([new_task()], T0, submit_id="call-1")[0]
+    first = store.task_insert_many(InsertParams([new_task()], T0, submit_id="call-1"))[0]
+    again = store.task_insert_many(InsertParams([new_task()], T0, submit_id="call-1"))[0]
     assert again == replace(first, created=False)
     finish(store, start(store, first.id), State.SUCCEEDED)
     newest(store)
     assert prune(store, AFTER_WEEK) == 1
-    fresh = store.task_insert_many([new_task()], AFTER_WEEK, submit_id="call-1")[0]
+    fresh = store.task_insert_many(InsertParams([new_task()], AFTER_WEEK, submit_id="call-1"))[0]
     assert fresh.created and fresh.id != first.id
 
 
@@ -198,7 +214,9 @@ def test_the_pruner_runs_under_the_leader_only(store: Store) -> None:
     newest(store)
     clock = ManualClock(AFTER_WEEK)
     other = open_store(store.url)  # type: ignore[attr-defined]  # another process's, in effect
-    assert other.leader_acquire(LEADERSHIP, "other", AFTER_WEEK + 1e6, AFTER_WEEK)
+    assert other.lease_acquire(
+        Lease(LeaseKind.LEADER, LEADERSHIP, "other", AFTER_WEEK + 1e6), AFTER_WEEK
+    )
     config = SchedulerConfig(tick=0.01, standby_poll=0.02, lease=0.3)
     standby = Scheduler(store, config, clock=clock)
     thread = threading.Thread(target=standby.run, daemon=True)
@@ -208,7 +226,7 @@ def test_the_pruner_runs_under_the_leader_only(store: Store) -> None:
             clock.advance(0.2)
             threading.Event().wait(0.05)
         assert not standby.is_leader and store.task_get(task_id) is not None
-        other.leader_release(LEADERSHIP, "other")
+        other.lease_release(Lease(LeaseKind.LEADER, LEADERSHIP, "other", 0.0))
         wait_until(lambda: clock.advance(0.2) or store.task_get(task_id) is None, timeout=30)
         assert standby.is_leader
     finally:

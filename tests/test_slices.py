@@ -16,6 +16,7 @@ import corral
 from corral.lifecycle import State
 from corral.model import AttemptReport, LevelChange
 from corral.store import Store
+from corral.store.contract import CompleteParams, LevelParams
 from corral.worker.worker import WorkerConfig
 
 STEPS = 24
@@ -79,10 +80,10 @@ def test_a_long_task_finishes_across_slices_from_its_checkpoint(
 def test_a_slice_keeps_the_level_and_ready_time(store: Store) -> None:
     register_worker(store)
     task_id = submit(store, max_runtime=1.0, on_timeout="continue")
-    store.task_set_levels([LevelChange(task_id, 7, None)])  # aged while it waited
+    store.task_set_levels(LevelParams([LevelChange(task_id, 7, None)]))  # aged while it waited
     claim = start(store, task_id)
     report = AttemptReport(task_id, claim.attempt, "sliced", State.READY, worker_id="w1")
-    assert store.task_complete_many([report], T0 + 5) == [task_id]
+    assert store.task_complete_many(CompleteParams([report], T0 + 5)) == [task_id]
     record = store.task_get(task_id)
     assert record is not None
     assert (record.state, record.level, record.ready_at) == (State.READY, 7, T0)

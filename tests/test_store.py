@@ -14,6 +14,20 @@ from corral.model import AttemptReport, GroupConfig, LogLine, TaskQuery
 from corral.scheduler.dispatcher import dispatch
 from corral.scheduler.reaper import rescue_expired
 from corral.store import Store, open_store
+from corral.store.contract import (
+    AdmitParams,
+    CancelParams,
+    CheckpointParams,
+    ClaimParams,
+    CompleteParams,
+    DueParams,
+    InsertParams,
+    Lease,
+    LeaseKind,
+    RetryParams,
+    SharedParams,
+)
+from corral.worker.renewal import renew_worker, worker_lease
 
 
 def all_tasks(store: Store) -> list[int]:
@@ -43,11 +57,11 @@ def test_submit_stores_task_with_submitted_event(store: Store) -> None:
 def test_submit_is_all_or_nothing(store: Store) -> None:
     batch = [new_task(dedup_key="k"), new_task(), new_task(depends_on=(9999,))]
     with pytest.raises(ConfigError, match="9999"):
-        store.task_insert_many(batch, T0)
+        store.task_insert_many(InsertParams(batch, T0))
     assert all_tasks(store) == []
     assert store.event_fetch_after(0, 100) == []
     # The dedup key of the failed batch was not taken either.
-    assert store.task_insert_many([new_task(dedup_key="k")], T0)[0].created
+    assert store.task_insert_many(InsertParams([new_task(dedup_key="k")], T0))[0].created
 
 
 def test_get_unknown_task_is_none(store: Store) -> None:
@@ -59,15 +73,17 @@ def test_get_unknown_task_is_none(store: Store) -> None:
 
 
 def test_dedup_returns_existing_id_while_unfinished(store: Store) -> None:
-    first = store.task_insert_many([new_task(dedup_key="orders")], T0)[0]
-    again = store.task_insert_many([new_task(dedup_key="orders")], T0 + 1)[0]
+    first = store.task_insert_many(InsertParams([new_task(dedup_key="orders")], T0))[0]
+    again = store.task_insert_many(InsertParams([new_task(dedup_key="orders")], T0 + 1))[0]
     assert first.created and not again.created
     assert again.id == first.id
     assert all_tasks(store) == [first.id]
 
 
 def test_dedup_within_one_batch_gives_one_task(store: Store) -> None:
-    results = store.task_insert_many([new_task(dedup_key="x"), new_task(dedup_key="x")], T0)
+    results = store.task_insert_many(
+        InsertParams([new_task(dedup_key="x"), new_task(dedup_key="x")], T0)
+    )
     assert [r.created for r in results] == [True, False]
     assert results[0].id == results[1].id
 
@@ -75,7 +91,7 @@ def test_dedup_within_one_batch_gives_one_task(store: Store) -> None:
 def test_dedup_holds_while_running(store: Store) -> None:
     task_id = submit(store, dedup_key="k")
     start(store, task_id)
-    again = store.task_insert_many([new_task(dedup_key="k")], T0 + 1)[0]
+    again = store.task_insert_many(InsertParams([new_task(dedup_key="k")], T0 + 1))[0]
     assert (again.id, again.created) == (task_id, False)
 
 
@@ -85,18 +101,18 @@ def test_dedup_gives_new_task_once_the_old_one_ended(store: Store, ending: str) 
     if ending == "succeeded":
         finish(store, start(store, old), State.SUCCEEDED)
     else:
-        store.task_cancel(old, T0)
-    new = store.task_insert_many([new_task(dedup_key="k")], T0 + 1)[0]
+        store.task_cancel(CancelParams(old, T0))
+    new = store.task_insert_many(InsertParams([new_task(dedup_key="k")], T0 + 1))[0]
     assert new.created and new.id != old
     assert state(store, new.id) == State.READY
 
 
 def test_retry_refused_while_another_task_holds_the_dedup_key(store: Store) -> None:
     old = submit(store, dedup_key="k")
-    store.task_cancel(old, T0)
+    store.task_cancel(CancelParams(old, T0))
     submit(store, dedup_key="k")
     with pytest.raises(TransitionRefused, match="dedup"):
-        store.task_retry(old, T0 + 1)
+        store.task_retry(RetryParams(old, T0 + 1))
     assert state(store, old) == State.CANCELLED
 
 
@@ -106,9 +122,9 @@ def test_retry_refused_while_another_task_holds_the_dedup_key(store: Store) -> N
 def test_delayed_task_stays_waiting_until_run_at(store: Store) -> None:
     task_id = submit(store, run_at=T0 + 10)
     assert state(store, task_id) == State.WAITING
-    assert store.task_release_due(T0 + 9.9, 100) == 0
+    assert store.task_release_due(DueParams(T0 + 9.9, 100)) == 0
     assert state(store, task_id) == State.WAITING
-    assert store.task_release_due(T0 + 10, 100) == 1
+    assert store.task_release_due(DueParams(T0 + 10, 100)) == 1
     record = store.task_get(task_id)
     assert record is not None
     assert (record.state, record.ready_at, record.enqueued_at) == (State.READY, T0 + 10, T0 + 10)
@@ -120,14 +136,14 @@ def test_dependent_task_waits_until_all_dependencies_succeed(store: Store) -> No
     assert state(store, child) == State.WAITING
     assert store.task_get(child).depends_on == (a, b)  # type: ignore[union-attr]
     finish(store, start(store, a), State.SUCCEEDED)
-    store.task_release_due(T0 + 1, 100)
+    store.task_release_due(DueParams(T0 + 1, 100))
     assert state(store, child) == State.WAITING
     claim_b = start(store, b)
-    store.task_release_due(T0 + 1, 100)
+    store.task_release_due(DueParams(T0 + 1, 100))
     assert state(store, child) == State.WAITING  # b is running, not succeeded
     finish(store, claim_b, State.SUCCEEDED)
-    assert store.task_fail_upstream(T0 + 2, 100) == 0
-    assert store.task_release_due(T0 + 2, 100) == 1
+    assert store.task_fail_upstream(DueParams(T0 + 2, 100)) == 0
+    assert store.task_release_due(DueParams(T0 + 2, 100)) == 1
     assert state(store, child) == State.READY
 
 
@@ -139,18 +155,20 @@ def test_dependent_task_fails_upstream_when_a_dependency_ends_badly(
     if ending == State.UPSTREAM_FAILED:  # bad itself waits on a task that gets cancelled
         root = submit(store)
         bad = submit(store, depends_on=(root,))
-        store.task_cancel(root, T0)
-        assert store.task_fail_upstream(T0, 100) == 1
+        store.task_cancel(CancelParams(root, T0))
+        assert store.task_fail_upstream(DueParams(T0, 100)) == 1
     elif ending == State.DEAD:
         finish(store, start(store, bad), State.DEAD)
     else:
-        store.task_cancel(bad, T0)
+        store.task_cancel(CancelParams(bad, T0))
     child = submit(store, depends_on=(good, bad))
     grandchild = submit(store, depends_on=(child,))
-    assert store.task_release_due(T0 + 1, 100) == 0
-    assert store.task_fail_upstream(T0 + 1, 100) == 1
+    assert store.task_release_due(DueParams(T0 + 1, 100)) == 0
+    assert store.task_fail_upstream(DueParams(T0 + 1, 100)) == 1
     assert state(store, child) == State.UPSTREAM_FAILED
-    assert store.task_fail_upstream(T0 + 2, 100) == 1  # the failure propagates a level per round
+    assert (
+        store.task_fail_upstream(DueParams(T0 + 2, 100)) == 1
+    )  # the failure propagates a level per round
     assert state(store, grandchild) == State.UPSTREAM_FAILED
     events = store.event_list(child)
     assert (events[-1].from_state, events[-1].to_state) == ("waiting", "upstream_failed")
@@ -162,27 +180,27 @@ def test_dependent_task_fails_upstream_when_a_dependency_ends_badly(
 def test_admit_moves_only_ready_tasks(store: Store) -> None:
     ready = submit(store)
     waiting = submit(store, run_at=T0 + 60)
-    assert store.task_admit_many([waiting, ready, 999], T0) == [ready]
-    assert store.task_admit_many([ready], T0) == []  # already admitted
+    assert store.task_admit_many(AdmitParams([waiting, ready, 999], T0)) == [ready]
+    assert store.task_admit_many(AdmitParams([ready], T0)) == []  # already admitted
     assert state(store, waiting) == State.WAITING
 
 
 def test_claim_follows_admission_order(store: Store) -> None:
     ids = [submit(store) for _ in range(5)]
     order = [ids[3], ids[1], ids[4], ids[0], ids[2]]
-    assert store.task_admit_many(order[:2], T0) == order[:2]
-    assert store.task_admit_many(order[2:], T0 + 1) == order[2:]
-    first = store.task_claim("w1", ["default"], 2, T0 + 30, T0 + 2)
-    rest = store.task_claim("w2", ["default"], 10, T0 + 30, T0 + 2)
+    assert store.task_admit_many(AdmitParams(order[:2], T0)) == order[:2]
+    assert store.task_admit_many(AdmitParams(order[2:], T0 + 1)) == order[2:]
+    first = store.task_claim(ClaimParams("w1", ["default"], 2, T0 + 30, T0 + 2))
+    rest = store.task_claim(ClaimParams("w2", ["default"], 10, T0 + 30, T0 + 2))
     assert [c.id for c in first + rest] == order
     assert all(c.attempt == 1 for c in first + rest)
-    assert store.task_claim("w3", ["default"], 10, T0 + 30, T0 + 2) == []
+    assert store.task_claim(ClaimParams("w3", ["default"], 10, T0 + 30, T0 + 2)) == []
 
 
 def test_claim_only_takes_tasks_of_its_pools(store: Store) -> None:
     mine, other = submit(store), submit(store, pool="gpu")
-    store.task_admit_many([mine, other], T0)
-    claimed = store.task_claim("w1", ["default"], 10, T0 + 30, T0)
+    store.task_admit_many(AdmitParams([mine, other], T0))
+    claimed = store.task_claim(ClaimParams("w1", ["default"], 10, T0 + 30, T0))
     assert [c.id for c in claimed] == [mine]
     record = store.task_get(mine)
     assert record is not None
@@ -217,7 +235,7 @@ def test_group_cap_holds_in_dispatch(store: Store) -> None:
         now += 1
         dispatch(store, now, prefetch=5)
         assert active_in(store, "capped") <= 2
-        claimed = store.task_claim("w1", ["default"], 1, now + 30, now)
+        claimed = store.task_claim(ClaimParams("w1", ["default"], 1, now + 30, now))
         assert active_in(store, "capped") <= 2
         for claim in claimed:
             finish(store, claim, State.SUCCEEDED, now)
@@ -230,7 +248,7 @@ def test_group_cap_counts_running_tasks(store: Store) -> None:
     register_worker(store)
     a, b = submit(store, group="g"), submit(store, group="g")
     assert dispatch(store, T0, prefetch=0) == 1
-    store.task_claim("w1", ["default"], 1, T0 + 30, T0)
+    store.task_claim(ClaimParams("w1", ["default"], 1, T0 + 30, T0))
     assert dispatch(store, T0 + 1, prefetch=0) == 0
     assert store.task_states([a, b]) == {a: State.RUNNING, b: State.READY}
     store.group_configure(GroupConfig("g", max_parallel=2))  # takes effect at the next dispatch
@@ -252,18 +270,20 @@ def test_complete_refuses_stale_attempt_and_wrong_worker(store: Store) -> None:
     task_id = submit(store, max_retries=3)
     claim1 = start(store, task_id)
     finish(store, claim1, State.RETRY_WAIT)
-    store.task_release_due(T0 + 5, 100)
+    store.task_release_due(DueParams(T0 + 5, 100))
     claim2 = start(store, task_id, T0 + 5, worker_id="w2")
     stale = AttemptReport(task_id, claim1.attempt, "succeeded", State.SUCCEEDED, worker_id="w1")
     wrong_worker = AttemptReport(
         task_id, claim2.attempt, "succeeded", State.SUCCEEDED, worker_id="w1"
     )
-    assert store.task_complete_many([stale, wrong_worker], T0 + 6) == []
+    assert store.task_complete_many(CompleteParams([stale, wrong_worker], T0 + 6)) == []
     record = store.task_get(task_id)
     assert record is not None
     assert (record.state, record.attempt, record.failures) == (State.RUNNING, 2, 1)
     right = AttemptReport(task_id, 2, "succeeded", State.SUCCEEDED, worker_id="w2", result="7")
-    assert store.task_complete_many([right, right], T0 + 7) == [task_id]  # recorded once
+    assert store.task_complete_many(CompleteParams([right, right], T0 + 7)) == [
+        task_id
+    ]  # recorded once
     record = store.task_get(task_id)
     assert record is not None
     assert (record.state, record.result, record.finished_at) == (State.SUCCEEDED, "7", T0 + 7)
@@ -277,7 +297,7 @@ def test_failed_attempt_keeps_error_and_traceback(store: Store) -> None:
     report = AttemptReport(
         task_id, claim.attempt, "failed", State.DEAD, True, "w1", error="E: boom", traceback="tb"
     )
-    assert store.task_complete_many([report], T0 + 1) == [task_id]
+    assert store.task_complete_many(CompleteParams([report], T0 + 1)) == [task_id]
     record = store.task_get(task_id)
     assert record is not None
     assert (record.state, record.error, record.failures) == (State.DEAD, "E: boom", 1)
@@ -290,18 +310,18 @@ def test_retry_wait_returns_to_ready_after_backoff(store: Store) -> None:
     task_id = submit(store, max_retries=1)
     claim = start(store, task_id)
     report = AttemptReport(task_id, 1, "failed", State.RETRY_WAIT, True, "w1", retry_at=T0 + 8)
-    store.task_complete_many([report], T0 + 1)
+    store.task_complete_many(CompleteParams([report], T0 + 1))
     assert claim.failures == 0
-    assert store.task_release_due(T0 + 7.9, 100) == 0
+    assert store.task_release_due(DueParams(T0 + 7.9, 100)) == 0
     assert state(store, task_id) == State.RETRY_WAIT
-    assert store.task_release_due(T0 + 8, 100) == 1
+    assert store.task_release_due(DueParams(T0 + 8, 100)) == 1
     assert state(store, task_id) == State.READY
 
 
 def test_reaper_rescues_expired_lease_as_lost(store: Store) -> None:
     retried, doomed = submit(store, max_retries=1), submit(store, max_retries=0)
-    store.task_admit_many([retried, doomed], T0)
-    store.task_claim("w1", ["default"], 2, T0 + 10, T0)
+    store.task_admit_many(AdmitParams([retried, doomed], T0))
+    store.task_claim(ClaimParams("w1", ["default"], 2, T0 + 10, T0))
     assert rescue_expired(store, T0 + 9) == 0
     assert rescue_expired(store, T0 + 11) == 2
     # Lost beside each other: both are suspects, and neither loss counts.
@@ -313,12 +333,14 @@ def test_reaper_rescues_expired_lease_as_lost(store: Store) -> None:
         record = store.task_get(task_id)
         assert record is not None and record.failures == 0 and record.suspect
     late = AttemptReport(retried, 1, "succeeded", State.SUCCEEDED, worker_id="w1")
-    assert store.task_complete_many([late], T0 + 12) == []
+    assert store.task_complete_many(CompleteParams([late], T0 + 12)) == []
     # Lost while running alone, each loss counts: `retried` had a retry left, `doomed` none.
     now = T0 + 12
     for worker, task_id in (("w2", retried), ("w3", doomed)):
-        store.task_admit_many([task_id], now)
-        claimed = store.task_claim(worker, ["default"], 4, now + 10, now, may_take_suspect=True)
+        store.task_admit_many(AdmitParams([task_id], now))
+        claimed = store.task_claim(
+            ClaimParams(worker, ["default"], 4, now + 10, now, may_take_suspect=True)
+        )
         assert [(c.id, c.isolated) for c in claimed] == [(task_id, True)]
     assert rescue_expired(store, now + 11) == 2
     assert store.task_states([retried, doomed]) == {retried: State.READY, doomed: State.DEAD}
@@ -334,7 +356,7 @@ def test_reaper_rescues_expired_lease_as_lost(store: Store) -> None:
 def test_reaper_cancels_an_expired_task_that_was_asked_to_cancel(store: Store) -> None:
     task_id = submit(store, max_retries=3)
     start(store, task_id)
-    assert store.task_cancel(task_id, T0 + 1) == (State.RUNNING, None)
+    assert store.task_cancel(CancelParams(task_id, T0 + 1)) == (State.RUNNING, None)
     assert rescue_expired(store, T0 + 31) == 1
     assert state(store, task_id) == State.CANCELLED
 
@@ -344,18 +366,18 @@ def test_reaper_cancels_an_expired_task_that_was_asked_to_cancel(store: Store) -
 
 def test_cancel_unstarted_task_ends_it_at_once(store: Store) -> None:
     waiting, ready = submit(store, run_at=T0 + 60), submit(store)
-    assert store.task_cancel(waiting, T0) == (State.WAITING, State.CANCELLED)
-    assert store.task_cancel(ready, T0) == (State.READY, State.CANCELLED)
+    assert store.task_cancel(CancelParams(waiting, T0)) == (State.WAITING, State.CANCELLED)
+    assert store.task_cancel(CancelParams(ready, T0)) == (State.READY, State.CANCELLED)
     with pytest.raises(TransitionRefused, match="already ended"):
-        store.task_cancel(ready, T0 + 1)
+        store.task_cancel(CancelParams(ready, T0 + 1))
     with pytest.raises(TaskNotFound):
-        store.task_cancel(424242, T0)
+        store.task_cancel(CancelParams(424242, T0))
 
 
 def test_retry_gives_a_dead_task_a_fresh_budget(store: Store) -> None:
     task_id = submit(store)
     finish(store, start(store, task_id), State.DEAD)
-    assert store.task_retry(task_id, T0 + 1) == State.DEAD
+    assert store.task_retry(RetryParams(task_id, T0 + 1)) == State.DEAD
     record = store.task_get(task_id)
     assert record is not None
     assert (record.state, record.failures, record.error, record.attempt) == (
@@ -366,7 +388,7 @@ def test_retry_gives_a_dead_task_a_fresh_budget(store: Store) -> None:
     )
     assert start(store, task_id, T0 + 2).attempt == 2  # attempts keep counting
     with pytest.raises(TransitionRefused, match="running"):
-        store.task_retry(task_id, T0 + 3)
+        store.task_retry(RetryParams(task_id, T0 + 3))
 
 
 # -- leases ----------------------------------------------------------------------------------------
@@ -381,52 +403,60 @@ def second_store(store: Store) -> Iterator[Store]:
 
 
 def test_leader_lease_has_one_holder(store: Store, second_store: Store) -> None:
-    assert store.leader_acquire("scheduler", "a", T0 + 5, T0)
-    assert not second_store.leader_acquire("scheduler", "b", T0 + 6, T0 + 1)
-    assert store.leader_acquire("scheduler", "a", T0 + 9, T0 + 4)  # renewed
-    assert not second_store.leader_acquire("scheduler", "b", T0 + 12, T0 + 7)
-    second_store.leader_release("scheduler", "b")  # b doesn't hold it: no effect
-    assert not second_store.leader_acquire("scheduler", "b", T0 + 12, T0 + 8)
-    store.leader_release("scheduler", "a")
-    assert second_store.leader_acquire("scheduler", "b", T0 + 12, T0 + 8)
-    assert not store.leader_acquire("scheduler", "a", T0 + 12, T0 + 8)
+    assert store.lease_acquire(Lease(LeaseKind.LEADER, "scheduler", "a", T0 + 5), T0)
+    assert not second_store.lease_acquire(Lease(LeaseKind.LEADER, "scheduler", "b", T0 + 6), T0 + 1)
+    assert store.lease_acquire(Lease(LeaseKind.LEADER, "scheduler", "a", T0 + 9), T0 + 4)  # renewed
+    assert not second_store.lease_acquire(
+        Lease(LeaseKind.LEADER, "scheduler", "b", T0 + 12), T0 + 7
+    )
+    second_store.lease_release(
+        Lease(LeaseKind.LEADER, "scheduler", "b", 0.0)
+    )  # b doesn't hold it: no effect
+    assert not second_store.lease_acquire(
+        Lease(LeaseKind.LEADER, "scheduler", "b", T0 + 12), T0 + 8
+    )
+    store.lease_release(Lease(LeaseKind.LEADER, "scheduler", "a", 0.0))
+    assert second_store.lease_acquire(Lease(LeaseKind.LEADER, "scheduler", "b", T0 + 12), T0 + 8)
+    assert not store.lease_acquire(Lease(LeaseKind.LEADER, "scheduler", "a", T0 + 12), T0 + 8)
 
 
 def test_leader_is_taken_over_after_the_holder_dies_and_its_lease_expires(
     store: Store, second_store: Store
 ) -> None:
     holder = open_store(store.url)
-    assert holder.leader_acquire("scheduler", "a", T0 + 5, T0)
-    assert not second_store.leader_acquire("scheduler", "b", T0 + 6, T0 + 1)
+    assert holder.lease_acquire(Lease(LeaseKind.LEADER, "scheduler", "a", T0 + 5), T0)
+    assert not second_store.lease_acquire(Lease(LeaseKind.LEADER, "scheduler", "b", T0 + 6), T0 + 1)
     holder.close()  # died without releasing
-    assert second_store.leader_acquire("scheduler", "b", T0 + 11, T0 + 6)
-    assert second_store.leader_acquire("scheduler", "b", T0 + 15, T0 + 10)  # renewed
+    assert second_store.lease_acquire(Lease(LeaseKind.LEADER, "scheduler", "b", T0 + 11), T0 + 6)
+    assert second_store.lease_acquire(
+        Lease(LeaseKind.LEADER, "scheduler", "b", T0 + 15), T0 + 10
+    )  # renewed
 
 
 def test_heartbeat_extends_leases_and_returns_cancel_requests(store: Store) -> None:
     register_worker(store, "w1", lease=10)
     register_worker(store, "w2", lease=10)
     mine, theirs = submit(store), submit(store)
-    store.task_admit_many([mine, theirs], T0)
-    store.task_claim("w1", ["default"], 1, T0 + 10, T0)
-    store.task_claim("w2", ["default"], 1, T0 + 10, T0)
-    assert store.worker_heartbeat("w1", T0 + 20, T0 + 8) == []
+    store.task_admit_many(AdmitParams([mine, theirs], T0))
+    store.task_claim(ClaimParams("w1", ["default"], 1, T0 + 10, T0))
+    store.task_claim(ClaimParams("w2", ["default"], 1, T0 + 10, T0))
+    assert renew_worker(store, "w1", T0 + 20, T0 + 8) == []
     assert [t.id for t in store.task_fetch_expired(T0 + 15, 100)] == [theirs]
     assert [w.id for w in store.worker_list(T0 + 15)] == ["w1"]
-    store.task_cancel(mine, T0 + 16)
-    store.task_cancel(theirs, T0 + 16)
-    assert store.worker_heartbeat("w1", T0 + 30, T0 + 17) == [mine]
+    store.task_cancel(CancelParams(mine, T0 + 16))
+    store.task_cancel(CancelParams(theirs, T0 + 16))
+    assert renew_worker(store, "w1", T0 + 30, T0 + 17) == [mine]
     assert store.task_get(mine).cancel_requested  # type: ignore[union-attr]
     assert store.task_fetch_expired(T0 + 29, 100)[0].id == theirs
-    store.worker_deregister("w1")
+    store.lease_release(worker_lease("w1", 0.0))
     assert store.worker_list(T0 + 17) == []
 
 
 def test_worker_list_counts_running_tasks(store: Store) -> None:
     register_worker(store, "w1", concurrency=3)
     a, b = submit(store), submit(store)
-    store.task_admit_many([a, b], T0)
-    store.task_claim("w1", ["default"], 5, T0 + 30, T0)
+    store.task_admit_many(AdmitParams([a, b], T0))
+    store.task_claim(ClaimParams("w1", ["default"], 5, T0 + 30, T0))
     [worker] = store.worker_list(T0 + 1)
     assert (worker.id, worker.pools, worker.concurrency, worker.running) == (
         "w1",
@@ -443,15 +473,15 @@ def test_checkpoint_saved_only_by_the_running_attempt_and_handed_to_the_next(sto
     task_id = submit(store, max_retries=2)
     claim = start(store, task_id)
     assert claim.checkpoint is None
-    assert store.task_save_checkpoint(task_id, 1, '{"row": 10}', T0 + 1)
-    assert not store.task_save_checkpoint(task_id, 0, '{"row": 99}', T0 + 1)
+    assert store.task_save_checkpoint(CheckpointParams(task_id, 1, '{"row": 10}', T0 + 1))
+    assert not store.task_save_checkpoint(CheckpointParams(task_id, 0, '{"row": 99}', T0 + 1))
     assert store.task_get(task_id).checkpoint == '{"row": 10}'  # type: ignore[union-attr]
     finish(store, claim, State.READY)  # released: back to ready with its checkpoint
-    assert not store.task_save_checkpoint(task_id, 1, '{"row": 99}', T0 + 2)
+    assert not store.task_save_checkpoint(CheckpointParams(task_id, 1, '{"row": 99}', T0 + 2))
     claim2 = start(store, task_id, T0 + 3)
     assert (claim2.attempt, claim2.checkpoint) == (2, '{"row": 10}')
-    assert not store.task_save_checkpoint(task_id, 1, '{"row": 99}', T0 + 4)
-    assert store.task_save_checkpoint(task_id, 2, '{"row": 20}', T0 + 4)
+    assert not store.task_save_checkpoint(CheckpointParams(task_id, 1, '{"row": 99}', T0 + 4))
+    assert store.task_save_checkpoint(CheckpointParams(task_id, 2, '{"row": 20}', T0 + 4))
     finish(store, claim2, State.SUCCEEDED)
     assert store.task_get(task_id).checkpoint == '{"row": 20}'  # type: ignore[union-attr]
 
@@ -459,8 +489,8 @@ def test_checkpoint_saved_only_by_the_running_attempt_and_handed_to_the_next(sto
 def test_shared_record_saved_only_by_the_running_attempt(store: Store) -> None:
     task_id = submit(store)
     start(store, task_id)
-    assert store.task_save_shared(task_id, 1, '{"query": "q1"}', T0)
-    assert not store.task_save_shared(task_id, 2, '{"query": "q2"}', T0)
+    assert store.task_save_shared(SharedParams(task_id, 1, '{"query": "q1"}', T0))
+    assert not store.task_save_shared(SharedParams(task_id, 2, '{"query": "q2"}', T0))
     assert store.task_get(task_id).shared == '{"query": "q1"}'  # type: ignore[union-attr]
 
 
@@ -500,7 +530,7 @@ def test_group_stats_counts_states_and_waits(store: Store) -> None:
     submit(store, group="h")
     start(store, a, T0 + 4)
     finish(store, start(store, b, T0 + 6), State.SUCCEEDED, T0 + 7)
-    store.task_cancel(c, T0 + 8)
+    store.task_cancel(CancelParams(c, T0 + 8))
     stats = {s.group: s for s in store.group_stats()}
     g = stats["g"]
     assert g.counts == {"running": 1, "succeeded": 1, "cancelled": 1}
@@ -520,7 +550,7 @@ def test_group_stats_counts_states_and_waits(store: Store) -> None:
 
 def test_wait_counts_from_run_at(store: Store) -> None:
     task_id = submit(store, run_at=T0 + 10)
-    store.task_release_due(T0 + 10, 100)
+    store.task_release_due(DueParams(T0 + 10, 100))
     start(store, task_id, T0 + 13)
     assert store.task_get(task_id).wait_seconds == pytest.approx(3.0)  # type: ignore[union-attr]
 
@@ -529,7 +559,7 @@ def test_event_feed_follows_the_lifecycle(store: Store) -> None:
     task_id = submit(store, max_retries=1)
     claim = start(store, task_id)
     finish(store, claim, State.RETRY_WAIT, T0 + 1)
-    store.task_release_due(T0 + 2, 100)
+    store.task_release_due(DueParams(T0 + 2, 100))
     finish(store, start(store, task_id, T0 + 3), State.SUCCEEDED, T0 + 4)
     feed = store.event_fetch_after(0, 100)
     assert [(e.from_state, e.to_state, e.attempt) for e in feed] == [
@@ -550,7 +580,7 @@ def test_task_list_filters(store: Store) -> None:
     a = submit(store, group="g", name="x")
     b = submit(store, group="g", name="y")
     c = submit(store, group="h", name="x")
-    store.task_cancel(b, T0)
+    store.task_cancel(CancelParams(b, T0))
     assert [t.id for t in store.task_list(TaskQuery(group="g"))] == [b, a]  # newest first
     assert [t.id for t in store.task_list(TaskQuery(name="x"))] == [c, a]
     assert [t.id for t in store.task_list(TaskQuery(states=(State.CANCELLED,)))] == [b]

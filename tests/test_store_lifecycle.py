@@ -41,6 +41,17 @@ from corral.scheduler.dispatcher import dispatch
 from corral.scheduler.reaper import rescue_expired
 from corral.scheduler.resolver import resolve_due
 from corral.store import Store
+from corral.store.contract import (
+    AdmitParams,
+    CancelParams,
+    CheckpointParams,
+    ClaimParams,
+    CompleteParams,
+    InsertParams,
+    RetryParams,
+    SharedParams,
+)
+from corral.worker.renewal import renew_worker
 
 KEYS = (None, "a", "b", "c")
 WORKERS = ("w1", "w2")
@@ -134,7 +145,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                     depends_on=deps,
                 )
             )
-        results = self.store.task_insert_many(tasks, self.now)
+        results = self.store.task_insert_many(InsertParams(tasks, self.now))
         assert len(results) == len(tasks)
         for task, result in zip(tasks, results, strict=True):
             key = task.dedup_key
@@ -195,7 +206,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         for task_id in ids:
             if before[task_id].state == State.READY and task_id not in expected:
                 expected.append(task_id)
-        assert self.store.task_admit_many(ids, self.now) == expected
+        assert self.store.task_admit_many(AdmitParams(ids, self.now)) == expected
 
     @precondition(has(State.RUNNING))
     @rule()
@@ -268,7 +279,9 @@ class LifecycleMachine(RuleBasedStateMachine):
         suspects = {i for i in admitted if before[i].suspect}
         mine = [r for r in before.values() if r.state == State.RUNNING and r.worker_id == worker]
         claimed = self.store.task_claim(
-            worker, ["default"], limit, self.now + LEASE, self.now, may_take_suspect=idle
+            ClaimParams(
+                worker, ["default"], limit, self.now + LEASE, self.now, may_take_suspect=idle
+            )
         )
         if idle and not mine and suspects:  # a suspect, alone
             assert len(claimed) == 1 and claimed[0].id in suspects and claimed[0].isolated
@@ -316,7 +329,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             retry_at=self.now + backoff if target == State.RETRY_WAIT else None,
             suspect=suspect_after(outcome),
         )
-        assert self.store.task_complete_many([report], self.now) == [old.id]
+        assert self.store.task_complete_many(CompleteParams([report], self.now)) == [old.id]
         record = self._get(old.id)
         assert record.state == target
         assert record.suspect == (old.suspect and outcome == "released")
@@ -350,7 +363,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             AttemptReport(old.id, attempt, outcome, target, worker_id=worker)
             for outcome, target in (("succeeded", State.SUCCEEDED), ("failed", State.DEAD))
         ]
-        assert self.store.task_complete_many(reports, self.now) == []
+        assert self.store.task_complete_many(CompleteParams(reports, self.now)) == []
         record = self._get(old.id)
         assert record == old
         assert self.store.attempt_list(old.id) == attempts
@@ -362,8 +375,12 @@ class LifecycleMachine(RuleBasedStateMachine):
         if old is None:
             return
         attempt = old.attempt - 1 if stale else old.attempt
-        saved = self.store.task_save_checkpoint(old.id, attempt, str(value), self.now)
-        shared = self.store.task_save_shared(old.id, attempt, f'{{"v":{value}}}', self.now)
+        saved = self.store.task_save_checkpoint(
+            CheckpointParams(old.id, attempt, str(value), self.now)
+        )
+        shared = self.store.task_save_shared(
+            SharedParams(old.id, attempt, f'{{"v":{value}}}', self.now)
+        )
         allowed = old.state == State.RUNNING and not stale
         assert saved is allowed and shared is allowed
         record = self._get(old.id)
@@ -376,7 +393,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         records = self._records()
         mine = [i for i, r in records.items() if r.state == State.RUNNING and r.worker_id == worker]
         expected = {i for i in mine if records[i].cancel_requested}
-        assert set(self.store.worker_heartbeat(worker, self.now + LEASE, self.now)) == expected
+        assert set(renew_worker(self.store, worker, self.now + LEASE, self.now)) == expected
         for task_id in mine:
             self.leases[task_id] = self.now + LEASE
 
@@ -389,10 +406,10 @@ class LifecycleMachine(RuleBasedStateMachine):
             return
         if old.state in TERMINAL:
             with pytest.raises(TransitionRefused):
-                self.store.task_cancel(old.id, self.now)
+                self.store.task_cancel(CancelParams(old.id, self.now))
             assert self._get(old.id) == old
             return
-        before, after = self.store.task_cancel(old.id, self.now)
+        before, after = self.store.task_cancel(CancelParams(old.id, self.now))
         assert before == old.state
         record = self._get(old.id)
         if old.state in CANCELLABLE_AT_ONCE:
@@ -413,10 +430,10 @@ class LifecycleMachine(RuleBasedStateMachine):
         )
         if old.state not in RETRYABLE or key_taken:
             with pytest.raises(TransitionRefused):
-                self.store.task_retry(old.id, self.now)
+                self.store.task_retry(RetryParams(old.id, self.now))
             assert self._get(old.id) == old
             return
-        assert self.store.task_retry(old.id, self.now) == old.state
+        assert self.store.task_retry(RetryParams(old.id, self.now)) == old.state
         record = self._get(old.id)
         assert (record.state, record.failures, record.attempt) == (State.READY, 0, old.attempt)
         self.retried.add(old.id)

@@ -30,6 +30,7 @@ from corral.model import AttemptRecord
 from corral.scheduler.reaper import rescue_expired
 from corral.scheduler.service import Scheduler
 from corral.store import Store
+from corral.store.contract import AdmitParams, ClaimParams, DrainParams
 from corral.worker.worker import Worker, WorkerConfig
 
 WORKER_SCRIPT = """
@@ -212,17 +213,17 @@ def test_suspect_patience_is_checked(app: corral.App) -> None:
 
 def test_one_worker_holds_the_drain_mark_of_an_overdue_suspect(store: Store) -> None:
     a, b, c = (submit(store) for _ in range(3))
-    assert store.task_admit_many([a, b], T0) == [a, b]
-    claimed = store.task_claim("doomed", ["default"], 2, T0 + 1, T0)
+    assert store.task_admit_many(AdmitParams([a, b], T0)) == [a, b]
+    claimed = store.task_claim(ClaimParams("doomed", ["default"], 2, T0 + 1, T0))
     assert sorted(t.id for t in claimed) == [a, b]
     assert rescue_expired(store, T0 + 2) == 2  # both suspects, ready again
     now = T0 + 10
-    assert store.task_admit_many([a], now) == [a]
-    assert store.task_admit_many([b, c], now + 5) == [b, c]
+    assert store.task_admit_many(AdmitParams([a], now)) == [a]
+    assert store.task_admit_many(AdmitParams([b, c], now + 5)) == [b, c]
     patience = 3.0
 
     def mark(worker: str, at: float, pools: tuple[str, ...] = ("default",)) -> int | None:
-        return store.task_drain_mark(worker, pools, at - patience, at + 5, at)
+        return store.task_drain_mark(DrainParams(worker, pools, at - patience, at + 5, at))
 
     assert mark("w1", now + 1) is None  # not waiting longer than the patience yet
     assert mark("w1", now + 4) == a  # overdue: w1 drains for it (until now + 9)
@@ -236,7 +237,9 @@ def test_one_worker_holds_the_drain_mark_of_an_overdue_suspect(store: Store) -> 
     assert mark("w3", now + 15) == a  # w1 stopped renewing: its mark lapsed, w3 takes it
     assert mark("w1", now + 15.1) is None  # a is w3's, b is w2's
     # The drainer, idle, claims the oldest suspect alone; its mark means nothing afterwards.
-    lone = store.task_claim("w3", ["default"], 4, now + 30, now + 16, may_take_suspect=True)
+    lone = store.task_claim(
+        ClaimParams("w3", ["default"], 4, now + 30, now + 16, may_take_suspect=True)
+    )
     assert [(t.id, t.isolated) for t in lone] == [(a, True)]
     assert mark("w3", now + 16.5) is None  # b's mark is w2's
     assert mark("w2", now + 16.5) == b

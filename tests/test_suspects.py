@@ -32,6 +32,7 @@ from corral.scheduler.reaper import rescue_expired
 from corral.scheduler.service import Scheduler
 from corral.scheduler.why import why
 from corral.store import Store, open_store
+from corral.store.contract import AdmitParams, ClaimParams, CompleteParams, RetryParams
 
 WORKER_SCRIPT = """
 import os, signal, sys, time
@@ -234,9 +235,11 @@ def test_a_pending_cancel_wins_and_a_normal_end_clears_the_suspect() -> None:
 
 def lose(store: Store, task_ids: list[int], now: float, may_take_suspect: bool = False) -> float:
     """Admit and claim the tasks on one worker, let it die, reap: returns the time after."""
-    assert store.task_admit_many(task_ids, now) == task_ids
+    assert store.task_admit_many(AdmitParams(task_ids, now)) == task_ids
     claimed = store.task_claim(
-        "doomed", ["default"], len(task_ids), now + 10, now, may_take_suspect=may_take_suspect
+        ClaimParams(
+            "doomed", ["default"], len(task_ids), now + 10, now, may_take_suspect=may_take_suspect
+        )
     )
     assert sorted(c.id for c in claimed) == sorted(task_ids)
     assert rescue_expired(store, now + 11) == len(task_ids)
@@ -252,30 +255,42 @@ def test_suspects_run_alone_and_do_not_block_the_queue(store: Store) -> None:
         assert record.suspect and record.failures == 0 and record.isolated_crashes == 0
         assert "suspect" in [e.kind for e in store.event_list(task_id)]
     d, e = submit(store, now), submit(store, now)
-    assert store.task_admit_many([a, b, c, d, e], now) == [a, b, c, d, e]
+    assert store.task_admit_many(AdmitParams([a, b, c, d, e], now)) == [a, b, c, d, e]
     # A busy worker passes over the suspects ahead of d and e.
-    busy = store.task_claim("busy", ["default"], 4, now + 10, now)
+    busy = store.task_claim(ClaimParams("busy", ["default"], 4, now + 10, now))
     assert [(t.id, t.isolated) for t in busy] == [(d, False), (e, False)]
     # Saying it is idle does not help a worker whose rows say otherwise.
-    assert store.task_claim("busy", ["default"], 4, now + 10, now, may_take_suspect=True) == []
+    assert (
+        store.task_claim(ClaimParams("busy", ["default"], 4, now + 10, now, may_take_suspect=True))
+        == []
+    )
     # An idle worker takes the oldest suspect alone, however many it could take...
-    lone = store.task_claim("idle", ["default"], 4, now + 10, now, may_take_suspect=True)
+    lone = store.task_claim(
+        ClaimParams("idle", ["default"], 4, now + 10, now, may_take_suspect=True)
+    )
     assert [(t.id, t.isolated) for t in lone] == [(a, True)]
     assert store.attempt_list(a)[-1].isolated and not store.attempt_list(d)[-1].isolated
     # ...and nothing beside it while it runs.
     f = submit(store, now)
-    assert store.task_admit_many([f], now) == [f]
-    assert store.task_claim("idle", ["default"], 4, now + 10, now, may_take_suspect=True) == []
-    assert store.task_claim("idle", ["default"], 4, now + 10, now) == []
-    assert [t.id for t in store.task_claim("busy", ["default"], 4, now + 10, now)] == [f]
+    assert store.task_admit_many(AdmitParams([f], now)) == [f]
+    assert (
+        store.task_claim(ClaimParams("idle", ["default"], 4, now + 10, now, may_take_suspect=True))
+        == []
+    )
+    assert store.task_claim(ClaimParams("idle", ["default"], 4, now + 10, now)) == []
+    assert [t.id for t in store.task_claim(ClaimParams("busy", ["default"], 4, now + 10, now))] == [
+        f
+    ]
     # A suspect whose run ends normally is cleared; its worker may then take the next one.
     report = AttemptReport(
         a, 2, "succeeded", State.SUCCEEDED, worker_id="idle", suspect=suspect_after("succeeded")
     )
-    assert store.task_complete_many([report], now + 1) == [a]
+    assert store.task_complete_many(CompleteParams([report], now + 1)) == [a]
     record = store.task_get(a)
     assert record is not None and record.state == State.SUCCEEDED and not record.suspect
-    again = store.task_claim("idle", ["default"], 4, now + 10, now + 1, may_take_suspect=True)
+    again = store.task_claim(
+        ClaimParams("idle", ["default"], 4, now + 10, now + 1, may_take_suspect=True)
+    )
     assert [(t.id, t.isolated) for t in again] == [(b, True)]
 
 
@@ -303,7 +318,7 @@ def test_a_task_is_quarantined_after_its_isolated_crashes(store: Store) -> None:
     _, reasons = why(store, task_id, now)
     assert [r.text for r in reasons] == ["it ended: dead", record.error]
     # An operator's retry gives it a fresh budget; it stays a suspect, so it runs alone.
-    assert store.task_retry(task_id, now) == State.DEAD
+    assert store.task_retry(RetryParams(task_id, now)) == State.DEAD
     record = store.task_get(task_id)
     assert record is not None and (record.state, record.failures) == (State.READY, 0)
     assert record.suspect and record.isolated_crashes == 0
@@ -315,12 +330,12 @@ def test_why_says_a_suspect_waits_for_a_worker_with_nothing_else_running(store: 
     now = lose(store, [task_id], T0)
     for admit in (False, True):
         if admit:
-            assert store.task_admit_many([task_id], now) == [task_id]
+            assert store.task_admit_many(AdmitParams([task_id], now)) == [task_id]
         _, reasons = why(store, task_id, now)
         assert reasons[0].code == "suspect", reasons
         assert reasons[0].text.startswith("suspect: waits for a worker with nothing else running")
         assert all(r.code not in ("next", "admitted") for r in reasons)
-    store.task_claim("w1", ["default"], 4, now + 10, now, may_take_suspect=True)
+    store.task_claim(ClaimParams("w1", ["default"], 4, now + 10, now, may_take_suspect=True))
     _, reasons = why(store, task_id, now)
     assert reasons[0].text.startswith("it runs alone (a suspect)")
 
@@ -331,7 +346,7 @@ def test_group_caps_hold_while_suspects_wait_for_an_idle_worker(store: Store) ->
     ids = [submit(store, group="g") for _ in range(6)]
     now = T0
     assert dispatch(store, now, 2) == 2
-    lost = [t.id for t in store.task_claim("doomed", ["default"], 4, now + 10, now)]
+    lost = [t.id for t in store.task_claim(ClaimParams("doomed", ["default"], 4, now + 10, now))]
     assert len(lost) == 2 and rescue_expired(store, now + 11) == 2
     now += 11
     alone_claims = 0
@@ -340,7 +355,7 @@ def test_group_caps_hold_while_suspects_wait_for_an_idle_worker(store: Store) ->
         held = [r for r in store.task_list(TaskQuery(limit=100)) if r.state in ACTIVE]
         assert len(held) <= 2
         mine = [r for r in held if r.state == State.RUNNING]
-        claimed = store.task_claim("w1", ["default"], 4, now + 10, now, not mine)
+        claimed = store.task_claim(ClaimParams("w1", ["default"], 4, now + 10, now, not mine))
         if any(t.isolated for t in claimed):
             assert len(claimed) == 1 and not mine and claimed[0].id in lost
             alone_claims += 1
@@ -351,7 +366,7 @@ def test_group_caps_hold_while_suspects_wait_for_an_idle_worker(store: Store) ->
                 report = AttemptReport(
                     record.id, record.attempt, "succeeded", State.SUCCEEDED, suspect=False
                 )
-                assert store.task_complete_many([report], now) == [record.id]
+                assert store.task_complete_many(CompleteParams([report], now)) == [record.id]
                 break
         now += 1
         if all(s == State.SUCCEEDED for s in store.task_states(ids).values()):

@@ -16,6 +16,8 @@ from corral.errors import ConfigError, TaskNotFound, TransitionRefused
 from corral.lifecycle import State
 from corral.model import TaskQuery, WorkflowStatus
 from corral.store import Store
+from corral.store.contract import AdmitParams, CancelParams, ClaimParams, DueParams
+from corral.worker.renewal import renew_worker
 
 
 def noop(ctx: corral.Context, n: int = 0) -> int:
@@ -118,14 +120,14 @@ def test_a_failed_dependency_fails_dependents_or_lets_them_run(store: Store, end
     if ending == State.DEAD:
         finish(store, start(store, upstream), State.DEAD)
     else:
-        store.task_cancel(upstream, T0)
-    assert store.task_fail_upstream(T0 + 1, 100) == 1
-    assert store.task_release_due(T0 + 1, 100) == 0  # `other` has not ended yet
+        store.task_cancel(CancelParams(upstream, T0))
+    assert store.task_fail_upstream(DueParams(T0 + 1, 100)) == 1
+    assert store.task_release_due(DueParams(T0 + 1, 100)) == 0  # `other` has not ended yet
     states = store.task_states([strict, lenient])
     assert states == {strict: State.UPSTREAM_FAILED, lenient: State.WAITING}
     finish(store, start(store, other, T0 + 2), State.SUCCEEDED, T0 + 2)
-    assert store.task_fail_upstream(T0 + 3, 100) == 0
-    assert store.task_release_due(T0 + 3, 100) == 1
+    assert store.task_fail_upstream(DueParams(T0 + 3, 100)) == 0
+    assert store.task_release_due(DueParams(T0 + 3, 100)) == 1
     assert store.task_states([lenient]) == {lenient: State.READY}
 
 
@@ -137,8 +139,8 @@ def test_a_dependency_that_ended_before_the_submit_is_settled(store: Store) -> N
     ok = submit(store, depends_on=(done,))
     doomed = submit(store, depends_on=(done, dead))
     runs = submit(store, depends_on=(dead,), on_upstream_failure="run")
-    assert store.task_fail_upstream(T0 + 1, 100) == 1
-    assert store.task_release_due(T0 + 1, 100) == 2
+    assert store.task_fail_upstream(DueParams(T0 + 1, 100)) == 1
+    assert store.task_release_due(DueParams(T0 + 1, 100)) == 2
     assert store.task_states([ok, doomed, runs]) == {
         ok: State.READY,
         doomed: State.UPSTREAM_FAILED,
@@ -156,7 +158,7 @@ def test_settling_does_not_touch_the_waiting_backlog(store: Store) -> None:
     backlog = [new for new in (submit(store, depends_on=(blocker,)) for _ in range(300))]
     child = submit(store, depends_on=(quick,))
     finish(store, start(store, quick), State.SUCCEEDED)
-    assert store.task_release_due(T0 + 1, 100) == 1
+    assert store.task_release_due(DueParams(T0 + 1, 100)) == 1
     assert store.task_states([child]) == {child: State.READY}
     if store.url.startswith("sqlite"):
         from corral.store.sqlite import queries as q
@@ -170,7 +172,7 @@ def test_settling_does_not_touch_the_waiting_backlog(store: Store) -> None:
         )
         assert "tasks_waiting_settled" in plan
     finish(store, claim, State.SUCCEEDED)
-    assert store.task_release_due(T0 + 2, 1000) == len(backlog)
+    assert store.task_release_due(DueParams(T0 + 2, 1000)) == len(backlog)
 
 
 # -- status and cancel as a whole ----------------------------------------------------------------
@@ -187,15 +189,15 @@ def test_workflow_cancel_ends_unstarted_tasks_at_once_and_interrupts_running_one
     rest = [wf.add(job, n, after=[head]) for n in range(1, 5)]
     workflow_id = wf.submit()
     now = time.time()
-    assert store.task_admit_many([head.id], now) == [head.id]
-    claim = store.task_claim("w1", ["default"], 1, now + 30, now)[0]
+    assert store.task_admit_many(AdmitParams([head.id], now)) == [head.id]
+    claim = store.task_claim(ClaimParams("w1", ["default"], 1, now + 30, now))[0]
     assert app.workflow_status(workflow_id).state == "running"
 
     assert app.cancel_workflow(workflow_id) == (4, 1)
     status = app.workflow_status(workflow_id)
     assert status.counts == {"cancelled": 4, "running": 1}
     assert app.get(head.id).cancel_requested
-    assert store.worker_heartbeat("w1", time.time() + 30, time.time()) == [head.id]
+    assert renew_worker(store, "w1", time.time() + 30, time.time()) == [head.id]
     cancels = [e for s in rest for e in store.event_list(s.id) if e.kind == "cancelled"]
     assert len(cancels) == 4 and len({e.at for e in cancels}) == 1  # one transaction
     finish(store, claim, State.CANCELLED, now=time.time())
@@ -280,8 +282,8 @@ def test_a_workflow_counts_the_tasks_its_steps_were_deduplicated_onto(app: corra
     assert app.workflow_status(mixed).counts == {"ready": 1, "waiting": 1}
 
     now = time.time()
-    assert store.task_admit_many([held], now) == [held]
-    claim = store.task_claim("w1", ["default"], 1, now + 30, now)[0]
+    assert store.task_admit_many(AdmitParams([held], now)) == [held]
+    claim = store.task_claim(ClaimParams("w1", ["default"], 1, now + 30, now))[0]
     assert app.workflow_status(only).state == "running"
     finish(store, claim, State.SUCCEEDED, now=time.time())
     status = app.workflow_status(only)

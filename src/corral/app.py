@@ -36,6 +36,7 @@ from .model import (
 from .ratelimit import RateLimit
 from .retention_settings import RetentionSettings
 from .store import Store, open_store, resolve_url
+from .store.contract import CancelParams, InsertParams, RetryParams, WorkflowCancelParams, join
 from .submit_ids import repeatable, submit_id_for
 from .worker.executors import ExecutorKind
 from .workflow import Workflow
@@ -446,9 +447,8 @@ class App:
         tasks = [s.task for s in submissions]
         sid = submit_id_for(submit_id, connection)
         try:
-            results = self.store.task_insert_many(
-                tasks, self.clock.now(), conn=connection, submit_id=sid
-            )
+            params = InsertParams(tasks, self.clock.now(), join(connection), sid)
+            results = self.store.task_insert_many(params)
         except ConnectionLost as exc:
             raise repeatable(exc, sid) from None
         return [r.id for r in results]
@@ -474,12 +474,12 @@ class App:
         """Cancel a task: one not running ends at once (returns `cancelled`); a running one is
         interrupted by its worker (returns None: requested). A task that ended raises
         TransitionRefused saying so."""
-        _, after = self.store.task_cancel(task_id, self.clock.now())
+        _, after = self.store.task_cancel(CancelParams(task_id, self.clock.now()))
         return after
 
     def retry(self, task_id: int) -> None:
         """Run a dead, cancelled or upstream_failed task again with a fresh retry budget."""
-        self.store.task_retry(task_id, self.clock.now())
+        self.store.task_retry(RetryParams(task_id, self.clock.now()))
 
     # -- workflows and state-change callbacks ---------------------------------------------------
     def workflow(self, name: str, *, group: str | None = None) -> Workflow:
@@ -499,7 +499,7 @@ class App:
         """Cancel every unfinished task of a workflow, in one transaction: those not running end
         at once, the running ones are interrupted by their workers. Returns (cancelled at once,
         interruptions requested)."""
-        return self.store.workflow_cancel(workflow_id, self.clock.now())
+        return self.store.workflow_cancel(WorkflowCancelParams(workflow_id, self.clock.now()))
 
     def on(self, *kinds: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register an app-wide state-change callback: `@app.on("dead", "retry_wait")` over

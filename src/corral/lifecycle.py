@@ -25,11 +25,6 @@ TERMINAL: frozenset[State] = frozenset(
 ACTIVE: frozenset[State] = frozenset({State.ADMITTED, State.RUNNING})
 """States that hold a slot: they count against a group's cap and a pool's capacity."""
 
-CANCELLABLE_AT_ONCE: frozenset[State] = frozenset(
-    {State.WAITING, State.READY, State.ADMITTED, State.RETRY_WAIT}
-)
-"""Non-terminal states with no handler running: a cancel ends them in the same transaction."""
-
 ALLOWED: dict[State, frozenset[State]] = {
     State.WAITING: frozenset({State.READY, State.CANCELLED, State.UPSTREAM_FAILED}),
     State.READY: frozenset({State.ADMITTED, State.CANCELLED}),
@@ -44,6 +39,18 @@ ALLOWED: dict[State, frozenset[State]] = {
     State.UPSTREAM_FAILED: frozenset({State.READY}),
 }
 """from-state -> the states it may move to. Terminal -> ready is only the manual `retry`."""
+
+
+HANDLER_RUNS: frozenset[State] = frozenset({State.RUNNING})
+"""States in which a handler runs: a cancel is a request its worker carries out."""
+
+CANCELLABLE_AT_ONCE: frozenset[State] = frozenset(
+    s for s, targets in ALLOWED.items() if State.CANCELLED in targets and s not in HANDLER_RUNS
+)
+"""Non-terminal states with no handler running: a cancel ends them in the same transaction."""
+
+RETRYABLE: frozenset[State] = frozenset(s for s in TERMINAL if State.READY in ALLOWED[s])
+"""Terminal states that the manual `retry` sends back to ready."""
 
 
 def is_allowed(source: State, target: State) -> bool:

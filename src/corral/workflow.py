@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from . import dag, limits
 from .errors import ConfigError, ConnectionLost
 from .model import NewWorkflow
+from .store.contract import WorkflowInsertParams, join
 from .submit_ids import repeatable, submit_id_for
 
 if TYPE_CHECKING:
@@ -126,10 +127,10 @@ class Workflow:
         ]
         sid = submit_id_for(submit_id, connection)
         try:
-            stored = self.app.store.workflow_insert(
-                NewWorkflow(self.name, self.group), tasks, self.app.clock.now(), conn=connection,
-                submit_id=sid,
-            )  # fmt: skip
+            workflow = NewWorkflow(self.name, self.group)
+            params = WorkflowInsertParams(workflow, tasks, self.app.clock.now(), join(connection),
+                                          sid)  # fmt: skip
+            stored = self.app.store.workflow_insert(params)
         except ConnectionLost as exc:
             raise repeatable(exc, sid) from None
         self.id = stored.id

@@ -50,7 +50,7 @@ from ..codec import dumps, loads
 from ..errors import ConfigError
 from ..failures import Failure, last_frame
 from ..model import FeedEvent
-from ..store.contract import SCHEDULER_CHANNEL, WORKERS_CHANNEL, Listener, Store
+from ..store.contract import SCHEDULER_CHANNEL, WORKERS_CHANNEL, EventParams, Listener, Store
 from .events import EVENT_KINDS, SKIPPED_KIND, StateChange
 
 log = logging.getLogger("corral.consumers")
@@ -343,8 +343,10 @@ class ConsumerService:
         own = item.event.kind == SKIPPED_KIND and _consumer_of(item) == self.name
         if not own:  # never a skip of a skip record: a handler failing on all would loop
             self.store.task_record_event(
-                item.event.task_id, item.event.attempt, SKIPPED_KIND, dumps(detail),
-                self.clock.now(),
+                EventParams(
+                    item.event.task_id, item.event.attempt, SKIPPED_KIND, dumps(detail),
+                    self.clock.now(),
+                )
             )  # fmt: skip
         log.error("consumer %s: skipped event %d (%s of task %d) after %d failures: %s",
                   self.name, item.event.id, item.event.kind, item.event.task_id, self.failures,

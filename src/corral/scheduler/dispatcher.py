@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..admission import Ordering, at_cap, decide, fair, free_slots
 from ..model import DispatchHeads, DispatchLoad, DispatchSnapshot, HeadsWanted
 from ..store import Store
+from ..store.contract import AdmitParams
 
 NO_HEADS = DispatchHeads([], frozenset(), {}, {}, {})
 HINTS_PER_ROUND = 5000
@@ -31,7 +32,7 @@ def dispatch(
     admission = decide(snapshot, now, prefetch, prefetch_ratio, ordering)
     if not admission.decisions:
         return 0
-    return len(store.task_admit_many(admission.task_ids, now, admission.buckets))
+    return len(store.task_admit_many(AdmitParams(admission.task_ids, now, admission.buckets)))
 
 
 def read_snapshot(

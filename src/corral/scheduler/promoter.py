@@ -6,6 +6,7 @@ from ..aging import from_json
 from ..codec import loads
 from ..model import LevelChange
 from ..store import Store
+from ..store.contract import LevelParams
 
 
 def promote_due(store: Store, now: float, batch: int = 1000) -> int:
@@ -23,5 +24,5 @@ def promote_due(store: Store, now: float, batch: int = 1000) -> int:
         changes.append(
             LevelChange(task.id, level, None if next_wait is None else task.ready_at + next_wait)
         )
-    store.task_set_levels(changes)
+    store.task_set_levels(LevelParams(changes))
     return len(changes)

@@ -10,6 +10,7 @@ from ..isolation import lost_verdict
 from ..lifecycle import OnTimeout
 from ..model import AttemptReport
 from ..store import Store
+from ..store.contract import CompleteParams
 
 
 def rescue_expired(store: Store, now: float, batch: int = 500) -> int:
@@ -42,4 +43,4 @@ def rescue_expired(store: Store, now: float, batch: int = 500) -> int:
                 isolated_crashes=verdict.isolated_crashes,
             )
         )
-    return len(store.task_complete_many(reports, now))
+    return len(store.task_complete_many(CompleteParams(reports, now)))

@@ -4,6 +4,7 @@ whose dependency failed, and returns backed-off retries to the queue."""
 from __future__ import annotations
 
 from ..store import Store
+from ..store.contract import DueParams
 
 
 def resolve_due(store: Store, now: float, batch: int = 1000) -> int:
@@ -12,4 +13,5 @@ def resolve_due(store: Store, now: float, batch: int = 1000) -> int:
     next_due = store.task_next_due()
     if next_due is None or next_due > now:
         return 0
-    return store.task_fail_upstream(now, batch) + store.task_release_due(now, batch)
+    due = DueParams(now, batch)
+    return store.task_fail_upstream(due) + store.task_release_due(due)

@@ -18,7 +18,7 @@ from ..admission import POLICIES
 from ..clock import Clock
 from ..errors import ConfigError, DatabaseError, LeadershipLost
 from ..store import Store
-from ..store.contract import SCHEDULER_CHANNEL
+from ..store.contract import SCHEDULER_CHANNEL, Lease, LeaseKind
 from .pruner import DEFAULT_INTERVAL as PRUNE_EVERY
 from .services import LeaderService, leader_services
 
@@ -115,16 +115,15 @@ class Scheduler:
             if listener is not None:
                 listener.close()
             if self.is_leader:
-                self.store.leader_release(LEADERSHIP, self.id)
+                self.store.lease_release(Lease(LeaseKind.LEADER, LEADERSHIP, self.id, 0.0))
                 self.is_leader = False
 
     def _hold_leadership(self) -> bool:
         now = self.clock.now()
         if now - self._last.get("lease", 0.0) >= self.config.lease / 3:
             was = self.is_leader
-            self.is_leader = self.store.leader_acquire(
-                LEADERSHIP, self.id, now + self.config.lease, now
-            )
+            lease = Lease(LeaseKind.LEADER, LEADERSHIP, self.id, now + self.config.lease)
+            self.is_leader = self.store.lease_acquire(lease, now)
             self._last["lease"] = now
             if self.is_leader != was:
                 log.info("scheduler %s %s", self.id, "leads" if self.is_leader else "stands by")

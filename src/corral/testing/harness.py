@@ -37,6 +37,7 @@ from ..lifecycle import ACTIVE, TERMINAL, State
 from ..model import DEFAULT_POOL, TaskQuery, TaskRecord
 from ..scheduler.service import Scheduler, SchedulerConfig
 from ..store import open_store
+from ..worker.renewal import renew_worker
 from ..worker.worker import Worker, WorkerConfig
 from . import matching
 from .matching import NOTHING, Pattern
@@ -491,7 +492,7 @@ class _InProcessWorker:
         dispatcher would see no live worker until its next heartbeat."""
         if self._worker is not None:
             now = self._app.clock.now()
-            self._app.store.worker_heartbeat(self._worker.id, now + self._config.lease, now)
+            renew_worker(self._app.store, self._worker.id, now + self._config.lease, now)
 
     def check(self) -> None:
         """Raise what ended the worker, if anything did."""

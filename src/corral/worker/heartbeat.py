@@ -181,6 +181,7 @@ def companion_main() -> None:
     from ..clock import skip_skew_warning
     from ..errors import CorralError
     from ..store import open_store
+    from .renewal import renew_worker
 
     skip_skew_warning()  # its worker warns already
     store = open_store(config.url, migrate=False)
@@ -199,7 +200,7 @@ def companion_main() -> None:
                 renewing = True
                 try:
                     wall = clock.now()
-                    cancels = store.worker_heartbeat(config.worker_id, wall + config.lease, wall)
+                    cancels = renew_worker(store, config.worker_id, wall + config.lease, wall)
                 except CorralError as exc:
                     log.warning("heartbeat of worker %s failed: %s", config.worker_id, exc)
                 else:

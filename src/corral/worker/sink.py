@@ -11,6 +11,7 @@ from ..codec import dumps
 from ..limits import storable
 from ..model import LogLine
 from ..store import Store
+from ..store.contract import CheckpointParams, SharedParams
 
 
 class StoreSink:
@@ -21,14 +22,14 @@ class StoreSink:
         self._lock = threading.Lock()
 
     def save_checkpoint(self, task_id: int, attempt: int, checkpoint: Any) -> None:
+        text = dumps(checkpoint, what="checkpoint")
         self._store.task_save_checkpoint(
-            task_id, attempt, dumps(checkpoint, what="checkpoint"), self._clock.now()
+            CheckpointParams(task_id, attempt, text, self._clock.now())
         )
 
     def save_shared(self, task_id: int, attempt: int, shared: dict[str, Any]) -> None:
-        self._store.task_save_shared(
-            task_id, attempt, dumps(shared, what="ctx.shared"), self._clock.now()
-        )
+        text = dumps(shared, what="ctx.shared")
+        self._store.task_save_shared(SharedParams(task_id, attempt, text, self._clock.now()))
 
     def log(self, task_id: int, attempt: int, level: int, message: str) -> None:
         with self._lock:

@@ -36,10 +36,11 @@ from ..isolation import claim_plan, drain_due, suspect_after, suspect_patience
 from ..lifecycle import OnTimeout, Outcome, State, counts_as_failure, next_state, slice_stall
 from ..limits import storable
 from ..model import DEFAULT_POOL, AttemptReport, ClaimedTask, WorkerInfo
-from ..store.contract import WORKERS_CHANNEL
+from ..store.contract import WORKERS_CHANNEL, ClaimParams, CompleteParams, DrainParams, EventParams
 from .executors import RunResult, execute
 from .gil import GilHold, GilMonitor
 from .heartbeat import Companion, CompanionConfig
+from .renewal import renew_worker, worker_lease
 from .sink import StoreSink
 
 log = logging.getLogger("corral.worker")
@@ -162,7 +163,7 @@ class Worker:
             gil.stop()
             if self._companion is not None:
                 await self._companion.stop()
-            await asyncio.to_thread(self.store.worker_deregister, self.id)
+            await asyncio.to_thread(self.store.lease_release, worker_lease(self.id, 0.0))
             log.info("worker %s stopped after %d tasks", self.id, self.completed)
 
     # -- claiming -----------------------------------------------------------------------------
@@ -238,15 +239,10 @@ class Worker:
     async def _claim(self, limit: int, may_take_suspect: bool) -> list[ClaimedTask]:
         now = self.clock.now()
         try:
-            return await asyncio.to_thread(
-                self.store.task_claim,
-                self.id,
-                self.config.pools,
-                limit,
-                now + self.config.lease,
-                now,
-                may_take_suspect,
+            params = ClaimParams(
+                self.id, self.config.pools, limit, now + self.config.lease, now, may_take_suspect
             )
+            return await asyncio.to_thread(self.store.task_claim, params)
         except CorralError as exc:
             log.warning("claim failed, will retry: %s", exc)
             await asyncio.sleep(1.0)
@@ -458,7 +454,8 @@ class Worker:
             if lines:
                 await asyncio.to_thread(self.store.log_append_many, lines)
             if batch:
-                await asyncio.to_thread(self.store.task_complete_many, batch, self.clock.now())
+                done = CompleteParams(batch, self.clock.now())
+                await asyncio.to_thread(self.store.task_complete_many, done)
         except CorralError as exc:
             log.warning("report failed, will retry: %s", exc)
             await asyncio.sleep(1.0)
@@ -541,7 +538,7 @@ class Worker:
             if not self._companion_renews():
                 try:
                     cancels = await asyncio.to_thread(
-                        self.store.worker_heartbeat, self.id, now + self.config.lease, now
+                        renew_worker, self.store, self.id, now + self.config.lease, now
                     )
                 except CorralError as exc:
                     log.warning("heartbeat failed: %s", exc)
@@ -557,14 +554,10 @@ class Worker:
             return
         ended = self._drains_ended
         try:
-            marked = await asyncio.to_thread(
-                self.store.task_drain_mark,
-                self.id,
-                self.config.pools,
-                now - self._patience,
-                now + self.config.lease,
-                now,
+            drain = DrainParams(
+                self.id, self.config.pools, now - self._patience, now + self.config.lease, now
             )
+            marked = await asyncio.to_thread(self.store.task_drain_mark, drain)
         except CorralError as exc:
             log.warning("looking for overdue suspects failed: %s", exc)
             return
@@ -613,9 +606,8 @@ class Worker:
 
     async def _record_event(self, task_id: int, attempt: int, kind: str, detail: str) -> None:
         try:
-            await asyncio.to_thread(
-                self.store.task_record_event, task_id, attempt, kind, detail, self.clock.now()
-            )
+            event = EventParams(task_id, attempt, kind, detail, self.clock.now())
+            await asyncio.to_thread(self.store.task_record_event, event)
         except CorralError as exc:
             log.warning("could not record the %s event of task %d: %s", kind, task_id, exc)
 

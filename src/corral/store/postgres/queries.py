@@ -6,9 +6,13 @@ statement through a data-modifying CTE: one round trip per batch, whatever its s
 
 from __future__ import annotations
 
+from ...moves import ADMIT as _ADMIT
+from ...moves import CANCELLABLE_AT_ONCE_SQL, RELEASE_RETRY, RELEASE_WAITING, TERMINAL_SQL
+from ...moves import CLAIM as _CLAIM
+from ...moves import FAIL_UPSTREAM as _FAIL_UPSTREAM
+from ...moves import REQUEST_CANCEL as _REQUEST_CANCEL
 from ..rows import GROUP_FIELDS
 
-TERMINAL_SQL = "('succeeded', 'dead', 'cancelled', 'upstream_failed')"
 LEADER_LOCK_KEY = 0x636F7272616C  # "corral": the advisory lock of the scheduler's leadership
 CHANNEL_PREFIX = "corral_"
 CHANNEL_SCHEDULER = CHANNEL_PREFIX + "scheduler"  # work to decide: submitted, retried, slots freed
@@ -124,7 +128,7 @@ TASK_STATES = "SELECT id, state FROM corral_tasks WHERE id = ANY(%(ids)s)"
 
 # Waiting tasks whose delay is over and whose dependencies are settled, and tasks whose retry
 # backoff is over, become ready; one statement, one event each. Returns one row per task moved.
-RELEASE_DUE = """
+RELEASE_DUE = f"""
 WITH due_waiting AS (
     SELECT t.id FROM corral_tasks t
     WHERE t.state = 'waiting' AND t.deps_left <= 0 AND t.deps_left = 0 AND t.run_at <= %(now)s
@@ -137,7 +141,8 @@ released AS (
                    -- OFFSET 0: a lookup per edge, never a join over every task
                    SELECT finished_at FROM corral_tasks WHERE id = d.depends_on OFFSET 0) u
                WHERE d.task_id = t.id))
-    FROM due_waiting WHERE t.id = due_waiting.id RETURNING t.id, t.attempt, 'waiting' AS source),
+    FROM due_waiting WHERE t.id = due_waiting.id
+    RETURNING t.id, t.attempt, {RELEASE_WAITING.sql}),
 due_retries AS (
     SELECT id FROM corral_tasks WHERE state = 'retry_wait' AND run_at <= %(now)s
     LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
@@ -145,14 +150,15 @@ retried AS (
     UPDATE corral_tasks t SET state = 'ready', ready_at = %(now)s, level = priority,
            promote_at = CASE WHEN aging = %(no_aging)s THEN NULL ELSE %(now)s END
     FROM due_retries WHERE t.id = due_retries.id
-    RETURNING t.id, t.attempt, 'retry_wait' AS source)
+    RETURNING t.id, t.attempt, {RELEASE_RETRY.sql})
 INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
-SELECT id, %(now)s, 'ready', source, 'ready', attempt
-FROM (SELECT * FROM released UNION ALL SELECT * FROM retried) AS moved
+SELECT id, %(now)s, kind, source, target, attempt
+FROM (SELECT * FROM released UNION ALL SELECT * FROM retried)
+    AS moved(id, attempt, kind, source, target)
 RETURNING task_id
 """
 # Waiting tasks doomed by a dependency that ended badly (deps_left -1) can never run.
-FAIL_UPSTREAM = """
+FAIL_UPSTREAM = f"""
 WITH doomed AS (
     SELECT t.id FROM corral_tasks t
     WHERE t.state = 'waiting' AND t.deps_left <= 0 AND t.deps_left = -1
@@ -162,7 +168,7 @@ moved AS (
            error = 'a dependency ended dead, cancelled or upstream_failed'
     FROM doomed WHERE t.id = doomed.id RETURNING t.id, t.attempt)
 INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
-SELECT id, %(now)s, 'upstream_failed', 'waiting', 'upstream_failed', attempt FROM moved
+SELECT id, %(now)s, {_FAIL_UPSTREAM.sql}, attempt FROM moved
 RETURNING task_id
 """
 # The earliest moment a waiting or backing-off task may become ready.
@@ -303,7 +309,7 @@ WITH moved AS (
     WHERE t.id = u.id AND t.state = 'ready' RETURNING t.id, t.attempt, t.pool, t.group_name),
 events AS (
     INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
-    SELECT id, %(now)s, 'admitted', 'ready', 'admitted', attempt FROM moved),
+    SELECT id, %(now)s, {_ADMIT.sql}, attempt FROM moved),
 touched AS (SELECT DISTINCT pool, group_name FROM moved),{_ADMITTED_HEADS},
 buckets AS (
     INSERT INTO corral_rate_buckets (key, tokens, updated_at, per_second, burst)
@@ -348,7 +354,7 @@ DELETE_BUCKET = "DELETE FROM corral_rate_buckets WHERE key = %s"
 # suspect runs alone: with may_take_suspect and nothing of the worker's running, the oldest
 # admitted suspect by itself; else up to `limit` tasks that are not suspects, none while the
 # worker runs a suspect.
-CLAIM = """
+CLAIM = f"""
 WITH lone AS (
     SELECT id FROM corral_tasks
     WHERE state = 'admitted' AND suspect AND pool = ANY(%(pools)s) AND %(may_take_suspect)s
@@ -376,7 +382,7 @@ attempts AS (
     SELECT id, attempt, %(worker)s, %(now)s, suspect FROM moved),
 events AS (
     INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
-    SELECT id, %(now)s, 'running', 'admitted', 'running', attempt FROM moved)
+    SELECT id, %(now)s, {_CLAIM.sql}, attempt FROM moved)
 SELECT * FROM moved ORDER BY admitted_at, id
 """
 # The tasks that this worker's claim at `now` took, as CLAIM returns them: what a claim whose reply
@@ -414,9 +420,10 @@ WITH r AS (
                          %(outcomes)s::text[], %(failed)s::int[], %(workers)s::text[],
                          %(results)s::text[], %(errors)s::text[], %(tracebacks)s::text[],
                          %(retry_at)s::float8[], %(stalled)s::int[], %(flags)s::text[],
-                         %(details)s::text[], %(suspects)s::boolean[], %(crashes)s::int[])
+                         %(details)s::text[], %(suspects)s::boolean[], %(crashes)s::int[],
+                         %(flag_details)s::text[])
         AS r(id, attempt, target, outcome, failed, worker, result, error, traceback, retry_at,
-             stalled, flag, detail, suspect, crashes)),
+             stalled, flag, detail, suspect, crashes, flag_detail)),
 moved AS (
     UPDATE corral_tasks t SET
         state = r.target,
@@ -436,8 +443,8 @@ moved AS (
     FROM r
     WHERE t.id = r.id AND t.attempt = r.attempt AND t.state = 'running'
       AND (r.worker IS NULL OR t.worker_id = r.worker)
-    RETURNING t.id, r.attempt, r.target, r.outcome, r.error, r.traceback, r.stalled, r.flag,
-              r.detail, t.started_at),
+    RETURNING t.id, r.attempt, r.target, r.outcome, r.error, r.traceback, r.flag, r.detail,
+              r.flag_detail, t.started_at),
 closed AS (
     UPDATE corral_attempts a SET finished_at = %(now)s, outcome = moved.outcome,
            error = moved.error, traceback = moved.traceback
@@ -446,8 +453,7 @@ closed AS (
 events AS (
     INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt, detail)
     SELECT id, %(now)s, kind, 'running', to_state, attempt, detail FROM (
-        SELECT id, flag AS kind, NULL AS to_state, attempt, 0 AS ord,
-               json_build_object('error', error, 'stalled_slices', stalled)::text AS detail
+        SELECT id, flag AS kind, NULL AS to_state, attempt, 0 AS ord, flag_detail AS detail
         FROM moved WHERE flag IS NOT NULL
         UNION ALL
         SELECT id, target, target, attempt, 1, detail FROM moved) AS e
@@ -526,15 +532,15 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = %(now)s, lease_expires_at = %(leas
 """
 # Forget workers gone for an hour.
 PRUNE_WORKERS = "DELETE FROM corral_workers WHERE lease_expires_at < %(before)s"
-# Extend a worker's lease and its running tasks' leases; return those asked to cancel.
-HEARTBEAT = """
+# Extend a worker's lease and its running tasks' leases; how many workers (0: not registered).
+RENEW_WORKER = """
 WITH beat AS (
     UPDATE corral_workers SET heartbeat_at = %(now)s, lease_expires_at = %(lease)s
-    WHERE id = %(id)s),
+    WHERE id = %(id)s RETURNING id),
 leases AS (
     UPDATE corral_tasks SET lease_expires_at = %(lease)s
-    WHERE worker_id = %(id)s AND state = 'running' RETURNING id, cancel_requested)
-SELECT id FROM leases WHERE cancel_requested
+    WHERE worker_id = %(id)s AND state = 'running' AND EXISTS (SELECT 1 FROM beat))
+SELECT count(*) FROM beat
 """
 # Remove a worker.
 DELETE_WORKER = "DELETE FROM corral_workers WHERE id = %s"
@@ -685,7 +691,7 @@ WITH unfinished AS (
 stopped AS (
     UPDATE corral_tasks t SET state = 'cancelled', finished_at = %(now)s, error = 'cancelled'
     FROM unfinished u
-    WHERE t.id = u.id AND u.state IN ('waiting', 'ready', 'admitted', 'retry_wait')
+    WHERE t.id = u.id AND u.state IN {CANCELLABLE_AT_ONCE_SQL}
     RETURNING t.id, t.attempt, u.state AS before),
 asked AS (
     UPDATE corral_tasks t SET cancel_requested = TRUE
@@ -696,7 +702,7 @@ events AS (
     INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
     SELECT id, %(now)s, 'cancelled', before, 'cancelled', attempt FROM stopped
     UNION ALL
-    SELECT id, %(now)s, 'cancel_requested', 'running', NULL, attempt FROM asked),
+    SELECT id, %(now)s, {_REQUEST_CANCEL.sql}, attempt FROM asked),
 notices AS (
     SELECT pg_notify('corral_workers', 'cancel:' || id) FROM asked)
 SELECT (SELECT count(*) FROM stopped), (SELECT count(*) FROM asked),
@@ -725,6 +731,12 @@ RETURNING name
 # Move a consumer's cursor, if `holder` still holds its lease (compare-and-set).
 ADVANCE_CONSUMER = """
 UPDATE corral_consumers SET cursor_xid = %(xid)s, cursor_id = %(event_id)s
+WHERE name = %(name)s AND holder = %(holder)s AND lease_expires_at >= %(now)s
+RETURNING name
+"""
+# Extend a consumer's lease that `holder` still holds.
+RENEW_CONSUMER = """
+UPDATE corral_consumers SET lease_expires_at = %(lease)s
 WHERE name = %(name)s AND holder = %(holder)s AND lease_expires_at >= %(now)s
 RETURNING name
 """

@@ -5,8 +5,9 @@ other filters are checked on the rows that scan gives (`RESIDUAL`)."""
 from __future__ import annotations
 
 from ...lifecycle import TERMINAL, State
+from ...moves import TERMINAL_SQL
 from ..rows import GROUP_FIELDS
-from .queries import TASK_COLUMNS, TERMINAL_SQL
+from .queries import TASK_COLUMNS
 
 UNFINISHED = tuple(s for s in State if s not in TERMINAL)
 UNFINISHED_SQL = "(" + ", ".join(f"'{s}'" for s in UNFINISHED) + ")"

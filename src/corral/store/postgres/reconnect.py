@@ -81,11 +81,9 @@ RULES: dict[str, str] = {
     "task_save_checkpoint": AGAIN,  # the same value, if the attempt still runs
     "task_save_shared": AGAIN,
     "worker_register": AGAIN,  # upserts and deletes
-    "worker_heartbeat": AGAIN,
-    "worker_deregister": AGAIN,
     "group_configure": AGAIN,
     "rate_limit_configure": AGAIN,
-    "consumer_acquire": AGAIN,  # take or extend: the same lease
+    "consumer_acquire": AGAIN,  # take or extend: the same lease (a wrapper of lease_acquire)
     "consumer_advance": AGAIN,  # the same position, if still the holder
     "consumer_release": AGAIN,
     "consumer_create": AGAIN,  # only if it has no row: a second run finds the first's
@@ -102,8 +100,9 @@ RULES: dict[str, str] = {
 }
 OWN = frozenset({"task_insert_many", "workflow_insert", "task_claim"})
 """Calls that run `Retrier.run` themselves: after a lost reply they look up what they wrote."""
-UNWRAPPED = frozenset({"close", "listen", "leader_acquire", "leader_release"})
-"""Calls on connections of their own (the leadership's, a listener's), not the pool's."""
+UNWRAPPED = frozenset({"close", "listen", "lease_acquire", "lease_renew", "lease_release"})
+"""Calls on connections of their own (the leadership's, a listener's), not the pool's; the lease
+calls run their pooled statements again themselves (take, extend and give up: AGAIN)."""
 SUBMIT_INDEXES = ("corral_submits_pkey",)
 """The unique index on submit ids: a conflict on it means the submit was recorded already."""
 SHUTDOWN_STATES = ("57P01", "57P02", "57P03")

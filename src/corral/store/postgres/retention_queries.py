@@ -3,8 +3,8 @@ executes is corral.retention's; lists travel as arrays."""
 
 from __future__ import annotations
 
+from ...moves import TERMINAL_SQL
 from .partition_queries import PARENTS
-from .queries import TERMINAL_SQL
 
 # The retention configured, per task type ('*': the default).
 GET_RETENTION = "SELECT task_name, seconds FROM corral_retention"

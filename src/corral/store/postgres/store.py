@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -22,13 +21,11 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from ...clock import DatabaseClock
-from ...codec import dumps
 from ...errors import ConfigError, DatabaseError, LeadershipLost, TaskNotFound, TransitionRefused
 from ...failures import end_detail
 from ...interrupts import shield_calls
-from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
+from ...lifecycle import State
 from ...model import (
-    AttemptReport,
     Bucket,
     ClaimedTask,
     DispatchHeads,
@@ -38,10 +35,8 @@ from ...model import (
     GroupConfig,
     GroupStats,
     HeadsWanted,
-    LevelChange,
     LogLine,
     NewTask,
-    NewWorkflow,
     Submitted,
     TaskQuery,
     TaskRecord,
@@ -50,7 +45,26 @@ from ...model import (
     WorkflowStatus,
     WorkflowSubmitted,
 )
+from ...moves import check_completions, flag_detail, plan_cancel, plan_ids, plan_retry
 from ...ratelimit import RateLimit, group_bucket, key_bucket
+from ..contract import (
+    AdmitParams,
+    CancelParams,
+    CheckpointParams,
+    ClaimParams,
+    CompleteParams,
+    ConsumerLeaseShims,
+    DrainParams,
+    DueParams,
+    EventParams,
+    InsertParams,
+    LevelParams,
+    RetryParams,
+    SharedParams,
+    Store,
+    WorkflowCancelParams,
+    WorkflowInsertParams,
+)
 from ..reads import NamedReads
 from ..readside import ReadSideReads
 from ..rows import (
@@ -73,6 +87,7 @@ from ..rows import (
 from . import queries as q
 from . import read_queries
 from .consumers import PostgresConsumers
+from .leases import PostgresLeases, configure_session, safe_url
 from .listener import Listener
 from .reconnect import Connections, Retrier, retried, submission
 from .retention import PostgresRetention
@@ -81,12 +96,6 @@ from .submits import recorded as _recorded
 
 log = logging.getLogger("corral.store.postgres")
 T = TypeVar("T")
-RETRYABLE_STATES = (State.DEAD, State.CANCELLED, State.UPSTREAM_FAILED)
-IDLE_IN_TRANSACTION_TIMEOUT = "5s"
-"""The server ends a corral session left idle inside a transaction this long: its process was
-paused (SIGSTOP, a VM freeze) between two statements, holding row locks that would stall the
-reaper and the claims of every other worker until it came back. corral's own transactions
-never wait on the client."""
 COPY_FROM = 200
 """Batches of at least this many tasks are loaded with COPY; smaller ones with pipelined INSERTs."""
 COPY_FIELDS = (
@@ -110,7 +119,14 @@ def migrations() -> list[tuple[int, str]]:
 
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
 @retried
-class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideReads):
+class PostgresStore(
+    NamedReads,
+    PostgresRetention,
+    PostgresConsumers,
+    ReadSideReads,
+    PostgresLeases,
+    ConsumerLeaseShims,
+):
     """Each public method runs again after a lost connection as far as that is safe
     (reconnect.py); `_submit` and `task_claim` look up what a lost try wrote."""
 
@@ -126,21 +142,21 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
             max_size=max_size,
             open=False,
             kwargs={"autocommit": True, "options": "-c synchronous_commit=off"},
-            configure=_configure_session,
+            configure=configure_session,
             name="corral",
         )
         try:
             self._pool.open(wait=True, timeout=10)
         except psycopg.Error as exc:
             self._pool.close()
-            raise DatabaseError(f"can't connect to {_safe(url)}: {exc}") from None
+            raise DatabaseError(f"can't connect to {safe_url(url)}: {exc}") from None
         except Exception as exc:  # psycopg_pool.PoolTimeout carries the cause in its message
             self._pool.close()
-            raise DatabaseError(f"can't connect to {_safe(url)}: {exc}") from None
+            raise DatabaseError(f"can't connect to {safe_url(url)}: {exc}") from None
         self._leader_conns: dict[tuple[str, str], psycopg.Connection[Any]] = {}
         self._leader_lock = threading.Lock()
         self._retrier = Retrier()
-        self._connections = Connections(self._pool, f"PostgreSQL at {_safe(url)}", self._retrier)
+        self._connections = Connections(self._pool, f"PostgreSQL at {safe_url(url)}", self._retrier)
         try:
             self._clock = DatabaseClock(lambda: float(self._one(q.CLOCK_NOW)[0][0]))
         except DatabaseError:
@@ -179,10 +195,10 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
         except psycopg.errors.UniqueViolation:
             raise
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise DatabaseError(f"PostgreSQL at {_safe(self.url)}: {exc}") from None
+            raise DatabaseError(f"PostgreSQL at {safe_url(self.url)}: {exc}") from None
         except psycopg.errors.UndefinedTable as exc:
             raise DatabaseError(
-                f"{_safe(self.url)} has no corral schema ({exc}): run `corral migrate`"
+                f"{safe_url(self.url)} has no corral schema ({exc}): run `corral migrate`"
             ) from None
 
     def _read(self, query: str, params: Any = None) -> list[Any]:
@@ -223,28 +239,23 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
         version = self.schema_version()
         if version < latest:
             raise DatabaseError(
-                f"{_safe(self.url)} has corral schema version {version}, this corral needs "
+                f"{safe_url(self.url)} has corral schema version {version}, this corral needs "
                 f"{latest}: run `corral migrate`"
             )
 
     # -- submit and read ----------------------------------------------------------------------
-    def task_insert_many(
-        self,
-        tasks: Sequence[NewTask],
-        now: float,
-        conn: psycopg.Connection[Any] | None = None,
-        submit_id: str | None = None,
-    ) -> list[Submitted]:
-        """With `conn`, the insert joins the caller's transaction: the tasks exist only if the
+    def task_insert_many(self, params: InsertParams) -> list[Submitted]:
+        """With `joined`, the insert joins the caller's transaction: the tasks exist only if the
         caller commits."""
+        tasks, now, submit_id = params.tasks, params.now, params.submit_id
 
         def write(tx: psycopg.Connection[Any], look: bool) -> list[Submitted]:
             if look and (found := _recorded(tx, submit_id)) is not None:
                 return submitted_again(str(submit_id), found, len(tasks), workflow=False)[1]
             return _record(tx, submit_id, self._insert(tx, tasks, now), None, now)
 
-        if conn is not None:
-            return write(conn, submit_id is not None)
+        if params.joined is not None:
+            return write(params.joined.postgres(), submit_id is not None)
         return self._submit(write, submit_id)
 
     def _submit(self, write: Callable[[psycopg.Connection[Any], bool], T], submit_id: Any) -> T:
@@ -262,34 +273,26 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
             holders = dict(conn.execute(q.FIND_DEDUP, {"keys": keys}).fetchall())
         # Each task's id as far as known before inserting: a dedup key held already (or earlier
         # in the batch) gives the holder's; the edges of a workflow need them up front.
-        planned: list[int] = []
-        for task, task_id in zip(tasks, ids, strict=True):
-            holder = None if task.dedup_key is None else holders.get(task.dedup_key)
-            planned.append(task_id if holder is None else holder)
-            if task.dedup_key is not None and holder is None:
-                holders[task.dedup_key] = task_id
-        edges = batch_edges(tasks, planned)
-        reserved = set(ids)
-        holders = {k: v for k, v in holders.items() if v not in reserved}
+        planned = plan_ids(tasks, holders, iter(ids))
+        edges = batch_edges(tasks, [p.id for p in planned])
         results: list[Submitted] = []
         plain: list[dict[str, Any]] = []
         created: list[dict[str, Any]] = []
-        remapped = False
-        for task, task_id, upstream in zip(tasks, ids, edges, strict=True):
-            if task.dedup_key is not None:
-                existing = holders.get(task.dedup_key) or _insert_dedup(
-                    conn, task, task_id, now, len(upstream)
-                )
-                results.append(Submitted(existing, created=existing == task_id))
-                holders[task.dedup_key] = existing
-                if existing == task_id:
-                    created.append(new_task_row(task, task_id, now, len(upstream)))
-                remapped = remapped or existing != planned[len(results) - 1]
+        taken: dict[int, int] = {}  # planned id -> the task of a concurrent submit holding its key
+        for task, plan, upstream in zip(tasks, planned, edges, strict=True):
+            if not plan.created:
+                results.append(Submitted(taken.get(plan.id, plan.id), created=False))
                 continue
-            row = new_task_row(task, task_id, now, len(upstream))
-            plain.append(row)
+            row = new_task_row(task, plan.id, now, len(upstream))
+            if task.dedup_key is None:
+                plain.append(row)
+            elif (existing := _insert_dedup(conn, task, row)) != plan.id:
+                taken[plan.id] = existing
+                results.append(Submitted(existing, created=False))
+                continue
             created.append(row)
-            results.append(Submitted(task_id, created=True))
+            results.append(plan)
+        remapped = bool(taken)
         if remapped:  # a concurrent submit took a dedup key: edges follow the ids it gave
             edges = batch_edges(tasks, [r.id for r in results])
         if len(plain) >= COPY_FROM:
@@ -298,7 +301,7 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
                     copy.write_row([row[f] for f in COPY_FIELDS])
         elif plain:
             conn.cursor().executemany(q.INSERT_TASK, plain)
-        upstream_of = {t_id: up for t_id, up in zip(ids, edges, strict=True)}
+        upstream_of = {p.id: up for p, up in zip(planned, edges, strict=True) if p.created}
         pairs = [(r["id"], d) for r in created for d in upstream_of[r["id"]]]
         if pairs:
             conn.execute(
@@ -333,14 +336,14 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
         return {row[0]: State(row[1]) for row in rows}
 
     # -- resolver and promoter ----------------------------------------------------------------
-    def task_release_due(self, now: float, limit: int) -> int:
-        params = {"now": now, "limit": limit, "no_aging": NO_AGING}
-        self._settle(limit)
-        return len(self._one(q.RELEASE_DUE, params))
+    def task_release_due(self, params: DueParams) -> int:
+        self._settle(params.limit)
+        args = {"now": params.now, "limit": params.limit, "no_aging": NO_AGING}
+        return len(self._one(q.RELEASE_DUE, args))
 
-    def task_fail_upstream(self, now: float, limit: int) -> int:
-        self._settle(limit)
-        return len(self._one(q.FAIL_UPSTREAM, {"now": now, "limit": limit}))
+    def task_fail_upstream(self, params: DueParams) -> int:
+        self._settle(params.limit)
+        return len(self._one(q.FAIL_UPSTREAM, {"now": params.now, "limit": params.limit}))
 
     def _settle(self, limit: int) -> None:
         """Recount the dependencies of the waiting dependents of tasks that ended (queued by a
@@ -352,7 +355,8 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
             if ended:
                 conn.execute(q.SETTLE_DEPENDENTS, {"ids": ended}, prepare=False)
 
-    def task_set_levels(self, changes: Sequence[LevelChange]) -> int:
+    def task_set_levels(self, levels: LevelParams) -> int:
+        changes = levels.changes
         params = {
             "ids": [c.id for c in changes],
             "levels": [c.level for c in changes],
@@ -395,9 +399,8 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
             rate_limits_from_rows(limits),
         )
 
-    def task_admit_many(
-        self, task_ids: Sequence[int], now: float, buckets: Sequence[Bucket] = ()
-    ) -> list[int]:
+    def task_admit_many(self, admit: AdmitParams) -> list[int]:
+        task_ids, now, buckets = admit.task_ids, admit.now, admit.buckets
         params = {
             "ids": list(task_ids),
             "now": now,
@@ -440,22 +443,14 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
             conn.execute(q.DELETE_BUCKET, (key_bucket(key),))
 
     # -- worker -------------------------------------------------------------------------------
-    def task_claim(
-        self,
-        worker_id: str,
-        pools: Sequence[str],
-        limit: int,
-        lease_until: float,
-        now: float,
-        may_take_suspect: bool = False,
-    ) -> list[ClaimedTask]:
+    def task_claim(self, claim_params: ClaimParams) -> list[ClaimedTask]:
         params = {
-            "worker": worker_id,
-            "lease": lease_until,
-            "now": now,
-            "pools": list(pools),
-            "limit": limit,
-            "may_take_suspect": may_take_suspect,
+            "worker": claim_params.worker_id,
+            "lease": claim_params.lease_until,
+            "now": claim_params.now,
+            "pools": list(claim_params.pools),
+            "limit": claim_params.limit,
+            "may_take_suspect": claim_params.may_take_suspect,
         }
 
         def claim(maybe_committed: bool) -> list[ClaimedTask]:
@@ -467,27 +462,22 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
 
         return self._retrier.run(claim, again_after_commit=True, what="claim")
 
-    def task_drain_mark(
-        self,
-        worker_id: str,
-        pools: Sequence[str],
-        overdue_before: float,
-        hold_until: float,
-        now: float,
-    ) -> int | None:
+    def task_drain_mark(self, drain: DrainParams) -> int | None:
         params = {
-            "worker": worker_id,
-            "pools": list(pools),
-            "overdue_before": overdue_before,
-            "hold_until": hold_until,
-            "now": now,
+            "worker": drain.worker_id,
+            "pools": list(drain.pools),
+            "overdue_before": drain.overdue_before,
+            "hold_until": drain.hold_until,
+            "now": drain.now,
         }
         rows = self._read(q.TAKE_DRAIN_MARK, params)
         return int(rows[0][0]) if rows else None
 
-    def task_complete_many(self, reports: Sequence[AttemptReport], now: float) -> list[int]:
+    def task_complete_many(self, complete: CompleteParams) -> list[int]:
+        reports, now = complete.reports, complete.now
         if not reports:
             return []
+        check_completions(reports)
         params = {
             "ids": [r.task_id for r in reports],
             "attempts": [r.attempt for r in reports],
@@ -504,6 +494,7 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
             "details": [end_detail(r.outcome, r.error, r.traceback) for r in reports],
             "suspects": [r.suspect for r in reports],
             "crashes": [r.isolated_crashes for r in reports],
+            "flag_details": [None if r.flag is None else flag_detail(r) for r in reports],
             "now": now,
             "no_aging": NO_AGING,
         }
@@ -514,18 +505,19 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
                 conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))
             return recorded
 
-    def task_save_checkpoint(self, task_id: int, attempt: int, checkpoint: str, now: float) -> bool:
+    def task_save_checkpoint(self, params: CheckpointParams) -> bool:
+        args = (params.checkpoint, params.task_id, params.attempt)
         with self._tx(durable=True) as conn:
-            return conn.execute(q.SAVE_CHECKPOINT, (checkpoint, task_id, attempt)).rowcount == 1
+            return conn.execute(q.SAVE_CHECKPOINT, args).rowcount == 1
 
-    def task_save_shared(self, task_id: int, attempt: int, shared: str, now: float) -> bool:
+    def task_save_shared(self, params: SharedParams) -> bool:
+        args = (params.shared, params.task_id, params.attempt)
         with self._tx(durable=True) as conn:
-            return conn.execute(q.SAVE_SHARED, (shared, task_id, attempt)).rowcount == 1
+            return conn.execute(q.SAVE_SHARED, args).rowcount == 1
 
-    def task_record_event(
-        self, task_id: int, attempt: int, kind: str, detail: str | None, now: float
-    ) -> bool:
-        params = {"id": task_id, "attempt": attempt, "kind": kind, "detail": detail, "now": now}
+    def task_record_event(self, event: EventParams) -> bool:
+        params = {"id": event.task_id, "attempt": event.attempt, "kind": event.kind,
+                  "detail": event.detail, "now": event.now}  # fmt: skip
         with self._tx() as conn:
             return conn.execute(q.RECORD_EVENT, params).rowcount == 1
 
@@ -537,39 +529,28 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
                 copy.write_row((ln.task_id, ln.attempt, ln.at, ln.level, ln.message))
 
     # -- operators ----------------------------------------------------------------------------
-    def task_cancel(self, task_id: int, now: float) -> tuple[State, State | None]:
+    def task_cancel(self, params: CancelParams) -> tuple[State, State | None]:
+        task_id, now = params.task_id, params.now
         with self._tx(durable=True) as conn:
-            before, attempt = _state_for_update(conn, task_id)
-            if before in TERMINAL:
-                raise TransitionRefused(f"task {task_id} already ended: it is {before}")
-            if before in CANCELLABLE_AT_ONCE:
-                conn.execute(q.CANCEL_NOW, {"id": task_id, "now": now, "expected": str(before)})
-                conn.execute(
-                    q.INSERT_EVENT, (task_id, now, "cancelled", before, "cancelled", attempt, None)
-                )
-                return before, State.CANCELLED
-            conn.execute(q.REQUEST_CANCEL, {"id": task_id})
-            conn.execute(
-                q.INSERT_EVENT, (task_id, now, "cancel_requested", before, None, attempt, None)
-            )
-            conn.execute(q.NOTIFY, (q.CHANNEL_WORKERS, f"cancel:{task_id}"))
-            return before, None
+            plan = plan_cancel(task_id, *_state_for_update(conn, task_id), now)
+            if plan.after is None:
+                conn.execute(q.REQUEST_CANCEL, {"id": task_id})
+                conn.execute(q.NOTIFY, (q.CHANNEL_WORKERS, f"cancel:{task_id}"))
+            else:
+                args = {"id": task_id, "now": now, "expected": str(plan.before)}
+                conn.execute(q.CANCEL_NOW, args)
+            conn.execute(q.INSERT_EVENT, plan.event)
+            return plan.before, plan.after
 
-    def task_retry(self, task_id: int, now: float) -> State:
+    def task_retry(self, params: RetryParams) -> State:
+        task_id, now = params.task_id, params.now
         try:
             with self._tx(durable=True) as conn:
                 before, attempt = _state_for_update(conn, task_id)
-                if before not in RETRYABLE_STATES:
-                    raise TransitionRefused(
-                        f"task {task_id} is {before}: only dead, cancelled or upstream_failed "
-                        "tasks can be retried"
-                    )
-                params = {"id": task_id, "now": now, "expected": str(before), "no_aging": NO_AGING}
-                conn.execute(q.RETRY, params)
-                conn.execute(
-                    q.INSERT_EVENT,
-                    (task_id, now, "ready", before, "ready", attempt, dumps({"retried": True})),
-                )
+                event = plan_retry(task_id, before, attempt, now)
+                args = {"id": task_id, "now": now, "expected": str(before), "no_aging": NO_AGING}
+                conn.execute(q.RETRY, args)
+                conn.execute(q.INSERT_EVENT, event)
                 conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))
                 return before
         except psycopg.errors.UniqueViolation:
@@ -594,54 +575,11 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
             conn.execute(q.UPSERT_WORKER, params)
             conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))  # capacity appeared
 
-    def worker_heartbeat(self, worker_id: str, lease_until: float, now: float) -> list[int]:
-        params = {"id": worker_id, "now": now, "lease": lease_until}
-        return [row[0] for row in self._read(q.HEARTBEAT, params)]
-
-    def worker_deregister(self, worker_id: str) -> None:
-        self._one(q.DELETE_WORKER, (worker_id,))
-
     def worker_list(self, now: float) -> list[WorkerRecord]:
         return [
             WorkerRecord(r[0], r[1], r[2], tuple(r[3]), *r[4:])
             for r in self._read(q.LIST_WORKERS, {"now": now})
         ]
-
-    def leader_acquire(self, name: str, holder: str, lease_until: float, now: float) -> bool:
-        """The leadership is a session advisory lock on a connection of our own: held while that
-        connection lives, released by PostgreSQL the moment it dies; then it is tried again at
-        once on a new connection (a new leadership, which starts from fresh reads)."""
-        with self._leader_lock:
-            held = self._leader_conns.get((name, holder))
-            if held is not None:
-                try:
-                    held.execute("SELECT 1")
-                    return True
-                except psycopg.Error:
-                    held.close()
-                    del self._leader_conns[(name, holder)]
-            try:
-                conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
-            except psycopg.Error as exc:
-                raise DatabaseError(f"can't connect to {_safe(self.url)}: {exc}") from None
-            key = q.LEADER_LOCK_KEY + _name_key(name)
-            try:
-                _configure_session(conn)
-                got = conn.execute(q.TRY_LEADER_LOCK, (key,)).fetchone()
-            except psycopg.Error as exc:  # the session died at once: a DatabaseError, retried
-                conn.close()
-                raise DatabaseError(f"PostgreSQL at {_safe(self.url)}: {exc}") from None
-            if got and got[0]:
-                self._leader_conns[(name, holder)] = conn
-                return True
-            conn.close()
-            return False
-
-    def leader_release(self, name: str, holder: str) -> None:
-        with self._leader_lock:
-            conn = self._leader_conns.pop((name, holder), None)
-            if conn is not None:
-                conn.close()  # closing the session frees the lock
 
     def group_configure(self, config: GroupConfig) -> None:
         params = {
@@ -671,14 +609,9 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
         return group_stats(counts, waits, configs)
 
     # -- workflows ------------------------------------------------------------------------------
-    def workflow_insert(
-        self,
-        workflow: NewWorkflow,
-        tasks: Sequence[NewTask],
-        now: float,
-        conn: psycopg.Connection[Any] | None = None,
-        submit_id: str | None = None,
-    ) -> WorkflowSubmitted:
+    def workflow_insert(self, params: WorkflowInsertParams) -> WorkflowSubmitted:
+        workflow, tasks, now, submit_id = (params.workflow, params.tasks, params.now,
+                                           params.submit_id)  # fmt: skip
 
         def insert(tx: psycopg.Connection[Any], look: bool) -> WorkflowSubmitted:
             if look and (found := _recorded(tx, submit_id)) is not None:
@@ -693,8 +626,8 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
                 tx.execute(q.INSERT_WORKFLOW_LINKS, {"id": workflow_id, "task_ids": linked})
             return WorkflowSubmitted(workflow_id, _record(tx, submit_id, results, workflow_id, now))
 
-        if conn is not None:
-            return insert(conn, submit_id is not None)
+        if params.joined is not None:
+            return insert(params.joined.postgres(), submit_id is not None)
         return self._submit(insert, submit_id)
 
     def workflow_get(self, workflow_id: int) -> WorkflowStatus | None:
@@ -704,7 +637,8 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
         wid, name, group, created, counts = rows[0]
         return WorkflowStatus(wid, name, group, created, {s: int(n) for s, n in counts.items()})
 
-    def workflow_cancel(self, workflow_id: int, now: float) -> tuple[int, int]:
+    def workflow_cancel(self, params: WorkflowCancelParams) -> tuple[int, int]:
+        workflow_id, now = params.workflow_id, params.now
         with self._tx(durable=True) as conn:
             if conn.execute(q.LOCK_WORKFLOW, (workflow_id,)).fetchone() is None:
                 raise TaskNotFound(f"no workflow with id {workflow_id}")
@@ -713,12 +647,6 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
             return int(row[0]), int(row[1])
 
     # -- cancel requests and event consumers ----------------------------------------------------
-    def consumer_acquire(self, name: str, holder: str, lease_until: float, now: float) -> bool:
-        params = {"name": name, "holder": holder, "lease": lease_until, "now": now}
-        with self._tx() as conn:
-            conn.execute(q.ADD_CONSUMER, params)
-            return conn.execute(q.ACQUIRE_CONSUMER, params).fetchone() is not None
-
     def consumer_advance(
         self, name: str, holder: str, position: tuple[int, int], now: float
     ) -> bool:
@@ -726,19 +654,9 @@ class PostgresStore(NamedReads, PostgresRetention, PostgresConsumers, ReadSideRe
         with self._tx(durable=True) as conn:
             return conn.execute(q.ADVANCE_CONSUMER, params).fetchone() is not None
 
-    def consumer_release(self, name: str, holder: str) -> None:
-        self._one(q.RELEASE_CONSUMER, (name, holder))
-
     def event_fetch_unseen(self, name: str, limit: int) -> list[FeedEvent]:
         rows = self._read(q.EVENTS_UNSEEN, {"name": name, "limit": limit})
         return [FeedEvent(Event(*r[:8]), r[8], r[9], r[10], int(r[11])) for r in rows]
-
-
-def _configure_session(conn: psycopg.Connection[Any]) -> None:
-    conn.execute(
-        "SELECT set_config('idle_in_transaction_session_timeout', %s, false)",
-        (IDLE_IN_TRANSACTION_TIMEOUT,),
-    )
 
 
 def _check_dependencies_exist(conn: psycopg.Connection[Any], tasks: Sequence[NewTask]) -> None:
@@ -751,17 +669,15 @@ def _check_dependencies_exist(conn: psycopg.Connection[Any], tasks: Sequence[New
         raise ConfigError(f"depends_on names tasks that don't exist: {missing}")
 
 
-def _insert_dedup(
-    conn: psycopg.Connection[Any], task: NewTask, task_id: int, now: float, deps: int
-) -> int:
+def _insert_dedup(conn: psycopg.Connection[Any], task: NewTask, row: dict[str, Any]) -> int:
     """Insert a task holding a dedup key; if a concurrent submit holds it, return that task.
     The ON CONFLICT waits for the other transaction, so the key's holder is settled."""
-    row = conn.execute(q.INSERT_DEDUP_TASK, new_task_row(task, task_id, now, deps)).fetchone()
-    if row is not None:
-        return int(row[0])
+    inserted = conn.execute(q.INSERT_DEDUP_TASK, row).fetchone()
+    if inserted is not None:
+        return int(inserted[0])
     holder = conn.execute(q.FIND_DEDUP, {"keys": [task.dedup_key]}).fetchone()
     if holder is None:  # the holder ended between the two statements: take the key now
-        return _insert_dedup(conn, task, task_id, now, deps)
+        return _insert_dedup(conn, task, row)
     return int(holder[1])
 
 
@@ -778,18 +694,10 @@ def _check_reachable(url: str) -> None:
         psycopg.connect(url, connect_timeout=5).close()
     except psycopg.Error as exc:
         reason = " ".join(line.strip() for line in str(exc).splitlines()) or type(exc).__name__
-        raise DatabaseError(f"can't connect to {_safe(url)}: {reason}") from None
+        raise DatabaseError(f"can't connect to {safe_url(url)}: {reason}") from None
 
 
-def _name_key(name: str) -> int:
-    return zlib.crc32(name.encode())
-
-
-def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.Error:
-        return "the database"
-    user, host = info.get("user", ""), info.get("host", "localhost")
-    return f"postgresql://{user}@{host}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+def _conforms(store: PostgresStore) -> Store:
+    """For mypy: the PostgreSQL store implements the whole contract (open_store imports it by
+    name, so nothing else checks it)."""
+    return store

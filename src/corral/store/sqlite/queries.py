@@ -6,9 +6,8 @@ text never depends on the size of its input.
 
 from __future__ import annotations
 
+from ...moves import TERMINAL_SQL
 from ..rows import GROUP_FIELDS
-
-TERMINAL_SQL = "('succeeded', 'dead', 'cancelled', 'upstream_failed')"
 
 # -- schema -------------------------------------------------------------------------------------
 
@@ -385,7 +384,7 @@ TASK_LEASES_BEAT = """
 UPDATE corral_tasks SET lease_expires_at = :lease WHERE worker_id = :id AND state = 'running'
 """
 # A worker's running tasks that were asked to cancel.
-CANCEL_REQUESTS = """
+WORKER_CANCEL_REQUESTS = """
 SELECT id FROM corral_tasks WHERE worker_id = :id AND state = 'running' AND cancel_requested = 1
 """
 # Remove a worker.
@@ -402,6 +401,11 @@ ACQUIRE_LEADER = """
 INSERT INTO corral_leaders (name, holder, expires_at) VALUES (:name, :holder, :lease)
 ON CONFLICT (name) DO UPDATE SET holder = :holder, expires_at = :lease
 WHERE corral_leaders.holder = :holder OR corral_leaders.expires_at < :now
+"""
+# Extend a leadership its holder still has.
+RENEW_LEADER = """
+UPDATE corral_leaders SET expires_at = :lease
+WHERE name = :name AND holder = :holder AND expires_at >= :now
 """
 # Who leads.
 LEADER_HOLDER = "SELECT holder FROM corral_leaders WHERE name = ?"
@@ -517,6 +521,11 @@ SELECT :name, cursor_xid, cursor_id FROM corral_consumers WHERE name = '*'
 ACQUIRE_CONSUMER = """
 UPDATE corral_consumers SET holder = :holder, lease_expires_at = :lease
 WHERE name = :name AND (holder IS NULL OR holder = :holder OR lease_expires_at < :now)
+"""
+# Extend a consumer's lease that `holder` still holds.
+RENEW_CONSUMER = """
+UPDATE corral_consumers SET lease_expires_at = :lease
+WHERE name = :name AND holder = :holder AND lease_expires_at >= :now
 """
 # Move a consumer's cursor, if `holder` still holds its lease (compare-and-set).
 ADVANCE_CONSUMER = """

@@ -3,7 +3,7 @@ executes is corral.retention's; lists travel as JSON arrays read with json_each.
 
 from __future__ import annotations
 
-from .queries import TERMINAL_SQL
+from ...moves import TERMINAL_SQL
 
 # The retention configured, per task type ('*': the default).
 GET_RETENTION = "SELECT task_name, seconds FROM corral_retention"

@@ -7,6 +7,7 @@ submissions, admissions and completions are batched in one transaction each.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -18,9 +19,8 @@ from typing import Any, TypeVar
 from ...clock import SystemClock
 from ...codec import dumps, loads
 from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
-from ...failures import end_detail
 from ...interrupts import shield_calls
-from ...lifecycle import CANCELLABLE_AT_ONCE, TERMINAL, State
+from ...lifecycle import TERMINAL, State
 from ...model import (
     DEFAULTS_GROUP,
     AttemptReport,
@@ -33,10 +33,8 @@ from ...model import (
     GroupConfig,
     GroupStats,
     HeadsWanted,
-    LevelChange,
     LogLine,
     NewTask,
-    NewWorkflow,
     Submitted,
     TaskQuery,
     TaskRecord,
@@ -45,7 +43,37 @@ from ...model import (
     WorkflowStatus,
     WorkflowSubmitted,
 )
+from ...moves import (
+    ADMIT,
+    CLAIM,
+    FAIL_UPSTREAM,
+    RELEASE_RETRY,
+    RELEASE_WAITING,
+    check_completions,
+    completion_events,
+    plan_cancel,
+    plan_ids,
+    plan_retry,
+    submitted,
+)
 from ...ratelimit import RateLimit, group_bucket, key_bucket
+from ..contract import (
+    AdmitParams,
+    CancelParams,
+    CheckpointParams,
+    ClaimParams,
+    CompleteParams,
+    ConsumerLeaseShims,
+    DrainParams,
+    DueParams,
+    EventParams,
+    InsertParams,
+    LevelParams,
+    RetryParams,
+    SharedParams,
+    WorkflowCancelParams,
+    WorkflowInsertParams,
+)
 from ..reads import NamedReads
 from ..readside import ReadSideReads
 from ..rows import (
@@ -70,6 +98,7 @@ from ..rows import (
 from . import queries as q
 from . import read_queries
 from .consumers import SQLiteConsumers
+from .leases import SQLiteLeases
 from .listener import PollingListener
 from .migrate import migrations
 from .migrate import split_sql as _split_sql
@@ -78,7 +107,6 @@ from .submits import record as _record
 from .submits import recorded as _recorded
 
 T = TypeVar("T")
-RETRYABLE_STATES = (State.DEAD, State.CANCELLED, State.UPSTREAM_FAILED)
 
 
 def _json_list(values: Sequence[Any]) -> str:
@@ -89,7 +117,9 @@ SYSTEM_CLOCK = SystemClock()
 
 
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
-class SQLiteStore(NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads):
+class SQLiteStore(
+    NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads, SQLiteLeases, ConsumerLeaseShims
+):
     queries = q
     read_queries = read_queries
 
@@ -208,25 +238,18 @@ class SQLiteStore(NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads):
         return rows[-1][0] if rows else 0
 
     # -- submit and read ----------------------------------------------------------------------
-    def task_insert_many(
-        self,
-        tasks: Sequence[NewTask],
-        now: float,
-        conn: sqlite3.Connection | None = None,
-        submit_id: str | None = None,
-    ) -> list[Submitted]:
-        """With `conn` (a connection of the caller's on this file, in a transaction it opened),
+    def task_insert_many(self, params: InsertParams) -> list[Submitted]:
+        """With `joined` (a connection of the caller's on this file, in a transaction it opened),
         the insert joins that transaction: the tasks exist only if the caller commits."""
+        tasks, now, submit_id = params.tasks, params.now, params.submit_id
 
         def write(tx: sqlite3.Connection, look: bool) -> list[Submitted]:
             if look and (found := _recorded(tx, submit_id)) is not None:
                 return submitted_again(str(submit_id), found, len(tasks), workflow=False)[1]
             return _record(tx, submit_id, self._insert(tx, tasks, now), None, now)
 
-        if conn is not None:
-            if not conn.in_transaction:
-                raise ConfigError("submit with connection= needs a transaction open on it")
-            return write(conn, submit_id is not None)
+        if params.joined is not None:
+            return write(params.joined.sqlite(), submit_id is not None)
         return self._submit(write)
 
     def _submit(self, write: Callable[[sqlite3.Connection, bool], T]) -> T:
@@ -250,26 +273,18 @@ class SQLiteStore(NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads):
             holders = dict(tx.execute(q.FIND_DEDUP, {"keys": _json_list(keys)}).fetchall())
         self._check_dependencies_exist(tx, tasks)
         next_id = tx.execute(q.NEXT_TASK_ID).fetchone()[0]
-        results: list[Submitted] = []
-        for task in tasks:
-            if task.dedup_key is not None and task.dedup_key in holders:
-                results.append(Submitted(holders[task.dedup_key], created=False))
-                continue
-            if task.dedup_key is not None:
-                holders[task.dedup_key] = next_id
-            results.append(Submitted(next_id, created=True))
-            next_id += 1
+        results = plan_ids(tasks, holders, itertools.count(next_id))
         edges = batch_edges(tasks, [r.id for r in results])
         rows: list[dict[str, Any]] = []
         deps: list[tuple[int, int]] = []
-        events: list[tuple[Any, ...]] = []
+        events = []
         for task, result, upstream in zip(tasks, results, edges, strict=True):
             if not result.created:
                 continue
             row = new_task_row(task, result.id, now, len(upstream))
             rows.append(row)
             deps.extend((result.id, dep) for dep in upstream)
-            events.append((result.id, now, "submitted", None, row["state"], 0, None))
+            events.append(submitted(result.id, row["state"], now))
         tx.executemany(q.INSERT_TASK, rows)
         ready = {(row["pool"], row["group_name"]) for row in rows if row["state"] == State.READY}
         tx.executemany(q.INSERT_HINT, sorted(ready))
@@ -305,27 +320,29 @@ class SQLiteStore(NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads):
         return {row[0]: State(row[1]) for row in rows}
 
     # -- resolver and promoter ----------------------------------------------------------------
-    def task_release_due(self, now: float, limit: int) -> int:
-        params = {"now": now, "limit": limit, "no_aging": NO_AGING}
+    def task_release_due(self, params: DueParams) -> int:
+        now = params.now
+        args = {"now": now, "limit": params.limit, "no_aging": NO_AGING}
         with self._write() as tx:
-            _settle(tx, limit)
-            waiting = tx.execute(q.RELEASE_WAITING, params).fetchall()
-            retries = tx.execute(q.RELEASE_RETRIES, params).fetchall()
-            _events(tx, waiting, now, "ready", State.WAITING, State.READY)
-            _events(tx, retries, now, "ready", State.RETRY_WAIT, State.READY)
+            _settle(tx, params.limit)
+            waiting = tx.execute(q.RELEASE_WAITING, args).fetchall()
+            retries = tx.execute(q.RELEASE_RETRIES, args).fetchall()
+            tx.executemany(q.INSERT_EVENT, RELEASE_WAITING.rows(waiting, now))
+            tx.executemany(q.INSERT_EVENT, RELEASE_RETRY.rows(retries, now))
         return len(waiting) + len(retries)
 
-    def task_fail_upstream(self, now: float, limit: int) -> int:
+    def task_fail_upstream(self, params: DueParams) -> int:
         with self._write() as tx:
-            _settle(tx, limit)
-            failed = tx.execute(q.FAIL_UPSTREAM, {"now": now, "limit": limit}).fetchall()
-            _events(tx, failed, now, "upstream_failed", State.WAITING, State.UPSTREAM_FAILED)
+            _settle(tx, params.limit)
+            args = {"now": params.now, "limit": params.limit}
+            failed = tx.execute(q.FAIL_UPSTREAM, args).fetchall()
+            tx.executemany(q.INSERT_EVENT, FAIL_UPSTREAM.rows(failed, params.now))
         return len(failed)
 
-    def task_set_levels(self, changes: Sequence[LevelChange]) -> int:
+    def task_set_levels(self, params: LevelParams) -> int:
+        rows = [(c.level, c.promote_at, c.id) for c in params.changes]
         with self._write() as tx:
-            cur = tx.executemany(q.SET_LEVEL, [(c.level, c.promote_at, c.id) for c in changes])
-            return cur.rowcount
+            return tx.executemany(q.SET_LEVEL, rows).rowcount
 
     # -- dispatcher ---------------------------------------------------------------------------
     def ready_groups_refresh(self, limit: int) -> int:
@@ -390,9 +407,8 @@ class SQLiteStore(NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads):
         rows = conn.execute(q.GROUPS_NAMED, {"names": _json_list(sorted(names))})
         return {row[0]: group_config(row) for row in rows}
 
-    def task_admit_many(
-        self, task_ids: Sequence[int], now: float, buckets: Sequence[Bucket] = ()
-    ) -> list[int]:
+    def task_admit_many(self, params: AdmitParams) -> list[int]:
+        task_ids, now, buckets = params.task_ids, params.now, params.buckets
         admitted: list[tuple[int, int]] = []
         groups: set[tuple[str, str]] = set()
         with self._write() as tx:
@@ -401,7 +417,7 @@ class SQLiteStore(NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads):
                 if row is not None:
                     admitted.append((row[0], row[1]))
                     groups.add((row[2], row[3]))
-            _events(tx, admitted, now, "admitted", State.READY, State.ADMITTED)
+            tx.executemany(q.INSERT_EVENT, ADMIT.rows(admitted, now))
             self._set_heads(tx, groups)  # the leader writes the heads: no hint needed
             tx.executemany(q.SET_BUCKET, [vars(bucket) for bucket in buckets])
         return [task_id for task_id, _ in admitted]
@@ -418,47 +434,30 @@ class SQLiteStore(NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads):
             tx.execute(q.DELETE_BUCKET, (key_bucket(key),))
 
     # -- worker -------------------------------------------------------------------------------
-    def task_claim(
-        self,
-        worker_id: str,
-        pools: Sequence[str],
-        limit: int,
-        lease_until: float,
-        now: float,
-        may_take_suspect: bool = False,
-    ) -> list[ClaimedTask]:
-        params = {
+    def task_claim(self, params: ClaimParams) -> list[ClaimedTask]:
+        worker_id, now = params.worker_id, params.now
+        args = {
             "worker": worker_id,
-            "lease": lease_until,
+            "lease": params.lease_until,
             "now": now,
-            "pools": _json_list(pools),
-            "limit": limit,
-            "may_take_suspect": int(may_take_suspect),
+            "pools": _json_list(params.pools),
+            "limit": params.limit,
+            "may_take_suspect": int(params.may_take_suspect),
         }
         with self._write() as tx:
-            rows = tx.execute(q.CLAIM, params).fetchall()
+            rows = tx.execute(q.CLAIM, args).fetchall()
             rows.sort(key=lambda r: (r[-1], r[0]))  # admission order
             tx.executemany(q.INSERT_ATTEMPT, [(r[0], r[3], worker_id, now, r[-2]) for r in rows])
-            tx.executemany(
-                q.INSERT_EVENT,
-                [(r[0], now, "running", "admitted", "running", r[3], None) for r in rows],
-            )
+            tx.executemany(q.INSERT_EVENT, CLAIM.rows([(r[0], r[3]) for r in rows], now))
         return [claimed_task(row) for row in rows]
 
-    def task_drain_mark(
-        self,
-        worker_id: str,
-        pools: Sequence[str],
-        overdue_before: float,
-        hold_until: float,
-        now: float,
-    ) -> int | None:
+    def task_drain_mark(self, drain: DrainParams) -> int | None:
         params = {
-            "worker": worker_id,
-            "pools": _json_list(pools),
-            "overdue_before": overdue_before,
-            "hold_until": hold_until,
-            "now": now,
+            "worker": drain.worker_id,
+            "pools": _json_list(drain.pools),
+            "overdue_before": drain.overdue_before,
+            "hold_until": drain.hold_until,
+            "now": drain.now,
         }
         # Read first, outside a write: the common answer (no overdue suspect) takes no lock.
         rows = self._read(q.DRAIN_CANDIDATE, params)
@@ -468,57 +467,33 @@ class SQLiteStore(NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads):
             taken = tx.execute(q.TAKE_DRAIN_MARK, params | {"id": rows[0][0]}).rowcount
         return int(rows[0][0]) if taken == 1 else None
 
-    def task_complete_many(self, reports: Sequence[AttemptReport], now: float) -> list[int]:
+    def task_complete_many(self, params: CompleteParams) -> list[int]:
+        check_completions(params.reports)
+        now = params.now
         recorded: list[int] = []
         with self._write() as tx:
-            for report in reports:
-                params = _completion_params(report, now)
-                if tx.execute(q.COMPLETE, params).fetchone() is None:
+            for report in params.reports:
+                if tx.execute(q.COMPLETE, _completion_params(report, now)).fetchone() is None:
                     continue
                 recorded.append(report.task_id)
-                if report.flag is not None:
-                    detail = dumps({"stalled_slices": report.stalled_slices, "error": report.error})
-                    tx.execute(
-                        q.INSERT_EVENT,
-                        (report.task_id, now, report.flag, "running", None, report.attempt, detail),
-                    )
-                tx.execute(
-                    q.CLOSE_ATTEMPT,
-                    (
-                        now,
-                        report.outcome,
-                        report.error,
-                        report.traceback,
-                        report.task_id,
-                        report.attempt,
-                    ),
-                )
-                tx.execute(
-                    q.INSERT_EVENT,
-                    (
-                        report.task_id,
-                        now,
-                        str(report.target),
-                        "running",
-                        str(report.target),
-                        report.attempt,
-                        end_detail(report.outcome, report.error, report.traceback),
-                    ),
-                )
+                attempt = (now, report.outcome, report.error, report.traceback)
+                tx.execute(q.CLOSE_ATTEMPT, (*attempt, report.task_id, report.attempt))
+                tx.executemany(q.INSERT_EVENT, completion_events(report, now))
         return recorded
 
-    def task_save_checkpoint(self, task_id: int, attempt: int, checkpoint: str, now: float) -> bool:
+    def task_save_checkpoint(self, params: CheckpointParams) -> bool:
+        args = (params.checkpoint, params.task_id, params.attempt)
         with self._write() as tx:
-            return tx.execute(q.SAVE_CHECKPOINT, (checkpoint, task_id, attempt)).rowcount == 1
+            return tx.execute(q.SAVE_CHECKPOINT, args).rowcount == 1
 
-    def task_save_shared(self, task_id: int, attempt: int, shared: str, now: float) -> bool:
+    def task_save_shared(self, params: SharedParams) -> bool:
+        args = (params.shared, params.task_id, params.attempt)
         with self._write() as tx:
-            return tx.execute(q.SAVE_SHARED, (shared, task_id, attempt)).rowcount == 1
+            return tx.execute(q.SAVE_SHARED, args).rowcount == 1
 
-    def task_record_event(
-        self, task_id: int, attempt: int, kind: str, detail: str | None, now: float
-    ) -> bool:
-        params = {"id": task_id, "attempt": attempt, "kind": kind, "detail": detail, "now": now}
+    def task_record_event(self, event: EventParams) -> bool:
+        params = {"id": event.task_id, "attempt": event.attempt, "kind": event.kind,
+                  "detail": event.detail, "now": event.now}  # fmt: skip
         with self._write() as tx:
             return tx.execute(q.RECORD_EVENT, params).rowcount == 1
 
@@ -532,42 +507,30 @@ class SQLiteStore(NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads):
             )
 
     # -- operators ----------------------------------------------------------------------------
-    def task_cancel(self, task_id: int, now: float) -> tuple[State, State | None]:
+    def task_cancel(self, params: CancelParams) -> tuple[State, State | None]:
         with self._write() as tx:
-            before, attempt = self._state_of(tx, task_id)
-            if before in TERMINAL:
-                raise TransitionRefused(f"task {task_id} already ended: it is {before}")
-            if before in CANCELLABLE_AT_ONCE:
-                tx.execute(q.CANCEL_NOW, {"id": task_id, "now": now, "expected": str(before)})
-                tx.execute(
-                    q.INSERT_EVENT, (task_id, now, "cancelled", before, "cancelled", attempt, None)
-                )
-                return before, State.CANCELLED
-            tx.execute(q.REQUEST_CANCEL, {"id": task_id})
-            tx.execute(
-                q.INSERT_EVENT, (task_id, now, "cancel_requested", before, None, attempt, None)
-            )
-            return before, None
+            plan = plan_cancel(params.task_id, *self._state_of(tx, params.task_id), params.now)
+            if plan.after is None:
+                tx.execute(q.REQUEST_CANCEL, {"id": params.task_id})
+            else:
+                args = {"id": params.task_id, "now": params.now, "expected": str(plan.before)}
+                tx.execute(q.CANCEL_NOW, args)
+            tx.execute(q.INSERT_EVENT, plan.event)
+            return plan.before, plan.after
 
-    def task_retry(self, task_id: int, now: float) -> State:
+    def task_retry(self, params: RetryParams) -> State:
+        task_id, now = params.task_id, params.now
         with self._write() as tx:
             before, attempt = self._state_of(tx, task_id)
-            if before not in RETRYABLE_STATES:
-                raise TransitionRefused(
-                    f"task {task_id} is {before}: only dead, cancelled or upstream_failed tasks "
-                    "can be retried"
-                )
-            params = {"id": task_id, "now": now, "expected": str(before), "no_aging": NO_AGING}
+            event = plan_retry(task_id, before, attempt, now)
+            args = {"id": task_id, "now": now, "expected": str(before), "no_aging": NO_AGING}
             try:
-                tx.execute(q.RETRY, params)
+                tx.execute(q.RETRY, args)
             except sqlite3.IntegrityError:
                 raise TransitionRefused(
                     f"task {task_id} can't be retried: another unfinished task holds its dedup key"
                 ) from None
-            tx.execute(
-                q.INSERT_EVENT,
-                (task_id, now, "ready", before, "ready", attempt, dumps({"retried": True})),
-            )
+            tx.execute(q.INSERT_EVENT, event)
             return before
 
     @staticmethod
@@ -594,34 +557,11 @@ class SQLiteStore(NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads):
                 },
             )
 
-    def worker_heartbeat(self, worker_id: str, lease_until: float, now: float) -> list[int]:
-        params = {"id": worker_id, "now": now, "lease": lease_until}
-        with self._write() as tx:
-            tx.execute(q.WORKER_BEAT, params)
-            tx.execute(q.TASK_LEASES_BEAT, params)
-            return [row[0] for row in tx.execute(q.CANCEL_REQUESTS, params)]
-
-    def worker_deregister(self, worker_id: str) -> None:
-        with self._write() as tx:
-            tx.execute(q.DELETE_WORKER, (worker_id,))
-
     def worker_list(self, now: float) -> list[WorkerRecord]:
         return [
             WorkerRecord(r[0], r[1], r[2], tuple(_loads_list(r[3])), *r[4:])
             for r in self._read(q.LIST_WORKERS, {"now": now})
         ]
-
-    def leader_acquire(self, name: str, holder: str, lease_until: float, now: float) -> bool:
-        with self._write() as tx:
-            tx.execute(
-                q.ACQUIRE_LEADER, {"name": name, "holder": holder, "lease": lease_until, "now": now}
-            )
-            row = tx.execute(q.LEADER_HOLDER, (name,)).fetchone()
-        return row is not None and row[0] == holder
-
-    def leader_release(self, name: str, holder: str) -> None:
-        with self._write() as tx:
-            tx.execute(q.RELEASE_LEADER, (name, holder))
 
     def group_configure(self, config: GroupConfig) -> None:
         with self._write() as tx:
@@ -656,14 +596,9 @@ class SQLiteStore(NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads):
         return group_stats(counts, waits, configs)
 
     # -- workflows ------------------------------------------------------------------------------
-    def workflow_insert(
-        self,
-        workflow: NewWorkflow,
-        tasks: Sequence[NewTask],
-        now: float,
-        conn: sqlite3.Connection | None = None,
-        submit_id: str | None = None,
-    ) -> WorkflowSubmitted:
+    def workflow_insert(self, params: WorkflowInsertParams) -> WorkflowSubmitted:
+        workflow, tasks, now, submit_id = (params.workflow, params.tasks, params.now,
+                                           params.submit_id)  # fmt: skip
 
         def insert(tx: sqlite3.Connection, look: bool) -> WorkflowSubmitted:
             if look and (found := _recorded(tx, submit_id)) is not None:
@@ -676,10 +611,8 @@ class SQLiteStore(NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads):
             tx.executemany(q.INSERT_WORKFLOW_LINK, links)
             return WorkflowSubmitted(workflow_id, _record(tx, submit_id, results, workflow_id, now))
 
-        if conn is not None:
-            if not conn.in_transaction:
-                raise ConfigError("submit with connection= needs a transaction open on it")
-            return insert(conn, submit_id is not None)
+        if params.joined is not None:
+            return insert(params.joined.sqlite(), submit_id is not None)
         return self._submit(insert)
 
     def workflow_get(self, workflow_id: int) -> WorkflowStatus | None:
@@ -694,48 +627,29 @@ class SQLiteStore(NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads):
             return None
         return WorkflowStatus(row[0], row[1], row[2], row[3], {s: int(n) for s, n in counts})
 
-    def workflow_cancel(self, workflow_id: int, now: float) -> tuple[int, int]:
+    def workflow_cancel(self, params: WorkflowCancelParams) -> tuple[int, int]:
+        workflow_id, now = params.workflow_id, params.now
         with self._write() as tx:
             if tx.execute(q.GET_WORKFLOW, (workflow_id,)).fetchone() is None:
                 raise TaskNotFound(f"no workflow with id {workflow_id}")
             unfinished = tx.execute(q.WORKFLOW_UNFINISHED, (workflow_id,)).fetchall()
-            states = [(i, State(s), a) for i, s, a in unfinished]
-            now_ids = [(i, s, a) for i, s, a in states if s in CANCELLABLE_AT_ONCE]
-            running = [(i, a) for i, s, a in states if s == State.RUNNING]
+            plans = [(i, plan_cancel(i, State(s), a, now)) for i, s, a in unfinished]
+            stopped = [(i, p) for i, p in plans if p.after is not None]
+            asked = [i for i, p in plans if p.after is None]
             tx.executemany(
-                q.CANCEL_NOW, [{"id": i, "now": now, "expected": str(s)} for i, s, _ in now_ids]
+                q.CANCEL_NOW, [{"id": i, "now": now, "expected": str(p.before)} for i, p in stopped]
             )
-            tx.executemany(
-                q.INSERT_EVENT,
-                [(i, now, "cancelled", str(s), "cancelled", a, None) for i, s, a in now_ids],
-            )
-            tx.executemany(q.REQUEST_CANCEL, [{"id": i} for i, _ in running])
-            tx.executemany(
-                q.INSERT_EVENT,
-                [(i, now, "cancel_requested", "running", None, a, None) for i, a in running],
-            )
-        return len(now_ids), len(running)
+            tx.executemany(q.REQUEST_CANCEL, [{"id": i} for i in asked])
+            tx.executemany(q.INSERT_EVENT, [p.event for _, p in plans])
+        return len(stopped), len(asked)
 
-    # -- cancel requests and event consumers ----------------------------------------------------
-    def task_fetch_cancel_requests(self, worker_id: str) -> list[int]:
-        return [row[0] for row in self._read(q.CANCEL_REQUESTS, {"id": worker_id})]
-
-    def consumer_acquire(self, name: str, holder: str, lease_until: float, now: float) -> bool:
-        with self._write() as tx:
-            tx.execute(q.ADD_CONSUMER, {"name": name})
-            params = {"name": name, "holder": holder, "lease": lease_until, "now": now}
-            return tx.execute(q.ACQUIRE_CONSUMER, params).rowcount == 1
-
+    # -- event consumers (their leases: leases.py) ----------------------------------------------
     def consumer_advance(
         self, name: str, holder: str, position: tuple[int, int], now: float
     ) -> bool:
         params = consumer_position(name, holder, position, now)
         with self._write() as tx:
             return tx.execute(q.ADVANCE_CONSUMER, params).rowcount == 1
-
-    def consumer_release(self, name: str, holder: str) -> None:
-        with self._write() as tx:
-            tx.execute(q.RELEASE_CONSUMER, (name, holder))
 
     def event_fetch_unseen(self, name: str, limit: int) -> list[FeedEvent]:
         rows = self._read(q.EVENTS_UNSEEN, {"name": name, "limit": limit})
@@ -768,23 +682,6 @@ def _settle(tx: sqlite3.Connection, limit: int) -> None:
     if ended:
         tx.execute(q.SETTLE_DEPENDENTS, {"ids": _json_list(sorted({t for _, t in ended}))})
         tx.execute(q.FORGET_ENDED, {"last": ended[-1][0]})
-
-
-def _events(
-    tx: sqlite3.Connection,
-    rows: Sequence[tuple[int, int]],
-    now: float,
-    kind: str,
-    source: State,
-    target: State,
-) -> None:
-    tx.executemany(
-        q.INSERT_EVENT,
-        [
-            (task_id, now, kind, str(source), str(target), attempt, None)
-            for task_id, attempt in rows
-        ],
-    )
 
 
 def _loads_list(text: str) -> list[str]:

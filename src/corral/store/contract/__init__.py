@@ -1,0 +1,80 @@
+"""The Store contract, split by role: transitions (tasks, workflows, settings), reads,
+coordination (one lease primitive), notifications and schema. `Store` is their union: what a
+backend implements. Names read entity first, then verb, so the list follows the lifecycle.
+
+`now` is always the caller's: a store never reads the clock, so tests move time instead of
+sleeping. Callers take it from the one clock the store offers (`clock()`, see corral.clock).
+A store knows SQL and nothing of scheduling: policies live in the scheduler and the rule
+modules (corral.lifecycle, corral.moves), and reach the store as decided values.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..readside_contract import ReadSide
+from .coordination import ConsumerLeaseShims, Coordination, Lease, LeaseKind
+from .notifications import SCHEDULER_CHANNEL, WORKERS_CHANNEL, Listener, Notifications
+from .params import (
+    AdmitParams,
+    CancelParams,
+    CheckpointParams,
+    ClaimParams,
+    CompleteParams,
+    DrainParams,
+    DueParams,
+    EventParams,
+    InsertParams,
+    LevelParams,
+    RetryParams,
+    SharedParams,
+    WorkflowCancelParams,
+    WorkflowInsertParams,
+)
+from .reads import DispatchReads, HistoryReads, Reads, TaskReads
+from .schema import SchemaStore
+from .transaction import JoinedTransaction, join
+from .transitions import SettingTransitions, TaskTransitions, Transitions, WorkflowTransitions
+
+
+class Store(Transitions, Reads, ReadSide, Coordination, Notifications, SchemaStore, Protocol):
+    """Everything a backend implements."""
+
+
+__all__ = [
+    "SCHEDULER_CHANNEL",
+    "WORKERS_CHANNEL",
+    "AdmitParams",
+    "CancelParams",
+    "CheckpointParams",
+    "ClaimParams",
+    "CompleteParams",
+    "ConsumerLeaseShims",
+    "Coordination",
+    "DispatchReads",
+    "DrainParams",
+    "DueParams",
+    "EventParams",
+    "HistoryReads",
+    "InsertParams",
+    "JoinedTransaction",
+    "Lease",
+    "LeaseKind",
+    "LevelParams",
+    "Listener",
+    "Notifications",
+    "ReadSide",
+    "Reads",
+    "RetryParams",
+    "SchemaStore",
+    "SettingTransitions",
+    "SharedParams",
+    "Store",
+    "TaskReads",
+    "TaskTransitions",
+    "Transitions",
+    "WorkflowCancelParams",
+    "WorkflowInsertParams",
+    "WorkflowTransitions",
+    "join",
+]

@@ -1,0 +1,67 @@
+"""The lease primitive on SQLite (store.contract.coordination): the scheduler's leadership, event
+consumers and workers, each over its own rows, each a compare-and-set in an immediate write."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+
+from ...errors import ConfigError
+from ..contract import Lease, LeaseKind
+from . import queries as q
+
+
+class SQLiteLeases:
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def lease_acquire(self, lease: Lease, now: float) -> bool:
+        params = _params(lease, now)
+        with self._write() as tx:
+            if lease.kind == LeaseKind.LEADER:
+                tx.execute(q.ACQUIRE_LEADER, params)
+                row = tx.execute(q.LEADER_HOLDER, (lease.name,)).fetchone()
+                return row is not None and row[0] == lease.holder
+            if lease.kind == LeaseKind.CONSUMER:
+                tx.execute(q.ADD_CONSUMER, params)
+                return tx.execute(q.ACQUIRE_CONSUMER, params).rowcount == 1
+            return _renew_worker(tx, lease, now)
+
+    def lease_renew(self, lease: Lease, now: float) -> bool:
+        params = _params(lease, now)
+        with self._write() as tx:
+            if lease.kind == LeaseKind.LEADER:
+                return tx.execute(q.RENEW_LEADER, params).rowcount == 1
+            if lease.kind == LeaseKind.CONSUMER:
+                return tx.execute(q.RENEW_CONSUMER, params).rowcount == 1
+            return _renew_worker(tx, lease, now)
+
+    def lease_release(self, lease: Lease) -> None:
+        with self._write() as tx:
+            for statement, args in _release(lease):
+                tx.execute(statement, args)
+
+
+def _params(lease: Lease, now: float) -> dict[str, object]:
+    return {"name": lease.name, "holder": lease.holder, "lease": lease.until, "now": now}
+
+
+def _renew_worker(tx: sqlite3.Connection, lease: Lease, now: float) -> bool:
+    """A worker's lease and those of its running tasks; False if it is not registered."""
+    if lease.name != lease.holder:
+        raise ConfigError(f"a worker holds only its own lease: {lease.holder!r} != {lease.name!r}")
+    params = {"id": lease.name, "now": now, "lease": lease.until}
+    if tx.execute(q.WORKER_BEAT, params).rowcount != 1:
+        return False
+    tx.execute(q.TASK_LEASES_BEAT, params)
+    return True
+
+
+def _release(lease: Lease) -> Iterator[tuple[str, tuple[str, ...]]]:
+    if lease.kind == LeaseKind.LEADER:
+        yield q.RELEASE_LEADER, (lease.name, lease.holder)
+    elif lease.kind == LeaseKind.CONSUMER:
+        yield q.RELEASE_CONSUMER, (lease.name, lease.holder)
+    elif lease.name == lease.holder:
+        yield q.DELETE_WORKER, (lease.name,)
