@@ -39,15 +39,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .clock import Clock
 from .codec import loads
 from .failures import Failure
 from .lifecycle import State
 from .model import Event, FeedEvent
-
-if TYPE_CHECKING:
-    from .app import App
+from .registry import Registry, TaskDef
+from .store import Store
 
 log = logging.getLogger("corral.callbacks")
 
@@ -101,29 +101,18 @@ class StateChange:
         return Failure.from_json(detail.get("error")) if isinstance(detail, dict) else None
 
 
-def has_callbacks(app: App) -> bool:
-    return bool(app.callbacks) or any(t.on_state for t in app.tasks.values())
-
-
-def callbacks_for(app: App, feed: FeedEvent) -> list[Callable[..., Any]]:
-    """The callbacks one event calls: the app's, then its task type's, for its kind and "*"."""
-    kind = feed.event.kind
-    found = [*app.callbacks.get(kind, ()), *app.callbacks.get("*", ())]
-    task_type = app.tasks.get(feed.task_name or "")
-    if task_type is not None:
-        found += [*task_type.on_state.get(kind, ()), *task_type.on_state.get("*", ())]
-    return found
-
-
 class CallbackService:
-    """Delivers an app's state-change callbacks from the event feed; see the module docstring.
-    `run(stop)` loops in its own thread until `stop` is set."""
+    """Delivers the state-change callbacks of `registry` (an app's) from the event feed of
+    `store`; see the module docstring. `run(stop)` loops in its own thread until `stop` is set.
+    `clock`: the store's unless given."""
 
     def __init__(
         self,
-        app: App,
+        store: Store,
+        registry: Registry[TaskDef],
         holder: str,
         *,
+        clock: Clock | None = None,
         name: str = "callbacks",
         lease: float = 15.0,
         timeout: float = 10.0,
@@ -131,9 +120,9 @@ class CallbackService:
         batch: int = 200,
         threads: int = 8,
     ) -> None:
-        self.app = app
-        self.store = app.store
-        self.clock = app.clock
+        self.store = store
+        self.registry = registry
+        self.clock = clock if clock is not None else store.clock()
         self.holder = holder
         self.name = name
         self.lease = lease
@@ -199,7 +188,8 @@ class CallbackService:
         calls: list[_Call] = []
         for item in feed:
             change = StateChange(item.event, item.task_name, item.group, item.workflow_id)
-            calls.extend(self._pool.submit(fn, change) for fn in callbacks_for(self.app, item))
+            fns = self.registry.callbacks_for(item.event.kind, item.task_name)
+            calls.extend(self._pool.submit(fn, change) for fn in fns)
         for call in calls:
             if not call.wait(self.timeout):
                 self._pool.abandon(call)

@@ -187,7 +187,7 @@ def _worker_config(
 ) -> WorkerConfig:
     """By default a worker serves every pool the app's task types use. A heartbeat must come
     well within the lease: by default a third of it (at most the WorkerConfig default)."""
-    pools = pools or tuple(sorted({t.pool for t in app.tasks.values()})) or (m.DEFAULT_POOL,)
+    pools = pools or app.registry.pools() or (m.DEFAULT_POOL,)
     config = WorkerConfig(pools=pools, concurrency=concurrency, grace=grace)
     if lease is not None:
         config.lease = lease
@@ -320,7 +320,7 @@ def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: flo
 
 async def _serve(app: App, config: WorkerConfig, stop: threading.Event) -> None:
     """A worker on this loop that drains on SIGTERM/SIGINT (or at once if `stop` was set)."""
-    runner = Worker(app, config)
+    runner = Worker.of(app, config)
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, runner.request_stop)
