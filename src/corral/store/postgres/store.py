@@ -51,6 +51,7 @@ from ...model import (
     WorkflowSubmitted,
 )
 from ...ratelimit import RateLimit, group_bucket, key_bucket
+from ..boundary import errors_as_corral
 from ..reads import NamedReads
 from ..rows import (
     NO_AGING,
@@ -106,6 +107,7 @@ def migrations() -> list[tuple[int, str]]:
 
 
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
+@errors_as_corral(psycopg.Error, where=lambda store: f"PostgreSQL at {_safe(store.url)}")
 @retried
 class PostgresStore(NamedReads, PostgresRetention):
     """Each public method runs again after a lost connection as far as that is safe

@@ -46,6 +46,7 @@ from ...model import (
     WorkflowSubmitted,
 )
 from ...ratelimit import RateLimit, group_bucket, key_bucket
+from ..boundary import errors_as_corral
 from ..reads import NamedReads
 from ..rows import (
     NO_AGING,
@@ -86,6 +87,7 @@ SYSTEM_CLOCK = SystemClock()
 
 
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
+@errors_as_corral(sqlite3.Error, where=lambda store: str(store.path))  # corral.store.boundary
 class SQLiteStore(NamedReads, SQLiteRetention):
     queries = q
 
