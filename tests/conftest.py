@@ -273,7 +273,7 @@ class Services:
 
     def _run_worker(self) -> None:
         async def main() -> None:
-            self.worker = Worker(self.app, self.worker_config)
+            self.worker = Worker.of(self.app, self.worker_config)
             self._loop = asyncio.get_running_loop()
             self._worker_ready.set()
             await self.worker.run()

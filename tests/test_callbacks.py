@@ -111,8 +111,8 @@ def test_one_deliverer_at_a_time_and_redelivery_after_its_lease(app: corral.App)
     cursor not moved) loses the lease, and the other delivers the same events again."""
     got: list[int] = []
     app.on("submitted")(lambda change: got.append(change.event.id))
-    first = CallbackService(app, "first", lease=2.0)
-    second = CallbackService(app, "second", lease=2.0)
+    first = CallbackService(app.store, app.registry, "first", lease=2.0)
+    second = CallbackService(app.store, app.registry, "second", lease=2.0)
     ids = [submit(app.store, time.time()) for _ in range(3)]
     now = time.time()
     assert app.store.consumer_acquire("callbacks", "first", now + 2, now)
@@ -258,7 +258,7 @@ def test_stuck_callbacks_do_not_starve_the_others(app: corral.App) -> None:
 
     app.on("submitted")(stuck)
     app.on("submitted")(lambda change: quick.append(change.task_id))
-    service = CallbackService(app, "me", timeout=0.2, threads=2)
+    service = CallbackService(app.store, app.registry, "me", timeout=0.2, threads=2)
     assert app.store.consumer_acquire("callbacks", "me", time.time() + 60, time.time())
     ids = [submit(app.store, time.time()) for _ in range(20)]
     feed = app.store.event_fetch_unseen("callbacks", 100)

@@ -43,9 +43,9 @@ def test_every_component_takes_the_store_clock(app: corral.App) -> None:
     store_clock = app.store.clock()
     assert app.store.clock() is store_clock
     assert app.clock is store_clock
-    assert Worker(app, WorkerConfig()).clock is store_clock
+    assert Worker.of(app, WorkerConfig()).clock is store_clock
     assert Scheduler(app.store).clock is store_clock
-    assert CallbackService(app, "me").clock is store_clock
+    assert CallbackService(app.store, app.registry, "me").clock is store_clock
 
 
 def test_the_store_clock_is_the_hosts_on_sqlite_and_the_servers_on_postgres(store: Store) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 
 from conftest import Databases
 
-from corral.store.schema import REGENERATE, Schema, checked_in, describe, parity, render
+from corral.store.schema import REGENERATE, Schema, checked_in, parity, render
+from corral.store.schema_dump import describe
 
 KNOWN_DIFFERENCES: dict[tuple[str, str | None], str] = {
     # The leader's lease row: PostgreSQL holds leadership with a session advisory lock instead.

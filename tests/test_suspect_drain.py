@@ -204,8 +204,8 @@ def test_a_draining_worker_claims_nothing_until_idle_then_claims_a_suspect() -> 
 def test_suspect_patience_is_checked(app: corral.App) -> None:
     for bad in (-1, "soon"):
         with pytest.raises(ConfigError, match="suspect_patience must be seconds >= 0"):
-            Worker(app, WorkerConfig(suspect_patience=bad))  # type: ignore[arg-type]
-    assert Worker(app, WorkerConfig(lease=2.0))._patience == 4.0
+            Worker.of(app, WorkerConfig(suspect_patience=bad))  # type: ignore[arg-type]
+    assert Worker.of(app, WorkerConfig(lease=2.0))._patience == 4.0
 
 
 # -- the store: one drainer per overdue suspect ----------------------------------------------------

@@ -22,6 +22,7 @@ from .errors import (
 from .failures import Failure
 from .lifecycle import State
 from .model import WorkflowStatus
+from .worker.middleware import Middleware, Run
 from .workflow import Step, Workflow
 
 __version__ = "0.1.0"
@@ -37,7 +38,9 @@ __all__ = [
     "CycleError",
     "DatabaseError",
     "Failure",
+    "Middleware",
     "PayloadError",
+    "Run",
     "State",
     "StateChange",
     "Step",

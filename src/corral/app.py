@@ -1,4 +1,5 @@
-"""The App: the registry of task types and the client API (submit, get, wait, cancel, retry)."""
+"""The App: registering task types (kept in corral.registry) and the client API (submit, get,
+wait, cancel, retry)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import functools
 import inspect
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar, overload
@@ -21,7 +22,7 @@ from .clock import Clock
 from .codec import dumps
 from .consumers import Consumers
 from .durations import Duration, seconds
-from .errors import ConfigError, ConnectionLost, TaskNotFound, UnknownTaskError, WaitTimeout
+from .errors import ConfigError, ConnectionLost, TaskNotFound, WaitTimeout
 from .isolation import QUARANTINE_AFTER
 from .lifecycle import TERMINAL, OnTimeout, State
 from .model import (
@@ -34,18 +35,22 @@ from .model import (
     WorkflowStatus,
 )
 from .ratelimit import RateLimit
+from .registry import (
+    EXECUTORS,
+    FAIL_STALLED_AFTER,
+    FLAG_STALLED_AFTER,
+    Callback,
+    ExecutorKind,
+    Registry,
+    TaskDef,
+)
 from .retention_settings import RetentionSettings
 from .store import Store, open_store, resolve_url
 from .store.contract import CancelParams, InsertParams, RetryParams, WorkflowCancelParams, join
 from .submit_ids import repeatable, submit_id_for
-from .worker.executors import ExecutorKind
+from .worker.middleware import Middleware, check_middleware
 from .workflow import Workflow
 
-EXECUTORS: tuple[ExecutorKind, ...] = ("async", "thread", "process")
-FLAG_STALLED_AFTER = 3
-"""Time slices in a row with the checkpoint unchanged before a task is flagged stalled..."""
-FAIL_STALLED_AFTER = 10
-"""...and before it is failed (dead)."""
 ON_TIMEOUT: tuple[OnTimeout, ...] = ("retry", "fail", "continue")
 ON_UPSTREAM_FAILURE = ("fail", "run")
 
@@ -60,32 +65,12 @@ class Submission:
     task: NewTask
 
 
-@dataclass
-class TaskType(Generic[P, R]):
-    """A registered handler and its defaults. Made by `@app.task`."""
+@dataclass(kw_only=True)
+class TaskType(TaskDef, Generic[P, R]):
+    """A registered handler and its defaults (its `TaskDef`), bound to its app to submit its
+    tasks. Made by `@app.task`."""
 
     app: App
-    fn: Callable[..., Any]
-    name: str
-    priority: int
-    aging: Aging
-    max_retries: int
-    backoff: Backoff
-    max_runtime: float | None
-    on_timeout: OnTimeout
-    pool: str
-    executor: ExecutorKind
-    on_cancel: Callable[..., Any] | None = None
-    rate_key: str | None = None
-    on_upstream_failure: str = "fail"
-    on_state: dict[str, list[Callable[..., Any]]] = field(default_factory=dict)
-    """State-change callbacks of this task type, by event kind (see `App.on`)."""
-    flag_stalled_after: int = FLAG_STALLED_AFTER
-    """Time slices in a row with the checkpoint unchanged before the task is flagged stalled."""
-    fail_stalled_after: int | None = FAIL_STALLED_AFTER
-    """...and before it is failed (dead); None: never."""
-    quarantine_after: int = QUARANTINE_AFTER
-    """Crashes of its worker while a task runs alone before it is quarantined (dead)."""
     _signature: inspect.Signature = field(init=False, repr=False)
     _tables: dict[int, tuple[aging_mod.Stored, str]] = field(
         init=False, repr=False, default_factory=dict
@@ -267,6 +252,8 @@ class App:
     so importing a module that defines an App touches no database. `clock`: where "now" comes
     from; by default the store's (see corral.clock), tests pass their own. `max_payload_bytes`:
     the largest arguments a task may have (JSON, default 4 MiB; see corral.limits for every bound).
+    `middleware`: wraps every run of this app's workers, outermost first (see
+    corral.worker.middleware and docs/middleware.md).
     """
 
     def __init__(
@@ -275,21 +262,32 @@ class App:
         *,
         clock: Clock | None = None,
         max_payload_bytes: int = limits.DEFAULT_MAX_PAYLOAD_BYTES,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self.url = resolve_url(url)
         self._clock = clock
         self.max_payload_bytes = limits.max_payload_bytes(max_payload_bytes)
         """A task's arguments, as stored (JSON), at most this many bytes: a bigger submit raises
         PayloadError. Big data belongs elsewhere, with a reference in the arguments."""
-        self.tasks: dict[str, TaskType[Any, Any]] = {}
+        self.registry: Registry[TaskType[Any, Any]] = Registry()
+        """The task types and app-wide state-change callbacks that this app's workers run."""
+        self.middleware: tuple[Middleware, ...] = check_middleware(middleware)
         self.groups = Groups(self)
         self.rate_limits = RateLimits(self)
         self.retention = RetentionSettings(self)
         self.consumers = Consumers(self)
         """The app's event consumers: `app.consumers.add(name, handler, kinds=...)`."""
         self._store: Store | None = None
-        self.callbacks: dict[str, list[Callable[..., Any]]] = {}
+
+    @property
+    def tasks(self) -> Mapping[str, TaskType[Any, Any]]:
+        """The registered task types by name (read-only: register with `@app.task`)."""
+        return self.registry.tasks
+
+    @property
+    def callbacks(self) -> Mapping[str, list[Callback]]:
         """App-wide state-change callbacks by event kind (see `on`)."""
+        return self.registry.callbacks
 
     @property
     def store(self) -> Store:
@@ -364,7 +362,7 @@ class App:
             else _check_count("fail_stalled_after", fail_stalled_after)
         )
         quarantine = _check_count("quarantine_after", quarantine_after)
-        if task_name in self.tasks:
+        if self.registry.find(task_name) is not None:
             raise ConfigError(f"a task named {task_name!r} is already registered")
         limits.whole("max_retries", max_retries)
         if on_timeout not in ON_TIMEOUT:
@@ -410,15 +408,11 @@ class App:
             fail_stalled_after=stall_fail,
             quarantine_after=quarantine,
         )
-        self.tasks[task_name] = task_type
-        return task_type
+        return self.registry.add(task_type)
 
     def task_type(self, name: str) -> TaskType[Any, Any]:
-        try:
-            return self.tasks[name]
-        except KeyError:
-            known = ", ".join(sorted(self.tasks)) or "none"
-            raise UnknownTaskError(f"unknown task {name!r} (registered: {known})") from None
+        """The task type registered as `name`; UnknownTaskError names the registered ones."""
+        return self.registry.get(name)
 
     # -- client API ---------------------------------------------------------------------------
     def submit(self, name: str, *args: Any, **options: Any) -> int:
@@ -514,7 +508,7 @@ class App:
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             for kind, fns in _check_callbacks(dict.fromkeys(kinds, fn), "app.on").items():
-                self.callbacks.setdefault(kind, []).extend(fns)
+                self.registry.add_callbacks(kind, fns)
             return fn
 
         return register

@@ -40,13 +40,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .clock import Clock
 from .consumers import EVENT_KINDS, Consumer, ConsumerService, StateChange
 from .model import FeedEvent
-
-if TYPE_CHECKING:
-    from .app import App
+from .registry import Registry, TaskDef
+from .store import Store
 
 log = logging.getLogger("corral.callbacks")
 
@@ -54,32 +54,21 @@ CALLBACK_KINDS: frozenset[str] = frozenset({*EVENT_KINDS, "*"})
 """The event kinds a callback may be registered for: the states entered, the events that are not
 transitions, and "*" for all."""
 
-__all__ = ["CALLBACK_KINDS", "CallbackService", "StateChange", "callbacks_for", "has_callbacks"]
-
-
-def has_callbacks(app: App) -> bool:
-    return bool(app.callbacks) or any(t.on_state for t in app.tasks.values())
-
-
-def callbacks_for(app: App, feed: StateChange | FeedEvent) -> list[Callable[..., Any]]:
-    """The callbacks one event calls: the app's, then its task type's, for its kind and "*"."""
-    kind = feed.event.kind
-    found = [*app.callbacks.get(kind, ()), *app.callbacks.get("*", ())]
-    task_type = app.tasks.get(feed.task_name or "")
-    if task_type is not None:
-        found += [*task_type.on_state.get(kind, ()), *task_type.on_state.get("*", ())]
-    return found
+__all__ = ["CALLBACK_KINDS", "CallbackService", "StateChange"]
 
 
 class CallbackService:
-    """Delivers an app's state-change callbacks from the event feed; see the module docstring.
-    `run(stop)` loops in its own thread until `stop` is set."""
+    """Delivers the state-change callbacks of `registry` (an app's) from the event feed of
+    `store`, as one event consumer (corral.consumers); see the module docstring. `run(stop)`
+    loops in its own thread until `stop` is set. `clock`: the store's unless given."""
 
     def __init__(
         self,
-        app: App,
+        store: Store,
+        registry: Registry[TaskDef],
         holder: str,
         *,
+        clock: Clock | None = None,
         name: str = "callbacks",
         lease: float = 15.0,
         timeout: float = 10.0,
@@ -87,7 +76,9 @@ class CallbackService:
         batch: int = 200,
         threads: int = 8,
     ) -> None:
-        self.app = app
+        self.store = store
+        self.registry = registry
+        self.clock = clock if clock is not None else store.clock()
         self.holder = holder
         self.name = name
         self.timeout = timeout
@@ -96,7 +87,7 @@ class CallbackService:
         consumer = Consumer(
             name, self._deliver_changes, batch=batch, start="beginning", lease=lease, poll=poll
         )
-        self.consumer = ConsumerService(app.store, app.clock, consumer, holder)
+        self.consumer = ConsumerService(store, self.clock, consumer, holder)
 
     @property
     def holds_lease(self) -> bool:
@@ -119,7 +110,8 @@ class CallbackService:
         Never raises: a callback's own error is logged, not retried."""
         calls: list[_Call] = []
         for change in changes:
-            calls.extend(self._pool.submit(fn, change) for fn in callbacks_for(self.app, change))
+            for fn in self.registry.callbacks_for(change.kind, change.task_name):
+                calls.append(self._pool.submit(fn, change))
         for call in calls:
             if not call.wait(self.timeout):
                 self._pool.abandon(call)

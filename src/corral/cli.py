@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -124,10 +123,8 @@ class CorralGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except CorralError as exc:
+        except CorralError as exc:  # DatabaseError too: no driver's exception leaves a store
             raise click.ClickException(str(exc)) from None
-        except sqlite3.Error as exc:
-            raise click.ClickException(f"database error: {exc}") from None
 
 
 @click.group(cls=CorralGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -186,7 +183,7 @@ def _worker_config(
 ) -> WorkerConfig:
     """By default a worker serves every pool the app's task types use. A heartbeat must come
     well within the lease: by default a third of it (at most the WorkerConfig default)."""
-    pools = pools or tuple(sorted({t.pool for t in app.tasks.values()})) or (m.DEFAULT_POOL,)
+    pools = pools or app.registry.pools() or (m.DEFAULT_POOL,)
     config = WorkerConfig(pools=pools, concurrency=concurrency, grace=grace)
     if lease is not None:
         config.lease = lease
@@ -319,7 +316,7 @@ def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: flo
 
 async def _serve(app: App, config: WorkerConfig, stop: threading.Event) -> None:
     """A worker on this loop that drains on SIGTERM/SIGINT (or at once if `stop` was set)."""
-    runner = Worker(app, config)
+    runner = Worker.of(app, config)
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, runner.request_stop)

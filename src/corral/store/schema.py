@@ -1,5 +1,6 @@
-"""The schema a database holds, in one backend-neutral shape: described from the catalog, written
-as the checked-in `schema.sql` of each backend, and compared across backends.
+"""The schema a database holds, in one backend-neutral shape: described from the catalog (each
+backend's `catalog.describe`; `schema_dump.describe` picks one by URL), written as the checked-in
+`schema.sql` of each backend, and compared across backends.
 
 `schema.sql` (one per backend, beside its migrations) is what a fresh `corral migrate` leaves: a
 test proves a fresh migrate still gives it, so a migration that changes the schema also changes
@@ -165,14 +166,3 @@ def _shape(schema: Schema) -> dict[str, dict[str, str]]:
 def checked_in(backend: Backend) -> str:
     """The schema.sql shipped beside the backend's migrations."""
     return resources.files(f"corral.store.{backend}").joinpath("schema.sql").read_text()
-
-
-def describe(url: str) -> Schema:
-    """The schema of the database behind `url`, read from its catalog."""
-    if url.startswith("sqlite:///"):
-        from .sqlite.catalog import describe as describe_sqlite
-
-        return describe_sqlite(url.split("sqlite:///", 1)[1].split("?", 1)[0])
-    from .postgres.catalog import describe as describe_postgres
-
-    return describe_postgres(url)

@@ -20,9 +20,21 @@ from importlib import resources
 from pathlib import Path
 
 from . import open_store
-from .schema import BACKENDS, REGENERATE, Backend, checked_in, describe, render
+from .schema import BACKENDS, REGENERATE, Backend, Schema, checked_in, render
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def describe(url: str) -> Schema:
+    """The schema of the database behind `url`, read from its catalog. Here, not in
+    corral.store.schema: the catalogs build on that module's records."""
+    if url.startswith("sqlite:///"):
+        from .sqlite.catalog import describe as describe_sqlite
+
+        return describe_sqlite(url.split("sqlite:///", 1)[1].split("?", 1)[0])
+    from .postgres.catalog import describe as describe_postgres
+
+    return describe_postgres(url)
 
 
 def fresh_schema(backend: Backend, server: str = DEFAULT_SERVER) -> str:

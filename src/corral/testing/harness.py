@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from ..app import App, Submission
-from ..callbacks import CallbackService, has_callbacks
+from ..callbacks import CallbackService
 from ..clock import ManualClock
 from ..codec import loads
 from ..durations import Duration, seconds
@@ -231,9 +231,11 @@ class Harness:
         app = self.app
         scheduler = Scheduler(app.store, SchedulerConfig(), clock=self.clock)
         holder = f"corral-testing:{id(self)}"
-        callbacks = (
-            CallbackService(app, holder, timeout=self.timeout) if has_callbacks(app) else None
-        )
+        callbacks = None
+        if app.registry.has_callbacks():
+            callbacks = CallbackService(
+                app.store, app.registry, holder, clock=app.clock, timeout=self.timeout
+            )
         consumers = app.consumers.services(holder, start="beginning")  # the harness's own store
         result = DrainResult()
         first_event = self._cursor
@@ -263,7 +265,7 @@ class Harness:
         return result
 
     def _pools(self) -> tuple[str, ...]:
-        return tuple(sorted({DEFAULT_POOL, *(t.pool for t in self.app.tasks.values())}))
+        return tuple(sorted({DEFAULT_POOL, *self.app.registry.pools()}))
 
     def _settle(self, worker: _InProcessWorker) -> None:
         """Wait until the worker has run and reported every admitted task of its pools."""
@@ -451,7 +453,7 @@ class _InProcessWorker:
 
     def _main(self) -> None:
         async def run() -> None:
-            self._worker = Worker(self._app, self._config)
+            self._worker = Worker.of(self._app, self._config)
             self._loop = asyncio.get_running_loop()
             self._ready.set()
             await self._worker.run()

@@ -30,8 +30,8 @@ from typing import Any, Literal
 from .. import interrupts
 from ..context import Context
 from ..errors import ConfigError, PayloadError, TaskCancelled, TaskTimeout
+from ..registry import ExecutorKind
 
-ExecutorKind = Literal["async", "thread", "process"]
 Outcome = Literal["succeeded", "failed", "timed_out", "cancelled"]
 Message = dict[str, Any]
 _READ_BATCH = 100

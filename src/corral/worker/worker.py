@@ -8,13 +8,16 @@ so a busy database never stalls a running handler.
 The leases are renewed by a companion process (corral.worker.heartbeat), so a thread handler that
 holds the GIL can't starve them; the loop only ticks it, and beats itself while the companion
 isn't renewing. A monitor thread (corral.worker.gil) reports handlers that hold the GIL.
+
+Each run passes through the worker's middleware (corral.worker.middleware), corral's own
+included: the on_cancel clean-up and the stall check of time slices are middleware too. The
+worker needs a store and a task registry (corral.registry), never the App: `Worker.of(app)`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import os
 import socket
@@ -22,24 +25,28 @@ import threading
 import time
 import traceback
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
-from ..app import FAIL_STALLED_AFTER, FLAG_STALLED_AFTER, App
 from ..backoff import Backoff
-from ..callbacks import CallbackService, has_callbacks
+from ..callbacks import CallbackService
+from ..clock import Clock
 from ..codec import dumps, loads
-from ..consumers import ConsumerService
+from ..consumers import Consumer, Consumers, ConsumerService
 from ..context import Context
 from ..errors import ConfigError, CorralError, PayloadError
 from ..isolation import claim_plan, drain_due, suspect_after, suspect_patience
-from ..lifecycle import OnTimeout, Outcome, State, counts_as_failure, next_state, slice_stall
+from ..lifecycle import OnTimeout, Outcome, State, counts_as_failure, next_state
 from ..limits import storable
 from ..model import DEFAULT_POOL, AttemptReport, ClaimedTask, WorkerInfo
+from ..registry import Registry, TaskDef
+from ..store import Store
 from ..store.contract import WORKERS_CHANNEL, ClaimParams, CompleteParams, DrainParams, EventParams
 from .executors import RunResult, execute
 from .gil import GilHold, GilMonitor
 from .heartbeat import Companion, CompanionConfig
+from .middleware import Chain, Middleware, Run, builtin, check_middleware
 from .renewal import renew_worker, worker_lease
 from .sink import StoreSink
 
@@ -85,13 +92,44 @@ class WorkerConfig:
     suspect_patience: float | None = None
     """A suspect of this worker's pools admitted this long ago and still unclaimed makes the worker
     drain for it: claim nothing until idle, then run it alone (None: two leases)."""
+    middleware: Sequence[Middleware] = ()
+    """Wraps every run, outermost first, inside the app's (see corral.worker.middleware)."""
+
+
+class Host(Protocol):
+    """What a worker serves: an App, or anything with a store, a task registry, a clock and
+    middleware."""
+
+    @property
+    def store(self) -> Store: ...
+    @property
+    def registry(self) -> Registry[TaskDef]: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def middleware(self) -> Sequence[Middleware]: ...
+    @property
+    def consumers(self) -> Consumers: ...
 
 
 class Worker:
-    def __init__(self, app: App, config: WorkerConfig | None = None) -> None:
-        self.app = app
-        self.store = app.store
-        self.clock = app.clock
+    """Runs the tasks of `registry` that `store` admits to its pools. `clock`: the store's unless
+    given (tests move their own)."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry[TaskDef],
+        config: WorkerConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        consumers: Sequence[Consumer] = (),
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.consumers = tuple(consumers)
+        """The event consumers this worker runs (WorkerConfig.consumers), beside the callbacks."""
+        self.clock = clock if clock is not None else store.clock()
         self.config = config or WorkerConfig()
         if self.config.concurrency < 1:
             raise CorralError(f"concurrency must be >= 1, got {self.config.concurrency}")
@@ -102,6 +140,7 @@ class Worker:
         if patience is not None and not (isinstance(patience, int | float) and patience >= 0):
             raise ConfigError(f"suspect_patience must be seconds >= 0, got {patience!r}")
         self._patience = suspect_patience(self.config.lease, patience)
+        self.middleware = Chain((*check_middleware(self.config.middleware), *builtin(registry)))
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sink = StoreSink(self.store, self.clock)
         self.completed = 0
@@ -119,6 +158,21 @@ class Worker:
         self._companion: Companion | None = None
         self._recording: set[asyncio.Future[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def of(cls, host: Host, config: WorkerConfig | None = None) -> Worker:
+        """A worker for an App (or another Host): its store, registry and clock, and its
+        middleware outside the config's."""
+        config = config or WorkerConfig()
+        chain = (*host.middleware, *check_middleware(config.middleware))
+        consumers = host.consumers.registered()
+        return cls(
+            host.store,
+            host.registry,
+            replace(config, middleware=chain),
+            clock=host.clock,
+            consumers=consumers,
+        )
 
     def request_stop(self) -> None:
         """Stop claiming; let running tasks finish within the grace period, release the rest."""
@@ -268,14 +322,12 @@ class Worker:
             self._wake.set()
             return
         self._running[task.id] = ctx
+        run = Run(task, ctx, self.id)
         try:
-            outcome, result, encoded = await self._execute(task, ctx)
-            if outcome == "cancelled":
-                await self._clean_up(task, ctx)
-            stall: tuple[int, str | None] | None = None
-            if outcome == "sliced":
-                outcome, result, stall = self._check_stall(task, ctx, result)
-            self._report(task, outcome, result, encoded, stall)
+            await self.middleware.before_run(run)
+            await self._execute(run)
+            await self.middleware.after_run(run)
+            self._report(run)
         finally:
             del self._running[task.id]
             self._releasing.discard(task.id)
@@ -329,13 +381,20 @@ class Worker:
         )
         self._report_ready.set()
 
-    async def _execute(
+    async def _execute(self, run: Run) -> None:
+        """Run the handler and record on `run` how it ended and its result."""
+        run.started_at = self.clock.now()
+        began = time.monotonic()
+        ended_by, result, encoded = await self._handle(run.task, run.context)
+        run.end(ended_by, result, encoded, began)
+
+    async def _handle(
         self, task: ClaimedTask, ctx: Context
     ) -> tuple[Outcome, RunResult, str | None]:
         """How the attempt ended, the executor's result, and the result as JSON if it
         succeeded."""
         try:
-            task_type = self.app.task_type(task.name)
+            task_type = self.registry.get(task.name)
         except CorralError as exc:
             return "failed", RunResult("failed", error=str(exc)), None
         result = await execute(
@@ -358,55 +417,9 @@ class Worker:
         except PayloadError as exc:
             return "failed", RunResult("failed", error=f"{task.name} returned {exc}"), None
 
-    async def _clean_up(self, task: ClaimedTask, ctx: Context) -> None:
-        """Run the task type's on_cancel with the context, so what the task started elsewhere
-        (recorded in ctx.shared) is released. Its failure is logged, never raised."""
-        task_type = self.app.tasks.get(task.name)
-        if task_type is None or task_type.on_cancel is None:
-            return
-        try:
-            if inspect.iscoroutinefunction(task_type.on_cancel):
-                await task_type.on_cancel(ctx)
-            else:
-                await asyncio.to_thread(task_type.on_cancel, ctx)
-        except Exception:
-            ctx.logger.exception("on_cancel of %s failed", task.name)
-
-    def _check_stall(
-        self, task: ClaimedTask, ctx: Context, result: RunResult
-    ) -> tuple[Outcome, RunResult, tuple[int, str | None]]:
-        """After a time slice: count it if the checkpoint did not move; flag the task (an event
-        and a log line) at the task type's `flag_stalled_after`, fail it at
-        `fail_stalled_after`."""
-        task_type = self.app.tasks.get(task.name)
-        flag_after = FLAG_STALLED_AFTER if task_type is None else task_type.flag_stalled_after
-        fail_after = FAIL_STALLED_AFTER if task_type is None else task_type.fail_stalled_after
-        changed = ctx.checkpoint != loads(task.checkpoint)
-        count, flag, fail = slice_stall(
-            task.stalled_slices, changed, flag_after=flag_after, fail_after=fail_after
-        )
-        if not flag:
-            return "sliced", result, (count, None)
-        message = (
-            f"task {task.id} ({task.name}) made no progress: its checkpoint did not change over "
-            f"{count} time slices in a row"
-        )
-        if not fail:
-            ctx.logger.warning("%s; it fails after %s", message, fail_after or "never")
-            log.warning("%s", message)
-            return "sliced", result, (count, "stalled")
-        ctx.logger.error("%s: failed", message)
-        log.error("%s: failed", message)
-        return "stalled", RunResult("failed", error=f"Stalled: {message}"), (count, "stalled")
-
-    def _report(
-        self,
-        task: ClaimedTask,
-        outcome: Outcome,
-        result: RunResult,
-        encoded: str | None,
-        stall: tuple[int, str | None] | None = None,
-    ) -> None:
+    def _report(self, run: Run) -> None:
+        task, outcome, result, stall = run.task, run.outcome, run.result, run.stall
+        assert outcome is not None and result is not None, "a run is reported once it ended"
         on_timeout: OnTimeout = task.on_timeout  # type: ignore[assignment]
         target = next_state(
             outcome,
@@ -426,7 +439,7 @@ class Worker:
                 target=target,
                 counts_as_failure=counts_as_failure(outcome, on_timeout),
                 worker_id=self.id,
-                result=encoded,
+                result=run.encoded,
                 error=None if result.error is None else storable(result.error),
                 traceback=None if result.traceback is None else storable(result.traceback),
                 retry_at=retry_at,
@@ -471,7 +484,7 @@ class Worker:
             log.info("worker %s: an injected clock, so no heartbeat companion", self.id)
             return
         config = CompanionConfig(
-            url=self.app.url,
+            url=self.store.url,
             worker_id=self.id,
             worker_pid=os.getpid(),
             lease=self.config.lease,
@@ -612,16 +625,19 @@ class Worker:
             log.warning("could not record the %s event of task %d: %s", kind, task_id, exc)
 
     def _start_consumers(self, stop: threading.Event) -> list[threading.Thread]:
-        """The app's state-change callbacks and event consumers, each in a thread of its own
-        (see corral.callbacks and corral.consumers)."""
+        """The state-change callbacks of the registry and the event consumers given, each in a
+        thread of its own (see corral.callbacks and corral.consumers)."""
         services: list[CallbackService | ConsumerService] = []
-        if self.config.callbacks and has_callbacks(self.app):
+        if self.config.callbacks and self.registry.has_callbacks():
             services.append(CallbackService(
-                self.app, self.id, lease=self.config.callback_lease,
-                timeout=self.config.callback_timeout, poll=self.config.callback_poll,
+                self.store, self.registry, self.id, clock=self.clock,
+                lease=self.config.callback_lease, timeout=self.config.callback_timeout,
+                poll=self.config.callback_poll,
             ))  # fmt: skip
         if self.config.consumers:
-            services.extend(self.app.consumers.services(self.id))
+            services.extend(
+                ConsumerService(self.store, self.clock, c, self.id) for c in self.consumers
+            )
         threads = []
         for service in services:
             thread = threading.Thread(target=service.run, args=(stop,), daemon=True,
@@ -631,12 +647,12 @@ class Worker:
         return threads
 
 
-def run_worker(app: App, config: WorkerConfig | None = None) -> Any:
-    """Run a worker in this thread until SIGTERM or SIGINT (which drain it)."""
+def run_worker(app: Host, config: WorkerConfig | None = None) -> Any:
+    """Run a worker for `app` in this thread until SIGTERM or SIGINT (which drain it)."""
     import signal
 
     async def main() -> None:
-        worker = Worker(app, config)
+        worker = Worker.of(app, config)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.request_stop)

@@ -19,6 +19,12 @@ JOIN pg_class p ON p.oid = i.inhparent
 WHERE p.relname = ANY(%(parents)s) AND p.relnamespace = current_schema()::regnamespace
 ORDER BY p.relname, c.relname
 """
+# The table held still while a day is made (a moment: create, move, attach): no row lands in
+# DEFAULT between the move of its rows for that day and the day's ATTACH, which would then fail
+# its check, and no insert routes by a list of partitions that the ATTACH changes under it (one
+# that planned before it would put a row of the new day in DEFAULT and fail). Taken first, within
+# LOCK_TIMEOUT; a writer waits for it, then routes by the new list.
+LOCK_PARENT = "LOCK TABLE {parent} IN ACCESS EXCLUSIVE MODE"
 # A new day, made beside its parent as a plain table with the parent's columns...
 NEW_DAY = "CREATE TABLE {part} (LIKE {parent} INCLUDING DEFAULTS)"
 # ...given the rows that the DEFAULT partition caught for that day (none, unless the day was made

@@ -93,6 +93,7 @@ def _make_day(tx: psycopg.Connection[Any], parent: str, key: str, name: str, sta
     bounds = {"lo": start, "hi": start + DAY}
     literal = {k: sql.Literal(v) for k, v in bounds.items()}
     try:
+        tx.execute(sql.SQL(pq.LOCK_PARENT).format(**ids))
         tx.execute(sql.SQL(pq.NEW_DAY).format(**ids))
         tx.execute(sql.SQL(pq.ADOPT_DEFAULT_ROWS).format(**ids), bounds)
         tx.execute(sql.SQL(pq.ATTACH_DAY).format(**ids, **literal))

@@ -47,6 +47,7 @@ from ...model import (
 )
 from ...moves import check_completions, flag_detail, plan_cancel, plan_ids, plan_retry
 from ...ratelimit import RateLimit, group_bucket, key_bucket
+from ..boundary import errors_as_corral
 from ..contract import (
     AdmitParams,
     CancelParams,
@@ -118,6 +119,7 @@ def migrations() -> list[tuple[int, str]]:
 
 
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
+@errors_as_corral(psycopg.Error, where=lambda store: f"PostgreSQL at {safe_url(store.url)}")
 @retried
 class PostgresStore(
     NamedReads,

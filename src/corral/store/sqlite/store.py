@@ -57,6 +57,7 @@ from ...moves import (
     submitted,
 )
 from ...ratelimit import RateLimit, group_bucket, key_bucket
+from ..boundary import errors_as_corral
 from ..contract import (
     AdmitParams,
     CancelParams,
@@ -117,6 +118,7 @@ SYSTEM_CLOCK = SystemClock()
 
 
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
+@errors_as_corral(sqlite3.Error, where=lambda store: str(store.path))  # store/boundary.py
 class SQLiteStore(
     NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads, SQLiteLeases, ConsumerLeaseShims
 ):
