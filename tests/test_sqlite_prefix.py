@@ -12,7 +12,8 @@ import corral
 from corral.lifecycle import State
 from corral.model import TaskQuery
 from corral.store import open_store
-from corral.store.schema import checked_in, describe, render
+from corral.store.schema import checked_in, render
+from corral.store.schema_dump import describe
 from corral.testing import harness
 
 RELEASE_DB = Path(__file__).parent / "data" / "release-f144d8a.db"
