@@ -25,7 +25,8 @@ LEGACY_TABLES = {
 
 
 def _objects(path: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(path) as conn:
+    assert path.exists(), f"{path} is missing (tests/data/make_release_db.py makes it)"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         return conn.execute("SELECT type, name FROM sqlite_master WHERE sql IS NOT NULL").fetchall()
 
 
@@ -39,7 +40,7 @@ def test_the_release_database_is_unprefixed_and_at_version_7() -> None:
     """The fixture is what the release left: guards the upgrade test against a remade fixture."""
     names = {name for kind, name in _objects(RELEASE_DB) if kind == "table"}
     assert names >= LEGACY_TABLES and not any(n.startswith("corral_") for n in names)
-    with sqlite3.connect(RELEASE_DB) as conn:
+    with sqlite3.connect(f"file:{RELEASE_DB}?mode=ro", uri=True) as conn:
         assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (7,)
 
 
@@ -47,7 +48,7 @@ def test_upgrading_a_release_database_renames_everything_and_keeps_every_row(
     tmp_path: Path,
 ) -> None:
     path = _release_copy(tmp_path)
-    with sqlite3.connect(RELEASE_DB) as conn:
+    with sqlite3.connect(f"file:{RELEASE_DB}?mode=ro", uri=True) as conn:
         before = {t: conn.execute(f"SELECT * FROM {t}").fetchall() for t in LEGACY_TABLES}
     store = open_store(f"sqlite:///{path}", migrate=True)
     store.close()

@@ -140,4 +140,4 @@ def _cancel_query_once_running(specials: Specials) -> None:
     record = app.get(specials.query)
     if record.state == State.RUNNING and record.shared:  # it has recorded its query id
         app.cancel(specials.query)
-        specials.cancelled_at = time.time()
+        specials.cancelled_at = app.clock.now()  # the store's clock, as the tasks' times
