@@ -278,6 +278,7 @@ class App:
         self.consumers = Consumers(self)
         """The app's event consumers: `app.consumers.add(name, handler, kinds=...)`."""
         self._store: Store | None = None
+        self._store_clock: tuple[Store, Clock] | None = None
 
     @property
     def tasks(self) -> Mapping[str, TaskType[Any, Any]]:
@@ -297,8 +298,15 @@ class App:
 
     @property
     def clock(self) -> Clock:
-        """The one clock of this app's processes: the injected one, else the store's."""
-        return self._clock if self._clock is not None else self.store.clock()
+        """The one clock of this app's processes: the injected one, else the store's (asked of
+        the store once: every task prepared reads it)."""
+        if self._clock is not None:
+            return self._clock
+        store = self.store
+        known = self._store_clock
+        if known is None or known[0] is not store:
+            known = self._store_clock = (store, store.clock())
+        return known[1]
 
     def close(self) -> None:
         if self._store is not None:
