@@ -33,25 +33,57 @@ ORDER BY t.id DESC LIMIT %(limit)s
 """
 
 
+def _branch(where: str, gate: str | None = None, *, backlog: bool = False) -> str:
+    """One ordered part of a page, stopped at the LIMIT: its state is a literal, so the planner
+    takes that state's partial index; `gate` (a parameter) skips it before its scan starts. A
+    `backlog` branch (an unfinished state) sorts the rows of its state's partial index: ordered
+    by `t.id + 0`, it can't walk the primary key backward past the whole history to fill a page
+    that the backlog holds fewer rows for."""
+    gated = "" if gate is None else f" AND {gate}"
+    order = "t.id + 0" if backlog else "t.id"
+    return f"(SELECT {TASK_COLUMNS} FROM corral_tasks t\nWHERE {where}{gated}" + (
+        f" AND t.id < %(after_id)s::bigint{RESIDUAL}\nORDER BY {order} DESC LIMIT %(limit)s)"
+    )
+
+
+def _state_is(state: State) -> str:
+    """A branch's state, worded so that the ended tasks' partial index is seen to hold it."""
+    if state in TERMINAL:
+        return f"t.state IN {TERMINAL_SQL} AND t.state = '{state}'"
+    return f"t.state = '{state}'"
+
+
+def _merged(branches: list[str]) -> str:
+    return (
+        "SELECT * FROM (\n"
+        + "\nUNION ALL\n".join(branches)
+        + "\n) AS p ORDER BY p.id DESC LIMIT %(limit)s"
+    )
+
+
+def _by_ended_index(driving: str) -> str:
+    """The ended tasks of one type or group by their index, merged with the unfinished ones of
+    each state (the backlog, by that state's partial index)."""
+    ended = _branch(f"t.state IN {TERMINAL_SQL} AND {driving}")
+    unfinished = [_branch(f"t.state = '{s}' AND {driving}", backlog=True) for s in UNFINISHED]
+    return _merged([ended, *unfinished])
+
+
 # Newest first by id, walking the primary key (no filter that an index serves).
 PAGE_BY_ID = _by("true")
-# One task type, newest first (corral_tasks_name_id).
-PAGE_BY_NAME = _by("t.name = %(name)s::text")
-# One group, newest first (corral_tasks_group_id).
-PAGE_BY_GROUP = _by("t.group_name = %(group_name)s::text")
+# One task type, newest first: the ended ones by corral_tasks_ended_name, the unfinished ones by
+# their states' partial indexes.
+PAGE_BY_NAME = _by_ended_index("t.name = %(name)s::text")
+# One group, newest first: the ended ones by corral_tasks_ended_group, the unfinished ones by
+# their states' partial indexes.
+PAGE_BY_GROUP = _by_ended_index("t.group_name = %(group_name)s::text")
 # One workflow, newest first (corral_tasks_workflow).
 PAGE_BY_WORKFLOW = _by("t.workflow_id = %(workflow_id)s::bigint")
-# Some states, newest first: per state asked for, an ordered scan of corral_tasks_state_id
-# stopped at the LIMIT, then the branches merged.
-PAGE_BY_STATE = f"""
-SELECT p.* FROM unnest(%(states)s::text[]) AS s(state)
-CROSS JOIN LATERAL (
-    SELECT {TASK_COLUMNS} FROM corral_tasks t
-    WHERE t.state = s.state AND t.id < %(after_id)s::bigint{RESIDUAL}
-    ORDER BY t.id DESC LIMIT %(limit)s
-) p
-ORDER BY p.id DESC LIMIT %(limit)s
-"""
+# Some states, newest first: per state asked for, its index (an unfinished state's partial index
+# of the hot path; corral_tasks_ended_state for an ended one) stopped at the LIMIT, then merged.
+PAGE_BY_STATE = _merged(
+    [_branch(_state_is(s), f"%(want_{s})s::boolean", backlog=s not in TERMINAL) for s in State]
+)
 # Ended tasks by when they ended, newest first (corral_tasks_finished, then the id among ties).
 PAGE_BY_FINISHED = f"""
 SELECT {TASK_COLUMNS} FROM corral_tasks t
@@ -59,11 +91,12 @@ WHERE t.state IN {TERMINAL_SQL} AND t.finished_at <= %(after_key)s::float8
   AND (t.finished_at < %(after_key)s::float8 OR t.id < %(after_id)s::bigint){RESIDUAL}
 ORDER BY t.finished_at DESC, t.id DESC LIMIT %(limit)s
 """
-# Unfinished tasks by group, pool and state (corral_tasks_state_id over the unfinished states).
-COUNT_UNFINISHED = f"""
-SELECT group_name, pool, state, count(*) FROM corral_tasks
-WHERE state IN {UNFINISHED_SQL} GROUP BY group_name, pool, state
-"""
+# Unfinished tasks by group, pool and state: per state, its partial index (the backlog).
+COUNT_UNFINISHED = "\nUNION ALL\n".join(
+    f"SELECT group_name, pool, state, count(*) FROM corral_tasks WHERE state = '{s}'"
+    " GROUP BY group_name, pool, state"
+    for s in UNFINISHED
+)
 # Tasks first started since a moment, the latest first (corral_tasks_started).
 RECENT_STARTS = """
 SELECT group_name, pool, first_started_at, first_started_at - enqueued_at FROM corral_tasks

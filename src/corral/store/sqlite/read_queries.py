@@ -28,12 +28,48 @@ RESIDUAL = """
 taken for the index constraint (the page's own index drives the scan, in its order)."""
 
 
-def _by(index: str, driving: str) -> str:
-    return f"""
-SELECT {TASK_COLUMNS} FROM corral_tasks t INDEXED BY {index}
-WHERE {driving} AND t.id < :after_id{RESIDUAL}
-ORDER BY t.id DESC LIMIT :limit
-"""
+STATE_INDEX: dict[State, str] = {
+    State.WAITING: "corral_tasks_waiting",
+    State.READY: "corral_tasks_group_ready",
+    State.ADMITTED: "corral_tasks_admitted",
+    State.RUNNING: "corral_tasks_lease",
+    State.RETRY_WAIT: "corral_tasks_retry",
+    **dict.fromkeys(TERMINAL, "corral_tasks_ended_state"),
+}
+"""The index holding a state's tasks: each unfinished state's partial index of the hot path (its
+rows are the backlog in that state), and the ended tasks' (state, id)."""
+
+
+def _branch(index: str, where: str, gate: str | None = None) -> str:
+    """One ordered part of a page, stopped at the LIMIT; `gate` (a parameter) skips it before its
+    scan starts."""
+    gated = "" if gate is None else f" AND {gate}"
+    return (
+        f"SELECT * FROM (SELECT {TASK_COLUMNS} FROM corral_tasks t INDEXED BY {index}"
+        f"\nWHERE {where}{gated} AND t.id < :after_id{RESIDUAL}"
+        "\nORDER BY t.id DESC LIMIT :limit)"
+    )
+
+
+def _state_is(state: State) -> str:
+    """A branch's state, worded so that the ended tasks' partial index is seen to hold it."""
+    if state in TERMINAL:
+        return f"t.state IN {TERMINAL_SQL} AND t.state = '{state}'"
+    return f"t.state = '{state}'"
+
+
+def _merged(branches: list[str]) -> str:
+    return (
+        "SELECT * FROM (\n" + "\nUNION ALL\n".join(branches) + "\n) ORDER BY id DESC LIMIT :limit"
+    )
+
+
+def _by_ended_index(index: str, driving: str) -> str:
+    """The ended tasks of one type or group by their index, merged with the unfinished ones of
+    each state (the backlog)."""
+    ended = _branch(index, f"t.state IN {TERMINAL_SQL} AND {driving}")
+    unfinished = [_branch(STATE_INDEX[s], f"t.state = '{s}' AND {driving}") for s in UNFINISHED]
+    return _merged([ended, *unfinished])
 
 
 # Newest first by id, walking the primary key (no filter that an index serves).
@@ -42,24 +78,21 @@ SELECT {TASK_COLUMNS} FROM corral_tasks t
 WHERE t.id < :after_id{RESIDUAL}
 ORDER BY t.id DESC LIMIT :limit
 """
-# One task type, newest first (corral_tasks_name_id).
-PAGE_BY_NAME = _by("corral_tasks_name_id", "t.name = :name")
-# One group, newest first (corral_tasks_group_id).
-PAGE_BY_GROUP = _by("corral_tasks_group_id", "t.group_name = :group_name")
+# One task type, newest first: the ended ones by corral_tasks_ended_name, the unfinished ones by
+# their states' indexes.
+PAGE_BY_NAME = _by_ended_index("corral_tasks_ended_name", "t.name = :name")
+# One group, newest first: the ended ones by corral_tasks_ended_group, the unfinished ones by
+# their states' indexes.
+PAGE_BY_GROUP = _by_ended_index("corral_tasks_ended_group", "t.group_name = :group_name")
 # One workflow, newest first (corral_tasks_workflow).
-PAGE_BY_WORKFLOW = _by("corral_tasks_workflow", "t.workflow_id = :workflow_id")
-# Some states, newest first: per state an ordered scan of corral_tasks_state_id stopped at the
-# LIMIT (a state not asked for is skipped before its scan starts), then the branches merged.
-PAGE_BY_STATE = (
-    "SELECT * FROM (\n"
-    + "\nUNION ALL\n".join(
-        f"SELECT * FROM (SELECT {TASK_COLUMNS} FROM corral_tasks t INDEXED BY corral_tasks_state_id"
-        f"\nWHERE t.state = '{s}' AND :want_{s} AND t.id < :after_id{RESIDUAL}"
-        "\nORDER BY t.id DESC LIMIT :limit)"
-        for s in State
-    )
-    + "\n) ORDER BY id DESC LIMIT :limit"
-)
+PAGE_BY_WORKFLOW = f"""
+SELECT {TASK_COLUMNS} FROM corral_tasks t INDEXED BY corral_tasks_workflow
+WHERE t.workflow_id = :workflow_id AND t.id < :after_id{RESIDUAL}
+ORDER BY t.id DESC LIMIT :limit
+"""
+# Some states, newest first: per state its index (STATE_INDEX), stopped at the LIMIT (a state not
+# asked for is skipped before its scan starts), then the branches merged.
+PAGE_BY_STATE = _merged([_branch(STATE_INDEX[s], _state_is(s), f":want_{s}") for s in State])
 # Ended tasks by when they ended, newest first (corral_tasks_finished: (finished_at, rowid)).
 PAGE_BY_FINISHED = f"""
 SELECT {TASK_COLUMNS} FROM corral_tasks t INDEXED BY corral_tasks_finished
@@ -67,11 +100,12 @@ WHERE t.state IN {TERMINAL_SQL} AND t.finished_at <= :after_key
   AND (t.finished_at < :after_key OR t.id < :after_id){RESIDUAL}
 ORDER BY t.finished_at DESC, t.id DESC LIMIT :limit
 """
-# Unfinished tasks by group, pool and state (corral_tasks_state_id over the unfinished states).
-COUNT_UNFINISHED = f"""
-SELECT group_name, pool, state, count(*) FROM corral_tasks INDEXED BY corral_tasks_state_id
-WHERE state IN {UNFINISHED_SQL} GROUP BY group_name, pool, state
-"""
+# Unfinished tasks by group, pool and state: per state, its partial index (the backlog).
+COUNT_UNFINISHED = "\nUNION ALL\n".join(
+    f"SELECT group_name, pool, state, count(*) FROM corral_tasks INDEXED BY {STATE_INDEX[s]}"
+    f" WHERE state = '{s}' GROUP BY group_name, pool, state"
+    for s in UNFINISHED
+)
 # Tasks first started since a moment, the latest first (corral_tasks_started).
 RECENT_STARTS = """
 SELECT group_name, pool, first_started_at, first_started_at - enqueued_at
@@ -87,7 +121,8 @@ ORDER BY attempt DESC, id DESC LIMIT :limit
 """
 # Every configured group.
 ALL_GROUPS = f"SELECT {GROUP_FIELDS} FROM corral_groups ORDER BY name"
-# A task whose name sorts before the prefix, or at or after its end (corral_tasks_name_id).
+# A task whose name sorts before the prefix, or at or after its end: a scan that stops at the
+# first one (only the demo asks, of its own small database).
 NAME_OUTSIDE = """
 SELECT name FROM (
     SELECT name FROM (SELECT name FROM corral_tasks WHERE name < :prefix LIMIT 1)
