@@ -100,8 +100,23 @@ class Waits:
     max: float | None
 
 
+class _Counted:
+    """The figures read off unfinished tasks by state, for groups and pools alike."""
+
+    counts: dict[str, int]
+
+    @property
+    def ready(self) -> int:
+        return self.counts.get("ready", 0)
+
+    @property
+    def active(self) -> int:
+        """Tasks holding a slot: admitted or running."""
+        return self.counts.get("admitted", 0) + self.counts.get("running", 0)
+
+
 @dataclass(frozen=True)
-class GroupFigures:
+class GroupFigures(_Counted):
     """A group now: its unfinished tasks by state, its settings, its share of the slots held and
     of the weight of the groups with work, and its recent queue waits."""
 
@@ -117,18 +132,9 @@ class GroupFigures:
     """Its weight over the weights of the groups with ready or held tasks (0 if it has none)."""
     waits: Waits
 
-    @property
-    def ready(self) -> int:
-        return self.counts.get("ready", 0)
-
-    @property
-    def active(self) -> int:
-        """Tasks holding a slot: admitted or running."""
-        return self.counts.get("admitted", 0) + self.counts.get("running", 0)
-
 
 @dataclass(frozen=True)
-class PoolFigures:
+class PoolFigures(_Counted):
     """A pool now: its unfinished tasks by state, the slots its live workers offer, and its
     recent queue waits."""
 
@@ -137,11 +143,3 @@ class PoolFigures:
     workers: int
     capacity: int
     waits: Waits
-
-    @property
-    def ready(self) -> int:
-        return self.counts.get("ready", 0)
-
-    @property
-    def active(self) -> int:
-        return self.counts.get("admitted", 0) + self.counts.get("running", 0)
