@@ -32,6 +32,7 @@ from corral.store.contract import (
     CleanupEndParams,
     CompleteParams,
     DueParams,
+    SharedParams,
 )
 
 TASKS = """
@@ -330,7 +331,10 @@ def test_a_bad_end_holds_the_retry_until_its_clean_up_ended(store: Store) -> Non
     register_worker(store)
     task_id = submit(store, name="load", max_retries=3)
     claimed = start(store, task_id)
+    assert store.task_save_shared(SharedParams(task_id, claimed.attempt, '{"query":"q1"}', T0))
     assert bad_end(store, task_id, claimed.attempt, cleanup="error", retry_at=T0 + 2) == [task_id]
+    # The attempt's shared is the clean-up's now: the next attempt starts with none.
+    assert store.task_get(task_id).shared is None  # type: ignore[union-attr]
     (cleanup,) = store.cleanup_list(task_id)
     assert (cleanup.attempt, cleanup.reason, cleanup.state, cleanup.tries) == (
         1,
@@ -345,6 +349,7 @@ def test_a_bad_end_holds_the_retry_until_its_clean_up_ended(store: Store) -> Non
     (job,) = store.cleanup_claim(claim)
     assert store.cleanup_claim(CleanupClaimParams("w2", ["load"], 5, T0 + 60, T0 + 3)) == []
     assert (job.task_id, job.attempt, job.reason, job.tries) == (task_id, 1, "error", 1)
+    assert (job.shared, job.task_name) == ('{"query":"q1"}', "load")
     # A failed try is retried later; only the holder may record it.
     retry = CleanupEndParams(job.id, "w2", "pending", "boom", T0 + 4, T0 + 5)
     assert not store.cleanup_end(retry)
@@ -417,3 +422,27 @@ def test_bad_clean_up_options_are_refused_naming_the_field(
     fn = args.pop("fn")
     with pytest.raises(ConfigError, match=field):
         check_spec("load", fn, **args)
+
+
+def test_status_shows_each_attempts_clean_up(store: Store) -> None:
+    from click.testing import CliRunner
+
+    from corral.cli import cli
+
+    register_worker(store)
+    task_id = submit(store, name="load", max_retries=3)
+    bad_end(store, task_id, start(store, task_id).attempt, cleanup="timeout", retry_at=T0 + 2)
+    (job,) = store.cleanup_claim(CleanupClaimParams("w1", ["load"], 5, T0 + 60, T0 + 3))
+    store.cleanup_end(CleanupEndParams(job.id, "w1", "failed", "RuntimeError: nope", T0 + 4))
+    url = store.url
+    shown = CliRunner().invoke(cli, ["--database-url", url, "status", str(task_id), "--json"])
+    assert shown.exit_code == 0, shown.output
+    (cleanup,) = json.loads(shown.output)["cleanups"]
+    assert (cleanup["attempt"], cleanup["reason"], cleanup["state"], cleanup["tries"]) == (
+        1, "timeout", "failed", 1
+    )  # fmt: skip
+    assert cleanup["last_error"] == "RuntimeError: nope"
+    text = CliRunner().invoke(cli, ["--database-url", url, "status", str(task_id)])
+    assert text.exit_code == 0, text.output
+    assert "Clean-ups" in text.output and "RuntimeError: nope" in text.output
+    assert "cleanup_failed" in text.output

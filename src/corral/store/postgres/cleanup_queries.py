@@ -1,7 +1,9 @@
 """Named SQL of the clean-ups on PostgreSQL (corral.cleanup), one line of why each."""
 
-# With bad ends' reports, in their transaction: each attempt's clean-up, with what it last shared.
+# With bad ends' reports, in their transaction: each attempt's clean-up, with what it last shared;
+# the task's shared starts empty for its next attempt (what it held is the clean-up's now).
 INSERT_CLEANUPS = """
+WITH written AS (
 INSERT INTO corral_cleanups (task_id, task_name, attempt, reason, shared, state, tries,
                              next_try_at, release_at, created_at)
 SELECT t.id, t.name, r.attempt, r.reason, t.shared, 'pending', 0, %(now)s, r.release_at, %(now)s
@@ -9,6 +11,8 @@ FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(reasons)s::text[],
             %(release_at)s::float8[]) AS r(id, attempt, reason, release_at)
 JOIN corral_tasks t ON t.id = r.id
 ON CONFLICT (task_id, attempt) DO NOTHING
+RETURNING task_id)
+UPDATE corral_tasks SET shared = NULL WHERE id IN (SELECT task_id FROM written)
 """
 # Claim the due clean-ups of the worker's task types (pending, or running with a lapsed lease),
 # each with its task's payload; SKIP LOCKED: two workers never take the same one.

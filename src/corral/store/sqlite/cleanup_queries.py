@@ -8,6 +8,8 @@ SELECT id, name, :attempt, :reason, shared, 'pending', 0, :now, :release_at, :no
 FROM corral_tasks WHERE id = :id
 ON CONFLICT (task_id, attempt) DO NOTHING
 """
+# ...and the task's shared starts empty for its next attempt: what it held is the clean-up's now.
+CLEAR_SHARED = "UPDATE corral_tasks SET shared = NULL WHERE id = :id"
 # Claim the due clean-ups of the worker's task types (pending, or running with a lapsed lease).
 CLAIM_CLEANUPS = """
 UPDATE corral_cleanups SET state = 'running', holder = :worker, tries = tries + 1,

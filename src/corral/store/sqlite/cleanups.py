@@ -26,6 +26,7 @@ def write_cleanups(tx: sqlite3.Connection, reports: Sequence[AttemptReport], now
     ]  # fmt: skip
     if rows:
         tx.executemany(cq.INSERT_CLEANUP, rows)
+        tx.executemany(cq.CLEAR_SHARED, rows)
 
 
 class SQLiteCleanups:
