@@ -446,3 +446,42 @@ def test_status_shows_each_attempts_clean_up(store: Store) -> None:
     assert text.exit_code == 0, text.output
     assert "Clean-ups" in text.output and "RuntimeError: nope" in text.output
     assert "cleanup_failed" in text.output
+
+
+def test_a_failed_clean_up_reaches_callbacks_and_a_stalled_slice_is_cleaned_up(
+    app: corral.App, services: Any
+) -> None:
+    from corral.worker.worker import WorkerConfig
+
+    alerts: list[tuple[int, int, dict[str, Any]]] = []
+    cleaned: list[tuple[int, int, str]] = []
+
+    @app.on("cleanup_failed")
+    def alert(change: corral.StateChange) -> None:
+        alerts.append((change.task_id, change.event.attempt, json.loads(change.event.detail)))
+
+    def refuse(ctx: corral.Context, reason: str) -> None:
+        raise RuntimeError(f"can't release ({reason})")
+
+    @app.task(on_cleanup=refuse, cleanup_retries=0)
+    def doomed(ctx: corral.Context) -> None:
+        raise ValueError("load failed")
+
+    def release(ctx: corral.Context, reason: str) -> None:
+        cleaned.append((ctx.task_id, ctx.attempt, reason))
+
+    @app.task(max_runtime=0.05, on_timeout="continue", fail_stalled_after=2,
+              flag_stalled_after=1, on_cleanup=release)  # fmt: skip
+    def stuck(ctx: corral.Context) -> None:
+        ctx.wait_cancelled(1.0)  # never saves a checkpoint: every slice is a stall
+
+    failing, stalled = doomed.submit(), stuck.submit()
+    services(app, worker=WorkerConfig(concurrency=2, heartbeat=0.1, grace=2.0, cleanup_poll=0.1))
+    wait_until(lambda: alerts and app.get(stalled).state == State.DEAD, timeout=30)
+    wait_until(lambda: cleaned, timeout=10)
+    assert app.get(failing).state == State.DEAD
+    assert alerts == [(failing, 1, {"reason": "error", "tries": 1,
+                                    "error": "RuntimeError: can't release (error)"})]  # fmt: skip
+    # A slice is no bad end; the slice that fails it as stalled is.
+    last = app.get(stalled).attempt
+    assert cleaned == [(stalled, last, "stalled")]
