@@ -485,3 +485,37 @@ def test_a_failed_clean_up_reaches_callbacks_and_a_stalled_slice_is_cleaned_up(
     # A slice is no bad end; the slice that fails it as stalled is.
     last = app.get(stalled).attempt
     assert cleaned == [(stalled, last, "stalled")]
+
+
+def test_the_testing_harness_runs_the_clean_ups_within_its_drain(app_url: str) -> None:
+    from corral.testing import harness
+
+    app = corral.App(app_url)
+    seen: list[tuple[str, int, str | None]] = []
+    tries = {"n": 0}
+
+    def release(ctx: corral.Context, reason: str) -> None:
+        tries["n"] += 1
+        if tries["n"] == 1:
+            raise RuntimeError("busy")
+        seen.append(("cleanup", ctx.attempt, reason))
+
+    @app.task(max_retries=1, on_cleanup=release, cleanup_backoff=corral.Backoff(base=30, jitter=0))
+    def load(ctx: corral.Context) -> int:
+        seen.append(("start", ctx.attempt, None))
+        if ctx.attempt == 1:
+            raise RuntimeError("load failed")
+        return ctx.attempt
+
+    try:
+        with harness(app, url=app_url, start=T0) as h:
+            task_id = load.submit()
+            h.drain()  # attempt 1 fails; its clean-up's first try fails: the retry is held
+            assert seen == [("start", 1, None)]
+            assert app.get(task_id).state == State.RETRY_WAIT
+            result = h.drain(with_retries=True)  # the clock jumps to the clean-up's next try
+            assert result.succeeded == 1
+            assert seen == [("start", 1, None), ("cleanup", 1, "error"), ("start", 2, None)]
+            assert h.now() >= T0 + 30
+    finally:
+        app.close()

@@ -55,3 +55,7 @@ class Cleanups(Protocol):
     def cleanup_list(self, task_id: int) -> list[CleanupRecord]:
         """A task's clean-ups, by attempt."""
         ...
+
+    def cleanup_unfinished(self, limit: int) -> list[CleanupRecord]:
+        """Up to `limit` clean-ups pending or running, soonest due first (the due index)."""
+        ...

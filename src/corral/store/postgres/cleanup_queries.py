@@ -58,6 +58,12 @@ CLEANUP_EVENT = """
 INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt, detail)
 VALUES (%(id)s, %(now)s, %(kind)s, NULL, NULL, %(attempt)s, %(detail)s)
 """
+# The clean-ups still to end, soonest due first.
+UNFINISHED_CLEANUPS = """
+SELECT id, task_id, attempt, reason, state, tries, next_try_at, holder, created_at, finished_at,
+       last_error
+FROM corral_cleanups WHERE state IN ('pending', 'running') ORDER BY next_try_at LIMIT %s
+"""
 # A task's clean-ups, by attempt.
 LIST_CLEANUPS = """
 SELECT id, task_id, attempt, reason, state, tries, next_try_at, holder, created_at, finished_at,

@@ -67,5 +67,8 @@ class PostgresCleanups:
                 conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))
             return True
 
+    def cleanup_unfinished(self, limit: int) -> list[CleanupRecord]:
+        return [CleanupRecord(*row) for row in self._read(cq.UNFINISHED_CLEANUPS, (limit,))]
+
     def cleanup_list(self, task_id: int) -> list[CleanupRecord]:
         return [CleanupRecord(*row) for row in self._read(cq.LIST_CLEANUPS, (task_id,))]

@@ -67,5 +67,8 @@ class SQLiteCleanups:
             tx.execute(cq.CLEANUP_EVENT, event)
             return True
 
+    def cleanup_unfinished(self, limit: int) -> list[CleanupRecord]:
+        return [CleanupRecord(*row) for row in self._read(cq.UNFINISHED_CLEANUPS, (limit,))]
+
     def cleanup_list(self, task_id: int) -> list[CleanupRecord]:
         return [CleanupRecord(*row) for row in self._read(cq.LIST_CLEANUPS, (task_id,))]
