@@ -10,6 +10,13 @@ ON CONFLICT (task_id, attempt) DO NOTHING
 """
 # ...and the task's shared starts empty for its next attempt: what it held is the clean-up's now.
 CLEAR_SHARED = "UPDATE corral_tasks SET shared = NULL WHERE id = :id"
+# Is any clean-up of the worker's task types due? (read first: the usual "no" takes no write lock)
+ANY_DUE = """
+SELECT 1 FROM corral_cleanups INDEXED BY corral_cleanups_due
+WHERE state IN ('pending', 'running') AND next_try_at <= :now
+  AND task_name IN (SELECT value FROM json_each(:names))
+LIMIT 1
+"""
 # Claim the due clean-ups of the worker's task types (pending, or running with a lapsed lease).
 CLAIM_CLEANUPS = """
 UPDATE corral_cleanups SET state = 'running', holder = :worker, tries = tries + 1,

@@ -43,6 +43,8 @@ class SQLiteCleanups:
             return []
         args = {"worker": params.worker_id, "lease": params.lease_until, "now": params.now,
                 "names": dumps(list(params.task_names)), "limit": params.limit}  # fmt: skip
+        if not self._read(cq.ANY_DUE, args):
+            return []  # the common answer, without the write lock
         with self._write() as tx:
             rows = tx.execute(cq.CLAIM_CLEANUPS, args).fetchall()
             if not rows:
