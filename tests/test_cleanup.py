@@ -32,6 +32,7 @@ from corral.store.contract import (
     CleanupEndParams,
     CompleteParams,
     DueParams,
+    EventParams,
     SharedParams,
 )
 
@@ -519,3 +520,29 @@ def test_the_testing_harness_runs_the_clean_ups_within_its_drain(app_url: str) -
             assert h.now() >= T0 + 30
     finally:
         app.close()
+
+
+def test_pruning_takes_ended_clean_ups_and_keeps_one_still_to_run(store: Store) -> None:
+    from corral.retention import DEFAULT_RETENTION, plan
+
+    register_worker(store)
+    ended, waiting = submit(store, name="load"), submit(store, name="load")
+    newest = submit(store, T0, name="later", run_at=T0 + 1e9)  # SQLite keeps the newest rows
+    for task_id in (ended, waiting):
+        claim = start(store, task_id)
+        report = AttemptReport(task_id, claim.attempt, "failed", State.DEAD,
+                               counts_as_failure=True, worker_id="w1", cleanup="error")  # fmt: skip
+        assert store.task_complete_many(CompleteParams([report], T0 + 1)) == [task_id]
+    jobs = store.cleanup_claim(CleanupClaimParams("w1", ["load"], 1, T0 + 60, T0 + 2))
+    assert [j.task_id for j in jobs] == [ended]
+    store.cleanup_end(CleanupEndParams(jobs[0].id, "w1", "succeeded", None, T0 + 3))
+    store.task_record_event(EventParams(newest, 0, "gil_held", None, T0 + 4))
+    later = T0 + DEFAULT_RETENTION + 60
+    assert store.task_prune(plan(store.retention_get(), later, 100)) == 2
+    assert store.cleanup_list(ended) == []
+    (kept,) = store.cleanup_list(waiting)
+    assert kept.state == "pending"
+    # It still runs from its own row, its task gone.
+    (job,) = store.cleanup_claim(CleanupClaimParams("w1", ["load"], 5, later + 60, later))
+    assert (job.task_id, job.reason, job.args, job.kwargs) == (waiting, "error", "[]", "{}")
+    assert store.cleanup_end(CleanupEndParams(job.id, "w1", "succeeded", None, later + 1))
