@@ -546,3 +546,11 @@ def test_pruning_takes_ended_clean_ups_and_keeps_one_still_to_run(store: Store) 
     (job,) = store.cleanup_claim(CleanupClaimParams("w1", ["load"], 5, later + 60, later))
     assert (job.task_id, job.reason, job.args, job.kwargs) == (waiting, "error", "[]", "{}")
     assert store.cleanup_end(CleanupEndParams(job.id, "w1", "succeeded", None, later + 1))
+
+
+def test_a_bad_cleanup_poll_is_refused(store: Store) -> None:
+    from corral.registry import Registry
+    from corral.worker.worker import Worker, WorkerConfig
+
+    with pytest.raises(ConfigError, match="cleanup_poll"):
+        Worker(store, Registry(), WorkerConfig(cleanup_poll=0))

@@ -138,7 +138,7 @@ class Worker:
         self.config = config or WorkerConfig()
         if self.config.concurrency < 1:
             raise CorralError(f"concurrency must be >= 1, got {self.config.concurrency}")
-        for name in ("hung_after", "gil_warn_after"):
+        for name in ("hung_after", "gil_warn_after", "cleanup_poll"):
             if not getattr(self.config, name) > 0:
                 raise ConfigError(f"{name} must be > 0 seconds, got {getattr(self.config, name)}")
         patience = self.config.suspect_patience
