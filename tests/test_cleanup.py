@@ -476,13 +476,26 @@ def test_a_failed_clean_up_reaches_callbacks_and_a_stalled_slice_is_cleaned_up(
     def stuck(ctx: corral.Context) -> None:
         ctx.wait_cancelled(1.0)  # never saves a checkpoint: every slice is a stall
 
-    failing, stalled = doomed.submit(), stuck.submit()
-    services(app, worker=WorkerConfig(concurrency=2, heartbeat=0.1, grace=2.0, cleanup_poll=0.1))
-    wait_until(lambda: alerts and app.get(stalled).state == State.DEAD, timeout=30)
+    def hang(ctx: corral.Context, reason: str) -> None:
+        import time
+
+        time.sleep(3)  # past its limit: abandoned, the try fails
+
+    @app.task(on_cleanup=hang, cleanup_timeout=0.2, cleanup_retries=0)
+    def hung(ctx: corral.Context) -> None:
+        raise ValueError("load failed")
+
+    failing, stalled, hanging = doomed.submit(), stuck.submit(), hung.submit()
+    services(app, worker=WorkerConfig(concurrency=3, heartbeat=0.1, grace=2.0, cleanup_poll=0.1))
+    wait_until(lambda: len(alerts) == 2 and app.get(stalled).state == State.DEAD, timeout=30)
     wait_until(lambda: cleaned, timeout=10)
-    assert app.get(failing).state == State.DEAD
-    assert alerts == [(failing, 1, {"reason": "error", "tries": 1,
-                                    "error": "RuntimeError: can't release (error)"})]  # fmt: skip
+    assert app.get(failing).state == app.get(hanging).state == State.DEAD
+    assert sorted(alerts) == [
+        (failing, 1, {"reason": "error", "tries": 1,
+                      "error": "RuntimeError: can't release (error)"}),
+        (hanging, 1, {"reason": "error", "tries": 1,
+                      "error": "TimeoutError: the clean-up ran past its limit of 0.2s"}),
+    ]  # fmt: skip
     # A slice is no bad end; the slice that fails it as stalled is.
     last = app.get(stalled).attempt
     assert cleaned == [(stalled, last, "stalled")]

@@ -10,8 +10,9 @@ thread, so a slow clean-up holds up neither the others nor the worker's tasks.
 A clean-up is held under a lease (its row's next_try_at) that covers its time limit plus the
 worker's lease: a worker that dies during a try leaves it to another once that lapsed, and the
 try counts. A try past its time limit counts as failed (an `async def` clean-up is cancelled; a
-thread can't be stopped, so it is abandoned to finish on its own). The rule of retries and ends
-is corral.cleanup.after_try.
+thread can't be stopped, so it is abandoned to finish on its own). A `def` clean-up runs in a
+thread of its own, never the loop's shared executor, so one that hangs holds up none of the
+worker's store calls. The rule of retries and ends is corral.cleanup.after_try.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from ..cleanup import CleanupSpec, after_try
 from ..clock import Clock
@@ -130,7 +133,7 @@ class CleanupRunner:
             if inspect.iscoroutinefunction(spec.fn):
                 await asyncio.wait_for(spec.fn(ctx, job.reason), spec.timeout)
             else:
-                await asyncio.wait_for(asyncio.to_thread(spec.fn, ctx, job.reason), spec.timeout)
+                await asyncio.wait_for(_in_thread(spec.fn, ctx, job.reason), spec.timeout)
         except TimeoutError:
             error = f"TimeoutError: the clean-up ran past its limit of {spec.timeout:g}s"
         except Exception as exc:
@@ -176,3 +179,30 @@ class CleanupRunner:
             sink=self.sink,
             dedup_key=job.dedup_key,
         )
+
+
+def _in_thread(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    """`fn(*args)` in a daemon thread of its own; its result (or exception) on the loop."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if future.done():  # abandoned past its time limit
+            return
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+
+    def target() -> None:
+        try:
+            value, error = fn(*args), None
+        except Exception as exc:
+            value, error = None, exc
+        except BaseException as exc:  # a SystemExit must not reach the worker's loop
+            value, error = None, RuntimeError(f"the clean-up raised {type(exc).__name__}: {exc}")
+        with contextlib.suppress(RuntimeError):  # the loop closed: the worker stopped
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=target, name="corral-cleanup", daemon=True).start()
+    return future
