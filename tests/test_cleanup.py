@@ -567,3 +567,18 @@ def test_a_bad_cleanup_poll_is_refused(store: Store) -> None:
 
     with pytest.raises(ConfigError, match="cleanup_poll"):
         Worker(store, Registry(), WorkerConfig(cleanup_poll=0))
+
+
+def test_why_says_a_held_retry_waits_for_its_clean_up(store: Store) -> None:
+    from corral.scheduler.why import why
+
+    register_worker(store)
+    task_id = submit(store, name="load", max_retries=3)
+    bad_end(store, task_id, start(store, task_id).attempt, cleanup="error", retry_at=T0 + 2)
+    (job,) = store.cleanup_claim(CleanupClaimParams("w1", ["load"], 5, T0 + 60, T0 + 3))
+    store.cleanup_end(CleanupEndParams(job.id, "w1", "pending", "RuntimeError: busy", T0, T0 + 9))
+    _, reasons = why(store, task_id, T0 + 4)
+    assert [(r.code, r.text) for r in reasons] == [(
+        "cleanup", "it waits for the clean-up of attempt 1 (error) before it retries: pending, "
+        "1 tries, last error: RuntimeError: busy",
+    )]  # fmt: skip
