@@ -18,6 +18,7 @@ from . import limits, ratelimit
 from .aging import Aging
 from .backoff import Backoff
 from .callbacks import CALLBACK_KINDS
+from .cleanup import CLEANUP_RETRIES, CLEANUP_TIMEOUT, check_spec
 from .clock import Clock
 from .codec import dumps
 from .consumers import Consumers
@@ -137,6 +138,7 @@ class TaskType(TaskDef, Generic[P, R]):
                 exclusive=exclusive,
                 on_upstream_failure=upstream_rule,
                 quarantine_after=self.quarantine_after,
+                cleanup=self.cleanup is not None,
             )
         )
 
@@ -335,7 +337,11 @@ class App:
         callbacks}, see `on`), flag_stalled_after and fail_stalled_after (time slices in a row
         with the checkpoint unchanged before the task is flagged, then failed; None: never fail),
         quarantine_after (>= 1, default 2: how many times a task may take its worker down while
-        running alone before it is quarantined, dead; see corral.isolation).
+        running alone before it is quarantined, dead; see corral.isolation), on_cleanup
+        (`fn(ctx, reason)` after every bad end of an attempt, even a lost one, before the next
+        attempt; instead of on_cancel), cleanup_timeout (seconds a try may run, default 60),
+        cleanup_retries (failed tries retried, default 5), cleanup_backoff (a Backoff between
+        them); see corral.cleanup and docs/cleanup.md.
         """
         if fn is not None:
             return self._register(fn, **options)
@@ -361,6 +367,10 @@ class App:
         flag_stalled_after: int = FLAG_STALLED_AFTER,
         fail_stalled_after: int | None = FAIL_STALLED_AFTER,
         quarantine_after: int = QUARANTINE_AFTER,
+        on_cleanup: Callable[..., Any] | None = None,
+        cleanup_timeout: Duration = CLEANUP_TIMEOUT,
+        cleanup_retries: int = CLEANUP_RETRIES,
+        cleanup_backoff: Backoff | None = None,
     ) -> TaskType[Any, Any]:
         task_name = limits.text("task name", name or fn.__name__)
         stall_flag = _check_count("flag_stalled_after", flag_stalled_after)
@@ -370,6 +380,8 @@ class App:
             else _check_count("fail_stalled_after", fail_stalled_after)
         )
         quarantine = _check_count("quarantine_after", quarantine_after)
+        cleanup = check_spec(task_name, on_cleanup, on_cancel=on_cancel, timeout=cleanup_timeout,
+                             retries=cleanup_retries, backoff=cleanup_backoff)  # fmt: skip
         if self.registry.find(task_name) is not None:
             raise ConfigError(f"a task named {task_name!r} is already registered")
         limits.whole("max_retries", max_retries)
@@ -415,6 +427,7 @@ class App:
             flag_stalled_after=stall_flag,
             fail_stalled_after=stall_fail,
             quarantine_after=quarantine,
+            cleanup=cleanup,
         )
         return self.registry.add(task_type)
 

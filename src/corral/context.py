@@ -41,8 +41,9 @@ class _SinkHandler(logging.Handler):
 
 class Context:
     """Passed to every handler. `checkpoint` is what the last `save_checkpoint` stored (None on a
-    first run); `shared` holds what the task records for its clean-up on cancel (a warehouse query
-    id, say); `logger` lines are stored with this attempt."""
+    first run); `shared` holds what the task records for its clean-up (`on_cleanup` after any bad
+    end, `on_cancel` after a cancel: a warehouse query id, say); `logger` lines are stored with
+    this attempt."""
 
     def __init__(
         self,
@@ -106,7 +107,8 @@ class Context:
             self._checkpoint = checkpoint
 
     def set_shared(self, key: str, value: Any) -> None:
-        """Record `value` under `key` for the task type's on_cancel clean-up; stored at once."""
+        """Record `value` under `key` for the task type's clean-up (on_cleanup, on_cancel); stored
+        at once."""
         with shielded():
             self.shared[key] = value
             self._sink.save_shared(self.task_id, self.attempt, dict(self.shared))

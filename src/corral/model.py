@@ -49,6 +49,9 @@ class NewTask:
     workflow_id: int | None = None
     quarantine_after: int = QUARANTINE_AFTER
     """Crashes of its worker while it runs alone before it is quarantined (see isolation)."""
+    cleanup: bool = False
+    """Its type has a clean-up (on_cleanup): a lost attempt leaves a clean-up row that holds
+    the next attempt until it ended (see corral.worker.cleanups)."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,10 @@ class AttemptReport:
     """The task's suspect mark from now on (None: keep)."""
     isolated_crashes: int | None = None
     """The task's count of isolated crashes from now on (None: keep)."""
+    cleanup: str | None = None
+    """The attempt ended badly and its type has a clean-up: the reason (corral.cleanup), for a
+    clean-up row written with the report. A retry_wait target is then held (run_at NULL) until
+    the clean-up ended; `retry_at` is when it is due after that."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +181,8 @@ class ExpiredTask:
     """The lost attempt ran alone on its worker."""
     isolated_crashes: int = 0
     quarantine_after: int = QUARANTINE_AFTER
+    cleanup: bool = False
+    """Its type has a clean-up: the lost attempt leaves a clean-up row."""
 
 
 @dataclass(frozen=True)
@@ -439,3 +448,40 @@ class ConsumerRecord:
     def held(self, now: float) -> bool:
         """Whether a process holds its lease at `now`."""
         return self.holder is not None and self.lease_expires_at >= now
+
+
+@dataclass(frozen=True)
+class ClaimedCleanup:
+    """A clean-up a worker now runs (corral.cleanup): the failed attempt, why it ended, what it
+    recorded in `shared`, and the task's payload for the context."""
+
+    id: int
+    task_id: int
+    task_name: str
+    attempt: int
+    reason: str
+    shared: str | None
+    tries: int
+    """Tries so far, this one included."""
+    group: str
+    args: str
+    kwargs: str
+    dedup_key: str | None
+
+
+@dataclass(frozen=True)
+class CleanupRecord:
+    """One attempt's clean-up as `corral status TASK` shows it."""
+
+    id: int
+    task_id: int
+    attempt: int
+    reason: str
+    state: str
+    """pending, running, succeeded or failed."""
+    tries: int
+    next_try_at: float | None
+    holder: str | None
+    created_at: float
+    finished_at: float | None
+    last_error: str | None

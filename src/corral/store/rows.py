@@ -9,12 +9,14 @@ from dataclasses import replace
 from typing import Any
 
 from .. import aging
+from ..cleanup import FAILED_EVENT, SUCCEEDED_EVENT
 from ..codec import dumps
 from ..errors import ConfigError
 from ..lifecycle import State
 from ..model import (
     DEFAULTS_GROUP,
     Bucket,
+    ClaimedCleanup,
     ClaimedTask,
     DispatchLoad,
     GroupConfig,
@@ -67,6 +69,7 @@ def new_task_row(
         "on_upstream_failure": task.on_upstream_failure,
         "deps_left": deps_left,
         "quarantine_after": task.quarantine_after,
+        "cleanup": task.cleanup,
     }
 
 
@@ -233,3 +236,25 @@ def buckets_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, Bucket]:
 def rate_limits_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, RateLimit]:
     """Named rate limits from rows of (key, rate_limit, per_second, burst)."""
     return {key: RateLimit(spec, float(rate), float(burst)) for key, spec, rate, burst in rows}
+
+
+def claimed_cleanup(row: Sequence[Any], task: Sequence[Any] | None) -> ClaimedCleanup:
+    """A claimed clean-up from its row (id, task_id, task_name, attempt, reason, shared, tries)
+    and its task's (group_name, args, kwargs, dedup_key), if the task is still stored."""
+    group, args, kwargs, dedup_key = task if task is not None else ("", "[]", "{}", None)
+    return ClaimedCleanup(
+        int(row[0]), int(row[1]), row[2], int(row[3]), row[4], row[5], int(row[6]),
+        group, args, kwargs, dedup_key,
+    )  # fmt: skip
+
+
+def cleanup_end_event(
+    state: str, error: str | None, now: float, ended: Sequence[Any]
+) -> dict[str, Any]:
+    """The event a clean-up's end writes: `cleanup_succeeded` or `cleanup_failed`, its detail
+    the reason, the tries and the error (what an alert rule matches). `ended`: the ended row's
+    task_id, attempt, reason, tries."""
+    task_id, attempt, reason, tries = ended[:4]
+    kind = SUCCEEDED_EVENT if state == "succeeded" else FAILED_EVENT
+    detail = dumps({"reason": reason, "tries": tries, "error": error})
+    return {"id": task_id, "now": now, "kind": kind, "attempt": attempt, "detail": detail}

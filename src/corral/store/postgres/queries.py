@@ -62,19 +62,20 @@ COPY_TASKS = """
 COPY corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
                    enqueued_at, run_at, ready_at, rank, exclusive, rate_key, workflow_id,
-                   on_upstream_failure, deps_left, quarantine_after) FROM STDIN
+                   on_upstream_failure, deps_left, quarantine_after, cleanup) FROM STDIN
 """
 # Insert one task (executemany pipelines a small batch in one round trip; COPY loads big ones).
 INSERT_TASK = """
 INSERT INTO corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at,
                           args, kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout,
                           created_at, enqueued_at, run_at, ready_at, rank, exclusive, rate_key,
-                          workflow_id, on_upstream_failure, deps_left, quarantine_after)
+                          workflow_id, on_upstream_failure, deps_left, quarantine_after,
+                          cleanup)
 VALUES (%(id)s, %(name)s, %(pool)s, %(group_name)s, %(state)s, %(priority)s, %(level)s, %(aging)s,
         %(promote_at)s, %(args)s, %(kwargs)s, %(dedup_key)s, %(max_retries)s, %(backoff)s,
         %(max_runtime)s, %(on_timeout)s, %(now)s, %(enqueued_at)s, %(run_at)s, %(ready_at)s,
         %(rank)s, %(exclusive)s, %(rate_key)s, %(workflow_id)s, %(on_upstream_failure)s,
-        %(deps_left)s, %(quarantine_after)s)
+        %(deps_left)s, %(quarantine_after)s, %(cleanup)s)
 """
 # Insert one task holding a dedup key, unless an unfinished task already holds it.
 INSERT_DEDUP_TASK = f"""{INSERT_TASK}
@@ -512,7 +513,7 @@ VALUES (%s, %s, %s, %s, %s, %s, %s)
 # its start, the partition key).
 FETCH_EXPIRED = """
 SELECT t.id, t.attempt, t.failures, t.max_retries, t.on_timeout, t.cancel_requested, t.worker_id,
-       coalesce(a.isolated, FALSE), t.isolated_crashes, t.quarantine_after
+       coalesce(a.isolated, FALSE), t.isolated_crashes, t.quarantine_after, t.cleanup
 FROM corral_tasks t
 LEFT JOIN corral_attempts a
     ON a.task_id = t.id AND a.attempt = t.attempt AND a.started_at = t.started_at

@@ -92,6 +92,11 @@ RULES: dict[str, str] = {
     "retention_get": AGAIN,
     "retention_set": AGAIN,  # sets a value
     "task_prune": AGAIN,  # deletes what the rule lets go; a second run takes the next batch
+    "cleanup_end": AGAIN,  # compare-and-set on (holder, running): a second run records nothing
+    "cleanup_list": AGAIN,
+    "cleanup_unfinished": AGAIN,
+    # a lost claim's clean-ups stay held until their lease lapses, then another claim takes them
+    "cleanup_claim": ONCE,
     "task_admit_many": ONCE,  # a second run would find them admitted and report none
     "log_append_many": ONCE,  # the lines would be stored twice
     "task_cancel": ONCE,  # a second run would report another state, or refuse

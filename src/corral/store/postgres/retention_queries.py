@@ -63,6 +63,10 @@ PRUNE_HISTORY = tuple(
         "DELETE FROM {table}_default WHERE task_id = {ids} AND {key} < %(line)s",
     )
 )
+# Their ended clean-ups (one still to run keeps its row: it runs from what the row holds).
+PRUNE_CLEANUPS = (
+    f"DELETE FROM corral_cleanups WHERE task_id = {_IDS} AND state IN ('succeeded', 'failed')"
+)
 # Their dependency links, both ways (their dependents are all finished).
 PRUNE_DEPS = f"DELETE FROM corral_task_deps WHERE task_id = {_IDS}"
 PRUNE_DEPENDENTS = f"DELETE FROM corral_task_deps WHERE depends_on = {_IDS}"

@@ -87,6 +87,7 @@ from ..rows import (
 )
 from . import queries as q
 from . import read_queries
+from .cleanups import PostgresCleanups, write_cleanups
 from .consumers import PostgresConsumers
 from .leases import PostgresLeases, configure_session, safe_url
 from .listener import Listener
@@ -103,7 +104,7 @@ COPY_FIELDS = (
     "id", "name", "pool", "group_name", "state", "priority", "level", "aging", "promote_at",
     "args", "kwargs", "dedup_key", "max_retries", "backoff", "max_runtime", "on_timeout", "now",
     "enqueued_at", "run_at", "ready_at", "rank", "exclusive", "rate_key", "workflow_id",
-    "on_upstream_failure", "deps_left", "quarantine_after",
+    "on_upstream_failure", "deps_left", "quarantine_after", "cleanup",
 )  # fmt: skip
 
 
@@ -125,6 +126,7 @@ class PostgresStore(
     NamedReads,
     PostgresRetention,
     PostgresConsumers,
+    PostgresCleanups,
     ReadSideReads,
     PostgresLeases,
     ConsumerLeaseShims,
@@ -490,7 +492,8 @@ class PostgresStore(
             "results": [r.result for r in reports],
             "errors": [r.error for r in reports],
             "tracebacks": [r.traceback for r in reports],
-            "retry_at": [r.retry_at for r in reports],
+            # A report leaving a clean-up holds its retry (run_at NULL) until the clean-up ended.
+            "retry_at": [None if r.cleanup is not None else r.retry_at for r in reports],
             "stalled": [r.stalled_slices for r in reports],
             "flags": [r.flag for r in reports],
             "details": [end_detail(r.outcome, r.error, r.traceback) for r in reports],
@@ -503,6 +506,7 @@ class PostgresStore(
 
         with self._tx(durable=True) as conn:
             recorded = [row[0] for row in conn.execute(q.COMPLETE, params)]
+            write_cleanups(conn, reports, recorded, now)
             if recorded:
                 conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))
             return recorded

@@ -54,11 +54,11 @@ INSERT INTO corral_tasks (
     id, name, pool, group_name, state, priority, level, aging, promote_at, args, kwargs,
     dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at, enqueued_at, run_at,
     ready_at, rank, exclusive, rate_key, workflow_id, on_upstream_failure, deps_left,
-    quarantine_after)
+    quarantine_after, cleanup)
 VALUES (:id, :name, :pool, :group_name, :state, :priority, :level, :aging, :promote_at, :args,
         :kwargs, :dedup_key, :max_retries, :backoff, :max_runtime, :on_timeout, :now,
         :enqueued_at, :run_at, :ready_at, :rank, :exclusive, :rate_key, :workflow_id,
-        :on_upstream_failure, :deps_left, :quarantine_after)
+        :on_upstream_failure, :deps_left, :quarantine_after, :cleanup)
 """
 # Insert one dependency edge.
 INSERT_DEP = "INSERT OR IGNORE INTO corral_task_deps (task_id, depends_on) VALUES (?, ?)"
@@ -358,7 +358,7 @@ WHERE id = :id AND state = :expected
 # Running tasks whose lease has expired, with whether their attempt ran alone.
 FETCH_EXPIRED = """
 SELECT t.id, t.attempt, t.failures, t.max_retries, t.on_timeout, t.cancel_requested, t.worker_id,
-       coalesce(a.isolated, 0), t.isolated_crashes, t.quarantine_after
+       coalesce(a.isolated, 0), t.isolated_crashes, t.quarantine_after, t.cleanup
 FROM corral_tasks t LEFT JOIN corral_attempts a ON a.task_id = t.id AND a.attempt = t.attempt
 WHERE t.state = 'running' AND t.lease_expires_at < :now ORDER BY t.lease_expires_at LIMIT :limit
 """

@@ -50,6 +50,10 @@ PRUNE_ATTEMPTS = f"DELETE FROM corral_attempts WHERE task_id IN {_IDS}"
 PRUNE_HISTORY = (PRUNE_LOGS, PRUNE_EVENTS, PRUNE_ATTEMPTS)
 # The workflows the pruned tasks are linked into (not their own): they may be left empty too.
 LINKED_WORKFLOWS = f"SELECT DISTINCT workflow_id FROM corral_workflow_links WHERE task_id IN {_IDS}"
+# Their ended clean-ups (one still to run keeps its row: it runs from what the row holds).
+PRUNE_CLEANUPS = (
+    f"DELETE FROM corral_cleanups WHERE task_id IN {_IDS} AND state IN ('succeeded', 'failed')"
+)
 # Their dependency links, both ways (their dependents are all finished).
 PRUNE_DEPS = f"DELETE FROM corral_task_deps WHERE task_id IN {_IDS}"
 PRUNE_DEPENDENTS = f"DELETE FROM corral_task_deps WHERE depends_on IN {_IDS}"

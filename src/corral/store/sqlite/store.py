@@ -98,6 +98,7 @@ from ..rows import (
 )
 from . import queries as q
 from . import read_queries
+from .cleanups import SQLiteCleanups, write_cleanups
 from .consumers import SQLiteConsumers
 from .leases import SQLiteLeases
 from .listener import PollingListener
@@ -120,7 +121,13 @@ SYSTEM_CLOCK = SystemClock()
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
 @errors_as_corral(sqlite3.Error, where=lambda store: str(store.path))  # store/boundary.py
 class SQLiteStore(
-    NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads, SQLiteLeases, ConsumerLeaseShims
+    NamedReads,
+    SQLiteRetention,
+    SQLiteConsumers,
+    SQLiteCleanups,
+    ReadSideReads,
+    SQLiteLeases,
+    ConsumerLeaseShims,
 ):
     queries = q
     read_queries = read_queries
@@ -472,16 +479,17 @@ class SQLiteStore(
     def task_complete_many(self, params: CompleteParams) -> list[int]:
         check_completions(params.reports)
         now = params.now
-        recorded: list[int] = []
+        recorded: list[AttemptReport] = []
         with self._write() as tx:
             for report in params.reports:
                 if tx.execute(q.COMPLETE, _completion_params(report, now)).fetchone() is None:
                     continue
-                recorded.append(report.task_id)
+                recorded.append(report)
                 attempt = (now, report.outcome, report.error, report.traceback)
                 tx.execute(q.CLOSE_ATTEMPT, (*attempt, report.task_id, report.attempt))
                 tx.executemany(q.INSERT_EVENT, completion_events(report, now))
-        return recorded
+            write_cleanups(tx, recorded, now)
+        return [report.task_id for report in recorded]
 
     def task_save_checkpoint(self, params: CheckpointParams) -> bool:
         args = (params.checkpoint, params.task_id, params.attempt)
@@ -669,7 +677,8 @@ def _completion_params(report: AttemptReport, now: float) -> dict[str, Any]:
         "failed": int(report.counts_as_failure),
         "terminal": report.target in TERMINAL,
         "now": now,
-        "retry_at": report.retry_at,
+        # A report leaving a clean-up holds its retry (run_at NULL) until the clean-up ended.
+        "retry_at": None if report.cleanup is not None else report.retry_at,
         "no_aging": NO_AGING,
         "stalled_slices": report.stalled_slices,
         "suspect": None if report.suspect is None else int(report.suspect),
