@@ -346,26 +346,6 @@ class LogLine:
 
 
 @dataclass(frozen=True)
-class GroupStats:
-    group: str
-    counts: dict[str, int]
-    mean_wait: float | None
-    max_wait: float | None
-    max_parallel: int | None
-    weight: float
-    rate_limit: str | None = None
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def active(self) -> int:
-        """Tasks holding a slot: admitted or running."""
-        return self.counts.get("admitted", 0) + self.counts.get("running", 0)
-
-
-@dataclass(frozen=True)
 class TaskQuery:
     states: tuple[State, ...] = ()
     group: str | None = None

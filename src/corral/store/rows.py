@@ -20,7 +20,6 @@ from ..model import (
     ClaimedTask,
     DispatchLoad,
     GroupConfig,
-    GroupStats,
     HeadsWanted,
     NewTask,
     ReadyTask,
@@ -148,37 +147,6 @@ def rate_params(rate: RateLimit | None) -> dict[str, Any]:
     if rate is None:
         return {"rate_limit": None, "per_second": None, "burst": None}
     return {"rate_limit": rate.spec, "per_second": rate.per_second, "burst": rate.burst}
-
-
-def group_stats(
-    counts: Iterable[Sequence[Any]],
-    waits: Iterable[Sequence[Any]],
-    configs: Iterable[Sequence[Any]],
-) -> list[GroupStats]:
-    """Per-group stats from rows of (group, state, count), (group, mean wait, max wait) and
-    GROUP_FIELDS."""
-    by_group: dict[str, dict[str, int]] = {}
-    for group, state, count in counts:
-        by_group.setdefault(group, {})[state] = int(count)
-    wait_of = {g: (mean, top) for g, mean, top in waits}
-    config_of = {r[0]: group_config(r) for r in configs}
-    defaults = config_of.pop(DEFAULTS_GROUP, GroupConfig(DEFAULTS_GROUP))
-    stats = []
-    for group in sorted(by_group):
-        config = config_of.get(group) or replace(defaults, name=group)
-        mean, top = wait_of.get(group, (None, None))
-        stats.append(
-            GroupStats(
-                group,
-                by_group[group],
-                None if mean is None else float(mean),
-                None if top is None else float(top),
-                config.max_parallel,
-                config.weight,
-                None if config.rate_limit is None else config.rate_limit.spec,
-            )
-        )
-    return stats
 
 
 def load_from_rows(

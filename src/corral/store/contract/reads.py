@@ -16,7 +16,6 @@ from ...model import (
     ExpiredTask,
     FeedEvent,
     GroupConfig,
-    GroupStats,
     HeadsWanted,
     LogLine,
     Promotable,
@@ -124,9 +123,6 @@ class HistoryReads(Protocol):
         """A task's stored log lines, oldest first."""
         ...
 
-    def group_stats(self) -> list[GroupStats]:
-        """Per group: tasks by state, mean and max wait of started tasks, its settings."""
-        ...
 
 
 class Reads(TaskReads, DispatchReads, HistoryReads, Protocol):

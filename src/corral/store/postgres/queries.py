@@ -566,15 +566,6 @@ ON CONFLICT (name) DO UPDATE SET max_parallel = %(max_parallel)s, weight = %(wei
 """
 # One group's settings.
 GET_GROUP = f"SELECT {GROUP_FIELDS} FROM corral_groups WHERE name = %s"
-# Tasks per group and state.
-GROUP_COUNTS = "SELECT group_name, state, count(*) FROM corral_tasks GROUP BY group_name, state"
-# Mean and max wait per group, over tasks that started.
-GROUP_WAITS = """
-SELECT group_name, avg(first_started_at - enqueued_at), max(first_started_at - enqueued_at)
-FROM corral_tasks WHERE first_started_at IS NOT NULL GROUP BY group_name
-"""
-# All configured groups.
-ALL_GROUPS = f"SELECT {GROUP_FIELDS} FROM corral_groups"
 
 # -- history ------------------------------------------------------------------------------------
 

@@ -64,7 +64,7 @@ READS = (
     "schema_version", "check_schema", "task_get", "task_list", "task_states", "task_next_due",
     "task_fetch_promotable", "task_fetch_expired", "task_fetch_cancel_requests",
     "task_count_ahead", "dispatch_load", "dispatch_heads", "bucket_get_many", "rate_limit_list",
-    "group_get", "group_stats", "worker_list", "event_list", "event_fetch_after",
+    "group_get", "worker_list", "event_list", "event_fetch_after",
     "event_fetch_unseen", "consumer_list", "attempt_list", "log_list", "workflow_get",
     *READ_SIDE_METHODS,
 )  # fmt: skip

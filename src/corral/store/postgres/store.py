@@ -33,7 +33,6 @@ from ...model import (
     Event,
     FeedEvent,
     GroupConfig,
-    GroupStats,
     HeadsWanted,
     LogLine,
     NewTask,
@@ -76,7 +75,6 @@ from ..rows import (
     consumer_position,
     deduplicated_onto,
     group_config,
-    group_stats,
     heads_from_rows,
     load_from_rows,
     new_task_row,
@@ -604,15 +602,6 @@ class PostgresStore(
     def listen(self, channels: Sequence[str]) -> Listener:
         """A connection LISTENing on `channels`, for `wait()`s that end at the first notice."""
         return Listener(self.url, [q.CHANNEL_PREFIX + c for c in channels])
-
-    # -- history ------------------------------------------------------------------------------
-    def group_stats(self) -> list[GroupStats]:
-        with self._tx() as conn:
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            counts = conn.execute(q.GROUP_COUNTS).fetchall()
-            waits = conn.execute(q.GROUP_WAITS).fetchall()
-            configs = conn.execute(q.ALL_GROUPS).fetchall()
-        return group_stats(counts, waits, configs)
 
     # -- workflows ------------------------------------------------------------------------------
     def workflow_insert(self, params: WorkflowInsertParams) -> WorkflowSubmitted:

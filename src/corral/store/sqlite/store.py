@@ -32,7 +32,6 @@ from ...model import (
     Event,
     FeedEvent,
     GroupConfig,
-    GroupStats,
     HeadsWanted,
     LogLine,
     NewTask,
@@ -87,7 +86,6 @@ from ..rows import (
     consumer_position,
     deduplicated_onto,
     group_config,
-    group_stats,
     heads_from_rows,
     heads_per_group,
     load_from_rows,
@@ -626,18 +624,6 @@ class SQLiteStore(
     def listen(self, channels: Sequence[str]) -> PollingListener:
         """SQLite has no notifications: waiting is sleeping, and callers poll."""
         return PollingListener()
-
-    # -- history ------------------------------------------------------------------------------
-    def group_stats(self) -> list[GroupStats]:
-        conn = self._conn()
-        conn.execute("BEGIN")  # one consistent read
-        try:
-            counts = conn.execute(q.GROUP_COUNTS).fetchall()
-            waits = conn.execute(q.GROUP_WAITS).fetchall()
-            configs = conn.execute(q.ALL_GROUPS).fetchall()
-        finally:
-            conn.execute("COMMIT")
-        return group_stats(counts, waits, configs)
 
     # -- workflows ------------------------------------------------------------------------------
     def workflow_insert(self, params: WorkflowInsertParams) -> WorkflowSubmitted:
