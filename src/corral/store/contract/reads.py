@@ -124,6 +124,5 @@ class HistoryReads(Protocol):
         ...
 
 
-
 class Reads(TaskReads, DispatchReads, HistoryReads, Protocol):
     """Every read of the store."""

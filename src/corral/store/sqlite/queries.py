@@ -19,6 +19,11 @@ SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'
   AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'corral_schema_migrations')
 """
 RENAME_LEGACY_MIGRATIONS = "ALTER TABLE schema_migrations RENAME TO corral_schema_migrations"
+# A file corral never migrated (new, or the user's own database): installed from schema.sql.
+NEVER_MIGRATED = """
+SELECT NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'corral_schema_migrations')
+   AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'task_deps')
+"""
 # The migrations table; created before anything else.
 CREATE_MIGRATIONS = """
 CREATE TABLE IF NOT EXISTS corral_schema_migrations (

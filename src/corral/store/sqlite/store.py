@@ -101,7 +101,7 @@ from .cleanups import SQLiteCleanups, write_cleanups
 from .consumers import SQLiteConsumers
 from .leases import SQLiteLeases
 from .listener import PollingListener
-from .migrate import migrations
+from .migrate import latest_schema, migrations
 from .migrate import split_sql as _split_sql
 from .retention import SQLiteRetention
 from .submits import record as _record
@@ -242,8 +242,23 @@ class SQLiteStore(
         return SYSTEM_CLOCK
 
     # -- schema -------------------------------------------------------------------------------
-    def migrate(self) -> list[int]:
+    def migrate(self, *, replay: bool = False) -> list[int]:
+        """Bring the file to the latest schema. A file corral never migrated gets the latest
+        schema at once, from schema.sql, in one transaction: replaying the migrations would
+        create the unprefixed tables of the releases before 0008 (`tasks`, `groups`, `events`)
+        for a moment, and fail on a user's own database that has one of those names. `replay`:
+        every migration from the first (how `schema_dump` regenerates schema.sql, and how a test
+        proves the two ways agree)."""
         conn = self._conn()
+        if not replay and conn.execute(q.NEVER_MIGRATED).fetchone()[0]:
+            with self._write() as tx:
+                if tx.execute(q.NEVER_MIGRATED).fetchone()[0]:
+                    for statement in _split_sql(latest_schema()):
+                        tx.execute(statement)
+                    now = SYSTEM_CLOCK.now()
+                    versions = [version for version, _ in migrations()]
+                    tx.executemany(q.RECORD_MIGRATION, [(v, now) for v in versions])
+                    return versions
         try:
             if conn.execute(q.LEGACY_MIGRATIONS).fetchall():
                 with self._write() as tx:

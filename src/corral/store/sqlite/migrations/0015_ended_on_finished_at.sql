@@ -6,6 +6,13 @@
 -- and SQLite's admit, claim and completion cost three to five times what they did before the
 -- read side. finished_at is written by the completions only.
 
+-- An ended task with no finished_at (none is written so; a row put in by hand could be) gets
+-- the time of its last event, else its last start: the new predicate must hold every ended task.
+UPDATE corral_tasks SET finished_at = coalesce(
+    (SELECT max(e.at) FROM corral_events e WHERE e.task_id = corral_tasks.id),
+    started_at, enqueued_at, created_at)
+WHERE finished_at IS NULL AND state IN ('succeeded', 'dead', 'cancelled', 'upstream_failed');
+
 DROP INDEX corral_tasks_ended_state;
 DROP INDEX corral_tasks_ended_name;
 DROP INDEX corral_tasks_ended_group;
