@@ -147,6 +147,33 @@ def test_replaying_every_sqlite_migration_gives_the_checked_in_schema() -> None:
     assert replayed == checked_in("sqlite"), _mismatch("sqlite", replayed)
 
 
+def test_both_ways_of_installing_sqlite_seed_the_same_rows(tmp_path: Any) -> None:
+    """A migration may seed rows (the event consumers' origin); the install from schema.sql must
+    seed them too: every table holds the same rows either way."""
+    from corral.store import open_store
+    from corral.store.sqlite.store import SQLiteStore
+
+    rows = []
+    for name, replay in (("installed", False), ("replayed", True)):
+        store = open_store(f"sqlite:///{tmp_path}/{name}.db", migrate=False)
+        assert isinstance(store, SQLiteStore)
+        store.migrate(replay=replay)
+        store.close()
+        with contextlib.closing(sqlite3.connect(tmp_path / f"{name}.db")) as conn:
+            tables = [
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            ]
+            rows.append(
+                {
+                    t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall())
+                    for t in tables
+                    if t != "corral_schema_migrations"  # the times it was applied differ
+                }
+            )
+    assert rows[0] == rows[1]
+    assert rows[0]["corral_consumers"]  # the origin row is there, so the check has teeth
+
+
 def test_a_fresh_install_leaves_a_users_own_tables_alone(tmp_path: Any) -> None:
     """corral in a user's own SQLite file that has tables named as corral's were before 0008
     (`tasks`, `groups`, `events`, `workers`, `schema_migrations`): corral creates only its

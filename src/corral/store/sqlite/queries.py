@@ -24,6 +24,9 @@ NEVER_MIGRATED = """
 SELECT NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'corral_schema_migrations')
    AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'task_deps')
 """
+# The rows the migrations seed, which schema.sql (tables, not rows) lacks: the origin that new
+# event consumers start from (0003). A test compares every row of both ways of installing.
+SEED_FRESH = "INSERT INTO corral_consumers (name, cursor_id) VALUES ('*', 0)"
 # The migrations table; created before anything else.
 CREATE_MIGRATIONS = """
 CREATE TABLE IF NOT EXISTS corral_schema_migrations (

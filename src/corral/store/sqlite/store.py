@@ -255,6 +255,7 @@ class SQLiteStore(
                 if tx.execute(q.NEVER_MIGRATED).fetchone()[0]:
                     for statement in _split_sql(latest_schema()):
                         tx.execute(statement)
+                    tx.execute(q.SEED_FRESH)
                     now = SYSTEM_CLOCK.now()
                     versions = [version for version, _ in migrations()]
                     tx.executemany(q.RECORD_MIGRATION, [(v, now) for v in versions])
