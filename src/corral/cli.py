@@ -30,6 +30,7 @@ from . import model as m
 from .app import App
 from .cli_consumers import consumers as consumers_group
 from .cli_reads import reads_of, status, tasks
+from .cli_schedules import backfill, backfills, schedules
 from .errors import CorralError, TaskNotFound, TransitionRefused
 from .processes import stop_processes, worker_command
 from .scheduler.service import Scheduler
@@ -160,6 +161,9 @@ def cli(ctx: click.Context, database_url: str | None, app_spec: str | None, log_
 
 
 cli.add_command(consumers_group, "consumers")
+cli.add_command(schedules)
+cli.add_command(backfill)
+cli.add_command(backfills)
 
 
 def main() -> None:
@@ -264,7 +268,7 @@ def scheduler(settings: Settings) -> None:
     """
     _setup_logging(settings)
     app = settings.app()
-    service = Scheduler(app.store, clock=app.clock)
+    service = Scheduler(app.store, clock=app.clock, services=app.schedules.services())
     with _on_stop_signals(service.stop):
         service.run()
 
@@ -293,7 +297,7 @@ def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: flo
     app = settings.app(needs_code="corral run")
     config = _worker_config(app, pools, concurrency, grace, lease, heartbeat)
     _setup_logging(settings)
-    service = Scheduler(app.store, clock=app.clock)
+    service = Scheduler(app.store, clock=app.clock, services=app.schedules.services())
     stop = threading.Event()
     children: list[subprocess.Popen[bytes]] = []
     thread = threading.Thread(target=service.run, name="corral-scheduler", daemon=True)

@@ -49,6 +49,10 @@ class NewTask:
     workflow_id: int | None = None
     quarantine_after: int = QUARANTINE_AFTER
     """Crashes of its worker while it runs alone before it is quarantined (see isolation)."""
+    logical_time: float | None = None
+    """The logical time of the schedule's fire (or backfill) that made it (UTC, UNIX seconds)."""
+    data_start: float | None = None
+    """The start of that fire's data interval; it ends at `logical_time`."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,8 @@ class ClaimedTask:
     """Consecutive slices so far that ended with the checkpoint unchanged."""
     isolated: bool = False
     """A suspect, claimed alone: its worker claims nothing else while it runs."""
+    logical_time: float | None = None
+    data_start: float | None = None
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,15 @@ from .params import (
     WorkflowInsertParams,
 )
 from .reads import DispatchReads, HistoryReads, Reads, TaskReads
+from .schedules import ScheduleStore
 from .schema import SchemaStore
 from .transaction import JoinedTransaction, join
 from .transitions import SettingTransitions, TaskTransitions, Transitions, WorkflowTransitions
 
 
-class Store(Transitions, Reads, ReadSide, Coordination, Notifications, SchemaStore, Protocol):
+class Store(
+    Transitions, Reads, ReadSide, Coordination, Notifications, SchemaStore, ScheduleStore, Protocol
+):
     """Everything a backend implements."""
 
 
@@ -66,6 +69,7 @@ __all__ = [
     "ReadSide",
     "Reads",
     "RetryParams",
+    "ScheduleStore",
     "SchemaStore",
     "SettingTransitions",
     "SharedParams",

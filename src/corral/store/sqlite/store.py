@@ -104,6 +104,7 @@ from .listener import PollingListener
 from .migrate import migrations
 from .migrate import split_sql as _split_sql
 from .retention import SQLiteRetention
+from .schedules import SQLiteSchedules
 from .submits import record as _record
 from .submits import recorded as _recorded
 
@@ -120,7 +121,13 @@ SYSTEM_CLOCK = SystemClock()
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
 @errors_as_corral(sqlite3.Error, where=lambda store: str(store.path))  # store/boundary.py
 class SQLiteStore(
-    NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads, SQLiteLeases, ConsumerLeaseShims
+    NamedReads,
+    SQLiteRetention,
+    SQLiteConsumers,
+    SQLiteSchedules,
+    ReadSideReads,
+    SQLiteLeases,
+    ConsumerLeaseShims,
 ):
     queries = q
     read_queries = read_queries
