@@ -49,9 +49,9 @@ def make_app(app_url: str, clock: ManualClock) -> Iterator[Any]:
 
 
 def clock_of(app: corral.App) -> ScheduleClock:
-    services = app.schedules.services()
-    assert len(services) == 1 and isinstance(services[0], ScheduleClock)
-    return services[0]
+    service = app.schedules.services()[0]
+    assert isinstance(service, ScheduleClock)
+    return service
 
 
 def outcomes(app: corral.App, name: str) -> list[tuple[int, str]]:
