@@ -21,6 +21,7 @@ from ..store.contract import CancelParams, WorkflowCancelParams
 from ..store.contract.schedules import BackfillRow, NewBackfill
 from . import spec as timing
 from .backfill_service import logical_times
+from .service import sync
 
 if TYPE_CHECKING:
     from ..app import App
@@ -144,6 +145,8 @@ class Backfills:
         if total == 0:
             raise ConfigError(f"backfill: no fire of {schedule!r} lies between {start} and {end}")
         forward = order == "forward"
+        if not self._app.store.schedule_list([schedule]) and not dry_run:
+            sync(self._app.store, {schedule: declared}, self._app.clock.now(), remove=False)
         if dry_run:
             times = logical_times(spec, start_at, end_at, forward, None, min(total, limit))
             shown = [timing.local_time(spec, t) for t in times]

@@ -72,10 +72,14 @@ class SyncReport:
     removed: list[str]
 
 
-def sync(store: Store, declared: Mapping[str, Declared], now: float) -> SyncReport:
+def sync(
+    store: Store, declared: Mapping[str, Declared], now: float, *, remove: bool = True
+) -> SyncReport:
     """Write the declared schedules into the store: new ones start at `start` (default now),
-    one whose spec changed keeps its cursor, one no longer declared is marked removed."""
-    stored = {row.name: row for row in store.schedule_list()}
+    one whose spec changed keeps its cursor, one no longer declared is marked removed (unless
+    not `remove`: `declared` is then a part of the code's schedules)."""
+    names = None if remove else list(declared)
+    stored = {row.name: row for row in store.schedule_list(names)}
     saves, added, changed = [], [], []
     for decl in declared.values():
         old = stored.get(decl.name)
@@ -102,6 +106,8 @@ def sync(store: Store, declared: Mapping[str, Declared], now: float) -> SyncRepo
         ):
             changed.append(decl.name)
     removed = sorted(n for n, row in stored.items() if n not in declared and row.removed_at is None)
+    if not remove:
+        removed = []
     store.schedule_save(saves, removed, now)
     return SyncReport(sorted(added), sorted(changed), removed)
 
