@@ -4,6 +4,7 @@ A face: it talks to the App (`app.schedules`, `app.backfills`)."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -88,7 +89,7 @@ def schedules(ctx: click.Context, as_json: bool) -> None:
             str(row.missed),
             str(row.skipped),
         )
-    Console().print(table)
+    _console().print(table)
 
 
 @schedules.command("sync")
@@ -156,7 +157,32 @@ def schedules_fires(settings: _Settings, name: str, limit: int) -> None:
             "..." if len(fire.task_ids) > 5 else ""
         )
         table.add_row(_when(local), fire.kind, fire.outcome, fire.reason or "-", tasks or "-")
-    Console().print(table)
+    _console().print(table)
+
+
+def _console() -> Console:
+    """The terminal's width, or a wide one when the output is not a terminal (a pipe, a file):
+    the table's rows then stay one line each."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def why_fire(app: App, name: str, when: str | None) -> str:
+    """`corral why SCHEDULE [WHEN]`: WHEN is UNIX seconds or ISO, in the schedule's zone unless
+    it says."""
+    moment: float | None = None
+    if when is not None:
+        try:
+            moment = float(when)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(when)
+            except ValueError:
+                raise click.BadParameter(f"{when!r} is neither UNIX seconds nor an ISO date and "
+                                         "time", param_hint="WHEN") from None  # fmt: skip
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=_zone(app.schedules.get(name).spec.tz))
+            moment = parsed.timestamp()
+    return f"{name}: {app.schedules.why(name, moment)}"
 
 
 def _zone(name: str) -> Any:

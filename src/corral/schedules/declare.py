@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..model import DEFAULT_GROUP, NewTask, NewWorkflow
 from ..registry import TaskDef
 from ..scheduler.services import LeaderService
-from ..store.contract.schedules import FireRow, ScheduleRow
+from ..store.contract.schedules import FIRED, FireRow, ScheduleRow
 from . import policy as rules
 from . import spec as timing
 from .backfill_service import BackfillMaker
@@ -293,12 +293,53 @@ class Schedules:
                 f"no schedule named {name!r} is stored (or it was removed){self._hint()}"
             )
 
+    def why(self, name: str, when: float | None = None) -> str:
+        """Why a fire of `name` ran, was skipped or missed: the one at `when` (or the latest
+        fire at or before it), else the latest one skipped or missed."""
+        info = self.get(name)
+        store = self._app.store
+        if when is None:
+            for row in store.fire_list(name, None, 1000):
+                if row.outcome != FIRED:
+                    return explain_fire(info, row, row.logical_time)
+            return f"no fire of {name!r} among its latest 1000 was skipped or missed"
+        logical = float(when)
+        fire = store.fire_get(name, logical)
+        if fire is None:
+            logical = float(timing.previous_fire(info.spec, int(when) + 1))
+            fire = store.fire_get(name, logical)
+        return explain_fire(info, fire, logical)
+
     def fires(
         self, name: str, limit: int = 20, before: float | None = None
     ) -> builtins.list[FireRow]:
         """A schedule's fires, latest first."""
         self.get(name)
         return self._app.store.fire_list(name, before, limits.whole("limit", limit, 1, 10_000))
+
+
+def explain_fire(info: ScheduleInfo, fire: FireRow | None, logical: float) -> str:
+    """Why the fire of `info`'s schedule at `logical` ran, was skipped or missed, or not yet."""
+    moment = _local(info.spec, logical)
+    if fire is not None:
+        if fire.outcome != FIRED:
+            return f"the fire of {moment} was {fire.reason or fire.outcome}"
+        made = f"workflow {fire.workflow_id}, " if fire.workflow_id is not None else ""
+        ids = ", ".join(str(i) for i in fire.task_ids[:10])
+        return f"the fire of {moment} ran ({fire.kind}, run {fire.runs}): {made}tasks {ids}"
+    row = info.row
+    if row.buffered_at == logical:
+        return (f"the fire of {moment} is held by overlap=buffer_one until the previous run "
+                "ends")  # fmt: skip
+    if row.removed_at is not None:
+        return f"no fire at {moment}: the schedule was removed from the code"
+    if logical > row.cursor_at:
+        return f"the fire of {moment} is not due yet (next fire: {_local(info.spec, row.next_at)})"
+    return f"no fire of the schedule at {moment} (its fires: {info.spec.text}, {info.spec.tz})"
+
+
+def _local(spec: timing.Spec, when: float) -> str:
+    return timing.local_time(spec, when).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def _check_call(name: str, fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> None:
