@@ -13,9 +13,10 @@ from typing import Any
 import psycopg
 
 from ...codec import dumps
-from ...model import NewTask, Submitted
+from ...model import NewTask, NewWorkflow, Submitted
 from ..contract.schedules import (
     BackfillRow,
+    Fire,
     FireBatch,
     FireResult,
     FireRow,
@@ -84,7 +85,7 @@ class PostgresSchedules:
 
     def schedule_fire(self, batch: FireBatch) -> list[FireResult]:
         with self._tx(durable=True) as tx:
-            results = [self._fire_one(tx, batch, i) for i in range(len(batch.fires))]
+            results = self._fire_all(tx, batch)
             tx.execute(sq.COUNT_FIRES, counts(batch, results))
             name, now, move = batch.schedule_name, batch.now, batch.move
             if move is not None:
@@ -115,27 +116,52 @@ class PostgresSchedules:
                 )
             return results
 
-    def _fire_one(self, tx: psycopg.Connection[Any], batch: FireBatch, index: int) -> FireResult:
-        fire = batch.fires[index]
-        params = fire_params(batch, fire)
-        row = tx.execute(sq.RERUN_FIRE if fire.rerun else sq.INSERT_FIRE, params).fetchone()
-        if row is None:
-            return FireResult(fire.logical_time, created=False)
-        fire_id, workflow_id, tasks = int(row[0]), None, list(fire.tasks)
-        if fire.workflow is not None:
-            wf = {"name": fire.workflow.name, "group_name": fire.workflow.group, "now": batch.now}
-            made = tx.execute(q.INSERT_WORKFLOW, wf).fetchone()
-            assert made is not None
-            workflow_id = int(made[0])
-            tasks = [replace(t, workflow_id=workflow_id) for t in tasks]
+    def _fire_all(self, tx: psycopg.Connection[Any], batch: FireBatch) -> list[FireResult]:
+        """Each fire's row unless stored; the tasks of the task fires in one insert (a batch of
+        a backfill is one round of statements, not one per fire); a workflow fire's its own."""
+        results: list[FireResult | None] = []
+        plain: list[tuple[int, int, Fire]] = []
+        for index, fire in enumerate(batch.fires):
+            params = fire_params(batch, fire)
+            row = tx.execute(sq.RERUN_FIRE if fire.rerun else sq.INSERT_FIRE, params).fetchone()
+            if row is None:
+                results.append(FireResult(fire.logical_time, created=False))
+            elif fire.workflow is not None:
+                results.append(self._fire_workflow(tx, batch, fire, fire.workflow, int(row[0])))
+            else:
+                results.append(None)
+                plain.append((index, int(row[0]), fire))
+        tasks = [task for _, _, fire in plain for task in fire.tasks]
         submitted = self._insert(tx, tasks, batch.now) if tasks else []
-        links = [s.id for s in submitted if not s.created]
-        if workflow_id is not None and links:
+        offset, updates = 0, []
+        for index, fire_id, fire in plain:
+            ids = [s.id for s in submitted[offset : offset + len(fire.tasks)]]
+            offset += len(fire.tasks)
+            results[index] = FireResult(fire.logical_time, True, ids, None)
+            updates.append({"id": fire_id, "task_ids": dumps(ids), "workflow_id": None})
+        if updates:
+            tx.cursor().executemany(sq.SET_FIRE_TASKS, updates)
+        return [r for r in results if r is not None]
+
+    def _fire_workflow(
+        self,
+        tx: psycopg.Connection[Any],
+        batch: FireBatch,
+        fire: Fire,
+        workflow: NewWorkflow,
+        fire_id: int,
+    ) -> FireResult:
+        wf = {"name": workflow.name, "group_name": workflow.group, "now": batch.now}
+        made = tx.execute(q.INSERT_WORKFLOW, wf).fetchone()
+        assert made is not None
+        workflow_id = int(made[0])
+        tasks = [replace(t, workflow_id=workflow_id) for t in fire.tasks]
+        submitted = self._insert(tx, tasks, batch.now) if tasks else []
+        if links := [s.id for s in submitted if not s.created]:
             tx.execute(q.INSERT_WORKFLOW_LINKS, {"id": workflow_id, "task_ids": links})
         ids = [s.id for s in submitted]
-        tx.execute(
-            sq.SET_FIRE_TASKS, {"id": fire_id, "task_ids": dumps(ids), "workflow_id": workflow_id}
-        )
+        params = {"id": fire_id, "task_ids": dumps(ids), "workflow_id": workflow_id}
+        tx.execute(sq.SET_FIRE_TASKS, params)
         return FireResult(fire.logical_time, True, ids, workflow_id)
 
     def fire_list(self, schedule_name: str, before: float | None, limit: int) -> list[FireRow]:
