@@ -322,7 +322,15 @@ def _follow(app: App, backfill_id: int) -> None:
 
 @click.group("backfills", short_help="Backfills: list, status, pause, resume, cancel.")
 def backfills() -> None:
-    """The stored backfills: list them, follow one, pause, resume or cancel it as a whole."""
+    """The stored backfills: list them, follow one, pause, resume or cancel it as a whole.
+
+    \b
+    Examples:
+      corral backfills list
+      corral backfills status 3
+      corral backfills pause 3 ; corral backfills resume 3
+      corral backfills cancel 3
+    """
 
 
 @backfills.command("status")
