@@ -210,8 +210,8 @@ def test_pause_resume_and_cancel_a_backfill_as_a_whole(app: corral.App, clock: M
     app.backfills.pause(made.id)
     assert maker.run(clock.now()) == 0 and app.backfills.status(made.id).waiting == 365
     app.backfills.resume(made.id)
-    maker.run(clock.now())  # one window: 64 fires, the others wait for them
-    assert maker.run(clock.now()) == 0
+    while maker.run(clock.now()):  # one window: 64 fires (16 a run), the others wait for them
+        pass
     status = app.backfills.status(made.id)
     assert status.waiting == 365 and status.state == "running"  # made but not started
     assert app.backfills.cancel(made.id) == 64

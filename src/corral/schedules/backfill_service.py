@@ -33,8 +33,10 @@ from .service import Declared
 
 log = logging.getLogger("corral.schedules")
 
-BATCH = 100
-"""Logical times a backfill makes per transaction at most."""
+BATCH = 16
+"""Logical times a backfill makes per transaction at most: short writes, so the claims, reports
+and dispatch of live work never queue long behind one (200 raised the live small pipelines'
+wait several times; 16 leaves it at a live group's, BENCHMARKS.md)."""
 WINDOW = 64
 """Unfinished fires a backfill without a cap keeps ahead of its workers (with a cap: twice it)."""
 

@@ -239,7 +239,7 @@ class Schedules:
         store = self._app.store
         return [
             ScheduleClock(store, self._declared, interval=interval),
-            BackfillMaker(store, self._declared, interval=interval),
+            BackfillMaker(store, self._declared, interval=min(interval, 0.1)),
         ]
 
     def sync(self) -> SyncReport:
