@@ -302,7 +302,10 @@ class Services:
         self.app = app
         self.worker_config = worker or WorkerConfig(concurrency=4, heartbeat=0.1, grace=2.0)
         self.scheduler = Scheduler(
-            app.store, scheduler or SchedulerConfig(reap_every=0.2), clock=app.clock
+            app.store,
+            scheduler or SchedulerConfig(reap_every=0.2),
+            clock=app.clock,
+            services=app.schedules.services(interval=0.05),
         )
         self.worker: Worker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -46,6 +46,8 @@ from .registry import (
     TaskDef,
 )
 from .retention_settings import RetentionSettings
+from .schedules.backfills import BackfillMade, Backfills
+from .schedules.declare import Schedules
 from .store import Store, open_store, resolve_url
 from .store.contract import CancelParams, InsertParams, RetryParams, WorkflowCancelParams, join
 from .submit_ids import repeatable, submit_id_for
@@ -279,6 +281,10 @@ class App:
         self.retention = RetentionSettings(self)
         self.consumers = Consumers(self)
         """The app's event consumers: `app.consumers.add(name, handler, kinds=...)`."""
+        self.schedules = Schedules(self)
+        """The app's schedules: `app.schedules.add(name, task, cron=..., tz=...)`."""
+        self.backfills = Backfills(self)
+        """The stored backfills: status, pause, resume, cancel (start one with `backfill`)."""
         self._store: Store | None = None
         self._store_clock: tuple[Store, Clock] | None = None
 
@@ -495,6 +501,15 @@ class App:
     def retry(self, task_id: int) -> None:
         """Run a dead, cancelled or upstream_failed task again with a fresh retry budget."""
         self.store.task_retry(RetryParams(task_id, self.clock.now()))
+
+    def backfill(self, schedule: str, *, start: Any, end: Any, **options: Any) -> BackfillMade:
+        """Run `schedule` (declared in this app) for every logical time in [start, end]: dates
+        (whole days, the schedule's zone), or datetimes. Options: max_parallel, weight (its own
+        fair-share group), reprocess ("none" | "failed" | "all": whether a fire that ran runs
+        again), order ("forward" | "backwards"), dry_run (list the logical times, write
+        nothing), limit (default 10,000 fires) and allow_large (past it). See
+        docs/schedules.md."""
+        return self.backfills.start(schedule, start=start, end=end, **options)
 
     # -- workflows and state-change callbacks ---------------------------------------------------
     def workflow(self, name: str, *, group: str | None = None) -> Workflow:

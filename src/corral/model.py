@@ -52,6 +52,10 @@ class NewTask:
     cleanup: bool = False
     """Its type has a clean-up (on_cleanup): a lost attempt leaves a clean-up row that holds
     the next attempt until it ended (see corral.worker.cleanups)."""
+    logical_time: float | None = None
+    """The logical time of the schedule's fire (or backfill) that made it (UTC, UNIX seconds)."""
+    data_start: float | None = None
+    """The start of that fire's data interval; it ends at `logical_time`."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ class ClaimedTask:
     """Consecutive slices so far that ended with the checkpoint unchanged."""
     isolated: bool = False
     """A suspect, claimed alone: its worker claims nothing else while it runs."""
+    logical_time: float | None = None
+    data_start: float | None = None
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,8 @@ def new_task_row(
         "deps_left": deps_left,
         "quarantine_after": task.quarantine_after,
         "cleanup": task.cleanup,
+        "logical_time": task.logical_time,
+        "data_start": task.data_start,
     }
 
 
@@ -117,11 +119,12 @@ def task_record(row: Sequence[Any], deps: tuple[int, ...] = ()) -> TaskRecord:
 
 
 def claimed_task(row: Sequence[Any]) -> ClaimedTask:
-    """A ClaimedTask from a row of the stores' CLAIM: its fields, then suspect (the attempt runs
-    isolated), then admitted_at (the claim order only)."""
-    values = list(row[:-1])
-    values[-1] = bool(values[-1])
-    return ClaimedTask(*values)
+    """A ClaimedTask from a row of the stores' CLAIM: its fields, the logical time and data start
+    of a scheduled task, then suspect (the attempt runs isolated), then admitted_at (the claim
+    order only)."""
+    *fields, logical_time, data_start, suspect, _admitted_at = row
+    task = ClaimedTask(*fields)
+    return replace(task, isolated=bool(suspect), logical_time=logical_time, data_start=data_start)
 
 
 GROUP_FIELDS = "name, max_parallel, weight, rate_limit, per_second, burst"

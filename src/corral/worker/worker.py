@@ -27,6 +27,7 @@ import traceback
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..backoff import Backoff
@@ -375,6 +376,8 @@ class Worker:
             sink=self.sink,
             dedup_key=task.dedup_key,
             deadline=None if task.max_runtime is None else time.monotonic() + task.max_runtime,
+            logical_time=_utc(task.logical_time),
+            data_interval=_interval(task.data_start, task.logical_time),
         )
 
     def _report_undecodable(self, task: ClaimedTask, exc: Exception) -> None:
@@ -687,3 +690,13 @@ def run_worker(app: Host, config: WorkerConfig | None = None) -> Any:
         await worker.run()
 
     asyncio.run(main())
+
+
+def _utc(when: float | None) -> datetime | None:
+    return None if when is None else datetime.fromtimestamp(when, UTC)
+
+
+def _interval(start: float | None, end: float | None) -> tuple[datetime, datetime] | None:
+    if start is None or end is None:
+        return None
+    return datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)

@@ -33,13 +33,22 @@ from .params import (
     WorkflowInsertParams,
 )
 from .reads import DispatchReads, HistoryReads, Reads, TaskReads
+from .schedules import ScheduleStore
 from .schema import SchemaStore
 from .transaction import JoinedTransaction, join
 from .transitions import SettingTransitions, TaskTransitions, Transitions, WorkflowTransitions
 
 
 class Store(
-    Transitions, Reads, ReadSide, Coordination, Cleanups, Notifications, SchemaStore, Protocol
+    Transitions,
+    Reads,
+    ReadSide,
+    Coordination,
+    Cleanups,
+    Notifications,
+    SchemaStore,
+    ScheduleStore,
+    Protocol,
 ):
     """Everything a backend implements."""
 
@@ -72,6 +81,7 @@ __all__ = [
     "ReadSide",
     "Reads",
     "RetryParams",
+    "ScheduleStore",
     "SchemaStore",
     "SettingTransitions",
     "SharedParams",

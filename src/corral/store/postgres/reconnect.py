@@ -66,6 +66,8 @@ READS = (
     "task_count_ahead", "dispatch_load", "dispatch_heads", "bucket_get_many", "rate_limit_list",
     "group_get", "worker_list", "event_list", "event_fetch_after",
     "event_fetch_unseen", "consumer_list", "attempt_list", "log_list", "workflow_get",
+    "schedule_list", "schedule_due", "fire_list", "fire_get", "fire_last_run", "backfill_get",
+    "backfill_list", "backfill_fires",
     *READ_SIDE_METHODS,
 )  # fmt: skip
 RULES: dict[str, str] = {
@@ -102,6 +104,13 @@ RULES: dict[str, str] = {
     "task_cancel": ONCE,  # a second run would report another state, or refuse
     "task_retry": ONCE,
     "workflow_cancel": ONCE,
+    "schedule_save": AGAIN,  # upserts values
+    "schedule_set_paused": AGAIN,
+    "schedule_trigger": AGAIN,
+    "backfill_set_state": ONCE,  # a second run would find it moved and say False
+    # a fire's logical time is unique: a second run writes nothing, but reports it not created
+    "schedule_fire": ONCE,
+    "backfill_create": ONCE,
 }
 OWN = frozenset({"task_insert_many", "workflow_insert", "task_claim"})
 """Calls that run `Retrier.run` themselves: after a lost reply they look up what they wrote."""

@@ -91,6 +91,7 @@ from .leases import PostgresLeases, configure_session, safe_url
 from .listener import Listener
 from .reconnect import Connections, Retrier, retried, submission
 from .retention import PostgresRetention
+from .schedules import PostgresSchedules
 from .submits import record as _record
 from .submits import recorded as _recorded
 
@@ -102,7 +103,8 @@ COPY_FIELDS = (
     "id", "name", "pool", "group_name", "state", "priority", "level", "aging", "promote_at",
     "args", "kwargs", "dedup_key", "max_retries", "backoff", "max_runtime", "on_timeout", "now",
     "enqueued_at", "run_at", "ready_at", "rank", "exclusive", "rate_key", "workflow_id",
-    "on_upstream_failure", "deps_left", "quarantine_after", "cleanup",
+    "on_upstream_failure", "deps_left", "quarantine_after", "cleanup", "logical_time",
+    "data_start",
 )  # fmt: skip
 
 
@@ -125,6 +127,7 @@ class PostgresStore(
     PostgresRetention,
     PostgresConsumers,
     PostgresCleanups,
+    PostgresSchedules,
     ReadSideReads,
     PostgresLeases,
     ConsumerLeaseShims,

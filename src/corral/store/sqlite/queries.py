@@ -62,11 +62,12 @@ INSERT INTO corral_tasks (
     id, name, pool, group_name, state, priority, level, aging, promote_at, args, kwargs,
     dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at, enqueued_at, run_at,
     ready_at, rank, exclusive, rate_key, workflow_id, on_upstream_failure, deps_left,
-    quarantine_after, cleanup)
+    quarantine_after, cleanup, logical_time, data_start)
 VALUES (:id, :name, :pool, :group_name, :state, :priority, :level, :aging, :promote_at, :args,
         :kwargs, :dedup_key, :max_retries, :backoff, :max_runtime, :on_timeout, :now,
         :enqueued_at, :run_at, :ready_at, :rank, :exclusive, :rate_key, :workflow_id,
-        :on_upstream_failure, :deps_left, :quarantine_after, :cleanup)
+        :on_upstream_failure, :deps_left, :quarantine_after, :cleanup,
+        :logical_time, :data_start)
 """
 # Insert one dependency edge.
 INSERT_DEP = "INSERT OR IGNORE INTO corral_task_deps (task_id, depends_on) VALUES (?, ?)"
@@ -276,8 +277,8 @@ UPDATE corral_tasks SET state = 'running', attempt = attempt + 1, worker_id = :w
        first_started_at = coalesce(first_started_at, :now)
 WHERE id IN (SELECT id FROM lone UNION ALL SELECT id FROM plain)
 RETURNING id, name, group_name, attempt, failures, max_retries, backoff, max_runtime,
-          on_timeout, args, kwargs, dedup_key, checkpoint, shared, stalled_slices, suspect,
-          admitted_at
+          on_timeout, args, kwargs, dedup_key, checkpoint, shared, stalled_slices, logical_time,
+          data_start, suspect, admitted_at
 """
 # The suspect a busy worker drains for: the oldest admitted suspect of the pools waiting since
 # :overdue_before whose drain mark is free, lapsed or this worker's (its own first). A read of the

@@ -16,6 +16,24 @@ CREATE TABLE corral_attempts (
     FOREIGN KEY (task_id) REFERENCES corral_tasks (id)
 ) WITHOUT ROWID;
 
+CREATE TABLE corral_backfills (
+    id            INTEGER,
+    schedule_name TEXT NOT NULL,
+    start_at      REAL NOT NULL,
+    end_at        REAL NOT NULL,
+    reprocess     TEXT NOT NULL,
+    forward       INTEGER NOT NULL,
+    group_name    TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    cursor_at     REAL,
+    total         INTEGER NOT NULL,
+    made          INTEGER NOT NULL DEFAULT 0,
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL,
+    PRIMARY KEY (id)
+);
+CREATE INDEX corral_backfills_running ON corral_backfills (id) WHERE state = 'running';
+
 CREATE TABLE corral_cleanups (
     id          INTEGER,
     task_id     INTEGER NOT NULL,
@@ -126,6 +144,47 @@ CREATE TABLE corral_retention (
     PRIMARY KEY (task_name)
 );
 
+CREATE TABLE corral_schedule_fires (
+    id            INTEGER,
+    schedule_name TEXT NOT NULL,
+    logical_time  REAL NOT NULL,
+    data_start    REAL,
+    kind          TEXT NOT NULL,
+    outcome       TEXT NOT NULL,
+    reason        TEXT,
+    task_ids      TEXT NOT NULL DEFAULT '[]',
+    workflow_id   INTEGER,
+    backfill_id   INTEGER,
+    runs          INTEGER NOT NULL DEFAULT 0,
+    made_at       REAL NOT NULL,
+    PRIMARY KEY (id),
+    UNIQUE (schedule_name, logical_time)
+);
+CREATE INDEX corral_schedule_fires_backfill ON corral_schedule_fires (backfill_id, logical_time) WHERE backfill_id IS NOT NULL;
+
+CREATE TABLE corral_schedules (
+    name         TEXT,
+    spec         TEXT NOT NULL,
+    target       TEXT NOT NULL,
+    options      TEXT NOT NULL,
+    paused       INTEGER NOT NULL DEFAULT 0,
+    removed_at   REAL,
+    cursor_at    REAL NOT NULL,
+    next_at      REAL NOT NULL,
+    buffered_at  REAL,
+    trigger_at   REAL,
+    fired        INTEGER NOT NULL DEFAULT 0,
+    skipped      INTEGER NOT NULL DEFAULT 0,
+    missed       INTEGER NOT NULL DEFAULT 0,
+    last_logical REAL,
+    last_outcome TEXT,
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    PRIMARY KEY (name)
+);
+CREATE INDEX corral_schedules_due ON corral_schedules (next_at) WHERE removed_at IS NULL;
+CREATE INDEX corral_schedules_pending ON corral_schedules (name) WHERE removed_at IS NULL AND (buffered_at IS NOT NULL OR trigger_at IS NOT NULL);
+
 CREATE TABLE corral_schema_migrations (
     version    INTEGER,
     applied_at REAL NOT NULL,
@@ -198,6 +257,8 @@ CREATE TABLE corral_tasks (
     drainer             TEXT,
     drain_until         REAL,
     cleanup             INTEGER NOT NULL DEFAULT 0,
+    logical_time        REAL,
+    data_start          REAL,
     PRIMARY KEY (id),
     FOREIGN KEY (workflow_id) REFERENCES corral_workflows (id)
 );

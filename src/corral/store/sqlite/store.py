@@ -104,6 +104,7 @@ from .listener import PollingListener
 from .migrate import latest_schema, migrations
 from .migrate import split_sql as _split_sql
 from .retention import SQLiteRetention
+from .schedules import SQLiteSchedules
 from .submits import record as _record
 from .submits import recorded as _recorded
 
@@ -152,6 +153,7 @@ class SQLiteStore(
     SQLiteRetention,
     SQLiteConsumers,
     SQLiteCleanups,
+    SQLiteSchedules,
     ReadSideReads,
     SQLiteLeases,
     ConsumerLeaseShims,
