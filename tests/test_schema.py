@@ -149,7 +149,9 @@ def test_replaying_every_sqlite_migration_gives_the_checked_in_schema() -> None:
 
 def test_both_ways_of_installing_sqlite_seed_the_same_rows(tmp_path: Any) -> None:
     """A migration may seed rows (the event consumers' origin); the install from schema.sql must
-    seed them too: every table holds the same rows either way."""
+    seed them too: every table holds the same rows either way. (An AUTOINCREMENT, which the
+    catalog doesn't describe, shows here too, as a `sqlite_sequence` table on one side only:
+    corral's ids are never reused because their tables' newest rows are never deleted.)"""
     from corral.store import open_store
     from corral.store.sqlite.store import SQLiteStore
 

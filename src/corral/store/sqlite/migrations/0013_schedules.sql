@@ -31,7 +31,7 @@ CREATE INDEX corral_schedules_pending ON corral_schedules (name)
     WHERE removed_at IS NULL AND (buffered_at IS NOT NULL OR trigger_at IS NOT NULL);
 
 CREATE TABLE corral_schedule_fires (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    id            INTEGER PRIMARY KEY,
     schedule_name TEXT NOT NULL,
     logical_time  REAL NOT NULL,
     data_start    REAL,
@@ -49,7 +49,7 @@ CREATE INDEX corral_schedule_fires_backfill ON corral_schedule_fires (backfill_i
     WHERE backfill_id IS NOT NULL;
 
 CREATE TABLE corral_backfills (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    id            INTEGER PRIMARY KEY,
     schedule_name TEXT NOT NULL,
     start_at      REAL NOT NULL,
     end_at        REAL NOT NULL,
