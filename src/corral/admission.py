@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from .model import Bucket, DispatchSnapshot, GroupConfig, ReadyTask
@@ -117,9 +117,9 @@ class _Tokens:
         tokens = self.level(key)
         return tokens is None or tokens >= 1.0
 
-    def take(self, key: str) -> None:
+    def take(self, key: str, count: int = 1) -> None:
         if self.level(key) is not None:
-            self._tokens[key] -= 1.0
+            self._tokens[key] -= float(count)
             self._drawn.add(key)
 
     def drawn(self) -> list[Bucket]:
@@ -160,12 +160,30 @@ class _Round:
                 return index, task
         return -1, None
 
-    def admit(self, task: ReadyTask) -> None:
-        self.held[task.group] = self.held.get(task.group, 0) + 1
+    def admit(self, task: ReadyTask, count: int = 1) -> None:
+        """Count `count` admissions of tasks like `task` against its group and buckets."""
+        self.held[task.group] = self.held.get(task.group, 0) + count
         if task.exclusive:
             self.exclusive.add(task.group)
         for key in buckets_of(task.group, task.rate_key):
-            self.tokens.take(key)
+            self.tokens.take(key, count)
+
+    def room(self, task: ReadyTask, want: int) -> int:
+        """How many tasks like `task` its group could take at once now, at most `want`: the
+        same checks as `group_blocked` and `candidate`, counted rather than tried one by one."""
+        if self.group_blocked(task.group):
+            return 0
+        held = self.held.get(task.group, 0)
+        if task.exclusive:
+            return min(want, 1) if held == 0 else 0
+        cap = config_of(self.snapshot, task.group).max_parallel
+        if cap is not None:
+            want = min(want, cap - held)
+        for key in buckets_of(task.group, task.rate_key):
+            tokens = self.tokens.level(key)
+            if tokens is not None:
+                want = min(want, math.floor(tokens))
+        return max(0, want)
 
 
 Key = tuple[float, ...]
@@ -272,6 +290,40 @@ def _fill_pool(
     return decisions
 
 
+def admissible(
+    snapshot: DispatchSnapshot, ready: Mapping[tuple[str, str], int], now: float = 0.0
+) -> dict[str, int]:
+    """How many more tasks each pool could admit now if it had unlimited slots (the autoscaling
+    signal): `ready` counts each (pool, group)'s ready tasks; caps, exclusive tasks and token
+    buckets hold as in `decide`, whose predicates this uses. The tasks the snapshot holds are
+    tried in the group's own order; the group's tasks beyond them are taken to be like the last
+    one read (as `decide` does), or plain (no named rate limit, not exclusive) if none was read.
+    Its cost follows the groups with ready tasks, never the number of tasks."""
+    state = _Round(snapshot, now)
+    known: dict[tuple[str, str], list[ReadyTask]] = defaultdict(list)
+    for task in snapshot.ready:
+        known[(task.pool, task.group)].append(task)
+    out: dict[str, int] = defaultdict(int)
+    for (pool, group), count in sorted(ready.items()):
+        queue = in_order(known.get((pool, group), []))
+        model = queue[-1] if queue else ReadyTask(0, pool, group, 0, 0.0)
+        taken = 0
+        while queue and taken < count and not state.group_blocked(group):
+            index, found = state.candidate(queue)
+            if found is None:
+                break
+            queue.pop(index)
+            state.admit(found)
+            taken += 1
+        if not queue and taken < count:
+            extra = state.room(model, count - taken)
+            if extra:
+                state.admit(model, extra)
+                taken += extra
+        out[pool] += taken
+    return dict(out)
+
+
 @dataclass(frozen=True)
 class Reason:
     """One thing that holds a ready task back, in words for `corral why`."""
@@ -341,6 +393,7 @@ __all__ = [
     "Admission",
     "Decision",
     "Reason",
+    "admissible",
     "at_cap",
     "config_of",
     "decide",

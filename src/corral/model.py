@@ -133,6 +133,9 @@ class ClaimedTask:
     """Consecutive slices so far that ended with the checkpoint unchanged."""
     isolated: bool = False
     """A suspect, claimed alone: its worker claims nothing else while it runs."""
+    pool: str = DEFAULT_POOL
+    ready_at: float | None = None
+    """When it last became ready (store clock): its wait ends when it starts."""
 
 
 @dataclass(frozen=True)

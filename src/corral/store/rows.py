@@ -116,10 +116,12 @@ def task_record(row: Sequence[Any], deps: tuple[int, ...] = ()) -> TaskRecord:
 
 def claimed_task(row: Sequence[Any]) -> ClaimedTask:
     """A ClaimedTask from a row of the stores' CLAIM: its fields, then suspect (the attempt runs
-    isolated), then admitted_at (the claim order only)."""
-    values = list(row[:-1])
+    isolated), pool and ready_at, then admitted_at (the claim order only)."""
+    values = list(row[:-3])
     values[-1] = bool(values[-1])
-    return ClaimedTask(*values)
+    pool, ready_at = row[-3], row[-2]
+    ready = None if ready_at is None else float(ready_at)
+    return replace(ClaimedTask(*values), pool=str(pool), ready_at=ready)
 
 
 GROUP_FIELDS = "name, max_parallel, weight, rate_limit, per_second, burst"

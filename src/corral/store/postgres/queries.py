@@ -376,7 +376,7 @@ moved AS (
     FROM picked WHERE t.id = picked.id
     RETURNING t.id, t.name, t.group_name, t.attempt, t.failures, t.max_retries, t.backoff,
               t.max_runtime, t.on_timeout, t.args, t.kwargs, t.dedup_key, t.checkpoint, t.shared,
-              t.stalled_slices, t.suspect, t.admitted_at),
+              t.stalled_slices, t.suspect, t.pool, t.ready_at, t.admitted_at),
 attempts AS (
     INSERT INTO corral_attempts (task_id, attempt, worker_id, started_at, isolated)
     SELECT id, attempt, %(worker)s, %(now)s, suspect FROM moved),
@@ -390,7 +390,7 @@ SELECT * FROM moved ORDER BY admitted_at, id
 CLAIMED_AT = """
 SELECT id, name, group_name, attempt, failures, max_retries, backoff, max_runtime, on_timeout,
        args, kwargs, dedup_key, checkpoint, shared, stalled_slices, suspect,
-       admitted_at
+       pool, ready_at, admitted_at
 FROM corral_tasks WHERE state = 'running' AND worker_id = %(worker)s AND started_at = %(now)s
 ORDER BY admitted_at, id
 """

@@ -269,7 +269,7 @@ UPDATE corral_tasks SET state = 'running', attempt = attempt + 1, worker_id = :w
 WHERE id IN (SELECT id FROM lone UNION ALL SELECT id FROM plain)
 RETURNING id, name, group_name, attempt, failures, max_retries, backoff, max_runtime,
           on_timeout, args, kwargs, dedup_key, checkpoint, shared, stalled_slices, suspect,
-          admitted_at
+          pool, ready_at, admitted_at
 """
 # The suspect a busy worker drains for: the oldest admitted suspect of the pools waiting since
 # :overdue_before whose drain mark is free, lapsed or this worker's (its own first). A read of the
