@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -275,3 +276,13 @@ def test_a_bad_bind_is_refused_naming_the_option(bind: str, message: str) -> Non
 def test_a_bind_without_host_is_on_the_loopback() -> None:
     assert parse_bind("9464") == ("127.0.0.1", 9464)
     assert parse_bind("[::1]:9464") == ("::1", 9464)
+
+
+def test_the_reference_lists_every_metric_with_its_type_and_labels() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "metrics.md").read_text()
+    for spec in ALL:
+        row = next((line for line in doc.splitlines() if line.startswith(f"| `{spec.name}` |")),
+                   None)  # fmt: skip
+        assert row is not None, f"{spec.name} is not in docs/metrics.md's reference"
+        cells = [c.strip() for c in row.split("|")[1:-1]]
+        assert cells[1] == spec.kind and cells[2] == ", ".join(spec.labels), row
