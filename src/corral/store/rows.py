@@ -67,6 +67,7 @@ def new_task_row(
         "on_upstream_failure": task.on_upstream_failure,
         "deps_left": deps_left,
         "quarantine_after": task.quarantine_after,
+        "trace_context": task.trace_context,
     }
 
 
@@ -116,12 +117,14 @@ def task_record(row: Sequence[Any], deps: tuple[int, ...] = ()) -> TaskRecord:
 
 def claimed_task(row: Sequence[Any]) -> ClaimedTask:
     """A ClaimedTask from a row of the stores' CLAIM: its fields, then suspect (the attempt runs
-    isolated), pool and ready_at, then admitted_at (the claim order only)."""
-    values = list(row[:-3])
+    isolated), pool, ready_at, trace_context and workflow_id, then admitted_at (the claim order
+    only)."""
+    values = list(row[:-5])
     values[-1] = bool(values[-1])
-    pool, ready_at = row[-3], row[-2]
+    pool, ready_at, trace, workflow_id = row[-5:-1]
     ready = None if ready_at is None else float(ready_at)
-    return replace(ClaimedTask(*values), pool=str(pool), ready_at=ready)
+    return replace(ClaimedTask(*values), pool=str(pool), ready_at=ready, trace_context=trace,
+                   workflow_id=workflow_id)  # fmt: skip
 
 
 GROUP_FIELDS = "name, max_parallel, weight, rate_limit, per_second, burst"

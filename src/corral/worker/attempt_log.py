@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from .. import tracing
 from ..logformat import attempt_fields
 from .middleware import Middleware, Run
 
@@ -16,10 +17,11 @@ log = logging.getLogger("corral.attempt")
 
 
 class AttemptLog(Middleware):
-    """`trace_id`: gives the run's trace id (hex) when tracing is on."""
+    """`trace_id`: gives the run's trace id (hex); by default the current span's (the
+    attempt's process span, when tracing is on)."""
 
     def __init__(self, trace_id: Callable[[Run], str | None] | None = None) -> None:
-        self.trace_id = trace_id
+        self.trace_id = trace_id or (lambda run: tracing.current_trace_id())
 
     def fields(self, run: Run) -> dict[str, Any]:
         return {
@@ -28,17 +30,20 @@ class AttemptLog(Middleware):
             "task_type": run.name,
             "group": run.group,
             "pool": run.task.pool,
-            "trace_id": None if self.trace_id is None else self.trace_id(run),
+            "trace_id": self.trace_id(run),
         }
 
     def before_run(self, run: Run) -> None:
-        attempt_fields.set(self.fields(run))
-        log.info("attempt started: task %d (%s) attempt %d", run.task_id, run.name, run.attempt)
+        fields = self.fields(run)
+        attempt_fields.set(fields)
+        log.info("attempt started: task %d (%s) attempt %d", run.task_id, run.name, run.attempt,
+                 extra=fields)  # fmt: skip
 
     def after_run(self, run: Run) -> None:
-        attempt_fields.set(self.fields(run))
+        fields = self.fields(run)
+        attempt_fields.set(fields)
         outcome = run.outcome or "released"
         log.info(
             "attempt ended: task %d (%s) attempt %d %s", run.task_id, run.name, run.attempt,
-            outcome, extra={"outcome": outcome, "duration": run.duration},
+            outcome, extra={**fields, "outcome": outcome, "duration": run.duration},
         )  # fmt: skip
