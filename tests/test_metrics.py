@@ -6,8 +6,10 @@ runs included), the endpoint's cache between scrapes, and bad input."""
 
 from __future__ import annotations
 
+import random
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import corral
 from corral import ratelimit
-from corral.admission import admissible
+from corral.admission import admissible, decide
 from corral.clock import ManualClock
 from corral.errors import ConfigError
 from corral.lifecycle import State
@@ -81,6 +83,36 @@ def test_admissible_counts_rate_limit_tokens_and_exclusive_steps() -> None:
     assert admissible(snapshot, counts, T0) == {"p": 5 + 1 + 2}
     held = snap(active_by_group={"ex": 1}, ready=ready[:1])
     assert admissible(held, {("p", "ex"): 1}) == {"p": 0}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_admissible_equals_what_decide_admits_with_unlimited_slots(seed: int) -> None:
+    """The same rules: on a snapshot holding every ready task, the count is what `decide`
+    admits when every pool has more slots than tasks."""
+    rng = random.Random(seed)
+    groups = [f"g{i}" for i in range(rng.randint(1, 6))]
+    configs = {
+        g: GroupConfig(g, max_parallel=rng.choice([None, 1, 2, 5]),
+                       rate_limit=rng.choice([None, ratelimit.parse("1/minute", rng.randint(1, 4))]),
+                       )
+        for g in groups
+    }  # fmt: skip
+    ready, counts = [], {}
+    for i in range(rng.randint(1, 40)):
+        group, pool = rng.choice(groups), rng.choice(["p", "q"])
+        exclusive, key = rng.random() < 0.1, rng.choice([None, None, "api"])
+        ready.append(ReadyTask(i + 1, pool, group, rng.randint(0, 2), T0 + i, exclusive=exclusive,
+                               rate_key=key))  # fmt: skip
+        counts[(pool, group)] = counts.get((pool, group), 0) + 1
+    held = {g: rng.randint(0, 2) for g in groups if rng.random() < 0.4}
+    snapshot = snap(groups=configs, ready=ready, active_by_group=held,
+                    rate_limits={"api": ratelimit.parse("1/minute", rng.randint(1, 6))},
+                    exclusive_groups=frozenset(g for g in held if rng.random() < 0.2))  # fmt: skip
+    unlimited = replace(snapshot, capacity={"p": 1000, "q": 1000})
+    admitted = decide(unlimited, T0).decisions
+    expected = {p: sum(d.pool == p for d in admitted) for p in ("p", "q")}
+    got = admissible(snapshot, counts, T0)
+    assert {p: got.get(p, 0) for p in ("p", "q")} == expected
 
 
 # -- cluster figures, on both backends -----------------------------------------------------------

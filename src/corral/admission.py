@@ -221,15 +221,23 @@ def decide(
 ) -> Admission:
     """The tasks to admit now, in admission order, and the buckets they drew on."""
     state = _Round(snapshot, now)
+    slots_of = free_slots(snapshot.capacity, snapshot.active_by_pool, prefetch, prefetch_ratio)
+    decisions = _admit(snapshot.ready, slots_of, state, ordering)
+    return Admission(decisions, state.tokens.drawn())
+
+
+def _admit(
+    ready: list[ReadyTask], slots_of: dict[str, int], state: _Round, ordering: Ordering
+) -> list[Decision]:
+    """One round: fill each pool's slots from its ready tasks, pool by pool."""
     by_pool: dict[str, dict[str, list[ReadyTask]]] = defaultdict(lambda: defaultdict(list))
-    for task in snapshot.ready:
+    for task in ready:
         by_pool[task.pool][task.group].append(task)
     decisions: list[Decision] = []
-    slots_of = free_slots(snapshot.capacity, snapshot.active_by_pool, prefetch, prefetch_ratio)
     for pool, slots in slots_of.items():
         if slots and by_pool.get(pool):
             decisions.extend(_fill_pool(pool, slots, by_pool[pool], state, ordering))
-    return Admission(decisions, state.tokens.drawn())
+    return decisions
 
 
 def _fill_pool(
@@ -294,33 +302,42 @@ def admissible(
     snapshot: DispatchSnapshot, ready: Mapping[tuple[str, str], int], now: float = 0.0
 ) -> dict[str, int]:
     """How many more tasks each pool could admit now if it had unlimited slots (the autoscaling
-    signal): `ready` counts each (pool, group)'s ready tasks; caps, exclusive tasks and token
-    buckets hold as in `decide`, whose predicates this uses. The tasks the snapshot holds are
-    tried in the group's own order; the group's tasks beyond them are taken to be like the last
-    one read (as `decide` does), or plain (no named rate limit, not exclusive) if none was read.
-    Its cost follows the groups with ready tasks, never the number of tasks."""
-    state = _Round(snapshot, now)
+    signal); `ready` counts each (pool, group)'s ready tasks. The tasks the snapshot holds go
+    through `decide`'s own round with a slot for each, pools in the capacity's order (caps, exclusive tasks,
+    token buckets, and who gets a shared token first, all as the dispatcher would). A group's
+    tasks beyond those read are then counted in bulk, taken to be like the last one read (as
+    `decide` does), or plain (no named rate limit, not exclusive) if none was read, within its
+    cap and tokens. Its cost follows the groups with ready tasks, never the number of tasks."""
+    state = _Round(replace(snapshot, more=frozenset()), now)
+    pools = {task.pool for task in snapshot.ready}
+    order = [p for p in snapshot.capacity if p in pools] + sorted(pools - set(snapshot.capacity))
+    decisions = _admit(snapshot.ready, {p: len(snapshot.ready) for p in order}, state, fair)
+    out: dict[str, int] = defaultdict(int, {p: 0 for p, _ in ready})
+    admitted: dict[tuple[str, str], int] = defaultdict(int)
+    for d in decisions:
+        out[d.pool] += 1
+        admitted[(d.pool, d.group)] += 1
     known: dict[tuple[str, str], list[ReadyTask]] = defaultdict(list)
     for task in snapshot.ready:
         known[(task.pool, task.group)].append(task)
-    out: dict[str, int] = defaultdict(int)
     for (pool, group), count in sorted(ready.items()):
-        queue = in_order(known.get((pool, group), []))
-        model = queue[-1] if queue else ReadyTask(0, pool, group, 0, 0.0)
-        taken = 0
-        while queue and taken < count and not state.group_blocked(group):
-            index, found = state.candidate(queue)
-            if found is None:
-                break
-            queue.pop(index)
-            state.admit(found)
-            taken += 1
-        if not queue and taken < count:
-            extra = state.room(model, count - taken)
-            if extra:
-                state.admit(model, extra)
-                taken += extra
-        out[pool] += taken
+        tasks = known.get((pool, group), [])
+        if admitted[(pool, group)] < len(tasks) or count <= len(tasks):
+            continue  # it stopped before its known tasks ran out, or it has no others
+        config = config_of(snapshot, group)
+        if (
+            not tasks
+            and config.max_parallel is None
+            and config.rate_limit is None
+            and (group not in state.exclusive)
+        ):
+            out[pool] += count  # plain tasks of a group nothing bounds: room() says so too
+            continue
+        model = in_order(tasks)[-1] if tasks else ReadyTask(0, pool, group, 0, 0.0)
+        extra = state.room(model, count - len(tasks))
+        if extra:
+            state.admit(model, extra)
+            out[pool] += extra
     return dict(out)
 
 

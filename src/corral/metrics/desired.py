@@ -48,7 +48,7 @@ def desired_slots(
     )
     buckets = {**(store.bucket_get_many(keys) if keys else {}), **heads.buckets}
     snapshot = DispatchSnapshot(
-        capacity={},
+        capacity=load.capacity,  # its order only: the pools' slots are taken as unlimited
         active_by_pool=load.active_by_pool,
         active_by_group=load.active_by_group,
         groups=groups,
