@@ -91,12 +91,14 @@ def test_admissible_equals_what_decide_admits_with_unlimited_slots(seed: int) ->
     admits when every pool has more slots than tasks."""
     rng = random.Random(seed)
     groups = [f"g{i}" for i in range(rng.randint(1, 6))]
+
+    def limit() -> ratelimit.RateLimit | None:
+        return rng.choice([None, ratelimit.parse("1/minute", rng.randint(1, 4))])
+
     configs = {
-        g: GroupConfig(g, max_parallel=rng.choice([None, 1, 2, 5]),
-                       rate_limit=rng.choice([None, ratelimit.parse("1/minute", rng.randint(1, 4))]),
-                       )
+        g: GroupConfig(g, max_parallel=rng.choice([None, 1, 2, 5]), rate_limit=limit())
         for g in groups
-    }  # fmt: skip
+    }
     ready, counts = [], {}
     for i in range(rng.randint(1, 40)):
         group, pool = rng.choice(groups), rng.choice(["p", "q"])

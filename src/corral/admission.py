@@ -303,8 +303,9 @@ def admissible(
 ) -> dict[str, int]:
     """How many more tasks each pool could admit now if it had unlimited slots (the autoscaling
     signal); `ready` counts each (pool, group)'s ready tasks. The tasks the snapshot holds go
-    through `decide`'s own round with a slot for each, pools in the capacity's order (caps, exclusive tasks,
-    token buckets, and who gets a shared token first, all as the dispatcher would). A group's
+    through `decide`'s own round with a slot for each, pools in the capacity's order (caps,
+    exclusive tasks, token buckets, and who gets a shared token first, all as the dispatcher
+    would). A group's
     tasks beyond those read are then counted in bulk, taken to be like the last one read (as
     `decide` does), or plain (no named rate limit, not exclusive) if none was read, within its
     cap and tokens. Its cost follows the groups with ready tasks, never the number of tasks."""
