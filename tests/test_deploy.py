@@ -1,6 +1,6 @@
-"""The shipped Grafana dashboard and Prometheus rules (deploy/): every PromQL expression in them
-is read, each metric it names must be one corral exports (corral.metrics.names) or a rule's
-recorded name, and each function one PromQL has. Where Debian's `prometheus` package gives
+"""The shipped Grafana dashboard, Prometheus rules and KEDA example (deploy/): every PromQL
+expression in them is read, each metric it names must be one corral exports
+(corral.metrics.names) or a rule's recorded name, and each function one PromQL has. Where Debian's `prometheus` package gives
 `promtool`, every expression is also parsed by Prometheus itself and the alert rules run their
 unit tests (deploy/prometheus/corral-rules.test.yaml)."""
 
@@ -21,6 +21,7 @@ from corral.metrics.names import exported_names
 DEPLOY = Path(__file__).parent.parent / "deploy"
 RULES = DEPLOY / "prometheus" / "corral-rules.yaml"
 DASHBOARD = DEPLOY / "grafana" / "corral.json"
+MANIFEST = DEPLOY / "kubernetes" / "corral-workers.yaml"
 PROMTOOL = shutil.which("promtool")
 
 FUNCTIONS = {
@@ -87,9 +88,21 @@ def dashboard_exprs() -> list[tuple[str, str]]:
     return [(title, expr.replace("$pool", ".*")) for title, expr in found]
 
 
+def scaler_exprs() -> list[tuple[str, str]]:
+    """The KEDA ScaledObjects' Prometheus queries in the sample manifest."""
+    docs = yaml.safe_load_all(MANIFEST.read_text())
+    return [
+        (f"ScaledObject {doc['metadata']['name']}", trigger["metadata"]["query"])
+        for doc in docs
+        if doc["kind"] == "ScaledObject"
+        for trigger in doc["spec"]["triggers"]
+        if trigger["type"] == "prometheus"
+    ]
+
+
 def test_every_expression_names_only_metrics_corral_exports() -> None:
     known = exported_names() | recorded()
-    exprs = rule_exprs() + dashboard_exprs()
+    exprs = rule_exprs() + dashboard_exprs() + scaler_exprs()
     assert len(exprs) >= 20
     used: set[str] = set()
     for where, expr in exprs:
@@ -141,7 +154,7 @@ def test_promtool_parses_every_expression_and_passes_the_rules_unit_tests(tmp_pa
     assert checked.returncode == 0, checked.stdout + checked.stderr
     board = {"groups": [{"name": "dashboard", "rules": [
         {"record": f"dashboard:expr_{i}", "expr": expr}
-        for i, (_, expr) in enumerate(dashboard_exprs())
+        for i, (_, expr) in enumerate(dashboard_exprs() + scaler_exprs())
     ]}]}  # fmt: skip
     as_rules = tmp_path / "dashboard-rules.yaml"
     as_rules.write_text(yaml.safe_dump(board))
