@@ -1,8 +1,8 @@
 """The shipped Grafana dashboard, Prometheus rules and KEDA example (deploy/): every PromQL
 expression in them is read, each metric it names must be one corral exports
-(corral.metrics.names) or a rule's recorded name, and each function one PromQL has. Where Debian's `prometheus` package gives
-`promtool`, every expression is also parsed by Prometheus itself and the alert rules run their
-unit tests (deploy/prometheus/corral-rules.test.yaml)."""
+(corral.metrics.names) or a rule's recorded name, and each function one PromQL has. Where
+Debian's `prometheus` package gives `promtool`, every expression is also parsed by Prometheus
+itself and the alert rules run their unit tests (deploy/prometheus/corral-rules.test.yaml)."""
 
 from __future__ import annotations
 

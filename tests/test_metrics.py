@@ -27,8 +27,10 @@ from corral.lifecycle import State
 from corral.metrics import Exporter, MetricsOptions, exported_names, parse_bind
 from corral.metrics.cluster import ClusterCollector, families, read_figures
 from corral.metrics.names import ALL, OTHER_GROUP
+from corral.metrics.scheduler import SchedulerCollector
 from corral.metrics.worker import WorkerMetrics
 from corral.model import DispatchSnapshot, GroupConfig, ReadyTask
+from corral.scheduler.service import Scheduler
 from corral.store import Store
 from corral.store.contract import InsertParams
 from corral.worker.worker import WorkerConfig
@@ -320,3 +322,20 @@ def test_the_reference_lists_every_metric_with_its_type_and_labels() -> None:
         assert row is not None, f"{spec.name} is not in docs/metrics.md's reference"
         cells = [c.strip() for c in row.split("|")[1:-1]]
         assert cells[1] == spec.kind and cells[2] == ", ".join(spec.labels), row
+
+
+def test_a_scheduler_counts_the_lost_attempts_its_reaper_found(store: Store) -> None:
+    register_worker(store, "w1", concurrency=4, lease=10)
+    lost = [submit(store) for _ in range(3)]
+    for task_id in lost:
+        start(store, task_id, T0)  # leases until T0 + 30
+    scheduler = Scheduler(store, clock=ManualClock(T0))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SchedulerCollector(scheduler))
+    scheduler.run_once(T0 + 10)
+    assert value(samples(registry), "corral_attempts_lost_total") == 0
+    scheduler.run_once(T0 + 60)
+    found = samples(registry)
+    assert value(found, "corral_attempts_lost_total") == 3
+    assert value(found, "corral_scheduler_work_total", service="reap") == 3
+    assert value(found, "corral_scheduler_leader") == 0  # run_once alone takes no leadership

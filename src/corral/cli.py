@@ -278,7 +278,9 @@ def scheduler(settings: Settings, metrics_bind: str | None, metrics_groups: str)
     app = settings.app()
     service = Scheduler(app.store, clock=app.clock)
     exports = exporting(app, metrics_bind, metrics_groups, cluster=True, worker=False)
-    with exports, _on_stop_signals(service.stop):
+    with exports as exporter, _on_stop_signals(service.stop):
+        if exporter is not None:
+            exporter.add_scheduler(service)
         service.run()
 
 
@@ -315,6 +317,8 @@ def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: flo
     exports = exporting(app, metrics_bind, metrics_groups, cluster=True, worker=True)
     with exports as exporter, _on_stop_signals(stop.set):
         config.middleware = (*config.middleware, *worker_middleware(exporter, settings.log_format))
+        if exporter is not None:
+            exporter.add_scheduler(service)
         try:
             command = worker_command(
                 app.url, settings.app_spec or "", settings.log_level, settings.log_format

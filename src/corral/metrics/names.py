@@ -22,10 +22,11 @@ class MetricSpec:
     kind: Kind
     labels: tuple[str, ...]
     help: str
-    source: Literal["cluster", "worker"]
+    source: Literal["cluster", "worker", "scheduler"]
     """Who exports it: `cluster` (read from the store by a scheduler, worker or run process with
     --metrics-bind; the same figure from each, so query it with max()), `worker` (each worker
-    process counts its own attempts; Prometheus sums them)."""
+    process counts its own attempts; Prometheus sums them), `scheduler` (each scheduler process
+    counts what it did while it led; Prometheus sums them)."""
 
 
 CLUSTER: tuple[MetricSpec, ...] = (
@@ -148,11 +149,37 @@ WORKER: tuple[MetricSpec, ...] = (
     ),
 )
 
+SCHEDULER: tuple[MetricSpec, ...] = (
+    MetricSpec(
+        "corral_scheduler_leader",
+        "gauge",
+        (),
+        "1 while this scheduler process leads, else 0.",
+        "scheduler",
+    ),
+    MetricSpec(
+        "corral_scheduler_work_total",
+        "counter",
+        ("service",),
+        "Work done by each leader service of this process: tasks released, promoted, "
+        "reaped, dispatched; rows pruned.",
+        "scheduler",
+    ),
+    MetricSpec(
+        "corral_attempts_lost_total",
+        "counter",
+        (),
+        "Attempts whose worker was lost (their lease expired), found by this process's "
+        "reaper while it led.",
+        "scheduler",
+    ),
+)
+
 SCHEDULES: tuple[MetricSpec, ...] = ()
 """The schedule metrics (fires, missed, skipped, fire lateness): the schedules branch adds them
 here and in corral.metrics.cluster.schedule_families."""
 
-ALL: tuple[MetricSpec, ...] = CLUSTER + WORKER + SCHEDULES
+ALL: tuple[MetricSpec, ...] = CLUSTER + WORKER + SCHEDULER + SCHEDULES
 
 WAIT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 """Seconds: queue waits from well under a second to the hours a capped backlog can wait."""

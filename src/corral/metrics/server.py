@@ -13,8 +13,10 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from ..clock import Clock
 from ..errors import ConfigError
+from ..scheduler.service import Scheduler
 from ..store import Store
 from .cluster import DEFAULT_TOP_GROUPS, DEFAULT_TTL, ClusterCollector
+from .scheduler import SchedulerCollector
 from .worker import WorkerMetrics
 
 log = logging.getLogger("corral.metrics")
@@ -71,6 +73,10 @@ class Exporter:
         if worker:
             self.worker = WorkerMetrics(self.registry, clock)
         self._server: Any = None
+
+    def add_scheduler(self, scheduler: Scheduler) -> None:
+        """Serve this process's scheduler figures too."""
+        self.registry.register(SchedulerCollector(scheduler))
 
     def start(self) -> tuple[str, int]:
         """Serve /metrics; the address bound (a port 0 is given one)."""
