@@ -27,6 +27,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -75,10 +76,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def drain(backend: str, count: int, observed: bool, concurrency: int) -> float:
-    """Tasks per second from start-up to the last success."""
+def drain(backend: str, count: int, observe: str, concurrency: int) -> float:
+    """Tasks per second from start-up to the last success; `observe`: off, metrics, tracing or
+    both."""
+    metered, traced = observe in ("metrics", "both"), observe in ("tracing", "both")
     with fresh_database(backend) as url:
-        if observed:
+        if traced:
             from opentelemetry import trace
             from traced_app import provider
 
@@ -91,10 +94,10 @@ def drain(backend: str, count: int, observed: bool, concurrency: int) -> float:
         else:
             submit_noops(url, count, "noop")
         port = free_port()
-        app_spec = "traced_app:app" if observed else "noop_app:app"
+        app_spec = "traced_app:app" if traced else "noop_app:app"
         command = [sys.executable, "-m", "corral", "--app", app_spec, "run", "--concurrency",
                    str(concurrency)]  # fmt: skip
-        if observed:
+        if metered:
             command += ["--metrics-bind", f"127.0.0.1:{port}"]
         env = dict(os.environ, CORRAL_DATABASE_URL=url, PYTHONPATH=str(HERE))
         app = App(url)
@@ -109,7 +112,7 @@ def drain(backend: str, count: int, observed: bool, concurrency: int) -> float:
         started = time.perf_counter()
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)  # fmt: skip
-        if observed:
+        if metered:
             scraper.start()
         try:
             while succeeded(app) < count:
@@ -125,17 +128,66 @@ def drain(backend: str, count: int, observed: bool, concurrency: int) -> float:
         return count / elapsed
 
 
+def hook_cost_us(kind: str, runs: int = 20_000) -> float:
+    """Microseconds per attempt of the metrics or the tracing middleware's hooks, in-process
+    (the tracing one with the SDK set up, spans batched and dropped)."""
+    from prometheus_client import CollectorRegistry
+
+    from corral.clock import SystemClock
+    from corral.metrics.worker import WorkerMetrics
+    from corral.model import ClaimedTask
+    from corral.worker.middleware import Middleware, Run
+    from corral.worker.tracing import Tracing
+
+    middleware: Middleware
+    if kind == "metrics":
+        middleware = WorkerMetrics(CollectorRegistry(auto_describe=False), SystemClock())
+        context = None
+    else:
+        from opentelemetry import trace
+        from traced_app import provider
+
+        trace.get_tracer = lambda name, *a, **k: provider.get_tracer(name)  # type: ignore[assignment]
+        middleware = Tracing()
+        with trace.get_tracer("bench").start_as_current_span("send"):
+            from corral.tracing import sending
+
+            with sending(["noop"], ["default"]) as send:
+                context = send.context
+    task = ClaimedTask(1, "noop", "default", 1, 0, 0, "{}", None, "retry", "[]", "{}", None, None,
+                       None, ready_at=time.time(), trace_context=context)  # fmt: skip
+    ctx: Any = None  # neither middleware reads the handler's context
+    started = time.perf_counter()
+    for _ in range(runs):
+        run = Run(task, ctx, "w1")
+        middleware.before_run(run)
+        run.outcome, run.duration = "succeeded", 0.001
+        middleware.after_run(run)
+    return (time.perf_counter() - started) / runs * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgres"])
-    parser.add_argument("--only", choices=["scrape", "drain"])
+    parser.add_argument("--only", choices=["scrape", "drain", "hooks"])
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--big", type=int, default=2_000_000)
     parser.add_argument("--reads", type=int, default=20, help="reads per scrape figure")
     parser.add_argument("--tasks", type=int, default=10_000, help="tasks per drain")
     parser.add_argument("--rounds", type=int, default=3, help="drains of each kind")
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--observe",
+        action="append",
+        choices=["metrics", "tracing", "both"],
+        help="what the drains compared with `off` turn on [default: both]",
+    )
     args = parser.parse_args()
+    if args.only in (None, "hooks"):
+        for kind in ("metrics", "tracing"):
+            print(f"{kind} middleware: {hook_cost_us(kind):.1f} us per attempt")
+        if args.only == "hooks":
+            return
     for backend in args.backend or ["sqlite"]:
         if args.only in (None, "scrape"):
             small = scrape_by_history(backend, args.small, args.reads)
@@ -147,15 +199,18 @@ def main() -> None:
             print(f"{backend}: scrape, median ms, 20,000 ready tasks: 10 groups {few:.2f}, "
                   f"10,000 groups {many:.2f}, ratio {many / few:.2f}")  # fmt: skip
         if args.only in (None, "drain"):
-            rates: dict[bool, list[float]] = {False: [], True: []}
+            kinds = ["off", *(args.observe or ["both"])]
+            rates: dict[str, list[float]] = {k: [] for k in kinds}
             for _ in range(args.rounds):
-                for observed in (False, True):
-                    rates[observed].append(drain(backend, args.tasks, observed, args.concurrency))
-            off, on = (statistics.median(rates[k]) for k in (False, True))
+                for kind in kinds:
+                    rates[kind].append(drain(backend, args.tasks, kind, args.concurrency))
+            off = statistics.median(rates["off"])
             print(f"{backend}: drain of {args.tasks:,}, median tasks/s over {args.rounds}: "
-                  f"off {off:.0f} {[round(r) for r in rates[False]]}, "
-                  f"metrics+tracing on {on:.0f} {[round(r) for r in rates[True]]}, "
-                  f"cost {100 * (1 - on / off):.1f}%")  # fmt: skip
+                  f"off {off:.0f} {[round(r) for r in rates['off']]}")  # fmt: skip
+            for kind in kinds[1:]:
+                on = statistics.median(rates[kind])
+                print(f"  {kind:<8} {on:.0f} {[round(r) for r in rates[kind]]}, "
+                      f"cost {100 * (1 - on / off):.1f}%")  # fmt: skip
 
 
 if __name__ == "__main__":

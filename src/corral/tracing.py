@@ -14,6 +14,7 @@ ERROR and records the error as an `exception` event."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -92,9 +93,15 @@ def sending(names: Sequence[str], groups: Sequence[str], workflow: str | None = 
 
 
 def link_of(trace_context: str | None) -> Any:
-    """The Link to a stored submit context, or None (none stored, or not readable)."""
+    """The Link to a stored submit context, or None (none stored, or not readable). Cached: the
+    tasks of one submit share their context."""
     if trace is None or not trace_context:
         return None
+    return _link(trace_context)
+
+
+@functools.lru_cache(maxsize=1024)
+def _link(trace_context: str) -> Any:
     try:
         carrier = json.loads(trace_context)
     except ValueError:

@@ -21,6 +21,9 @@ class Tracing(Middleware):
 
     def __init__(self) -> None:
         self._spans: dict[tuple[int, int], tuple[Any, Any]] = {}
+        trace = tracing.trace
+        self._tracer = None if trace is None else trace.get_tracer(tracing.TRACER)
+        """Got once: a tracer got before the SDK is set up follows it once it is."""
 
     def before_run(self, run: Run) -> None:
         trace = tracing.trace
@@ -40,7 +43,8 @@ class Tracing(Middleware):
         }
         if task.workflow_id is not None:
             attributes["corral.workflow_id"] = task.workflow_id
-        span = trace.get_tracer(tracing.TRACER).start_span(
+        assert self._tracer is not None
+        span = self._tracer.start_span(
             f"process {task.name}", kind=trace.SpanKind.CONSUMER, attributes=attributes,
             links=[link] if link is not None else None,
         )  # fmt: skip
