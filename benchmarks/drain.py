@@ -45,8 +45,15 @@ def submit_noops(url: str, count: int, task: str) -> float:
     return elapsed
 
 
-def succeeded(app: App) -> int:
-    return sum(s.counts.get("succeeded", 0) for s in app.store.group_stats())
+def unfinished(app: App) -> int:
+    """Tasks not yet ended, counted from each unfinished state's partial index (the backlog),
+    so the polling doesn't load the database it measures. (The code before the read side,
+    measured with this script for a baseline in the same sitting, counts with a scan.)"""
+    if hasattr(app.store, "task_count_unfinished"):
+        return sum(c.count for c in app.store.task_count_unfinished())
+    ended = {"succeeded", "dead", "cancelled", "upstream_failed"}
+    stats = app.store.group_stats()  # type: ignore[attr-defined]
+    return sum(n for g in stats for state, n in g.counts.items() if state not in ended)
 
 
 def corral_commands(mode: str, processes: int, concurrency: int) -> list[list[str]]:
@@ -70,14 +77,14 @@ def drain_with_corral(
     ]
     first: tuple[float, int] | None = None
     try:
-        while (done := succeeded(app)) < count:
+        while (done := count - unfinished(app)) < count:
             if first is None and done > 0:
                 first = (time.perf_counter(), done)
             for proc in procs:
                 if proc.poll() is not None:
                     err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
                     raise SystemExit(f"a corral process exited early: {err}")
-            time.sleep(0.2)  # the count scans every task: polled often, it would slow the drain
+            time.sleep(0.05)
         end = time.perf_counter()
         flowing_since, flowed = first or (started, 0)
         return end - started, (count - flowed) / (end - flowing_since)

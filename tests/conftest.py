@@ -49,6 +49,15 @@ BACKOFF = dumps({"base": 1.0, "cap": 300.0, "factor": 2.0, "jitter": 0.0})
 # -- backends ------------------------------------------------------------------------------------
 
 
+def psycopg_errors() -> tuple[type[BaseException], ...]:
+    """A database a test left unreachable (a stopped server, a dropped database) is not checked."""
+    try:
+        import psycopg
+    except ImportError:
+        return ()
+    return (psycopg.OperationalError,)
+
+
 @functools.cache
 def _postgres_unavailable() -> str | None:
     """Why the PostgreSQL tests can't run here, or None when they can."""
@@ -80,8 +89,39 @@ def _drop_databases(names: list[str]) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+ENDED_MISMATCH = (
+    "SELECT id, state, finished_at FROM corral_tasks WHERE (finished_at IS NOT NULL) <> "
+    "(state IN ('succeeded', 'dead', 'cancelled', 'upstream_failed')) LIMIT 5"
+)
+"""Tasks whose finished_at disagrees with their state: the indexes over history are partial on
+`finished_at IS NOT NULL` (migration 0015), so it must be set exactly when a task has ended."""
+
+
+def _ended_mismatches(url: str) -> list[Any]:
+    """Checked at the end of every test that made a database, on both backends."""
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        path = url.removeprefix("sqlite:///")
+        if not os.path.exists(path):
+            return []
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
+            try:
+                return conn.execute(ENDED_MISMATCH).fetchall()
+            except sqlite3.OperationalError:  # never migrated, or not corral's
+                return []
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        try:
+            return conn.execute(ENDED_MISMATCH).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
+
+
 class Databases:
-    """Fresh, migrated databases of one backend, dropped at the end of the test."""
+    """Fresh, migrated databases of one backend, dropped at the end of the test (after checking
+    that every task's finished_at agrees with its state)."""
 
     def __init__(self, backend: str, tmp_path: Any) -> None:
         if backend == "postgres" and (why := _postgres_unavailable()) is not None:
@@ -92,6 +132,7 @@ class Databases:
         self._tmp_path = tmp_path
         self._counter = itertools.count()
         self._created: list[str] = []
+        self._urls: list[str] = []
         self._stores: list[Store] = []
 
     def new_url(self, migrate: bool = True) -> str:
@@ -103,6 +144,7 @@ class Databases:
             name = _create_database()
             self._created.append(name)
             url = f"{PG_SERVER}/{name}"
+        self._urls.append(url)
         if migrate:
             fresh = open_store(url, migrate=False)  # as `corral migrate` does
             fresh.migrate()
@@ -115,6 +157,13 @@ class Databases:
         store.migrate()
         self._stores.append(store)
         return store
+
+    def ended_mismatches(self) -> list[Any]:
+        found: list[Any] = []
+        for url in self._urls:
+            with contextlib.suppress(psycopg_errors()):
+                found.extend(_ended_mismatches(url))
+        return found
 
     def cleanup(self) -> None:
         for store in self._stores:
@@ -129,6 +178,8 @@ def databases(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Databas
     dbs = Databases(request.param, tmp_path)
     try:
         yield dbs
+        mismatched = dbs.ended_mismatches()
+        assert not mismatched, f"finished_at disagrees with the state of tasks {mismatched}"
     finally:
         dbs.cleanup()
 
@@ -251,7 +302,10 @@ class Services:
         self.app = app
         self.worker_config = worker or WorkerConfig(concurrency=4, heartbeat=0.1, grace=2.0)
         self.scheduler = Scheduler(
-            app.store, scheduler or SchedulerConfig(reap_every=0.2), clock=app.clock
+            app.store,
+            scheduler or SchedulerConfig(reap_every=0.2),
+            clock=app.clock,
+            services=app.schedules.services(interval=0.05),
         )
         self.worker: Worker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -182,7 +182,7 @@ def test_bad_group_settings_are_refused(
 def test_group_needs_a_name(app: corral.App) -> None:
     with pytest.raises(ConfigError, match="group name"):
         app.groups.configure("", max_parallel=2)
-    assert app.store.group_stats() == []
+    assert app.store.group_list() == []
 
 
 # -- database URLs -------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from corral.callbacks import CallbackService
 from corral.lifecycle import TERMINAL, State
 from corral.scheduler.service import Scheduler
 from corral.store import Store
+from corral.store.contract import Lease, LeaseKind
 from corral.worker.worker import WorkerConfig
 
 
@@ -115,7 +116,7 @@ def test_one_deliverer_at_a_time_and_redelivery_after_its_lease(app: corral.App)
     second = CallbackService(app.store, app.registry, "second", lease=2.0)
     ids = [submit(app.store, time.time()) for _ in range(3)]
     now = time.time()
-    assert app.store.consumer_acquire("callbacks", "first", now + 2, now)
+    assert app.store.lease_acquire(Lease(LeaseKind.CONSUMER, "callbacks", "first", now + 2), now)
     assert second.run_once(now) == 0  # not the holder: delivers nothing
     feed = app.store.event_fetch_unseen("callbacks", 100)
     assert [f.event.task_id for f in feed] == ids
@@ -139,7 +140,7 @@ def test_postgres_feed_waits_for_an_earlier_id_that_commits_later(store: Store) 
     import psycopg
 
     task_id = submit(store, T0)
-    assert store.consumer_acquire("c", "me", T0 + 60, T0)
+    assert store.lease_acquire(Lease(LeaseKind.CONSUMER, "c", "me", T0 + 60), T0)
     first = store.event_fetch_unseen("c", 100)
     store.consumer_advance("c", "me", (first[-1].xid, first[-1].event.id), T0)
     insert = (
@@ -259,7 +260,9 @@ def test_stuck_callbacks_do_not_starve_the_others(app: corral.App) -> None:
     app.on("submitted")(stuck)
     app.on("submitted")(lambda change: quick.append(change.task_id))
     service = CallbackService(app.store, app.registry, "me", timeout=0.2, threads=2)
-    assert app.store.consumer_acquire("callbacks", "me", time.time() + 60, time.time())
+    assert app.store.lease_acquire(
+        Lease(LeaseKind.CONSUMER, "callbacks", "me", time.time() + 60), time.time()
+    )
     ids = [submit(app.store, time.time()) for _ in range(20)]
     feed = app.store.event_fetch_unseen("callbacks", 100)
     started = time.monotonic()

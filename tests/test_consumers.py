@@ -28,6 +28,7 @@ from corral.consumers import SKIPPED_KIND, Consumer, ConsumerService, StateChang
 from corral.lifecycle import State
 from corral.retention import Retention, plan
 from corral.store import Store
+from corral.store.contract import Lease, LeaseKind
 from corral.worker.worker import WorkerConfig
 
 NO_JITTER = Backoff(base=1.0, factor=2.0, cap=60.0, jitter=0.0)
@@ -38,7 +39,9 @@ def feed_ids(store: Store) -> list[int]:
     store.consumer_create("reference", at_head=False)
     ids: list[int] = []
     while True:
-        store.consumer_acquire("reference", "r", time.time() + 60, time.time())
+        store.lease_acquire(
+            Lease(LeaseKind.CONSUMER, "reference", "r", time.time() + 60), time.time()
+        )
         batch = store.event_fetch_unseen("reference", 1000)
         if not batch:
             break

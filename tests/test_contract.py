@@ -64,9 +64,9 @@ def test_consumer_lease_is_one_primitive_with_the_cursor(store: Store, other: St
     other.lease_release(second)
     assert store.lease_acquire(Lease(LeaseKind.CONSUMER, "alerts", "first", T0 + 60), T0 + 23)
     # the wrappers kept for one release go through the same primitive
-    assert not other.consumer_acquire("alerts", "second", T0 + 50, T0 + 24)
+    assert not other.lease_acquire(Lease(LeaseKind.CONSUMER, "alerts", "second", T0 + 50), T0 + 24)
     store.consumer_release("alerts", "first")
-    assert other.consumer_acquire("alerts", "second", T0 + 50, T0 + 25)
+    assert other.lease_acquire(Lease(LeaseKind.CONSUMER, "alerts", "second", T0 + 50), T0 + 25)
 
 
 def test_worker_lease_renews_its_tasks_and_is_released(store: Store) -> None:

@@ -17,7 +17,7 @@ from corral.lifecycle import State
 from corral.model import LogLine
 from corral.retention import DAY, DEFAULT_RETENTION, day_of, plan
 from corral.store import Store, open_store
-from corral.store.contract import CancelParams
+from corral.store.contract import CancelParams, Lease, LeaseKind
 from corral.store.postgres import queries as q
 from corral.store.postgres.partitions import day_name
 from corral.store.postgres.store import migrations
@@ -94,7 +94,9 @@ def test_the_migration_keeps_the_history(pg: Databases) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(q.CREATE_MIGRATIONS)
         for version, script in migrations():
-            if version <= 7:
+            # 12 adds a column that today's code writes with every task (the history below is
+            # written by it); it touches nothing migration 9 moves.
+            if version <= 7 or version == 12:
                 conn.execute(script.encode())
                 conn.execute(q.RECORD_MIGRATION, (version, time.time()))
     store = open_store(url, migrate=False)
@@ -181,7 +183,7 @@ def test_a_day_holding_a_stored_task_is_kept_and_hides_the_pruned_ones(store: St
 
 def test_a_day_holding_an_undelivered_event_is_kept(store: Store) -> None:
     prune(store, D)
-    assert store.consumer_acquire("alerts", "me", LATE + 1e9, D)
+    assert store.lease_acquire(Lease(LeaseKind.CONSUMER, "alerts", "me", LATE + 1e9), D)
     task_id = done(store)
     assert prune(store, LATE) == 0  # "alerts" has not read its events
     assert day("corral_events") in partitions(store)
@@ -205,7 +207,7 @@ def test_a_longer_retention_of_a_type_keeps_its_days_and_rows_go_one_by_one(stor
 
 
 def test_the_event_feed_reads_across_days_in_commit_order(store: Store) -> None:
-    assert store.consumer_acquire("feed", "me", D + 1e9, D)
+    assert store.lease_acquire(Lease(LeaseKind.CONSUMER, "feed", "me", D + 1e9), D)
     prune(store, D)
     # submitted in this order, at times in day D+1, day D, DEFAULT (far future), day D+2
     moments = [D + DAY, D, D + 400 * DAY, D + 2 * DAY]

@@ -150,7 +150,7 @@ def test_a_task_linked_into_an_unfinished_workflow_is_kept(store: Store) -> None
 
 
 def test_undelivered_events_keep_their_task(store: Store) -> None:
-    assert store.consumer_acquire("alerts", "me", T0 + 1e9, T0)
+    assert store.lease_acquire(Lease(LeaseKind.CONSUMER, "alerts", "me", T0 + 1e9), T0)
     task_id = done(store)
     newest(store)
     assert prune(store, AFTER_WEEK) == 0  # "alerts" has not read its events yet

@@ -3,6 +3,7 @@ both backends expose the same tables and columns (corral.store.schema)."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import sqlite3
 from dataclasses import replace
@@ -10,6 +11,7 @@ from typing import Any
 
 from conftest import Databases
 
+import corral
 from corral.store.schema import REGENERATE, Schema, checked_in, parity, render
 from corral.store.schema_dump import describe
 
@@ -134,3 +136,68 @@ def _retype(schema: Schema, table: str, column: str, type_: str) -> Schema:
     cols = tuple(replace(c, type=type_) if c.name == column else c for c in t.columns)
     changed = replace(t, columns=cols)
     return replace(schema, tables=tuple(changed if x is t else x for x in schema.tables))
+
+
+def test_replaying_every_sqlite_migration_gives_the_checked_in_schema() -> None:
+    """A fresh SQLite file is installed from schema.sql; the migrations replayed from the first
+    (as a database of an older release gets them) must end at the same schema."""
+    from corral.store.schema_dump import fresh_schema
+
+    replayed = fresh_schema("sqlite")
+    assert replayed == checked_in("sqlite"), _mismatch("sqlite", replayed)
+
+
+def test_both_ways_of_installing_sqlite_seed_the_same_rows(tmp_path: Any) -> None:
+    """A migration may seed rows (the event consumers' origin); the install from schema.sql must
+    seed them too: every table holds the same rows either way. (An AUTOINCREMENT, which the
+    catalog doesn't describe, shows here too, as a `sqlite_sequence` table on one side only:
+    corral's ids are never reused because their tables' newest rows are never deleted.)"""
+    from corral.store import open_store
+    from corral.store.sqlite.store import SQLiteStore
+
+    rows = []
+    for name, replay in (("installed", False), ("replayed", True)):
+        store = open_store(f"sqlite:///{tmp_path}/{name}.db", migrate=False)
+        assert isinstance(store, SQLiteStore)
+        store.migrate(replay=replay)
+        store.close()
+        with contextlib.closing(sqlite3.connect(tmp_path / f"{name}.db")) as conn:
+            tables = [
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            ]
+            rows.append(
+                {
+                    t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall())
+                    for t in tables
+                    if t != "corral_schema_migrations"  # the times it was applied differ
+                }
+            )
+    assert rows[0] == rows[1]
+    assert rows[0]["corral_consumers"]  # the origin row is there, so the check has teeth
+
+
+def test_a_fresh_install_leaves_a_users_own_tables_alone(tmp_path: Any) -> None:
+    """corral in a user's own SQLite file that has tables named as corral's were before 0008
+    (`tasks`, `groups`, `events`, `workers`, `schema_migrations`): corral creates only its
+    `corral_` tables, and the user's rows stay as they were."""
+    path = tmp_path / "theirs.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        for table in ("tasks", "groups", "events", "workers", "schema_migrations"):
+            conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, what TEXT)")
+            conn.execute(f"INSERT INTO {table} (what) VALUES ('mine')")
+        conn.commit()
+    app = corral.App(f"sqlite:///{path}")
+
+    @app.task()
+    def ping(ctx: corral.Context) -> None: ...
+
+    task_id = ping.submit()
+    assert app.store.task_get(task_id) is not None
+    app.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        for table in ("tasks", "groups", "events", "workers", "schema_migrations"):
+            assert conn.execute(f"SELECT id, what FROM {table}").fetchall() == [(1, "mine")]
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert names - {"tasks", "groups", "events", "workers", "schema_migrations"} == {
+        n for n in names if n.startswith("corral_")
+    }

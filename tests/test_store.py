@@ -524,30 +524,6 @@ def test_group_configure_and_get(store: Store) -> None:
     assert store.group_get("g") == GroupConfig("g", None, 1.0)
 
 
-def test_group_stats_counts_states_and_waits(store: Store) -> None:
-    store.group_configure(GroupConfig("g", max_parallel=4, weight=2.0))
-    a, b, c = (submit(store, group="g") for _ in range(3))
-    submit(store, group="h")
-    start(store, a, T0 + 4)
-    finish(store, start(store, b, T0 + 6), State.SUCCEEDED, T0 + 7)
-    store.task_cancel(CancelParams(c, T0 + 8))
-    stats = {s.group: s for s in store.group_stats()}
-    g = stats["g"]
-    assert g.counts == {"running": 1, "succeeded": 1, "cancelled": 1}
-    assert g.total == 3
-    assert g.mean_wait == pytest.approx(5.0)
-    assert g.max_wait == pytest.approx(6.0)
-    assert (g.max_parallel, g.weight) == (4, 2.0)
-    h = stats["h"]
-    assert (h.counts, h.mean_wait, h.max_wait, h.max_parallel, h.weight) == (
-        {"ready": 1},
-        None,
-        None,
-        None,
-        1.0,
-    )
-
-
 def test_wait_counts_from_run_at(store: Store) -> None:
     task_id = submit(store, run_at=T0 + 10)
     store.task_release_due(DueParams(T0 + 10, 100))

@@ -3,7 +3,8 @@
 Hypothesis drives random sequences of submits (dedup keys, delays, dependencies), resolver and
 dispatcher rounds, direct admissions, claims (by idle and busy workers, so suspects are claimed
 alone), completions with random outcomes, stale reports, checkpoints, cancels, retries,
-heartbeats and lease expiries (the clock is moved, never slept).
+heartbeats, lease expiries and clean-ups (tasks of a type with one: their bad ends leave a
+clean-up that holds the next attempt until it ended; the clock is moved, never slept).
 After every step the store is checked against what the machine observed so far.
 """
 
@@ -25,6 +26,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from corral.cleanup import held_target, reason_for
 from corral.errors import TransitionRefused
 from corral.isolation import lost_verdict, suspect_after
 from corral.lifecycle import (
@@ -46,6 +48,8 @@ from corral.store.contract import (
     CancelParams,
     CheckpointParams,
     ClaimParams,
+    CleanupClaimParams,
+    CleanupEndParams,
     CompleteParams,
     InsertParams,
     RetryParams,
@@ -67,6 +71,7 @@ task_specs = st.fixed_dictionaries(
         "max_retries": st.integers(0, 2),
         "on_timeout": st.sampled_from(["retry", "fail", "continue"]),
         "dep": st.sampled_from([None, None, None, None, 0, 1, 2]),
+        "cleanup": st.booleans(),
     }
 )
 
@@ -91,6 +96,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.event_states: dict[int, State] = {}  # each task's state as its events tell it
         self.cursor = 0
         self.retried: set[int] = set()
+        self.with_cleanup: set[int] = set()  # tasks of a type with a clean-up
+        self.unheld: set[int] = set()  # retried by hand while a clean-up was due: not held
         self._register_workers()
 
     def teardown(self) -> None:
@@ -143,6 +150,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                     on_timeout=spec["on_timeout"],
                     max_runtime=5.0,
                     depends_on=deps,
+                    cleanup=spec["cleanup"],
                 )
             )
         results = self.store.task_insert_many(InsertParams(tasks, self.now))
@@ -154,6 +162,8 @@ class LifecycleMachine(RuleBasedStateMachine):
                 continue
             assert result.created and result.id not in self.ids
             self.ids.append(result.id)
+            if task.cleanup:
+                self.with_cleanup.add(result.id)
             if key is not None:
                 holders[key] = result.id
             expected = State.WAITING if task.run_at or task.depends_on else State.READY
@@ -170,7 +180,9 @@ class LifecycleMachine(RuleBasedStateMachine):
         resolve_due(self.store, self.now)
         records = self._records()
         for record in records.values():
-            if record.state == State.RETRY_WAIT:
+            if record.state == State.RETRY_WAIT and record.run_at is None:
+                assert (record.id, record.attempt) in self._unfinished_cleanups()  # held
+            elif record.state == State.RETRY_WAIT:
                 assert record.run_at is not None and record.run_at > self.now
             if record.state == State.WAITING:
                 deps_done = all(records[d].state == State.SUCCEEDED for d in self._deps(record))
@@ -231,12 +243,14 @@ class LifecycleMachine(RuleBasedStateMachine):
                 cancel_requested=old.cancel_requested,
                 worker_id=old.worker_id,
             )
-            assert record.state == verdict.target
+            held = task_id in self.with_cleanup
+            assert record.state == (held_target(verdict.target) if held else verdict.target)
+            assert ((task_id, old.attempt) in self._unfinished_cleanups()) == held
             if old.cancel_requested:
                 assert record.state == State.CANCELLED
             elif not attempt.isolated:  # lost beside others: a suspect, the loss not counted
                 assert (record.state, record.failures, record.suspect) == (
-                    State.READY,
+                    State.RETRY_WAIT if held else State.READY,
                     old.failures,
                     True,
                 )
@@ -316,6 +330,9 @@ class LifecycleMachine(RuleBasedStateMachine):
             on_timeout=on_timeout,  # type: ignore[arg-type]
         )
         failure = counts_as_failure(outcome, on_timeout)  # type: ignore[arg-type]
+        # As the worker: a time slice (timed_out with "continue") is no bad end.
+        sliced = outcome == "timed_out" and on_timeout == "continue"
+        reason = reason_for(outcome) if old.id in self.with_cleanup and not sliced else None
         report = AttemptReport(
             task_id=old.id,
             attempt=old.attempt,
@@ -328,6 +345,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             traceback="Traceback: ..." if outcome == "failed" else None,
             retry_at=self.now + backoff if target == State.RETRY_WAIT else None,
             suspect=suspect_after(outcome),
+            cleanup=reason,
         )
         assert self.store.task_complete_many(CompleteParams([report], self.now)) == [old.id]
         record = self._get(old.id)
@@ -335,8 +353,9 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert record.suspect == (old.suspect and outcome == "released")
         assert record.failures == old.failures + int(failure)
         assert record.worker_id is None
+        assert ((old.id, old.attempt) in self._unfinished_cleanups()) == (reason is not None)
         if target == State.RETRY_WAIT:
-            assert record.run_at == self.now + backoff
+            assert record.run_at == (None if reason else self.now + backoff)  # held
         if target in TERMINAL:
             assert record.finished_at == self.now
         attempt = self.store.attempt_list(old.id)[-1]
@@ -434,11 +453,46 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert self._get(old.id) == old
             return
         assert self.store.task_retry(RetryParams(old.id, self.now)) == old.state
+        if any(t == old.id for t, _ in self._unfinished_cleanups()):
+            self.unheld.add(old.id)  # a manual retry does not wait for a clean-up (a limit)
         record = self._get(old.id)
         assert (record.state, record.failures, record.attempt) == (State.READY, 0, old.attempt)
         self.retried.add(old.id)
 
+    # -- clean-ups -------------------------------------------------------------------------------
+    def _unfinished_cleanups(self) -> set[tuple[int, int]]:
+        return {(c.task_id, c.attempt) for c in self.store.cleanup_unfinished(100_000)}
+
+    @rule(worker=st.sampled_from(WORKERS), end=st.sampled_from(["succeeded", "failed", "pending"]))
+    def run_cleanup(self, worker: str, end: str) -> None:
+        claim = CleanupClaimParams(worker, ["job"], 1, self.now + 5, self.now)
+        claimed = self.store.cleanup_claim(claim)
+        if not claimed:
+            return
+        (job,) = claimed
+        before = self._get(job.task_id)
+        ended = CleanupEndParams(job.id, worker, end, None if end == "succeeded" else "boom",  # type: ignore[arg-type]
+                                 self.now, self.now + 3 if end == "pending" else None)  # fmt: skip
+        assert self.store.cleanup_end(ended)
+        after = self._get(job.task_id)
+        if end != "pending" and before.state == State.RETRY_WAIT and before.run_at is None:
+            assert before.attempt == job.attempt
+            assert after.run_at is not None  # released: its retry is due again
+        else:
+            assert after.run_at == before.run_at
+
     # -- invariants ------------------------------------------------------------------------------
+    @invariant()
+    def a_retry_never_starts_before_its_clean_up_ended(self) -> None:
+        due = self._unfinished_cleanups()
+        for record in self._records().values():
+            if record.id in self.unheld or not any(t == record.id for t, _ in due):
+                continue
+            # Held in retry_wait, or ended (a terminal task's clean-up runs after its end).
+            assert record.state == State.RETRY_WAIT or record.state in TERMINAL, record
+            if record.state == State.RETRY_WAIT:
+                assert record.run_at is None
+
     @invariant()
     def store_matches_the_model(self) -> None:
         records = self._records()
@@ -477,6 +531,8 @@ class LifecycleMachine(RuleBasedStateMachine):
             if event.kind == "submitted":
                 assert event.from_state is None and event.task_id not in self.event_states
                 self.event_states[event.task_id] = State(event.to_state)
+            elif event.kind in ("cleanup_succeeded", "cleanup_failed"):
+                assert event.from_state is None and event.to_state is None
             elif event.kind in ("cancel_requested", "suspect", "quarantined"):
                 assert event.to_state is None
                 assert State(event.from_state) == self.event_states[event.task_id]

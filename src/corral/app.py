@@ -18,6 +18,7 @@ from . import limits, ratelimit, tracing
 from .aging import Aging
 from .backoff import Backoff
 from .callbacks import CALLBACK_KINDS
+from .cleanup import CLEANUP_RETRIES, CLEANUP_TIMEOUT, check_spec
 from .clock import Clock
 from .codec import dumps
 from .consumers import Consumers
@@ -45,6 +46,8 @@ from .registry import (
     TaskDef,
 )
 from .retention_settings import RetentionSettings
+from .schedules.backfills import BackfillMade, Backfills
+from .schedules.declare import Schedules
 from .store import Store, open_store, resolve_url
 from .store.contract import CancelParams, InsertParams, RetryParams, WorkflowCancelParams, join
 from .submit_ids import repeatable, submit_id_for
@@ -137,6 +140,7 @@ class TaskType(TaskDef, Generic[P, R]):
                 exclusive=exclusive,
                 on_upstream_failure=upstream_rule,
                 quarantine_after=self.quarantine_after,
+                cleanup=self.cleanup is not None,
             )
         )
 
@@ -277,6 +281,10 @@ class App:
         self.retention = RetentionSettings(self)
         self.consumers = Consumers(self)
         """The app's event consumers: `app.consumers.add(name, handler, kinds=...)`."""
+        self.schedules = Schedules(self)
+        """The app's schedules: `app.schedules.add(name, task, cron=..., tz=...)`."""
+        self.backfills = Backfills(self)
+        """The stored backfills: status, pause, resume, cancel (start one with `backfill`)."""
         self._store: Store | None = None
         self._store_clock: tuple[Store, Clock] | None = None
 
@@ -335,7 +343,11 @@ class App:
         callbacks}, see `on`), flag_stalled_after and fail_stalled_after (time slices in a row
         with the checkpoint unchanged before the task is flagged, then failed; None: never fail),
         quarantine_after (>= 1, default 2: how many times a task may take its worker down while
-        running alone before it is quarantined, dead; see corral.isolation).
+        running alone before it is quarantined, dead; see corral.isolation), on_cleanup
+        (`fn(ctx, reason)` after every bad end of an attempt, even a lost one, before the next
+        attempt; instead of on_cancel), cleanup_timeout (seconds a try may run, default 60),
+        cleanup_retries (failed tries retried, default 5), cleanup_backoff (a Backoff between
+        them); see corral.cleanup and docs/cleanup.md.
         """
         if fn is not None:
             return self._register(fn, **options)
@@ -361,6 +373,10 @@ class App:
         flag_stalled_after: int = FLAG_STALLED_AFTER,
         fail_stalled_after: int | None = FAIL_STALLED_AFTER,
         quarantine_after: int = QUARANTINE_AFTER,
+        on_cleanup: Callable[..., Any] | None = None,
+        cleanup_timeout: Duration = CLEANUP_TIMEOUT,
+        cleanup_retries: int = CLEANUP_RETRIES,
+        cleanup_backoff: Backoff | None = None,
     ) -> TaskType[Any, Any]:
         task_name = limits.text("task name", name or fn.__name__)
         stall_flag = _check_count("flag_stalled_after", flag_stalled_after)
@@ -370,6 +386,8 @@ class App:
             else _check_count("fail_stalled_after", fail_stalled_after)
         )
         quarantine = _check_count("quarantine_after", quarantine_after)
+        cleanup = check_spec(task_name, on_cleanup, on_cancel=on_cancel, timeout=cleanup_timeout,
+                             retries=cleanup_retries, backoff=cleanup_backoff)  # fmt: skip
         if self.registry.find(task_name) is not None:
             raise ConfigError(f"a task named {task_name!r} is already registered")
         limits.whole("max_retries", max_retries)
@@ -415,6 +433,7 @@ class App:
             flag_stalled_after=stall_flag,
             fail_stalled_after=stall_fail,
             quarantine_after=quarantine,
+            cleanup=cleanup,
         )
         return self.registry.add(task_type)
 
@@ -486,6 +505,15 @@ class App:
     def retry(self, task_id: int) -> None:
         """Run a dead, cancelled or upstream_failed task again with a fresh retry budget."""
         self.store.task_retry(RetryParams(task_id, self.clock.now()))
+
+    def backfill(self, schedule: str, *, start: Any, end: Any, **options: Any) -> BackfillMade:
+        """Run `schedule` (declared in this app) for every logical time in [start, end]: dates
+        (whole days, the schedule's zone), or datetimes. Options: max_parallel, weight (its own
+        fair-share group), reprocess ("none" | "failed" | "all": whether a fire that ran runs
+        again), order ("forward" | "backwards"), dry_run (list the logical times, write
+        nothing), limit (default 10,000 fires) and allow_large (past it). See
+        docs/schedules.md."""
+        return self.backfills.start(schedule, start=start, end=end, **options)
 
     # -- workflows and state-change callbacks ---------------------------------------------------
     def workflow(self, name: str, *, group: str | None = None) -> Workflow:

@@ -30,6 +30,7 @@ from .app import App
 from .cli_consumers import consumers as consumers_group
 from .cli_metrics import exporting, metrics_options, worker_middleware
 from .cli_reads import reads_of, status, tasks
+from .cli_schedules import backfill, backfills, schedules, why_fire
 from .errors import CorralError, TaskNotFound, TransitionRefused
 from .logformat import FORMATS
 from .logformat import setup as setup_logging
@@ -168,6 +169,9 @@ def cli(ctx: click.Context, database_url: str | None, app_spec: str | None, log_
 
 
 cli.add_command(consumers_group, "consumers")
+cli.add_command(schedules)
+cli.add_command(backfill)
+cli.add_command(backfills)
 
 
 def main() -> None:
@@ -276,7 +280,7 @@ def scheduler(settings: Settings, metrics_bind: str | None, metrics_groups: str)
     """
     _setup_logging(settings)
     app = settings.app()
-    service = Scheduler(app.store, clock=app.clock)
+    service = Scheduler(app.store, clock=app.clock, services=app.schedules.services())
     exports = exporting(app, metrics_bind, metrics_groups, cluster=True, worker=False)
     with exports as exporter, _on_stop_signals(service.stop):
         if exporter is not None:
@@ -310,7 +314,7 @@ def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: flo
     app = settings.app(needs_code="corral run")
     config = _worker_config(app, pools, concurrency, grace, lease, heartbeat)
     _setup_logging(settings)
-    service = Scheduler(app.store, clock=app.clock)
+    service = Scheduler(app.store, clock=app.clock, services=app.schedules.services())
     stop = threading.Event()
     children: list[subprocess.Popen[bytes]] = []
     thread = threading.Thread(target=service.run, name="corral-scheduler", daemon=True)
@@ -536,18 +540,26 @@ def rate_limits_remove(settings: Settings, key: str) -> None:
 
 
 @cli.command(short_help="Say what holds a task back.")
-@click.argument("task_id", type=int)
+@click.argument("target")
+@click.argument("when", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.pass_obj
-def why(settings: Settings, task_id: int, as_json: bool) -> None:
-    """Say what holds TASK_ID back: its dependencies or delay, its group's cap, a rate limit,
+def why(settings: Settings, target: str, when: str | None, as_json: bool) -> None:
+    """Say what holds task TARGET back: its dependencies or delay, its group's cap, a rate limit,
     an exclusive task of its group, no live worker for its pool, or the tasks of a higher level
-    ahead of it. The same rules as the scheduler's, read from the store.
+    ahead of it. The same rules as the scheduler's, read from the store. With a schedule's name,
+    say why its fire at WHEN (ISO, the schedule's zone unless it says; default: the latest
+    skipped or missed fire) was skipped or missed, or ran.
 
     \b
-    Example:
+    Examples:
       corral why 42
+      corral why nightly-orders 2026-11-28T02:00
     """
+    if not target.isdigit():
+        click.echo(why_fire(settings.app(), target, when))
+        return
+    task_id = int(target)
     record, reasons = explain_task(settings.app().store, task_id, settings.app().clock.now())
     if as_json:
         payload = {"task": task_id, "state": str(record.state),

@@ -88,7 +88,7 @@ def status(settings: HasApp, task_id: int | None, group: str | None, states: tup
            limit: int, after: str | None, as_json: bool,
            workflow_id: int | None) -> None:  # fmt: skip
     """Show groups, pools, live workers and the latest tasks; or, with TASK_ID, one task with its
-    attempts, events and latest log lines (--after: the older ones).
+    attempts, clean-ups, events and latest log lines (--after: the older ones).
 
     \b
     Examples:
@@ -108,9 +108,11 @@ def status(settings: HasApp, task_id: int | None, group: str | None, states: tup
                                    "attempts": [asdict(a) for a in d.attempts],
                                    "events": [asdict(e) for e in d.events],
                                    "logs": [asdict(x) for x in d.logs],
-                                   "older_logs": d.older_logs}, indent=2))  # fmt: skip
+                                   "older_logs": d.older_logs,
+                                   "cleanups": [asdict(c) for c in d.cleanups]},
+                                  indent=2))  # fmt: skip
         else:
-            for table in task_tables(d.task, d.attempts, d.events, d.logs):
+            for table in task_tables(d.task, d.attempts, d.events, d.logs, d.cleanups):
                 out.print(table if table.row_count else f"[dim]{table.title}: none[/]")
             if d.older_logs:
                 out.print(

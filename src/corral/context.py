@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 from .errors import TaskCancelled
@@ -41,8 +42,9 @@ class _SinkHandler(logging.Handler):
 
 class Context:
     """Passed to every handler. `checkpoint` is what the last `save_checkpoint` stored (None on a
-    first run); `shared` holds what the task records for its clean-up on cancel (a warehouse query
-    id, say); `logger` lines are stored with this attempt."""
+    first run); `shared` holds what the task records for its clean-up (`on_cleanup` after any bad
+    end, `on_cancel` after a cancel: a warehouse query id, say); `logger` lines are stored with
+    this attempt."""
 
     def __init__(
         self,
@@ -58,6 +60,8 @@ class Context:
         sink: ContextSink,
         dedup_key: str | None = None,
         deadline: float | None = None,
+        logical_time: datetime | None = None,
+        data_interval: tuple[datetime, datetime] | None = None,
     ) -> None:
         self.task_id = task_id
         self.task_name = task_name
@@ -68,6 +72,12 @@ class Context:
         self.dedup_key = dedup_key
         self.deadline = deadline
         """Monotonic time at which max_runtime ends, if the task type has one."""
+        self.logical_time = logical_time
+        """For a task made by a schedule's fire or a backfill: the fire's logical time (UTC,
+        timezone-aware); None otherwise."""
+        self.data_interval = data_interval
+        """The (start, end) the fire is responsible for: from the schedule's previous fire to
+        this one (UTC, timezone-aware); None for a task no schedule made."""
         self._checkpoint = checkpoint
         self.shared: dict[str, Any] = dict(shared)
         self._sink = sink
@@ -106,7 +116,8 @@ class Context:
             self._checkpoint = checkpoint
 
     def set_shared(self, key: str, value: Any) -> None:
-        """Record `value` under `key` for the task type's on_cancel clean-up; stored at once."""
+        """Record `value` under `key` for the task type's clean-up (on_cleanup, on_cancel); stored
+        at once."""
         with shielded():
             self.shared[key] = value
             self._sink.save_shared(self.task_id, self.attempt, dict(self.shared))

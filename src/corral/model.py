@@ -51,6 +51,13 @@ class NewTask:
     """The W3C trace context of the submit's span (JSON), when tracing is on."""
     quarantine_after: int = QUARANTINE_AFTER
     """Crashes of its worker while it runs alone before it is quarantined (see isolation)."""
+    cleanup: bool = False
+    """Its type has a clean-up (on_cleanup): a lost attempt leaves a clean-up row that holds
+    the next attempt until it ended (see corral.worker.cleanups)."""
+    logical_time: float | None = None
+    """The logical time of the schedule's fire (or backfill) that made it (UTC, UNIX seconds)."""
+    data_start: float | None = None
+    """The start of that fire's data interval; it ends at `logical_time`."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,8 @@ class ClaimedTask:
     """Consecutive slices so far that ended with the checkpoint unchanged."""
     isolated: bool = False
     """A suspect, claimed alone: its worker claims nothing else while it runs."""
+    logical_time: float | None = None
+    data_start: float | None = None
     pool: str = DEFAULT_POOL
     ready_at: float | None = None
     """When it last became ready (store clock): its wait ends when it starts."""
@@ -167,6 +176,10 @@ class AttemptReport:
     """The task's suspect mark from now on (None: keep)."""
     isolated_crashes: int | None = None
     """The task's count of isolated crashes from now on (None: keep)."""
+    cleanup: str | None = None
+    """The attempt ended badly and its type has a clean-up: the reason (corral.cleanup), for a
+    clean-up row written with the report. A retry_wait target is then held (run_at NULL) until
+    the clean-up ended; `retry_at` is when it is due after that."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +195,8 @@ class ExpiredTask:
     """The lost attempt ran alone on its worker."""
     isolated_crashes: int = 0
     quarantine_after: int = QUARANTINE_AFTER
+    cleanup: bool = False
+    """Its type has a clean-up: the lost attempt leaves a clean-up row."""
 
 
 @dataclass(frozen=True)
@@ -345,26 +360,6 @@ class LogLine:
 
 
 @dataclass(frozen=True)
-class GroupStats:
-    group: str
-    counts: dict[str, int]
-    mean_wait: float | None
-    max_wait: float | None
-    max_parallel: int | None
-    weight: float
-    rate_limit: str | None = None
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def active(self) -> int:
-        """Tasks holding a slot: admitted or running."""
-        return self.counts.get("admitted", 0) + self.counts.get("running", 0)
-
-
-@dataclass(frozen=True)
 class TaskQuery:
     states: tuple[State, ...] = ()
     group: str | None = None
@@ -447,3 +442,40 @@ class ConsumerRecord:
     def held(self, now: float) -> bool:
         """Whether a process holds its lease at `now`."""
         return self.holder is not None and self.lease_expires_at >= now
+
+
+@dataclass(frozen=True)
+class ClaimedCleanup:
+    """A clean-up a worker now runs (corral.cleanup): the failed attempt, why it ended, what it
+    recorded in `shared`, and the task's payload for the context."""
+
+    id: int
+    task_id: int
+    task_name: str
+    attempt: int
+    reason: str
+    shared: str | None
+    tries: int
+    """Tries so far, this one included."""
+    group: str
+    args: str
+    kwargs: str
+    dedup_key: str | None
+
+
+@dataclass(frozen=True)
+class CleanupRecord:
+    """One attempt's clean-up as `corral status TASK` shows it."""
+
+    id: int
+    task_id: int
+    attempt: int
+    reason: str
+    state: str
+    """pending, running, succeeded or failed."""
+    tries: int
+    next_try_at: float | None
+    holder: str | None
+    created_at: float
+    finished_at: float | None
+    last_error: str | None

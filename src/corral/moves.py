@@ -90,6 +90,12 @@ def sql_states(states: Iterable[State]) -> str:
 
 
 TERMINAL_SQL = sql_states(TERMINAL)
+ENDED_SQL = "t.finished_at IS NOT NULL"
+"""A task of `corral_tasks t` has ended: `finished_at` is set by every move into a terminal state
+and cleared by the one move out (retry), so it is not null exactly when the state is terminal.
+The indexes over history are partial on it rather than on the state (migration 0015): a change of
+state that does not end a task (admit, claim, a retry's wait) then leaves them alone, where a
+predicate on `state` made every such update look at each of them."""
 CANCELLABLE_AT_ONCE_SQL = sql_states(CANCELLABLE_AT_ONCE)
 
 

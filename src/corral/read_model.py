@@ -4,11 +4,11 @@ store reads rows into the first few, `corral.readside` builds the rest."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from .lifecycle import State
-from .model import AttemptRecord, Event, LogLine, TaskRecord
+from .model import AttemptRecord, CleanupRecord, Event, LogLine, TaskRecord
 
 Order = Literal["created", "finished"]
 """A task list's order, newest first: by creation (the id), or by when the task ended."""
@@ -88,6 +88,8 @@ class TaskDetail:
     """The most recent log lines, oldest first."""
     older_logs: str | None
     """The cursor of the log lines before these, or None if there are none."""
+    cleanups: list[CleanupRecord] = field(default_factory=list)
+    """Each failed attempt's clean-up and its outcome (corral.cleanup), by attempt."""
 
 
 @dataclass(frozen=True)

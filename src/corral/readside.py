@@ -89,8 +89,9 @@ class ReadSide:
     # -- one task -----------------------------------------------------------------------------
     def task(self, task_id: int, *, logs: int = DEFAULT_LOGS, logs_before: str | None = None
              ) -> TaskDetail:  # fmt: skip
-        """One task with its attempts, its events and its `logs` most recent log lines (before
-        the `logs_before` cursor of an earlier detail); TaskNotFound if there is none."""
+        """One task with its attempts, its events, its `logs` most recent log lines (before
+        the `logs_before` cursor of an earlier detail) and its clean-ups; TaskNotFound if there
+        is none."""
         limits.whole("task_id", task_id, 1, limits.ID_MAX)
         logs = _limit("logs", logs)
         before = decode_cursor(logs_before, "logs") if logs_before is not None else None
@@ -109,6 +110,7 @@ class ReadSide:
             self.store.event_list(task_id),
             [p.line for p in reversed(lines)],
             older,
+            self.store.cleanup_list(task_id),
         )
 
     def events_after(self, after_id: int, limit: int = MAX_PAGE) -> list[Event]:

@@ -16,6 +16,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from .aging import Aging
 from .backoff import Backoff
+from .cleanup import CleanupSpec
 from .errors import ConfigError, UnknownTaskError
 from .isolation import QUARANTINE_AFTER
 from .lifecycle import OnTimeout
@@ -55,6 +56,8 @@ class TaskDef:
     """...and before it is failed (dead); None: never."""
     quarantine_after: int = QUARANTINE_AFTER
     """Crashes of its worker while a task runs alone before it is quarantined (dead)."""
+    cleanup: CleanupSpec | None = None
+    """Its clean-up after every bad end of an attempt (on_cleanup; corral.cleanup)."""
 
 
 D = TypeVar("D", bound=TaskDef)
@@ -104,6 +107,10 @@ class Registry(Generic[D_co]):
 
     def __len__(self) -> int:
         return len(self._tasks)
+
+    def with_cleanup(self) -> tuple[str, ...]:
+        """The names of the task types that have a clean-up, sorted."""
+        return tuple(sorted(t.name for t in self._tasks.values() if t.cleanup is not None))
 
     def pools(self) -> tuple[str, ...]:
         """The pools the registered task types belong to, sorted."""

@@ -92,8 +92,10 @@ def tasks_table(tasks: Sequence[m.TaskRecord], now: float) -> Table:
 
 
 def task_tables(record: m.TaskRecord, attempts: Sequence[m.AttemptRecord],
-                events: Sequence[m.Event], logs: Sequence[m.LogLine]) -> list[Table]:  # fmt: skip
-    """One task: its fields, attempts, events and stored log lines."""
+                events: Sequence[m.Event], logs: Sequence[m.LogLine],
+                cleanups: Sequence[m.CleanupRecord] = ()) -> list[Table]:  # fmt: skip
+    """One task: its fields, attempts, each failed attempt's clean-up, events and stored log
+    lines (no clean-up table for a task that has none)."""
     fields = []
     for key, value in task_json(record).items():
         shown = value if isinstance(value, str) else "-" if value is None else json.dumps(value)
@@ -106,6 +108,9 @@ def task_tables(record: m.TaskRecord, attempts: Sequence[m.AttemptRecord],
             [str(a.attempt), (a.worker_id or "-") + (" (alone)" if a.isolated else ""),
              _clock(a.started_at), _clock(a.finished_at),
              a.outcome or "-", a.error or ""] for a in attempts)),
+        *([_table("Clean-ups", "attempt>,reason,state,tries>,ended,error", (
+            [str(c.attempt), c.reason, state_markup(c.state), str(c.tries),
+             _clock(c.finished_at), c.last_error or ""] for c in cleanups))] if cleanups else []),
         _table("Events", "at,event,from,to,attempt>,detail", (
             [_clock(e.at), e.kind, e.from_state or "", e.to_state or "", str(e.attempt),
              e.detail or ""] for e in events)),

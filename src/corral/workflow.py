@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import dag, limits, tracing
 from .errors import ConfigError, ConnectionLost
-from .model import NewWorkflow
+from .model import NewTask, NewWorkflow
 from .store.contract import WorkflowInsertParams, join
 from .submit_ids import repeatable, submit_id_for
 
@@ -107,6 +107,26 @@ class Workflow:
         A cycle or a step waiting for one that doesn't exist raises ConfigError, and nothing is
         written. `connection`, `submit_id`: see `App.submit_many` (a workflow already stored
         under `submit_id` is returned, its steps' ids with it)."""
+        workflow, tasks = self.prepare()
+        sid = submit_id_for(submit_id, connection)
+        names, groups = [t.name for t in tasks], [t.group for t in tasks]
+        with tracing.sending(names, groups, workflow=self.name) as send:
+            if send.context is not None:
+                tasks = [replace(t, trace_context=send.context) for t in tasks]
+            try:
+                params = WorkflowInsertParams(workflow, tasks, self.app.clock.now(),
+                                              join(connection), sid)  # fmt: skip
+                stored = self.app.store.workflow_insert(params)
+            except ConnectionLost as exc:
+                raise repeatable(exc, sid) from None
+            send.stored([t.id for t in stored.tasks])
+        self.id = stored.id
+        self.ids = [t.id for t in stored.tasks]
+        return stored.id
+
+    def prepare(self) -> tuple[NewWorkflow, list[NewTask]]:
+        """Check the DAG and build the rows `submit` stores (a schedule's fire stores them with
+        its own row); nothing is written."""
         if self.ids is not None:
             raise ConfigError(f"workflow {self.name!r} was submitted already")
         if not self._steps:
@@ -125,22 +145,7 @@ class Workflow:
             replace(s.task, after=tuple(dict.fromkeys(a)), rank=r)
             for s, a, r in zip(self._submissions, after, ranks, strict=True)
         ]
-        sid = submit_id_for(submit_id, connection)
-        names, groups = [t.name for t in tasks], [t.group for t in tasks]
-        with tracing.sending(names, groups, workflow=self.name) as send:
-            if send.context is not None:
-                tasks = [replace(t, trace_context=send.context) for t in tasks]
-            try:
-                workflow = NewWorkflow(self.name, self.group)
-                params = WorkflowInsertParams(workflow, tasks, self.app.clock.now(),
-                                              join(connection), sid)  # fmt: skip
-                stored = self.app.store.workflow_insert(params)
-            except ConnectionLost as exc:
-                raise repeatable(exc, sid) from None
-            send.stored([t.id for t in stored.tasks])
-        self.id = stored.id
-        self.ids = [t.id for t in stored.tasks]
-        return stored.id
+        return NewWorkflow(self.name, self.group), tasks
 
     def __len__(self) -> int:
         return len(self._steps)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .. import cleanup
 from ..codec import loads
 from ..failures import Failure
 from ..lifecycle import State
@@ -23,6 +24,8 @@ EVENT_KINDS: frozenset[str] = frozenset(
         "suspect",
         "quarantined",
         "gil_held",
+        cleanup.SUCCEEDED_EVENT,
+        cleanup.FAILED_EVENT,
         SKIPPED_KIND,
     }
 )

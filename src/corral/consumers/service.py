@@ -50,7 +50,15 @@ from ..codec import dumps, loads
 from ..errors import ConfigError
 from ..failures import Failure, last_frame
 from ..model import FeedEvent
-from ..store.contract import SCHEDULER_CHANNEL, WORKERS_CHANNEL, EventParams, Listener, Store
+from ..store.contract import (
+    SCHEDULER_CHANNEL,
+    WORKERS_CHANNEL,
+    EventParams,
+    Lease,
+    LeaseKind,
+    Listener,
+    Store,
+)
 from .events import EVENT_KINDS, SKIPPED_KIND, StateChange
 
 log = logging.getLogger("corral.consumers")
@@ -196,7 +204,7 @@ class ConsumerService:
                 listener.close()
             if self.holds_lease:
                 try:
-                    self.store.consumer_release(self.name, self.holder)
+                    self.store.lease_release(Lease(LeaseKind.CONSUMER, self.name, self.holder, 0.0))
                 except Exception as exc:
                     log.debug("consumer %s: could not release its lease: %s", self.name, exc)
 
@@ -252,7 +260,8 @@ class ConsumerService:
         if not self.holds_lease:
             self.store.consumer_create(self.name, at_head=self.consumer.start == "now")
         was = self.holds_lease
-        self.holds_lease = self.store.consumer_acquire(self.name, self.holder, now + lease, now)
+        held = Lease(LeaseKind.CONSUMER, self.name, self.holder, now + lease)
+        self.holds_lease = self.store.lease_acquire(held, now)
         self._renewed = now
         if self.holds_lease and not was:
             log.info("consumer %s: %s reads the event feed", self.name, self.holder)

@@ -1,11 +1,14 @@
 """Reaper: a running task whose lease expired lost its worker. Who is to blame is decided by
 `isolation.lost_verdict`: a task lost beside others becomes a suspect and goes back to ready
 without its loss counted; a task lost while it ran alone counts the failure, and is quarantined
-(dead) at its limit (cancelled if a cancel was pending). The compare-and-set on the attempt keeps
-a late report of the old worker out. Cost follows the expired leases, never the backlog."""
+(dead) at its limit (cancelled if a cancel was pending). A task type with a clean-up leaves a
+clean-up row with the report and waits, held, for its end (corral.cleanup). The compare-and-set
+on the attempt keeps a late report of the old worker out. Cost follows the expired leases, never
+the backlog."""
 
 from __future__ import annotations
 
+from ..cleanup import held_target
 from ..isolation import lost_verdict
 from ..lifecycle import OnTimeout
 from ..model import AttemptReport
@@ -30,12 +33,17 @@ def rescue_expired(store: Store, now: float, batch: int = 500) -> int:
             cancel_requested=task.cancel_requested,
             worker_id=task.worker_id,
         )
+        # A task type with a clean-up: the lost attempt leaves one, and its next attempt waits
+        # in retry_wait, held until the clean-up ended (corral.cleanup).
+        target = held_target(verdict.target) if task.cleanup else verdict.target
         reports.append(
             AttemptReport(
                 task_id=task.id,
                 attempt=task.attempt,
                 outcome="lost",
-                target=verdict.target,
+                target=target,
+                cleanup="lost" if task.cleanup else None,
+                retry_at=now if task.cleanup else None,
                 counts_as_failure=verdict.counts_as_failure,
                 error=verdict.error,
                 flag=verdict.flag,

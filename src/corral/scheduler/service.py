@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..admission import POLICIES
@@ -52,10 +53,17 @@ class SchedulerConfig:
 
 
 class Scheduler:
-    """`clock`: where "now" comes from; by default the store's (see corral.clock)."""
+    """`clock`: where "now" comes from; by default the store's (see corral.clock). `services`:
+    leader services beyond the maintenance ones, e.g. the app's schedule clock
+    (`app.schedules.services()`)."""
 
     def __init__(
-        self, store: Store, config: SchedulerConfig | None = None, *, clock: Clock | None = None
+        self,
+        store: Store,
+        config: SchedulerConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        services: Sequence[LeaderService] = (),
     ) -> None:
         self.store = store
         self.clock = clock if clock is not None else store.clock()
@@ -76,6 +84,9 @@ class Scheduler:
             prefetch_ratio=config.prefetch_ratio,
             ordering=self._ordering,
         )
+        # More services (the app's schedule clock): after the dispatcher, so the tasks a fire
+        # made are dispatched at the next round.
+        self.services.extend(services)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.is_leader = False
         self._stop = threading.Event()

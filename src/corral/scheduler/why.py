@@ -30,6 +30,8 @@ def why(store: Store, task_id: int, now: float) -> tuple[TaskRecord, list[Reason
         alone = " alone (a suspect)" if record.suspect else ""
         return record, [Reason("running", f"it runs{alone} (attempt {record.attempt}) on worker "
                                f"{record.worker_id}")]  # fmt: skip
+    if record.state == State.RETRY_WAIT and record.run_at is None:
+        return record, [_cleanup(store, record)]
     if record.state == State.RETRY_WAIT:
         left = max(0.0, (record.run_at or now) - now)
         return record, [Reason("backoff", f"it failed {record.failures} time(s) and backs off: "
@@ -40,6 +42,17 @@ def why(store: Store, task_id: int, now: float) -> tuple[TaskRecord, list[Reason
     if record.suspect:
         reasons = [_suspect(record), *(r for r in reasons if r.code not in ("admitted", "next"))]
     return record, reasons
+
+
+def _cleanup(store: Store, record: TaskRecord) -> Reason:
+    """A retry held until the failed attempt's clean-up ended (corral.cleanup)."""
+    found = [c for c in store.cleanup_list(record.id) if c.attempt == record.attempt]
+    if not found:
+        return Reason("cleanup", "it waits for the clean-up of its attempt before it retries")
+    c = found[0]
+    error = f", last error: {c.last_error}" if c.last_error else ""
+    return Reason("cleanup", f"it waits for the clean-up of attempt {c.attempt} ({c.reason}) "
+                  f"before it retries: {c.state}, {c.tries} tries{error}")  # fmt: skip
 
 
 def _suspect(record: TaskRecord) -> Reason:

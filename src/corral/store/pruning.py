@@ -11,13 +11,15 @@ from typing import Any
 from ..retention import PrunePlan
 
 DELETES = (
+    "PRUNE_CLEANUPS",
     "PRUNE_DEPS",
     "PRUNE_DEPENDENTS",
     "PRUNE_LINKS",
     "PRUNE_TASKS",
 )
 """What hangs off a pruned task, deleted before the task itself, after its history (the backend's
-`PRUNE_HISTORY`: its events, logs and attempts; PostgreSQL's leave the days it will drop)."""
+`PRUNE_HISTORY`: its events, logs and attempts; PostgreSQL's leave the days it will drop). Its
+clean-ups that ended go; one still pending or running stays, to run from its own row."""
 
 
 def prune_batch(

@@ -9,16 +9,17 @@ from dataclasses import replace
 from typing import Any
 
 from .. import aging
+from ..cleanup import FAILED_EVENT, SUCCEEDED_EVENT
 from ..codec import dumps
 from ..errors import ConfigError
 from ..lifecycle import State
 from ..model import (
     DEFAULTS_GROUP,
     Bucket,
+    ClaimedCleanup,
     ClaimedTask,
     DispatchLoad,
     GroupConfig,
-    GroupStats,
     HeadsWanted,
     NewTask,
     ReadyTask,
@@ -67,6 +68,9 @@ def new_task_row(
         "on_upstream_failure": task.on_upstream_failure,
         "deps_left": deps_left,
         "quarantine_after": task.quarantine_after,
+        "cleanup": task.cleanup,
+        "logical_time": task.logical_time,
+        "data_start": task.data_start,
         "trace_context": task.trace_context,
     }
 
@@ -116,14 +120,14 @@ def task_record(row: Sequence[Any], deps: tuple[int, ...] = ()) -> TaskRecord:
 
 
 def claimed_task(row: Sequence[Any]) -> ClaimedTask:
-    """A ClaimedTask from a row of the stores' CLAIM: its fields, then suspect (the attempt runs
-    isolated), pool, ready_at, trace_context and workflow_id, then admitted_at (the claim order
-    only)."""
-    values = list(row[:-5])
-    values[-1] = bool(values[-1])
-    pool, ready_at, trace, workflow_id = row[-5:-1]
+    """A ClaimedTask from a row of the stores' CLAIM: its fields, the logical time and data start
+    of a scheduled task, then suspect (the attempt runs isolated), pool, ready_at, trace_context
+    and workflow_id, then admitted_at (the claim order only)."""
+    *fields, logical_time, data_start, suspect, pool, ready_at, trace, workflow_id, _ = row
+    task = ClaimedTask(*fields)
     ready = None if ready_at is None else float(ready_at)
-    return replace(ClaimedTask(*values), pool=str(pool), ready_at=ready, trace_context=trace,
+    return replace(task, isolated=bool(suspect), logical_time=logical_time, data_start=data_start,
+                   pool=str(pool), ready_at=ready, trace_context=trace,
                    workflow_id=workflow_id)  # fmt: skip
 
 
@@ -150,37 +154,6 @@ def rate_params(rate: RateLimit | None) -> dict[str, Any]:
     if rate is None:
         return {"rate_limit": None, "per_second": None, "burst": None}
     return {"rate_limit": rate.spec, "per_second": rate.per_second, "burst": rate.burst}
-
-
-def group_stats(
-    counts: Iterable[Sequence[Any]],
-    waits: Iterable[Sequence[Any]],
-    configs: Iterable[Sequence[Any]],
-) -> list[GroupStats]:
-    """Per-group stats from rows of (group, state, count), (group, mean wait, max wait) and
-    GROUP_FIELDS."""
-    by_group: dict[str, dict[str, int]] = {}
-    for group, state, count in counts:
-        by_group.setdefault(group, {})[state] = int(count)
-    wait_of = {g: (mean, top) for g, mean, top in waits}
-    config_of = {r[0]: group_config(r) for r in configs}
-    defaults = config_of.pop(DEFAULTS_GROUP, GroupConfig(DEFAULTS_GROUP))
-    stats = []
-    for group in sorted(by_group):
-        config = config_of.get(group) or replace(defaults, name=group)
-        mean, top = wait_of.get(group, (None, None))
-        stats.append(
-            GroupStats(
-                group,
-                by_group[group],
-                None if mean is None else float(mean),
-                None if top is None else float(top),
-                config.max_parallel,
-                config.weight,
-                None if config.rate_limit is None else config.rate_limit.spec,
-            )
-        )
-    return stats
 
 
 def load_from_rows(
@@ -238,3 +211,25 @@ def buckets_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, Bucket]:
 def rate_limits_from_rows(rows: Iterable[Sequence[Any]]) -> dict[str, RateLimit]:
     """Named rate limits from rows of (key, rate_limit, per_second, burst)."""
     return {key: RateLimit(spec, float(rate), float(burst)) for key, spec, rate, burst in rows}
+
+
+def claimed_cleanup(row: Sequence[Any], task: Sequence[Any] | None) -> ClaimedCleanup:
+    """A claimed clean-up from its row (id, task_id, task_name, attempt, reason, shared, tries)
+    and its task's (group_name, args, kwargs, dedup_key), if the task is still stored."""
+    group, args, kwargs, dedup_key = task if task is not None else ("", "[]", "{}", None)
+    return ClaimedCleanup(
+        int(row[0]), int(row[1]), row[2], int(row[3]), row[4], row[5], int(row[6]),
+        group, args, kwargs, dedup_key,
+    )  # fmt: skip
+
+
+def cleanup_end_event(
+    state: str, error: str | None, now: float, ended: Sequence[Any]
+) -> dict[str, Any]:
+    """The event a clean-up's end writes: `cleanup_succeeded` or `cleanup_failed`, its detail
+    the reason, the tries and the error (what an alert rule matches). `ended`: the ended row's
+    task_id, attempt, reason, tries."""
+    task_id, attempt, reason, tries = ended[:4]
+    kind = SUCCEEDED_EVENT if state == "succeeded" else FAILED_EVENT
+    detail = dumps({"reason": reason, "tries": tries, "error": error})
+    return {"id": task_id, "now": now, "kind": kind, "attempt": attempt, "detail": detail}

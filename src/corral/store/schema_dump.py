@@ -61,9 +61,18 @@ def fresh_schema(backend: Backend, server: str = DEFAULT_SERVER) -> str:
 
 
 def _migrate(url: str) -> None:
-    store = open_store(url, migrate=False)  # as `corral migrate` does
+    """Every migration from the first, as `corral migrate` runs them (a fresh SQLite file is
+    otherwise installed from schema.sql itself: regenerating it from itself would miss a new
+    migration)."""
+    store = open_store(url, migrate=False)
     try:
-        store.migrate()
+        if url.startswith("sqlite"):
+            from .sqlite.store import SQLiteStore
+
+            assert isinstance(store, SQLiteStore)
+            store.migrate(replay=True)
+        else:
+            store.migrate()
     finally:
         store.close()
 

@@ -34,7 +34,7 @@ from ..codec import loads
 from ..durations import Duration, seconds
 from ..errors import ConfigError, CorralError, WaitTimeout
 from ..lifecycle import ACTIVE, TERMINAL, State
-from ..model import DEFAULT_POOL, TaskQuery, TaskRecord
+from ..model import DEFAULT_POOL, CleanupRecord, TaskQuery, TaskRecord
 from ..scheduler.service import Scheduler, SchedulerConfig
 from ..store import open_store
 from ..worker.renewal import renew_worker
@@ -248,7 +248,7 @@ class Harness:
             for consumer in consumers:
                 while consumer.run_once(self.clock.now()) > 0:
                     pass
-            if moved:
+            if moved or self._released_by_cleanup():
                 result.rounds += 1
                 if result.rounds >= max_rounds:
                     self._count(result, first_event)
@@ -268,18 +268,20 @@ class Harness:
         return tuple(sorted({DEFAULT_POOL, *self.app.registry.pools()}))
 
     def _settle(self, worker: _InProcessWorker) -> None:
-        """Wait until the worker has run and reported every admitted task of its pools."""
+        """Wait until the worker has run and reported every admitted task of its pools, and run
+        every clean-up that is due (corral.cleanup)."""
         deadline = time.monotonic() + self.timeout
         pools = set(worker.pools)
         while True:
             worker.check()
             busy = [t for t in self._read(ACTIVE) if t.pool in pools]
-            if not busy:
+            if not busy and not self._cleanups_due():
                 return
             if time.monotonic() > deadline:
+                example = matching.describe(busy[0]) if busy else "clean-ups still due"
                 raise WaitTimeout(
                     f"drain(): {len(busy)} task(s) still admitted or running after "
-                    f"{self.timeout}s (e.g. {matching.describe(busy[0])})"
+                    f"{self.timeout}s (e.g. {example})"
                 )
             time.sleep(0.005)
 
@@ -292,7 +294,32 @@ class Harness:
             return None
         now = self.clock.now()
         due = [t.run_at for t in self._read(wanted) if t.run_at is not None and t.run_at > now]
+        if with_retries:  # a failed clean-up's next try holds its task's retry
+            due += [c.next_try_at for c in self._cleanups() if c.state == "pending"
+                    and c.next_try_at is not None and c.next_try_at > now]  # fmt: skip
         return min(due) if due else None
+
+    def _cleanups(self) -> list[CleanupRecord]:
+        """The clean-ups still to end, of the tasks submitted since the harness started."""
+        if not self.app.registry.with_cleanup():
+            return []
+        found = self.app.store.cleanup_unfinished(READ_LIMIT)
+        return [c for c in found if c.task_id > self._baseline]
+
+    def _released_by_cleanup(self) -> bool:
+        """A retry that a clean-up's end released during this round is due: one more round."""
+        if not self.app.registry.with_cleanup():
+            return False
+        now = self.clock.now()
+        held = self._read([State.RETRY_WAIT])
+        return any(t.run_at is not None and t.run_at <= now for t in held)
+
+    def _cleanups_due(self) -> bool:
+        now = self.clock.now()
+        return any(
+            c.state == "running" or (c.next_try_at is not None and c.next_try_at <= now)
+            for c in self._cleanups()
+        )
 
     def _count(self, result: DrainResult, after: int) -> None:
         kinds: Counter[str] = Counter()
@@ -443,6 +470,7 @@ class _InProcessWorker:
             consumers=False,
             grace=5.0,
             poll=0.005,
+            cleanup_poll=0.005,
         )
         self._app = app
         self._worker: Worker | None = None

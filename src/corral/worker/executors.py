@@ -37,7 +37,7 @@ Message = dict[str, Any]
 _READ_BATCH = 100
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _CONTEXT_FIELDS = ("task_id", "task_name", "attempt", "group", "args", "kwargs", "checkpoint",
-                   "shared", "dedup_key", "deadline")  # fmt: skip
+                   "shared", "dedup_key", "deadline", "logical_time", "data_interval")  # fmt: skip
 
 
 @dataclass(frozen=True)

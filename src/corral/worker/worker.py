@@ -27,10 +27,12 @@ import traceback
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..backoff import Backoff
 from ..callbacks import CallbackService
+from ..cleanup import reason_for
 from ..clock import Clock
 from ..codec import dumps, loads
 from ..consumers import Consumer, Consumers, ConsumerService
@@ -43,6 +45,7 @@ from ..model import DEFAULT_POOL, AttemptReport, ClaimedTask, WorkerInfo
 from ..registry import Registry, TaskDef
 from ..store import Store
 from ..store.contract import WORKERS_CHANNEL, ClaimParams, CompleteParams, DrainParams, EventParams
+from .cleanups import CleanupRunner
 from .executors import RunResult, execute
 from .gil import GilHold, GilMonitor
 from .heartbeat import Companion, CompanionConfig
@@ -95,6 +98,9 @@ class WorkerConfig:
     drain for it: claim nothing until idle, then run it alone (None: two leases)."""
     middleware: Sequence[Middleware] = ()
     """Wraps every run, outermost first, inside the app's (see corral.worker.middleware)."""
+    cleanup_poll: float = 0.5
+    """Seconds between claims of due clean-ups (corral.cleanup), in a worker that has a task type
+    with one; a report that leaves a clean-up claims at once."""
 
 
 class Host(Protocol):
@@ -134,7 +140,7 @@ class Worker:
         self.config = config or WorkerConfig()
         if self.config.concurrency < 1:
             raise CorralError(f"concurrency must be >= 1, got {self.config.concurrency}")
-        for name in ("hung_after", "gil_warn_after"):
+        for name in ("hung_after", "gil_warn_after", "cleanup_poll"):
             if not getattr(self.config, name) > 0:
                 raise ConfigError(f"{name} must be > 0 seconds, got {getattr(self.config, name)}")
         patience = self.config.suspect_patience
@@ -160,6 +166,13 @@ class Worker:
         self._companion: Companion | None = None
         self._recording: set[asyncio.Future[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.cleanups: CleanupRunner | None = None
+        if CleanupRunner.needed(registry):
+            self.cleanups = CleanupRunner(
+                store, registry, self.id, self.clock, self.sink, lease=self.config.lease,
+                poll=self.config.cleanup_poll, limit=self.config.concurrency,
+                ended=self._report_ready.set,
+            )  # fmt: skip
 
     @classmethod
     def of(cls, host: Host, config: WorkerConfig | None = None) -> Worker:
@@ -194,6 +207,9 @@ class Worker:
         reporter = asyncio.create_task(self._report_loop())
         heart = asyncio.create_task(self._heartbeat_loop())
         polling = None if self.store.notifies else asyncio.create_task(self._cancel_poll_loop())
+        cleaning, cleanups_stop = None, asyncio.Event()
+        if self.cleanups is not None:
+            cleaning = asyncio.create_task(self.cleanups.run(cleanups_stop, self.config.grace))
         callbacks_stop = threading.Event()
         consumers = self._start_consumers(callbacks_stop)
         listening = threading.Event()
@@ -206,6 +222,9 @@ class Worker:
             await self._claim_loop()
             await self._drain()
         finally:
+            cleanups_stop.set()
+            if cleaning is not None:
+                await cleaning
             listening.set()
             heart.cancel()
             if polling is not None:
@@ -359,6 +378,8 @@ class Worker:
             sink=self.sink,
             dedup_key=task.dedup_key,
             deadline=None if task.max_runtime is None else time.monotonic() + task.max_runtime,
+            logical_time=_utc(task.logical_time),
+            data_interval=_interval(task.data_start, task.logical_time),
         )
 
     def _report_undecodable(self, task: ClaimedTask, exc: Exception) -> None:
@@ -448,9 +469,17 @@ class Worker:
                 stalled_slices=None if stall is None else stall[0],
                 flag=None if stall is None else stall[1],
                 suspect=suspect_after(outcome),
+                cleanup=self._cleanup_reason(run),
             )
         )
         self._report_ready.set()
+
+    def _cleanup_reason(self, run: Run) -> str | None:
+        """The reason a bad end leaves a clean-up row, if the task type has a clean-up."""
+        task_type = self.registry.find(run.name)
+        if task_type is None or task_type.cleanup is None or run.outcome is None:
+            return None
+        return reason_for(run.outcome)
 
     # -- reporting and heartbeats -------------------------------------------------------------
     async def _report_loop(self) -> None:
@@ -471,6 +500,8 @@ class Worker:
             if batch:
                 done = CompleteParams(batch, self.clock.now())
                 await asyncio.to_thread(self.store.task_complete_many, done)
+                if self.cleanups is not None and any(r.cleanup for r in batch):
+                    self.cleanups.wake()
         except CorralError as exc:
             log.warning("report failed, will retry: %s", exc)
             await asyncio.sleep(1.0)
@@ -661,3 +692,13 @@ def run_worker(app: Host, config: WorkerConfig | None = None) -> Any:
         await worker.run()
 
     asyncio.run(main())
+
+
+def _utc(when: float | None) -> datetime | None:
+    return None if when is None else datetime.fromtimestamp(when, UTC)
+
+
+def _interval(start: float | None, end: float | None) -> tuple[datetime, datetime] | None:
+    if start is None or end is None:
+        return None
+    return datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)

@@ -1,6 +1,6 @@
 """The Store contract, split by role: transitions (tasks, workflows, settings), reads,
-coordination (one lease primitive), notifications and schema. `Store` is their union: what a
-backend implements. Names read entity first, then verb, so the list follows the lifecycle.
+coordination (one lease primitive), clean-ups, notifications and schema. `Store` is their union:
+what a backend implements. Names read entity first, then verb, so the list follows the lifecycle.
 
 `now` is always the caller's: a store never reads the clock, so tests move time instead of
 sleeping. Callers take it from the one clock the store offers (`clock()`, see corral.clock).
@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..readside_contract import ReadSide
+from .cleanups import CleanupClaimParams, CleanupEndParams, Cleanups
 from .coordination import ConsumerLeaseShims, Coordination, Lease, LeaseKind
 from .notifications import SCHEDULER_CHANNEL, WORKERS_CHANNEL, Listener, Notifications
 from .params import (
@@ -32,12 +33,23 @@ from .params import (
     WorkflowInsertParams,
 )
 from .reads import DispatchReads, HistoryReads, Reads, TaskReads
+from .schedules import ScheduleStore
 from .schema import SchemaStore
 from .transaction import JoinedTransaction, join
 from .transitions import SettingTransitions, TaskTransitions, Transitions, WorkflowTransitions
 
 
-class Store(Transitions, Reads, ReadSide, Coordination, Notifications, SchemaStore, Protocol):
+class Store(
+    Transitions,
+    Reads,
+    ReadSide,
+    Coordination,
+    Cleanups,
+    Notifications,
+    SchemaStore,
+    ScheduleStore,
+    Protocol,
+):
     """Everything a backend implements."""
 
 
@@ -48,6 +60,9 @@ __all__ = [
     "CancelParams",
     "CheckpointParams",
     "ClaimParams",
+    "CleanupClaimParams",
+    "CleanupEndParams",
+    "Cleanups",
     "CompleteParams",
     "ConsumerLeaseShims",
     "Coordination",
@@ -66,6 +81,7 @@ __all__ = [
     "ReadSide",
     "Reads",
     "RetryParams",
+    "ScheduleStore",
     "SchemaStore",
     "SettingTransitions",
     "SharedParams",

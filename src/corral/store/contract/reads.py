@@ -16,7 +16,6 @@ from ...model import (
     ExpiredTask,
     FeedEvent,
     GroupConfig,
-    GroupStats,
     HeadsWanted,
     LogLine,
     Promotable,
@@ -122,10 +121,6 @@ class HistoryReads(Protocol):
 
     def log_list(self, task_id: int, attempt: int | None = None) -> list[LogLine]:
         """A task's stored log lines, oldest first."""
-        ...
-
-    def group_stats(self) -> list[GroupStats]:
-        """Per group: tasks by state, mean and max wait of started tasks, its settings."""
         ...
 
 

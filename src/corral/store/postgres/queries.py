@@ -62,7 +62,8 @@ COPY_TASKS = """
 COPY corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
                    enqueued_at, run_at, ready_at, rank, exclusive, rate_key, workflow_id,
-                   on_upstream_failure, deps_left, quarantine_after, trace_context) FROM STDIN
+                   on_upstream_failure, deps_left, quarantine_after, cleanup, logical_time,
+                   data_start, trace_context) FROM STDIN
 """
 # Insert one task (executemany pipelines a small batch in one round trip; COPY loads big ones).
 INSERT_TASK = """
@@ -70,12 +71,13 @@ INSERT INTO corral_tasks (id, name, pool, group_name, state, priority, level, ag
                           args, kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout,
                           created_at, enqueued_at, run_at, ready_at, rank, exclusive, rate_key,
                           workflow_id, on_upstream_failure, deps_left, quarantine_after,
-                          trace_context)
+                          cleanup, logical_time, data_start, trace_context)
 VALUES (%(id)s, %(name)s, %(pool)s, %(group_name)s, %(state)s, %(priority)s, %(level)s, %(aging)s,
         %(promote_at)s, %(args)s, %(kwargs)s, %(dedup_key)s, %(max_retries)s, %(backoff)s,
         %(max_runtime)s, %(on_timeout)s, %(now)s, %(enqueued_at)s, %(run_at)s, %(ready_at)s,
         %(rank)s, %(exclusive)s, %(rate_key)s, %(workflow_id)s, %(on_upstream_failure)s,
-        %(deps_left)s, %(quarantine_after)s, %(trace_context)s)
+        %(deps_left)s, %(quarantine_after)s, %(cleanup)s, %(logical_time)s, %(data_start)s,
+        %(trace_context)s)
 """
 # Insert one task holding a dedup key, unless an unfinished task already holds it.
 INSERT_DEDUP_TASK = f"""{INSERT_TASK}
@@ -377,8 +379,8 @@ moved AS (
     FROM picked WHERE t.id = picked.id
     RETURNING t.id, t.name, t.group_name, t.attempt, t.failures, t.max_retries, t.backoff,
               t.max_runtime, t.on_timeout, t.args, t.kwargs, t.dedup_key, t.checkpoint, t.shared,
-              t.stalled_slices, t.suspect, t.pool, t.ready_at, t.trace_context, t.workflow_id,
-              t.admitted_at),
+              t.stalled_slices, t.logical_time, t.data_start, t.suspect, t.pool, t.ready_at,
+              t.trace_context, t.workflow_id, t.admitted_at),
 attempts AS (
     INSERT INTO corral_attempts (task_id, attempt, worker_id, started_at, isolated)
     SELECT id, attempt, %(worker)s, %(now)s, suspect FROM moved),
@@ -391,8 +393,8 @@ SELECT * FROM moved ORDER BY admitted_at, id
 # was lost committed, so its retry hands them out rather than leaving them to their lease.
 CLAIMED_AT = """
 SELECT id, name, group_name, attempt, failures, max_retries, backoff, max_runtime, on_timeout,
-       args, kwargs, dedup_key, checkpoint, shared, stalled_slices, suspect,
-       pool, ready_at, trace_context, workflow_id, admitted_at
+       args, kwargs, dedup_key, checkpoint, shared, stalled_slices, logical_time, data_start,
+       suspect, pool, ready_at, trace_context, workflow_id, admitted_at
 FROM corral_tasks WHERE state = 'running' AND worker_id = %(worker)s AND started_at = %(now)s
 ORDER BY admitted_at, id
 """
@@ -514,7 +516,7 @@ VALUES (%s, %s, %s, %s, %s, %s, %s)
 # its start, the partition key).
 FETCH_EXPIRED = """
 SELECT t.id, t.attempt, t.failures, t.max_retries, t.on_timeout, t.cancel_requested, t.worker_id,
-       coalesce(a.isolated, FALSE), t.isolated_crashes, t.quarantine_after
+       coalesce(a.isolated, FALSE), t.isolated_crashes, t.quarantine_after, t.cleanup
 FROM corral_tasks t
 LEFT JOIN corral_attempts a
     ON a.task_id = t.id AND a.attempt = t.attempt AND a.started_at = t.started_at
@@ -567,15 +569,6 @@ ON CONFLICT (name) DO UPDATE SET max_parallel = %(max_parallel)s, weight = %(wei
 """
 # One group's settings.
 GET_GROUP = f"SELECT {GROUP_FIELDS} FROM corral_groups WHERE name = %s"
-# Tasks per group and state.
-GROUP_COUNTS = "SELECT group_name, state, count(*) FROM corral_tasks GROUP BY group_name, state"
-# Mean and max wait per group, over tasks that started.
-GROUP_WAITS = """
-SELECT group_name, avg(first_started_at - enqueued_at), max(first_started_at - enqueued_at)
-FROM corral_tasks WHERE first_started_at IS NOT NULL GROUP BY group_name
-"""
-# All configured groups.
-ALL_GROUPS = f"SELECT {GROUP_FIELDS} FROM corral_groups"
 
 # -- history ------------------------------------------------------------------------------------
 

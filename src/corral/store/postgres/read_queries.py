@@ -5,7 +5,7 @@ other filters are checked on the rows that scan gives (`RESIDUAL`)."""
 from __future__ import annotations
 
 from ...lifecycle import TERMINAL, State
-from ...moves import TERMINAL_SQL
+from ...moves import ENDED_SQL, TERMINAL_SQL
 from ..rows import GROUP_FIELDS
 from .queries import TASK_COLUMNS
 
@@ -49,7 +49,7 @@ def _branch(where: str, gate: str | None = None, *, backlog: bool = False) -> st
 def _state_is(state: State) -> str:
     """A branch's state, worded so that the ended tasks' partial index is seen to hold it."""
     if state in TERMINAL:
-        return f"t.state IN {TERMINAL_SQL} AND t.state = '{state}'"
+        return f"{ENDED_SQL} AND t.state IN {TERMINAL_SQL} AND t.state = '{state}'"
     return f"t.state = '{state}'"
 
 
@@ -64,7 +64,7 @@ def _merged(branches: list[str]) -> str:
 def _by_ended_index(driving: str) -> str:
     """The ended tasks of one type or group by their index, merged with the unfinished ones of
     each state (the backlog, by that state's partial index)."""
-    ended = _branch(f"t.state IN {TERMINAL_SQL} AND {driving}")
+    ended = _branch(f"{ENDED_SQL} AND t.state IN {TERMINAL_SQL} AND {driving}")
     unfinished = [_branch(f"t.state = '{s}' AND {driving}", backlog=True) for s in UNFINISHED]
     return _merged([ended, *unfinished])
 
@@ -87,7 +87,7 @@ PAGE_BY_STATE = _merged(
 # Ended tasks by when they ended, newest first (corral_tasks_finished, then the id among ties).
 PAGE_BY_FINISHED = f"""
 SELECT {TASK_COLUMNS} FROM corral_tasks t
-WHERE t.state IN {TERMINAL_SQL} AND t.finished_at <= %(after_key)s::float8
+WHERE {ENDED_SQL} AND t.state IN {TERMINAL_SQL} AND t.finished_at <= %(after_key)s::float8
   AND (t.finished_at < %(after_key)s::float8 OR t.id < %(after_id)s::bigint){RESIDUAL}
 ORDER BY t.finished_at DESC, t.id DESC LIMIT %(limit)s
 """

@@ -64,8 +64,10 @@ READS = (
     "schema_version", "check_schema", "task_get", "task_list", "task_states", "task_next_due",
     "task_fetch_promotable", "task_fetch_expired", "task_fetch_cancel_requests",
     "task_count_ahead", "dispatch_load", "dispatch_heads", "bucket_get_many", "rate_limit_list",
-    "group_get", "group_stats", "worker_list", "event_list", "event_fetch_after",
+    "group_get", "worker_list", "event_list", "event_fetch_after",
     "event_fetch_unseen", "consumer_list", "attempt_list", "log_list", "workflow_get",
+    "schedule_list", "schedule_due", "fire_list", "fire_get", "fire_last_run", "backfill_get",
+    "backfill_list", "backfill_fires",
     *READ_SIDE_METHODS,
 )  # fmt: skip
 RULES: dict[str, str] = {
@@ -92,11 +94,23 @@ RULES: dict[str, str] = {
     "retention_get": AGAIN,
     "retention_set": AGAIN,  # sets a value
     "task_prune": AGAIN,  # deletes what the rule lets go; a second run takes the next batch
+    "cleanup_end": AGAIN,  # compare-and-set on (holder, running): a second run records nothing
+    "cleanup_list": AGAIN,
+    "cleanup_unfinished": AGAIN,
+    # a lost claim's clean-ups stay held until their lease lapses, then another claim takes them
+    "cleanup_claim": ONCE,
     "task_admit_many": ONCE,  # a second run would find them admitted and report none
     "log_append_many": ONCE,  # the lines would be stored twice
     "task_cancel": ONCE,  # a second run would report another state, or refuse
     "task_retry": ONCE,
     "workflow_cancel": ONCE,
+    "schedule_save": AGAIN,  # upserts values
+    "schedule_set_paused": AGAIN,
+    "schedule_trigger": AGAIN,
+    "backfill_set_state": ONCE,  # a second run would find it moved and say False
+    # a fire's logical time is unique: a second run writes nothing, but reports it not created
+    "schedule_fire": ONCE,
+    "backfill_create": ONCE,
 }
 OWN = frozenset({"task_insert_many", "workflow_insert", "task_claim"})
 """Calls that run `Retrier.run` themselves: after a lost reply they look up what they wrote."""

@@ -3,7 +3,7 @@ executes is corral.retention's; lists travel as arrays."""
 
 from __future__ import annotations
 
-from ...moves import TERMINAL_SQL
+from ...moves import ENDED_SQL, TERMINAL_SQL
 from .partition_queries import PARENTS
 
 # The retention configured, per task type ('*': the default).
@@ -29,7 +29,7 @@ _UNFINISHED_WORKFLOW = f"""(
                WHERE k.workflow_id = {{wf}} AND o.state NOT IN {TERMINAL_SQL}))"""
 _PRUNABLE = f"""
 SELECT t.id, t.workflow_id, t.created_at FROM corral_tasks t
-WHERE t.state IN {TERMINAL_SQL} AND {{name_filter}} AND t.finished_at < %(cutoff)s
+WHERE {ENDED_SQL} AND t.state IN {TERMINAL_SQL} AND {{name_filter}} AND t.finished_at < %(cutoff)s
   AND NOT EXISTS (SELECT 1 FROM corral_task_deps d JOIN corral_tasks w ON w.id = d.task_id
                   WHERE d.depends_on = t.id AND w.state NOT IN {TERMINAL_SQL})
   AND NOT (%(has_consumer)s AND EXISTS (
@@ -62,6 +62,10 @@ PRUNE_HISTORY = tuple(
         "DELETE FROM {table} WHERE task_id = {ids} AND {key} >= %(line)s",
         "DELETE FROM {table}_default WHERE task_id = {ids} AND {key} < %(line)s",
     )
+)
+# Their ended clean-ups (one still to run keeps its row: it runs from what the row holds).
+PRUNE_CLEANUPS = (
+    f"DELETE FROM corral_cleanups WHERE task_id = {_IDS} AND state IN ('succeeded', 'failed')"
 )
 # Their dependency links, both ways (their dependents are all finished).
 PRUNE_DEPS = f"DELETE FROM corral_task_deps WHERE task_id = {_IDS}"

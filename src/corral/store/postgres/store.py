@@ -33,7 +33,6 @@ from ...model import (
     Event,
     FeedEvent,
     GroupConfig,
-    GroupStats,
     HeadsWanted,
     LogLine,
     NewTask,
@@ -76,7 +75,6 @@ from ..rows import (
     consumer_position,
     deduplicated_onto,
     group_config,
-    group_stats,
     heads_from_rows,
     load_from_rows,
     new_task_row,
@@ -87,11 +85,13 @@ from ..rows import (
 )
 from . import queries as q
 from . import read_queries
+from .cleanups import PostgresCleanups, write_cleanups
 from .consumers import PostgresConsumers
 from .leases import PostgresLeases, configure_session, safe_url
 from .listener import Listener
 from .reconnect import Connections, Retrier, retried, submission
 from .retention import PostgresRetention
+from .schedules import PostgresSchedules
 from .submits import record as _record
 from .submits import recorded as _recorded
 
@@ -103,7 +103,8 @@ COPY_FIELDS = (
     "id", "name", "pool", "group_name", "state", "priority", "level", "aging", "promote_at",
     "args", "kwargs", "dedup_key", "max_retries", "backoff", "max_runtime", "on_timeout", "now",
     "enqueued_at", "run_at", "ready_at", "rank", "exclusive", "rate_key", "workflow_id",
-    "on_upstream_failure", "deps_left", "quarantine_after", "trace_context",
+    "on_upstream_failure", "deps_left", "quarantine_after", "cleanup", "logical_time",
+    "data_start", "trace_context",
 )  # fmt: skip
 
 
@@ -125,6 +126,8 @@ class PostgresStore(
     NamedReads,
     PostgresRetention,
     PostgresConsumers,
+    PostgresCleanups,
+    PostgresSchedules,
     ReadSideReads,
     PostgresLeases,
     ConsumerLeaseShims,
@@ -490,7 +493,8 @@ class PostgresStore(
             "results": [r.result for r in reports],
             "errors": [r.error for r in reports],
             "tracebacks": [r.traceback for r in reports],
-            "retry_at": [r.retry_at for r in reports],
+            # A report leaving a clean-up holds its retry (run_at NULL) until the clean-up ended.
+            "retry_at": [None if r.cleanup is not None else r.retry_at for r in reports],
             "stalled": [r.stalled_slices for r in reports],
             "flags": [r.flag for r in reports],
             "details": [end_detail(r.outcome, r.error, r.traceback) for r in reports],
@@ -503,6 +507,7 @@ class PostgresStore(
 
         with self._tx(durable=True) as conn:
             recorded = [row[0] for row in conn.execute(q.COMPLETE, params)]
+            write_cleanups(conn, reports, recorded, now)
             if recorded:
                 conn.execute(q.NOTIFY, (q.CHANNEL_SCHEDULER, ""))
             return recorded
@@ -600,15 +605,6 @@ class PostgresStore(
     def listen(self, channels: Sequence[str]) -> Listener:
         """A connection LISTENing on `channels`, for `wait()`s that end at the first notice."""
         return Listener(self.url, [q.CHANNEL_PREFIX + c for c in channels])
-
-    # -- history ------------------------------------------------------------------------------
-    def group_stats(self) -> list[GroupStats]:
-        with self._tx() as conn:
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            counts = conn.execute(q.GROUP_COUNTS).fetchall()
-            waits = conn.execute(q.GROUP_WAITS).fetchall()
-            configs = conn.execute(q.ALL_GROUPS).fetchall()
-        return group_stats(counts, waits, configs)
 
     # -- workflows ------------------------------------------------------------------------------
     def workflow_insert(self, params: WorkflowInsertParams) -> WorkflowSubmitted:

@@ -18,6 +18,11 @@ def migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
+def latest_schema() -> str:
+    """The schema a fresh migrate leaves (schema.sql, regenerated with each migration)."""
+    return resources.files("corral.store.sqlite").joinpath("schema.sql").read_text()
+
+
 def split_sql(script: str) -> list[str]:
     """Split a migration into statements, as SQLite itself sees where each one ends."""
     statements, buffer = [], ""

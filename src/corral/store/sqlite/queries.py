@@ -19,6 +19,14 @@ SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'
   AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'corral_schema_migrations')
 """
 RENAME_LEGACY_MIGRATIONS = "ALTER TABLE schema_migrations RENAME TO corral_schema_migrations"
+# A file corral never migrated (new, or the user's own database): installed from schema.sql.
+NEVER_MIGRATED = """
+SELECT NOT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'corral_schema_migrations')
+   AND NOT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'task_deps')
+"""
+# The rows the migrations seed, which schema.sql (tables, not rows) lacks: the origin that new
+# event consumers start from (0003). A test compares every row of both ways of installing.
+SEED_FRESH = "INSERT INTO corral_consumers (name, cursor_id) VALUES ('*', 0)"
 # The migrations table; created before anything else.
 CREATE_MIGRATIONS = """
 CREATE TABLE IF NOT EXISTS corral_schema_migrations (
@@ -54,11 +62,12 @@ INSERT INTO corral_tasks (
     id, name, pool, group_name, state, priority, level, aging, promote_at, args, kwargs,
     dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at, enqueued_at, run_at,
     ready_at, rank, exclusive, rate_key, workflow_id, on_upstream_failure, deps_left,
-    quarantine_after, trace_context)
+    quarantine_after, cleanup, logical_time, data_start, trace_context)
 VALUES (:id, :name, :pool, :group_name, :state, :priority, :level, :aging, :promote_at, :args,
         :kwargs, :dedup_key, :max_retries, :backoff, :max_runtime, :on_timeout, :now,
         :enqueued_at, :run_at, :ready_at, :rank, :exclusive, :rate_key, :workflow_id,
-        :on_upstream_failure, :deps_left, :quarantine_after, :trace_context)
+        :on_upstream_failure, :deps_left, :quarantine_after, :cleanup,
+        :logical_time, :data_start, :trace_context)
 """
 # Insert one dependency edge.
 INSERT_DEP = "INSERT OR IGNORE INTO corral_task_deps (task_id, depends_on) VALUES (?, ?)"
@@ -268,8 +277,8 @@ UPDATE corral_tasks SET state = 'running', attempt = attempt + 1, worker_id = :w
        first_started_at = coalesce(first_started_at, :now)
 WHERE id IN (SELECT id FROM lone UNION ALL SELECT id FROM plain)
 RETURNING id, name, group_name, attempt, failures, max_retries, backoff, max_runtime,
-          on_timeout, args, kwargs, dedup_key, checkpoint, shared, stalled_slices, suspect,
-          pool, ready_at, trace_context, workflow_id, admitted_at
+          on_timeout, args, kwargs, dedup_key, checkpoint, shared, stalled_slices, logical_time,
+          data_start, suspect, pool, ready_at, trace_context, workflow_id, admitted_at
 """
 # The suspect a busy worker drains for: the oldest admitted suspect of the pools waiting since
 # :overdue_before whose drain mark is free, lapsed or this worker's (its own first). A read of the
@@ -358,7 +367,7 @@ WHERE id = :id AND state = :expected
 # Running tasks whose lease has expired, with whether their attempt ran alone.
 FETCH_EXPIRED = """
 SELECT t.id, t.attempt, t.failures, t.max_retries, t.on_timeout, t.cancel_requested, t.worker_id,
-       coalesce(a.isolated, 0), t.isolated_crashes, t.quarantine_after
+       coalesce(a.isolated, 0), t.isolated_crashes, t.quarantine_after, t.cleanup
 FROM corral_tasks t LEFT JOIN corral_attempts a ON a.task_id = t.id AND a.attempt = t.attempt
 WHERE t.state = 'running' AND t.lease_expires_at < :now ORDER BY t.lease_expires_at LIMIT :limit
 """
@@ -423,15 +432,6 @@ ON CONFLICT (name) DO UPDATE SET max_parallel = :max_parallel, weight = :weight,
 """
 # One group's settings.
 GET_GROUP = f"SELECT {GROUP_FIELDS} FROM corral_groups WHERE name = ?"
-# Tasks per group and state.
-GROUP_COUNTS = "SELECT group_name, state, count(*) FROM corral_tasks GROUP BY group_name, state"
-# Mean and max wait per group, over tasks that started.
-GROUP_WAITS = """
-SELECT group_name, avg(first_started_at - enqueued_at), max(first_started_at - enqueued_at)
-FROM corral_tasks WHERE first_started_at IS NOT NULL GROUP BY group_name
-"""
-# All configured groups.
-ALL_GROUPS = f"SELECT {GROUP_FIELDS} FROM corral_groups"
 
 # -- history ------------------------------------------------------------------------------------
 

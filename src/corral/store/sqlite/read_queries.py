@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from ...lifecycle import TERMINAL, State
-from ...moves import TERMINAL_SQL
+from ...moves import ENDED_SQL, TERMINAL_SQL
 from ..rows import GROUP_FIELDS
 from .queries import TASK_COLUMNS
 
@@ -54,7 +54,7 @@ def _branch(index: str, where: str, gate: str | None = None) -> str:
 def _state_is(state: State) -> str:
     """A branch's state, worded so that the ended tasks' partial index is seen to hold it."""
     if state in TERMINAL:
-        return f"t.state IN {TERMINAL_SQL} AND t.state = '{state}'"
+        return f"{ENDED_SQL} AND t.state IN {TERMINAL_SQL} AND t.state = '{state}'"
     return f"t.state = '{state}'"
 
 
@@ -67,7 +67,7 @@ def _merged(branches: list[str]) -> str:
 def _by_ended_index(index: str, driving: str) -> str:
     """The ended tasks of one type or group by their index, merged with the unfinished ones of
     each state (the backlog)."""
-    ended = _branch(index, f"t.state IN {TERMINAL_SQL} AND {driving}")
+    ended = _branch(index, f"{ENDED_SQL} AND t.state IN {TERMINAL_SQL} AND {driving}")
     unfinished = [_branch(STATE_INDEX[s], f"t.state = '{s}' AND {driving}") for s in UNFINISHED]
     return _merged([ended, *unfinished])
 
@@ -96,7 +96,7 @@ PAGE_BY_STATE = _merged([_branch(STATE_INDEX[s], _state_is(s), f":want_{s}") for
 # Ended tasks by when they ended, newest first (corral_tasks_finished: (finished_at, rowid)).
 PAGE_BY_FINISHED = f"""
 SELECT {TASK_COLUMNS} FROM corral_tasks t INDEXED BY corral_tasks_finished
-WHERE t.state IN {TERMINAL_SQL} AND t.finished_at <= :after_key
+WHERE {ENDED_SQL} AND t.state IN {TERMINAL_SQL} AND t.finished_at <= :after_key
   AND (t.finished_at < :after_key OR t.id < :after_id){RESIDUAL}
 ORDER BY t.finished_at DESC, t.id DESC LIMIT :limit
 """

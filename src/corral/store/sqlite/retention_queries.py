@@ -3,7 +3,7 @@ executes is corral.retention's; lists travel as JSON arrays read with json_each.
 
 from __future__ import annotations
 
-from ...moves import TERMINAL_SQL
+from ...moves import ENDED_SQL, TERMINAL_SQL
 
 # The retention configured, per task type ('*': the default).
 GET_RETENTION = "SELECT task_name, seconds FROM corral_retention"
@@ -26,7 +26,7 @@ _UNFINISHED_WORKFLOW = f"""(
                WHERE k.workflow_id = {{wf}} AND o.state NOT IN {TERMINAL_SQL}))"""
 _PRUNABLE = f"""
 SELECT t.id, t.workflow_id, t.created_at FROM corral_tasks t
-WHERE t.state IN {TERMINAL_SQL} AND {{name_filter}} AND t.finished_at < :cutoff
+WHERE {ENDED_SQL} AND t.state IN {TERMINAL_SQL} AND {{name_filter}} AND t.finished_at < :cutoff
   AND t.id < :newest_task
   AND NOT EXISTS (SELECT 1 FROM corral_task_deps d JOIN corral_tasks w ON w.id = d.task_id
                   WHERE d.depends_on = t.id AND w.state NOT IN {TERMINAL_SQL})
@@ -50,6 +50,10 @@ PRUNE_ATTEMPTS = f"DELETE FROM corral_attempts WHERE task_id IN {_IDS}"
 PRUNE_HISTORY = (PRUNE_LOGS, PRUNE_EVENTS, PRUNE_ATTEMPTS)
 # The workflows the pruned tasks are linked into (not their own): they may be left empty too.
 LINKED_WORKFLOWS = f"SELECT DISTINCT workflow_id FROM corral_workflow_links WHERE task_id IN {_IDS}"
+# Their ended clean-ups (one still to run keeps its row: it runs from what the row holds).
+PRUNE_CLEANUPS = (
+    f"DELETE FROM corral_cleanups WHERE task_id IN {_IDS} AND state IN ('succeeded', 'failed')"
+)
 # Their dependency links, both ways (their dependents are all finished).
 PRUNE_DEPS = f"DELETE FROM corral_task_deps WHERE task_id IN {_IDS}"
 PRUNE_DEPENDENTS = f"DELETE FROM corral_task_deps WHERE depends_on IN {_IDS}"

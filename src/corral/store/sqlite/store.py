@@ -8,6 +8,7 @@ submissions, admissions and completions are batched in one transaction each.
 from __future__ import annotations
 
 import itertools
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +32,6 @@ from ...model import (
     Event,
     FeedEvent,
     GroupConfig,
-    GroupStats,
     HeadsWanted,
     LogLine,
     NewTask,
@@ -86,7 +86,6 @@ from ..rows import (
     consumer_position,
     deduplicated_onto,
     group_config,
-    group_stats,
     heads_from_rows,
     heads_per_group,
     load_from_rows,
@@ -98,12 +97,14 @@ from ..rows import (
 )
 from . import queries as q
 from . import read_queries
+from .cleanups import SQLiteCleanups, write_cleanups
 from .consumers import SQLiteConsumers
 from .leases import SQLiteLeases
 from .listener import PollingListener
-from .migrate import migrations
+from .migrate import latest_schema, migrations
 from .migrate import split_sql as _split_sql
 from .retention import SQLiteRetention
+from .schedules import SQLiteSchedules
 from .submits import record as _record
 from .submits import recorded as _recorded
 
@@ -116,11 +117,46 @@ def _json_list(values: Sequence[Any]) -> str:
 
 SYSTEM_CLOCK = SystemClock()
 
+_WRITE_LOCKS: dict[str, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(path: str) -> threading.RLock:
+    """The lock this process's writers to the file at `path` take before BEGIN IMMEDIATE.
+
+    SQLite's busy handler waits for a held write lock by sleeping 1, 2, 5, 10... ms and trying
+    again, so two threads of one process (the scheduler's and the worker's, in `corral run`)
+    that meet on the lock lose milliseconds per transaction of a millisecond or less: most of a
+    drain's time went there. Queued on a lock of the process, a writer starts the moment the
+    previous one commits. Writers in other processes still meet on SQLite's own lock.
+    """
+    with _WRITE_LOCKS_GUARD:
+        lock = _WRITE_LOCKS.get(path)
+        if lock is None:
+            lock = _WRITE_LOCKS[path] = threading.RLock()
+        return lock
+
+
+def _reset_write_locks() -> None:
+    global _WRITE_LOCKS_GUARD
+    _WRITE_LOCKS.clear()  # a forked child must not inherit a lock a thread of its parent held
+    _WRITE_LOCKS_GUARD = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_write_locks)
+
 
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
 @errors_as_corral(sqlite3.Error, where=lambda store: str(store.path))  # store/boundary.py
 class SQLiteStore(
-    NamedReads, SQLiteRetention, SQLiteConsumers, ReadSideReads, SQLiteLeases, ConsumerLeaseShims
+    NamedReads,
+    SQLiteRetention,
+    SQLiteConsumers,
+    SQLiteCleanups,
+    SQLiteSchedules,
+    ReadSideReads,
+    SQLiteLeases,
+    ConsumerLeaseShims,
 ):
     queries = q
     read_queries = read_queries
@@ -140,6 +176,7 @@ class SQLiteStore(
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._write_lock = _write_lock(os.path.realpath(self.path))
         parent = Path(self.path).parent
         if not parent.is_dir():
             raise DatabaseError(f"can't open {self.path}: folder {parent} does not exist")
@@ -176,17 +213,18 @@ class SQLiteStore(
         """An immediate transaction: the write lock is taken up front, so there is no
         upgrade deadlock between processes; SQLite's busy timeout queues writers."""
         conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise DatabaseError(f"{self.path}: can't start a write ({exc})") from None
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+        with self._write_lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise DatabaseError(f"{self.path}: can't start a write ({exc})") from None
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
 
     def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         try:
@@ -206,8 +244,24 @@ class SQLiteStore(
         return SYSTEM_CLOCK
 
     # -- schema -------------------------------------------------------------------------------
-    def migrate(self) -> list[int]:
+    def migrate(self, *, replay: bool = False) -> list[int]:
+        """Bring the file to the latest schema. A file corral never migrated gets the latest
+        schema at once, from schema.sql, in one transaction: replaying the migrations would
+        create the unprefixed tables of the releases before 0008 (`tasks`, `groups`, `events`)
+        for a moment, and fail on a user's own database that has one of those names. `replay`:
+        every migration from the first (how `schema_dump` regenerates schema.sql, and how a test
+        proves the two ways agree)."""
         conn = self._conn()
+        if not replay and conn.execute(q.NEVER_MIGRATED).fetchone()[0]:
+            with self._write() as tx:
+                if tx.execute(q.NEVER_MIGRATED).fetchone()[0]:
+                    for statement in _split_sql(latest_schema()):
+                        tx.execute(statement)
+                    tx.execute(q.SEED_FRESH)
+                    now = SYSTEM_CLOCK.now()
+                    versions = [version for version, _ in migrations()]
+                    tx.executemany(q.RECORD_MIGRATION, [(v, now) for v in versions])
+                    return versions
         try:
             if conn.execute(q.LEGACY_MIGRATIONS).fetchall():
                 with self._write() as tx:
@@ -473,16 +527,20 @@ class SQLiteStore(
     def task_complete_many(self, params: CompleteParams) -> list[int]:
         check_completions(params.reports)
         now = params.now
-        recorded: list[int] = []
+        recorded: list[AttemptReport] = []
         with self._write() as tx:
+            attempts, events = [], []
             for report in params.reports:
                 if tx.execute(q.COMPLETE, _completion_params(report, now)).fetchone() is None:
                     continue
-                recorded.append(report.task_id)
-                attempt = (now, report.outcome, report.error, report.traceback)
-                tx.execute(q.CLOSE_ATTEMPT, (*attempt, report.task_id, report.attempt))
-                tx.executemany(q.INSERT_EVENT, completion_events(report, now))
-        return recorded
+                recorded.append(report)
+                attempts.append((now, report.outcome, report.error, report.traceback,
+                                 report.task_id, report.attempt))  # fmt: skip
+                events.extend(completion_events(report, now))
+            tx.executemany(q.CLOSE_ATTEMPT, attempts)  # one statement each, prepared once
+            tx.executemany(q.INSERT_EVENT, events)
+            write_cleanups(tx, recorded, now)
+        return [report.task_id for report in recorded]
 
     def task_save_checkpoint(self, params: CheckpointParams) -> bool:
         args = (params.checkpoint, params.task_id, params.attempt)
@@ -586,18 +644,6 @@ class SQLiteStore(
         """SQLite has no notifications: waiting is sleeping, and callers poll."""
         return PollingListener()
 
-    # -- history ------------------------------------------------------------------------------
-    def group_stats(self) -> list[GroupStats]:
-        conn = self._conn()
-        conn.execute("BEGIN")  # one consistent read
-        try:
-            counts = conn.execute(q.GROUP_COUNTS).fetchall()
-            waits = conn.execute(q.GROUP_WAITS).fetchall()
-            configs = conn.execute(q.ALL_GROUPS).fetchall()
-        finally:
-            conn.execute("COMMIT")
-        return group_stats(counts, waits, configs)
-
     # -- workflows ------------------------------------------------------------------------------
     def workflow_insert(self, params: WorkflowInsertParams) -> WorkflowSubmitted:
         workflow, tasks, now, submit_id = (params.workflow, params.tasks, params.now,
@@ -670,7 +716,8 @@ def _completion_params(report: AttemptReport, now: float) -> dict[str, Any]:
         "failed": int(report.counts_as_failure),
         "terminal": report.target in TERMINAL,
         "now": now,
-        "retry_at": report.retry_at,
+        # A report leaving a clean-up holds its retry (run_at NULL) until the clean-up ended.
+        "retry_at": None if report.cleanup is not None else report.retry_at,
         "no_aging": NO_AGING,
         "stalled_slices": report.stalled_slices,
         "suspect": None if report.suspect is None else int(report.suspect),
