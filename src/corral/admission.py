@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from .model import Bucket, DispatchSnapshot, GroupConfig, ReadyTask
@@ -117,9 +117,9 @@ class _Tokens:
         tokens = self.level(key)
         return tokens is None or tokens >= 1.0
 
-    def take(self, key: str) -> None:
+    def take(self, key: str, count: int = 1) -> None:
         if self.level(key) is not None:
-            self._tokens[key] -= 1.0
+            self._tokens[key] -= float(count)
             self._drawn.add(key)
 
     def drawn(self) -> list[Bucket]:
@@ -160,12 +160,30 @@ class _Round:
                 return index, task
         return -1, None
 
-    def admit(self, task: ReadyTask) -> None:
-        self.held[task.group] = self.held.get(task.group, 0) + 1
+    def admit(self, task: ReadyTask, count: int = 1) -> None:
+        """Count `count` admissions of tasks like `task` against its group and buckets."""
+        self.held[task.group] = self.held.get(task.group, 0) + count
         if task.exclusive:
             self.exclusive.add(task.group)
         for key in buckets_of(task.group, task.rate_key):
-            self.tokens.take(key)
+            self.tokens.take(key, count)
+
+    def room(self, task: ReadyTask, want: int) -> int:
+        """How many tasks like `task` its group could take at once now, at most `want`: the
+        same checks as `group_blocked` and `candidate`, counted rather than tried one by one."""
+        if self.group_blocked(task.group):
+            return 0
+        held = self.held.get(task.group, 0)
+        if task.exclusive:
+            return min(want, 1) if held == 0 else 0
+        cap = config_of(self.snapshot, task.group).max_parallel
+        if cap is not None:
+            want = min(want, cap - held)
+        for key in buckets_of(task.group, task.rate_key):
+            tokens = self.tokens.level(key)
+            if tokens is not None:
+                want = min(want, math.floor(tokens))
+        return max(0, want)
 
 
 Key = tuple[float, ...]
@@ -203,15 +221,23 @@ def decide(
 ) -> Admission:
     """The tasks to admit now, in admission order, and the buckets they drew on."""
     state = _Round(snapshot, now)
+    slots_of = free_slots(snapshot.capacity, snapshot.active_by_pool, prefetch, prefetch_ratio)
+    decisions = _admit(snapshot.ready, slots_of, state, ordering)
+    return Admission(decisions, state.tokens.drawn())
+
+
+def _admit(
+    ready: list[ReadyTask], slots_of: dict[str, int], state: _Round, ordering: Ordering
+) -> list[Decision]:
+    """One round: fill each pool's slots from its ready tasks, pool by pool."""
     by_pool: dict[str, dict[str, list[ReadyTask]]] = defaultdict(lambda: defaultdict(list))
-    for task in snapshot.ready:
+    for task in ready:
         by_pool[task.pool][task.group].append(task)
     decisions: list[Decision] = []
-    slots_of = free_slots(snapshot.capacity, snapshot.active_by_pool, prefetch, prefetch_ratio)
     for pool, slots in slots_of.items():
         if slots and by_pool.get(pool):
             decisions.extend(_fill_pool(pool, slots, by_pool[pool], state, ordering))
-    return Admission(decisions, state.tokens.drawn())
+    return decisions
 
 
 def _fill_pool(
@@ -270,6 +296,50 @@ def _fill_pool(
         decisions.append(Decision(task.id, pool, group, task.level))
         push(group)
     return decisions
+
+
+def admissible(
+    snapshot: DispatchSnapshot, ready: Mapping[tuple[str, str], int], now: float = 0.0
+) -> dict[str, int]:
+    """How many more tasks each pool could admit now if it had unlimited slots (the autoscaling
+    signal); `ready` counts each (pool, group)'s ready tasks. The tasks the snapshot holds go
+    through `decide`'s own round with a slot for each, pools in the capacity's order (caps,
+    exclusive tasks, token buckets, and who gets a shared token first, all as the dispatcher
+    would). A group's
+    tasks beyond those read are then counted in bulk, taken to be like the last one read (as
+    `decide` does), or plain (no named rate limit, not exclusive) if none was read, within its
+    cap and tokens. Its cost follows the groups with ready tasks, never the number of tasks."""
+    state = _Round(replace(snapshot, more=frozenset()), now)
+    pools = {task.pool for task in snapshot.ready}
+    order = [p for p in snapshot.capacity if p in pools] + sorted(pools - set(snapshot.capacity))
+    decisions = _admit(snapshot.ready, {p: len(snapshot.ready) for p in order}, state, fair)
+    out: dict[str, int] = defaultdict(int, {p: 0 for p, _ in ready})
+    admitted: dict[tuple[str, str], int] = defaultdict(int)
+    for d in decisions:
+        out[d.pool] += 1
+        admitted[(d.pool, d.group)] += 1
+    known: dict[tuple[str, str], list[ReadyTask]] = defaultdict(list)
+    for task in snapshot.ready:
+        known[(task.pool, task.group)].append(task)
+    for (pool, group), count in sorted(ready.items()):
+        tasks = known.get((pool, group), [])
+        if admitted[(pool, group)] < len(tasks) or count <= len(tasks):
+            continue  # it stopped before its known tasks ran out, or it has no others
+        config = config_of(snapshot, group)
+        if (
+            not tasks
+            and config.max_parallel is None
+            and config.rate_limit is None
+            and (group not in state.exclusive)
+        ):
+            out[pool] += count  # plain tasks of a group nothing bounds: room() says so too
+            continue
+        model = in_order(tasks)[-1] if tasks else ReadyTask(0, pool, group, 0, 0.0)
+        extra = state.room(model, count - len(tasks))
+        if extra:
+            state.admit(model, extra)
+            out[pool] += extra
+    return dict(out)
 
 
 @dataclass(frozen=True)
@@ -341,6 +411,7 @@ __all__ = [
     "Admission",
     "Decision",
     "Reason",
+    "admissible",
     "at_cap",
     "config_of",
     "decide",

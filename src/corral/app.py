@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from . import aging as aging_mod
-from . import limits, ratelimit
+from . import limits, ratelimit, tracing
 from .aging import Aging
 from .backoff import Backoff
 from .callbacks import CALLBACK_KINDS
@@ -467,11 +467,15 @@ class App:
             return []
         tasks = [s.task for s in submissions]
         sid = submit_id_for(submit_id, connection)
-        try:
-            params = InsertParams(tasks, self.clock.now(), join(connection), sid)
-            results = self.store.task_insert_many(params)
-        except ConnectionLost as exc:
-            raise repeatable(exc, sid) from None
+        with tracing.sending([t.name for t in tasks], [t.group for t in tasks]) as send:
+            if send.context is not None:
+                tasks = [replace(t, trace_context=send.context) for t in tasks]
+            try:
+                params = InsertParams(tasks, self.clock.now(), join(connection), sid)
+                results = self.store.task_insert_many(params)
+            except ConnectionLost as exc:
+                raise repeatable(exc, sid) from None
+            send.stored([r.id for r in results])
         return [r.id for r in results]
 
     def get(self, task_id: int) -> TaskRecord:

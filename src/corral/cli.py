@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import importlib
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -29,9 +28,12 @@ from . import __version__
 from . import model as m
 from .app import App
 from .cli_consumers import consumers as consumers_group
+from .cli_metrics import exporting, metrics_options, worker_middleware
 from .cli_reads import reads_of, status, tasks
 from .cli_schedules import backfill, backfills, schedules, why_fire
 from .errors import CorralError, TaskNotFound, TransitionRefused
+from .logformat import FORMATS
+from .logformat import setup as setup_logging
 from .processes import stop_processes, worker_command
 from .scheduler.service import Scheduler
 from .scheduler.why import why as explain_task
@@ -57,6 +59,7 @@ class Settings:
     database_url: str | None
     app_spec: str | None
     log_level: str
+    log_format: str = "text"
     _app: App | None = None
 
     def app(self, *, needs_code: str | None = None) -> App:
@@ -143,9 +146,14 @@ class CorralGroup(click.Group):
     default="INFO", show_default=True, envvar="CORRAL_LOG_LEVEL",
     help="Logging of the long-running commands (worker, scheduler, run).",
 )  # fmt: skip
+@click.option(
+    "--log-format", type=click.Choice(FORMATS), default="text", show_default=True,
+    envvar="CORRAL_LOG_FORMAT", help="json: one object a line, with each attempt's fields.",
+)  # fmt: skip
 @click.version_option(__version__, prog_name="corral")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str | None, app_spec: str | None, log_level: str) -> None:
+def cli(ctx: click.Context, database_url: str | None, app_spec: str | None, log_level: str,
+        log_format: str) -> None:  # fmt: skip
     """corral: a durable, fair task manager.
 
     \b
@@ -155,7 +163,7 @@ def cli(ctx: click.Context, database_url: str | None, app_spec: str | None, log_
       corral --app tasks:app submit load_table orders --group pipeline-42
       corral status                      # groups, workers, latest tasks
     """
-    settings = Settings(database_url, app_spec, log_level.upper())
+    settings = Settings(database_url, app_spec, log_level.upper(), log_format)
     ctx.obj = settings
     ctx.call_on_close(lambda: settings._app.close() if settings._app else None)
 
@@ -172,9 +180,7 @@ def main() -> None:
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(settings.log_level, settings.log_format)
 
 
 def _worker_config(
@@ -237,9 +243,11 @@ heartbeat_option = click.option(
 @grace_option
 @lease_option
 @heartbeat_option
+@metrics_options(worker=True)
 @click.pass_obj
 def worker(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: float,
-           lease: float | None, heartbeat: float | None) -> None:  # fmt: skip
+           lease: float | None, heartbeat: float | None, metrics_bind: str | None,
+           metrics_cluster: bool, metrics_groups: str) -> None:  # fmt: skip
     """Run a worker: claim tasks of its pools, run them, report. Stops on SIGTERM/SIGINT, letting
     running tasks finish within --grace.
 
@@ -248,17 +256,21 @@ def worker(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: 
       corral --app tasks:app worker
       corral --app tasks:app worker --pool ingest --pool default --concurrency 16
       corral --app tasks:app worker --lease 30 --heartbeat 5
+      corral --app tasks:app worker --metrics-bind 0.0.0.0:9464
     """
     app = settings.app(needs_code="a worker")
     config = _worker_config(app, pools, concurrency, grace, lease, heartbeat)
     _setup_logging(settings)
     app.store  # noqa: B018 - open it now, so that a bad URL fails before anything starts
-    run_worker(app, config)
+    with exporting(app, metrics_bind, metrics_groups, cluster=metrics_cluster, worker=True) as ex:
+        config.middleware = (*config.middleware, *worker_middleware(ex, settings.log_format))
+        run_worker(app, config)
 
 
 @cli.command()
+@metrics_options(worker=False)
 @click.pass_obj
-def scheduler(settings: Settings) -> None:
+def scheduler(settings: Settings, metrics_bind: str | None, metrics_groups: str) -> None:
     """Run a scheduler until SIGTERM/SIGINT. Any number may run: one leads, the others stand by
     and take over within seconds.
 
@@ -269,7 +281,10 @@ def scheduler(settings: Settings) -> None:
     _setup_logging(settings)
     app = settings.app()
     service = Scheduler(app.store, clock=app.clock, services=app.schedules.services())
-    with _on_stop_signals(service.stop):
+    exports = exporting(app, metrics_bind, metrics_groups, cluster=True, worker=False)
+    with exports as exporter, _on_stop_signals(service.stop):
+        if exporter is not None:
+            exporter.add_scheduler(service)
         service.run()
 
 
@@ -283,9 +298,11 @@ def scheduler(settings: Settings) -> None:
     "--processes", type=click.IntRange(min=1), default=1, show_default=True,
     help="Worker processes in all: this one plus N-1 `corral worker` children.",
 )  # fmt: skip
+@metrics_options(worker=False)
 @click.pass_obj
 def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: float,
-        lease: float | None, heartbeat: float | None, processes: int) -> None:  # fmt: skip
+        lease: float | None, heartbeat: float | None, processes: int,
+        metrics_bind: str | None, metrics_groups: str) -> None:  # fmt: skip
     """Run a scheduler and a worker in one process (plus worker processes with --processes).
     Stops them all on SIGTERM/SIGINT.
 
@@ -301,9 +318,15 @@ def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: flo
     stop = threading.Event()
     children: list[subprocess.Popen[bytes]] = []
     thread = threading.Thread(target=service.run, name="corral-scheduler", daemon=True)
-    with _on_stop_signals(stop.set):
+    exports = exporting(app, metrics_bind, metrics_groups, cluster=True, worker=True)
+    with exports as exporter, _on_stop_signals(stop.set):
+        config.middleware = (*config.middleware, *worker_middleware(exporter, settings.log_format))
+        if exporter is not None:
+            exporter.add_scheduler(service)
         try:
-            command = worker_command(app.url, settings.app_spec or "", settings.log_level)
+            command = worker_command(
+                app.url, settings.app_spec or "", settings.log_level, settings.log_format
+            )
             command += ["--concurrency", str(concurrency), "--grace", str(grace)]
             command += ["--lease", str(config.lease), "--heartbeat", str(config.heartbeat)]
             command += [arg for pool in pools for arg in ("--pool", pool)]

@@ -47,6 +47,8 @@ class NewTask:
     """'fail': a dependency that ends dead or cancelled makes this task upstream_failed; 'run':
     it runs once every dependency ended, however."""
     workflow_id: int | None = None
+    trace_context: str | None = None
+    """The W3C trace context of the submit's span (JSON), when tracing is on."""
     quarantine_after: int = QUARANTINE_AFTER
     """Crashes of its worker while it runs alone before it is quarantined (see isolation)."""
     cleanup: bool = False
@@ -142,6 +144,12 @@ class ClaimedTask:
     """A suspect, claimed alone: its worker claims nothing else while it runs."""
     logical_time: float | None = None
     data_start: float | None = None
+    pool: str = DEFAULT_POOL
+    ready_at: float | None = None
+    """When it last became ready (store clock): its wait ends when it starts."""
+    trace_context: str | None = None
+    """The W3C trace context its submit stored (JSON), or None."""
+    workflow_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,12 @@ from typing import IO, Any
 from .errors import CorralError
 
 
-def worker_command(database_url: str, app_spec: str, log_level: str = "WARNING") -> list[str]:
+def worker_command(
+    database_url: str, app_spec: str, log_level: str = "WARNING", log_format: str = "text"
+) -> list[str]:
     """The command line of a `corral worker` child process (add worker options after it)."""
     return [sys.executable, "-m", "corral", "--database-url", database_url, "--app", app_spec,
-            "--log-level", log_level, "worker"]  # fmt: skip
+            "--log-level", log_level, "--log-format", log_format, "worker"]  # fmt: skip
 
 
 def stop_processes(processes: Sequence[subprocess.Popen[Any]], timeout: float) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from . import dag, limits
+from . import dag, limits, tracing
 from .errors import ConfigError, ConnectionLost
 from .model import NewTask, NewWorkflow
 from .store.contract import WorkflowInsertParams, join
@@ -109,12 +109,17 @@ class Workflow:
         under `submit_id` is returned, its steps' ids with it)."""
         workflow, tasks = self.prepare()
         sid = submit_id_for(submit_id, connection)
-        try:
-            params = WorkflowInsertParams(workflow, tasks, self.app.clock.now(), join(connection),
-                                          sid)  # fmt: skip
-            stored = self.app.store.workflow_insert(params)
-        except ConnectionLost as exc:
-            raise repeatable(exc, sid) from None
+        names, groups = [t.name for t in tasks], [t.group for t in tasks]
+        with tracing.sending(names, groups, workflow=self.name) as send:
+            if send.context is not None:
+                tasks = [replace(t, trace_context=send.context) for t in tasks]
+            try:
+                params = WorkflowInsertParams(workflow, tasks, self.app.clock.now(),
+                                              join(connection), sid)  # fmt: skip
+                stored = self.app.store.workflow_insert(params)
+            except ConnectionLost as exc:
+                raise repeatable(exc, sid) from None
+            send.stored([t.id for t in stored.tasks])
         self.id = stored.id
         self.ids = [t.id for t in stored.tasks]
         return stored.id

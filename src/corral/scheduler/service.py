@@ -91,6 +91,9 @@ class Scheduler:
         self.is_leader = False
         self._stop = threading.Event()
         self._last: dict[str, float] = {}
+        self.work: dict[str, int] = {}
+        """The work each service did in this process (tasks moved, rows pruned; `reap`: lost
+        attempts): what corral.metrics.scheduler exports."""
 
     def stop(self) -> None:
         self._stop.set()
@@ -153,7 +156,9 @@ class Scheduler:
         done = 0
         for service in self.services:
             if service.interval <= 0 or self._due(service.name, now, service.interval):
-                done += service.run(now)
+                work = service.run(now)
+                self.work[service.name] = self.work.get(service.name, 0) + work
+                done += work
         return done
 
     def _due(self, service: str, now: float, every: float) -> bool:

@@ -43,6 +43,10 @@ class ReadSideReads:
         rows = self._read(self.read_queries.COUNT_UNFINISHED)
         return [StateCount(group, pool, State(state), int(n)) for group, pool, state, n in rows]
 
+    def task_oldest_ready(self) -> dict[str, float]:
+        rows = self._read(self.read_queries.OLDEST_READY)
+        return {str(pool): float(at) for pool, at in rows if at is not None}
+
     def task_recent_starts(self, since: float, limit: int) -> list[RecentStart]:
         rows = self._read(self.read_queries.RECENT_STARTS, {"since": since, "limit": limit})
         return [RecentStart(g, p, float(at), float(wait)) for g, p, at, wait in rows]

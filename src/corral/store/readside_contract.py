@@ -11,7 +11,7 @@ from ..read_model import PagedLog, PageQuery, RecentStart, StateCount
 
 READ_SIDE_METHODS = (
     "task_page", "task_count_unfinished", "task_recent_starts", "log_page", "group_list",
-    "task_name_outside",
+    "task_name_outside", "task_oldest_ready",
 )  # fmt: skip
 """The methods below (reads: PostgreSQL retries them after a lost connection)."""
 
@@ -26,6 +26,11 @@ class ReadSide(Protocol):
     def task_count_unfinished(self) -> list[StateCount]:
         """Unfinished tasks counted by group, pool and state (the (state, id) index over the
         unfinished states: the cost follows the backlog, never the history)."""
+        ...
+
+    def task_oldest_ready(self) -> dict[str, float]:
+        """Per pool with ready tasks, the earliest ready_at among them (the ready tasks' partial
+        index: the cost follows the ready backlog)."""
         ...
 
     def task_recent_starts(self, since: float, limit: int) -> list[RecentStart]:

@@ -71,6 +71,7 @@ def new_task_row(
         "cleanup": task.cleanup,
         "logical_time": task.logical_time,
         "data_start": task.data_start,
+        "trace_context": task.trace_context,
     }
 
 
@@ -120,11 +121,14 @@ def task_record(row: Sequence[Any], deps: tuple[int, ...] = ()) -> TaskRecord:
 
 def claimed_task(row: Sequence[Any]) -> ClaimedTask:
     """A ClaimedTask from a row of the stores' CLAIM: its fields, the logical time and data start
-    of a scheduled task, then suspect (the attempt runs isolated), then admitted_at (the claim
-    order only)."""
-    *fields, logical_time, data_start, suspect, _admitted_at = row
+    of a scheduled task, then suspect (the attempt runs isolated), pool, ready_at, trace_context
+    and workflow_id, then admitted_at (the claim order only)."""
+    *fields, logical_time, data_start, suspect, pool, ready_at, trace, workflow_id, _ = row
     task = ClaimedTask(*fields)
-    return replace(task, isolated=bool(suspect), logical_time=logical_time, data_start=data_start)
+    ready = None if ready_at is None else float(ready_at)
+    return replace(task, isolated=bool(suspect), logical_time=logical_time, data_start=data_start,
+                   pool=str(pool), ready_at=ready, trace_context=trace,
+                   workflow_id=workflow_id)  # fmt: skip
 
 
 GROUP_FIELDS = "name, max_parallel, weight, rate_limit, per_second, burst"

@@ -52,6 +52,7 @@ from .heartbeat import Companion, CompanionConfig
 from .middleware import Chain, Middleware, Run, builtin, check_middleware
 from .renewal import renew_worker, worker_lease
 from .sink import StoreSink
+from .tracing import traced
 
 log = logging.getLogger("corral.worker")
 
@@ -146,7 +147,8 @@ class Worker:
         if patience is not None and not (isinstance(patience, int | float) and patience >= 0):
             raise ConfigError(f"suspect_patience must be seconds >= 0, got {patience!r}")
         self._patience = suspect_patience(self.config.lease, patience)
-        self.middleware = Chain((*check_middleware(self.config.middleware), *builtin(registry)))
+        own = check_middleware(self.config.middleware)
+        self.middleware = Chain((*traced(), *own, *builtin(registry)))
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sink = StoreSink(self.store, self.clock)
         self.completed = 0

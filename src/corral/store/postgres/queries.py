@@ -63,7 +63,7 @@ COPY corral_tasks (id, name, pool, group_name, state, priority, level, aging, pr
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
                    enqueued_at, run_at, ready_at, rank, exclusive, rate_key, workflow_id,
                    on_upstream_failure, deps_left, quarantine_after, cleanup, logical_time,
-                   data_start) FROM STDIN
+                   data_start, trace_context) FROM STDIN
 """
 # Insert one task (executemany pipelines a small batch in one round trip; COPY loads big ones).
 INSERT_TASK = """
@@ -71,12 +71,13 @@ INSERT INTO corral_tasks (id, name, pool, group_name, state, priority, level, ag
                           args, kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout,
                           created_at, enqueued_at, run_at, ready_at, rank, exclusive, rate_key,
                           workflow_id, on_upstream_failure, deps_left, quarantine_after,
-                          cleanup, logical_time, data_start)
+                          cleanup, logical_time, data_start, trace_context)
 VALUES (%(id)s, %(name)s, %(pool)s, %(group_name)s, %(state)s, %(priority)s, %(level)s, %(aging)s,
         %(promote_at)s, %(args)s, %(kwargs)s, %(dedup_key)s, %(max_retries)s, %(backoff)s,
         %(max_runtime)s, %(on_timeout)s, %(now)s, %(enqueued_at)s, %(run_at)s, %(ready_at)s,
         %(rank)s, %(exclusive)s, %(rate_key)s, %(workflow_id)s, %(on_upstream_failure)s,
-        %(deps_left)s, %(quarantine_after)s, %(cleanup)s, %(logical_time)s, %(data_start)s)
+        %(deps_left)s, %(quarantine_after)s, %(cleanup)s, %(logical_time)s, %(data_start)s,
+        %(trace_context)s)
 """
 # Insert one task holding a dedup key, unless an unfinished task already holds it.
 INSERT_DEDUP_TASK = f"""{INSERT_TASK}
@@ -378,7 +379,8 @@ moved AS (
     FROM picked WHERE t.id = picked.id
     RETURNING t.id, t.name, t.group_name, t.attempt, t.failures, t.max_retries, t.backoff,
               t.max_runtime, t.on_timeout, t.args, t.kwargs, t.dedup_key, t.checkpoint, t.shared,
-              t.stalled_slices, t.logical_time, t.data_start, t.suspect, t.admitted_at),
+              t.stalled_slices, t.logical_time, t.data_start, t.suspect, t.pool, t.ready_at,
+              t.trace_context, t.workflow_id, t.admitted_at),
 attempts AS (
     INSERT INTO corral_attempts (task_id, attempt, worker_id, started_at, isolated)
     SELECT id, attempt, %(worker)s, %(now)s, suspect FROM moved),
@@ -392,7 +394,7 @@ SELECT * FROM moved ORDER BY admitted_at, id
 CLAIMED_AT = """
 SELECT id, name, group_name, attempt, failures, max_retries, backoff, max_runtime, on_timeout,
        args, kwargs, dedup_key, checkpoint, shared, stalled_slices, logical_time, data_start,
-       suspect, admitted_at
+       suspect, pool, ready_at, trace_context, workflow_id, admitted_at
 FROM corral_tasks WHERE state = 'running' AND worker_id = %(worker)s AND started_at = %(now)s
 ORDER BY admitted_at, id
 """

@@ -97,6 +97,9 @@ COUNT_UNFINISHED = "\nUNION ALL\n".join(
     " GROUP BY group_name, pool, state"
     for s in UNFINISHED
 )
+# The oldest ready task's ready_at per pool: the ready tasks' partial index (the backlog, as the
+# counts).
+OLDEST_READY = "SELECT pool, min(ready_at) FROM corral_tasks WHERE state = 'ready' GROUP BY pool"
 # Tasks first started since a moment, the latest first (corral_tasks_started).
 RECENT_STARTS = """
 SELECT group_name, pool, first_started_at, first_started_at - enqueued_at FROM corral_tasks

@@ -299,6 +299,7 @@ CREATE TABLE corral_tasks (
     cleanup             boolean NOT NULL DEFAULT false,
     logical_time        double precision,
     data_start          double precision,
+    trace_context       text,
     PRIMARY KEY (id)
 ) WITH (fillfactor=80);
 CREATE INDEX corral_tasks_active ON public.corral_tasks USING btree (group_name, pool, exclusive) WHERE (state = ANY (ARRAY['admitted'::text, 'running'::text]));

@@ -104,7 +104,7 @@ COPY_FIELDS = (
     "args", "kwargs", "dedup_key", "max_retries", "backoff", "max_runtime", "on_timeout", "now",
     "enqueued_at", "run_at", "ready_at", "rank", "exclusive", "rate_key", "workflow_id",
     "on_upstream_failure", "deps_left", "quarantine_after", "cleanup", "logical_time",
-    "data_start",
+    "data_start", "trace_context",
 )  # fmt: skip
 
 

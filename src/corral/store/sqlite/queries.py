@@ -62,12 +62,12 @@ INSERT INTO corral_tasks (
     id, name, pool, group_name, state, priority, level, aging, promote_at, args, kwargs,
     dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at, enqueued_at, run_at,
     ready_at, rank, exclusive, rate_key, workflow_id, on_upstream_failure, deps_left,
-    quarantine_after, cleanup, logical_time, data_start)
+    quarantine_after, cleanup, logical_time, data_start, trace_context)
 VALUES (:id, :name, :pool, :group_name, :state, :priority, :level, :aging, :promote_at, :args,
         :kwargs, :dedup_key, :max_retries, :backoff, :max_runtime, :on_timeout, :now,
         :enqueued_at, :run_at, :ready_at, :rank, :exclusive, :rate_key, :workflow_id,
         :on_upstream_failure, :deps_left, :quarantine_after, :cleanup,
-        :logical_time, :data_start)
+        :logical_time, :data_start, :trace_context)
 """
 # Insert one dependency edge.
 INSERT_DEP = "INSERT OR IGNORE INTO corral_task_deps (task_id, depends_on) VALUES (?, ?)"
@@ -278,7 +278,7 @@ UPDATE corral_tasks SET state = 'running', attempt = attempt + 1, worker_id = :w
 WHERE id IN (SELECT id FROM lone UNION ALL SELECT id FROM plain)
 RETURNING id, name, group_name, attempt, failures, max_retries, backoff, max_runtime,
           on_timeout, args, kwargs, dedup_key, checkpoint, shared, stalled_slices, logical_time,
-          data_start, suspect, admitted_at
+          data_start, suspect, pool, ready_at, trace_context, workflow_id, admitted_at
 """
 # The suspect a busy worker drains for: the oldest admitted suspect of the pools waiting since
 # :overdue_before whose drain mark is free, lapsed or this worker's (its own first). A read of the

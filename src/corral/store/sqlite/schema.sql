@@ -259,6 +259,7 @@ CREATE TABLE corral_tasks (
     cleanup             INTEGER NOT NULL DEFAULT 0,
     logical_time        REAL,
     data_start          REAL,
+    trace_context       TEXT,
     PRIMARY KEY (id),
     FOREIGN KEY (workflow_id) REFERENCES corral_workflows (id)
 );

@@ -503,7 +503,8 @@ class SQLiteStore(
         with self._write() as tx:
             rows = tx.execute(q.CLAIM, args).fetchall()
             rows.sort(key=lambda r: (r[-1], r[0]))  # admission order
-            tx.executemany(q.INSERT_ATTEMPT, [(r[0], r[3], worker_id, now, r[-2]) for r in rows])
+            # r[-6]: suspect (then pool, ready_at, trace_context, workflow_id, admitted_at)
+            tx.executemany(q.INSERT_ATTEMPT, [(r[0], r[3], worker_id, now, r[-6]) for r in rows])
             tx.executemany(q.INSERT_EVENT, CLAIM.rows([(r[0], r[3]) for r in rows], now))
         return [claimed_task(row) for row in rows]
 

@@ -1,0 +1,191 @@
+"""The cluster-wide figures on /metrics: read from the store's bounded reads (never a scan of
+history per scrape) and cached for `ttl` seconds, so any number of scrapes within it cost one
+read. Each read is: the unfinished tasks counted by group, pool and state (each unfinished
+state's partial index: the cost follows the backlog), the oldest ready task per pool (the ready
+tasks' index), the live workers, the configured groups, the starts of the last 15 minutes (at
+most 5000, the index on the first start) and the desired-workers signal (corral.metrics.desired).
+
+Group labels stay bounded: the `top_groups` groups by backlog (ready, then admitted and running)
+are shown by name, every other group is summed into `other`; `top_groups=None` shows every group
+(for an operator whose set of groups is small)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..clock import Clock
+from ..lifecycle import State
+from ..model import DEFAULTS_GROUP, GroupConfig, WorkerRecord
+from ..read_model import RecentStart, StateCount
+from ..readside import SAMPLE, WINDOW, waits
+from ..store import Store
+from .desired import desired_slots
+from .names import OTHER_GROUP, spec
+
+log = logging.getLogger("corral.metrics")
+UNFINISHED = (State.WAITING, State.READY, State.ADMITTED, State.RUNNING, State.RETRY_WAIT)
+DEFAULT_TOP_GROUPS = 20
+DEFAULT_TTL = 5.0
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One read of the cluster figures."""
+
+    now: float
+    counts: list[StateCount]
+    oldest_ready: dict[str, float]
+    workers: list[WorkerRecord]
+    configs: dict[str, GroupConfig]
+    starts: list[RecentStart]
+    desired: dict[str, int]
+    read_seconds: float
+
+
+def read_figures(store: Store, now: float) -> Figures:
+    began = time.monotonic()
+    counts = store.task_count_unfinished()
+    configs = {c.name: c for c in store.group_list()}
+    ready = {(c.pool, c.group): c.count for c in counts if c.state == State.READY}
+    return Figures(
+        now=now,
+        counts=counts,
+        oldest_ready=store.task_oldest_ready(),
+        workers=store.worker_list(now),
+        configs=configs,
+        starts=store.task_recent_starts(now - WINDOW, SAMPLE),
+        desired=desired_slots(store, now, ready, configs),
+        read_seconds=time.monotonic() - began,
+    )
+
+
+def top_groups(counts: Iterable[StateCount], limit: int | None) -> set[str]:
+    """The `limit` groups with the most ready tasks, then the most admitted and running (ties:
+    by name); every group with `limit=None`. A group named `other` is never among them."""
+    ready: dict[str, int] = {}
+    active: dict[str, int] = {}
+    for c in counts:
+        ready.setdefault(c.group, 0)
+        active.setdefault(c.group, 0)
+        if c.state == State.READY:
+            ready[c.group] += c.count
+        elif c.state in (State.ADMITTED, State.RUNNING):
+            active[c.group] += c.count
+    names = [g for g in ready if g != OTHER_GROUP]
+    if limit is None:
+        return set(names)
+    names.sort(key=lambda g: (-ready[g], -active[g], g))
+    return set(names[:limit])
+
+
+def families(figures: Figures, top: int | None) -> list[Metric]:
+    """The cluster metric families of one read (pure: the tests check them against the read)."""
+    fam = {name: _gauge(name) for name in (
+        "corral_tasks", "corral_oldest_ready_age_seconds", "corral_workers",
+        "corral_worker_slots", "corral_worker_free_slots", "corral_desired_workers",
+        "corral_group_tasks", "corral_group_active_tasks", "corral_group_max_parallel",
+        "corral_group_recent_wait_seconds", "corral_groups_backlogged",
+        "corral_metrics_read_seconds",
+    )}  # fmt: skip
+    by_pool: dict[tuple[str, str], int] = {}
+    by_group: dict[tuple[str, str], int] = {}
+    shown = top_groups(figures.counts, top)
+    for c in figures.counts:
+        by_pool[(c.pool, str(c.state))] = by_pool.get((c.pool, str(c.state)), 0) + c.count
+        label = c.group if c.group in shown else OTHER_GROUP
+        by_group[(label, str(c.state))] = by_group.get((label, str(c.state)), 0) + c.count
+    pools = sorted(
+        {p for p, _ in by_pool} | {p for w in figures.workers for p in w.pools}
+        | set(figures.desired)
+    )  # fmt: skip
+    for pool in pools:
+        for state in UNFINISHED:
+            fam["corral_tasks"].add_metric([pool, str(state)], by_pool.get((pool, str(state)), 0))
+        oldest = figures.oldest_ready.get(pool)
+        age = 0.0 if oldest is None else max(0.0, figures.now - oldest)
+        fam["corral_oldest_ready_age_seconds"].add_metric([pool], age)
+        serving = [w for w in figures.workers if pool in w.pools]
+        fam["corral_workers"].add_metric([pool], len(serving))
+        fam["corral_worker_slots"].add_metric([pool], sum(w.concurrency for w in serving))
+        free = sum(max(0, w.concurrency - w.running) for w in serving)
+        fam["corral_worker_free_slots"].add_metric([pool], free)
+        fam["corral_desired_workers"].add_metric([pool], figures.desired.get(pool, 0))
+    labels = sorted({g for g, _ in by_group})
+    for group in labels:
+        for state in UNFINISHED:
+            value = by_group.get((group, str(state)), 0)
+            fam["corral_group_tasks"].add_metric([group, str(state)], value)
+        active = by_group.get((group, "admitted"), 0) + by_group.get((group, "running"), 0)
+        fam["corral_group_active_tasks"].add_metric([group], active)
+        config = figures.configs.get(group) or figures.configs.get(DEFAULTS_GROUP)
+        if group != OTHER_GROUP and config is not None and config.max_parallel is not None:
+            fam["corral_group_max_parallel"].add_metric([group], config.max_parallel)
+    recent: dict[str, list[float]] = {}
+    for s in figures.starts:
+        recent.setdefault(s.group if s.group in shown else OTHER_GROUP, []).append(s.wait)
+    for group in sorted(recent):
+        w = waits(recent[group])
+        for stat, wait in (("mean", w.mean), ("p95", w.p95), ("max", w.max)):
+            if wait is not None:
+                fam["corral_group_recent_wait_seconds"].add_metric([group, stat], wait)
+    backlogged = {c.group for c in figures.counts if c.state == State.READY and c.count}
+    fam["corral_groups_backlogged"].add_metric([], len(backlogged))
+    fam["corral_metrics_read_seconds"].add_metric([], figures.read_seconds)
+    return [*fam.values(), *schedule_families(figures)]
+
+
+def schedule_families(figures: Figures) -> list[Metric]:
+    """The schedule metrics (fires, missed, skipped, fire lateness): the place the schedules
+    branch fills (names in corral.metrics.names.SCHEDULES). None yet."""
+    return []
+
+
+class ClusterCollector(Collector):
+    """The cluster figures as a prometheus_client collector: one store read per `ttl` seconds
+    at most (monotonic), whatever the number of scrapes; a failed read is logged, counted
+    (corral_metrics_read_errors_total) and gives no cluster figures for that scrape."""
+
+    def __init__(
+        self, store: Store, clock: Clock, *, top_groups: int | None = DEFAULT_TOP_GROUPS,
+        ttl: float = DEFAULT_TTL,
+    ) -> None:  # fmt: skip
+        self.store = store
+        self.clock = clock
+        self.top = top_groups
+        self.ttl = ttl
+        self.reads = 0
+        self.errors = 0
+        self._lock = threading.Lock()
+        self._cached: tuple[float, list[Metric]] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        errors = CounterMetricFamily(
+            "corral_metrics_read_errors", spec("corral_metrics_read_errors_total").help
+        )
+        with self._lock:
+            cached = self._cached
+            if cached is None or time.monotonic() - cached[0] >= self.ttl:
+                try:
+                    figures = read_figures(self.store, self.clock.now())
+                    self.reads += 1
+                    cached = self._cached = (time.monotonic(), families(figures, self.top))
+                except Exception as exc:
+                    self.errors += 1
+                    log.warning("reading the cluster figures for /metrics failed: %s", exc)
+                    cached = None
+        errors.add_metric([], self.errors)
+        yield errors
+        if cached is not None:
+            yield from cached[1]
+
+
+def _gauge(name: str) -> GaugeMetricFamily:
+    s = spec(name)
+    return GaugeMetricFamily(name, s.help, labels=list(s.labels))
