@@ -18,6 +18,16 @@ from .contract.schedules import (
     ScheduleRow,
 )
 
+# The columns each read of schedules, fires and backfills takes, in the order of the rows'
+# fields (both backends' schedule_queries.py).
+SCHEDULE_FIELDS = """name, spec, target, options, paused, removed_at, cursor_at, next_at,
+buffered_at, trigger_at, fired, skipped, missed, last_logical, last_outcome, created_at,
+updated_at"""
+FIRE_FIELDS = """schedule_name, logical_time, data_start, kind, outcome, reason, task_ids,
+workflow_id, backfill_id, runs, made_at"""
+BACKFILL_FIELDS = """id, schedule_name, start_at, end_at, reprocess, forward, group_name, state,
+cursor_at, total, made, created_at, updated_at"""
+
 
 def schedule_row(row: Sequence[Any]) -> ScheduleRow:
     values = list(row)

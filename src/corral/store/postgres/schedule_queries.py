@@ -3,13 +3,7 @@ store/contract/schedules.py)."""
 
 from __future__ import annotations
 
-SCHEDULE_FIELDS = """name, spec, target, options, paused, removed_at, cursor_at, next_at,
-buffered_at, trigger_at, fired, skipped, missed, last_logical, last_outcome, created_at,
-updated_at"""
-FIRE_FIELDS = """schedule_name, logical_time, data_start, kind, outcome, reason, task_ids,
-workflow_id, backfill_id, runs, made_at"""
-BACKFILL_FIELDS = """id, schedule_name, start_at, end_at, reprocess, forward, group_name, state,
-cursor_at, total, made, created_at, updated_at"""
+from ..schedule_rows import BACKFILL_FIELDS, FIRE_FIELDS, SCHEDULE_FIELDS
 
 # Create a declared schedule, or update its definition (and revive it); its cursor is written
 # when it is new, revived, or `reset` (its spec changed); paused and the counters stay.
