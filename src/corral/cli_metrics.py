@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from .app import App
 from .errors import ConfigError
-from .metrics.server import Exporter, MetricsOptions, parse_bind
 from .worker.attempt_log import AttemptLog
+
+if TYPE_CHECKING:  # imported when --metrics-bind asks: without it, no prometheus_client at all
+    from .metrics.server import Exporter
 from .worker.middleware import Middleware
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,6 +68,8 @@ def exporting(
     if bind is None:
         yield None
         return
+    from .metrics.server import Exporter, MetricsOptions, parse_bind
+
     options = MetricsOptions(parse_bind(bind), top_groups(groups))
     exporter = Exporter(app.store, app.clock, options, cluster=cluster, worker=worker)
     exporter.start()
