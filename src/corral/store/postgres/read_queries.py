@@ -100,11 +100,13 @@ COUNT_UNFINISHED = "\nUNION ALL\n".join(
 # The oldest ready task's ready_at per pool: the ready tasks' partial index (the backlog, as the
 # counts).
 OLDEST_READY = "SELECT pool, min(ready_at) FROM corral_tasks WHERE state = 'ready' GROUP BY pool"
-# Tasks first started since a moment, the latest first (corral_tasks_started).
+# Tasks first started since a moment, the latest first: their first attempts (corral_attempts_first
+# on each day partition), each joined to its task by the primary key.
 RECENT_STARTS = """
-SELECT group_name, pool, first_started_at, first_started_at - enqueued_at FROM corral_tasks
-WHERE first_started_at IS NOT NULL AND first_started_at >= %(since)s
-ORDER BY first_started_at DESC LIMIT %(limit)s
+SELECT t.group_name, t.pool, a.started_at, a.started_at - t.enqueued_at
+FROM corral_attempts a JOIN corral_tasks t ON t.id = a.task_id
+WHERE a.attempt = 1 AND a.started_at >= %(since)s
+ORDER BY a.started_at DESC LIMIT %(limit)s
 """
 # A task's log lines before (attempt, id), the latest first (corral_logs_task).
 LOG_PAGE = """

@@ -112,12 +112,13 @@ OLDEST_READY = (
     "SELECT pool, min(ready_at) FROM corral_tasks INDEXED BY corral_tasks_group_ready"
     " WHERE state = 'ready' GROUP BY pool"
 )
-# Tasks first started since a moment, the latest first (corral_tasks_started).
+# Tasks first started since a moment, the latest first: their first attempts
+# (corral_attempts_first), each joined to its task by the primary key.
 RECENT_STARTS = """
-SELECT group_name, pool, first_started_at, first_started_at - enqueued_at
-FROM corral_tasks INDEXED BY corral_tasks_started
-WHERE first_started_at IS NOT NULL AND first_started_at >= :since
-ORDER BY first_started_at DESC LIMIT :limit
+SELECT t.group_name, t.pool, a.started_at, a.started_at - t.enqueued_at
+FROM corral_attempts a INDEXED BY corral_attempts_first JOIN corral_tasks t ON t.id = a.task_id
+WHERE a.attempt = 1 AND a.started_at >= :since
+ORDER BY a.started_at DESC LIMIT :limit
 """
 # A task's log lines before (attempt, id), the latest first (corral_logs_task).
 LOG_PAGE = """
