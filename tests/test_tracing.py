@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 import corral
+from corral import tracing
 from corral.lifecycle import State
 from corral.store.contract import AdmitParams, ClaimParams
 from corral.worker.attempt_log import AttemptLog
@@ -32,6 +33,7 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(otel_trace, "get_tracer", lambda name, *a, **k: provider.get_tracer(name))
+    monkeypatch.setattr(otel_trace, "get_tracer_provider", lambda: provider)  # an SDK is set up
     yield exporter
     provider.shutdown()
 
@@ -141,3 +143,14 @@ def test_a_claim_hands_the_worker_the_stored_context(
     context = claimed[0].trace_context
     assert context is not None
     assert f"{send.context.trace_id:032x}-{send.context.span_id:016x}" in context
+
+
+def test_spans_are_built_only_once_an_sdk_is_set_up(spans: InMemorySpanExporter) -> None:
+    """The API alone hands out its proxy provider, whose spans record nothing: corral skips
+    building them (the `spans` fixture sets an SDK provider up; undone, the proxy is back)."""
+    assert tracing.recording()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(otel_trace, "get_tracer_provider", lambda: otel_trace.ProxyTracerProvider())
+        assert not tracing.recording()
+        with tracing.sending(["plain"], ["default"]) as send:
+            assert send is tracing.NO_SEND

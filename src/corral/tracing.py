@@ -38,6 +38,16 @@ def available() -> bool:
     return trace is not None
 
 
+def recording() -> bool:
+    """A tracer provider is set up (an SDK's): the API alone hands out the proxy (or the no-op)
+    provider, whose spans record nothing, so corral doesn't build them (a drain of no-op tasks
+    paid a few percent for spans nobody kept). Asked at every span: an SDK set up later is seen."""
+    if trace is None:
+        return False
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
 class Send:
     """The submit's span, while the insert runs: `context` is what to store with the tasks."""
 
@@ -63,7 +73,7 @@ def sending(names: Sequence[str], groups: Sequence[str], workflow: str | None = 
             ) -> Iterator[Send]:  # fmt: skip
     """A `send` span around a submit of tasks of these types and groups (its context current);
     NO_SEND when tracing is off."""
-    if trace is None:
+    if not recording():
         yield NO_SEND
         return
     tracer = trace.get_tracer(TRACER)
@@ -122,7 +132,16 @@ def current_trace_id() -> str | None:
 
 
 __all__ = [
-    "FAILED_OUTCOMES", "NO_SEND", "SYSTEM", "TRACER", "Send", "available", "context_api",
+    "FAILED_OUTCOMES",
+    "NO_SEND",
+    "SYSTEM",
+    "TRACER",
+    "Send",
+    "available",
+    "context_api",
     "current_trace_id",
-    "link_of", "sending", "trace",
+    "link_of",
+    "recording",
+    "sending",
+    "trace",
 ]  # fmt: skip

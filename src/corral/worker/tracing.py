@@ -27,7 +27,7 @@ class Tracing(Middleware):
 
     def before_run(self, run: Run) -> None:
         trace = tracing.trace
-        if trace is None:
+        if trace is None or not tracing.recording():
             return
         task = run.task
         link = tracing.link_of(task.trace_context)
