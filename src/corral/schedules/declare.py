@@ -10,6 +10,7 @@ logical time and data interval (`ctx.logical_time`, `ctx.data_interval`).
 from __future__ import annotations
 
 import builtins
+import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -27,7 +28,7 @@ from ..store.contract.schedules import FIRED, FireRow, ScheduleRow
 from . import policy as rules
 from . import spec as timing
 from .backfill_service import BackfillMaker
-from .service import Declared, Make, ScheduleClock, SyncReport, sync
+from .service import Declared, ScheduleClock, SyncReport, sync
 
 if TYPE_CHECKING:
     from ..app import App, TaskType
@@ -159,39 +160,13 @@ class Schedules:
             target=target_name,
             spec_json=spec_json(spec),
             options_json=dumps(options, what=f"the arguments of schedule {name!r}"),
-            make=self._maker(name, target, spec, arguments, keywords, group, dedup_key),
+            make=functools.partial(
+                self.build, name, target, spec, arguments, keywords, group, dedup_key
+            ),
             start=None if start is None else start.timestamp(),
         )
         self._declared[name] = declared
         return declared
-
-    def _maker(
-        self,
-        name: str,
-        target: Any,
-        spec: timing.Spec,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        group: str | None,
-        dedup_key: str | None,
-    ) -> Make:
-        def make(
-            logical: int, start: int, group_override: str | None
-        ) -> tuple[list[NewTask], NewWorkflow | None]:
-            return self.build(
-                name,
-                target,
-                spec,
-                args,
-                kwargs,
-                group,
-                dedup_key,
-                logical,
-                start,
-                group_override=group_override,
-            )
-
-        return make
 
     def build(
         self,
@@ -204,7 +179,6 @@ class Schedules:
         dedup_key: str | None,
         logical: int,
         start: int,
-        *,
         group_override: str | None = None,
     ) -> tuple[list[NewTask], NewWorkflow | None]:
         """The rows of one fire of a schedule (a backfill passes its own group)."""
