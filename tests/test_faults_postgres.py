@@ -589,3 +589,26 @@ def test_server_restart_mid_run(cluster: Cluster, client: corral.App) -> None:
     events = assert_succeeded_exactly_once(client, [*ids, late])
     assert peak_active(events, {**group_of, late: "default"})["capped"] <= 3
     assert time.monotonic() - began < 60
+
+
+def test_a_submit_that_returned_survives_a_server_crash(client: corral.App) -> None:
+    """A single submit is one autocommitted statement (store/postgres/queries.py SUBMIT_ONE) on
+    a pooled session that commits asynchronously; the statement makes its own commit durable.
+    The server is stopped in `immediate` mode (its processes killed, no checkpoint, WAL not yet
+    flushed lost, as in a crash) right after the last submit returned: every task is there."""
+    version = postgres_cluster_version()
+    client.submit("work", 0.0)  # the pool is open
+    ids = [client.submit("work", n) for n in range(300)]
+    client.close()
+    command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop"]
+    try:
+        subprocess.run([*command, "-m", "immediate"], check=True, timeout=30, capture_output=True)
+    finally:
+        if not server_ready():
+            pg_ctl(version, "start")
+            wait_until(server_ready, timeout=30, interval=0.2)
+    fresh = corral.App(client.url)
+    try:
+        assert sorted(fresh.store.task_states(ids)) == sorted(ids)
+    finally:
+        fresh.close()

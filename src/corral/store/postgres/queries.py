@@ -65,20 +65,21 @@ COPY corral_tasks (id, name, pool, group_name, state, priority, level, aging, pr
                    on_upstream_failure, deps_left, quarantine_after, cleanup, logical_time,
                    data_start, trace_context) FROM STDIN
 """
-# Insert one task (executemany pipelines a small batch in one round trip; COPY loads big ones).
-INSERT_TASK = """
+_INSERT_TASK = """
 INSERT INTO corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at,
                           args, kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout,
                           created_at, enqueued_at, run_at, ready_at, rank, exclusive, rate_key,
                           workflow_id, on_upstream_failure, deps_left, quarantine_after,
                           cleanup, logical_time, data_start, trace_context)
-VALUES (%(id)s, %(name)s, %(pool)s, %(group_name)s, %(state)s, %(priority)s, %(level)s, %(aging)s,
+VALUES ({id}, %(name)s, %(pool)s, %(group_name)s, %(state)s, %(priority)s, %(level)s, %(aging)s,
         %(promote_at)s, %(args)s, %(kwargs)s, %(dedup_key)s, %(max_retries)s, %(backoff)s,
         %(max_runtime)s, %(on_timeout)s, %(now)s, %(enqueued_at)s, %(run_at)s, %(ready_at)s,
         %(rank)s, %(exclusive)s, %(rate_key)s, %(workflow_id)s, %(on_upstream_failure)s,
         %(deps_left)s, %(quarantine_after)s, %(cleanup)s, %(logical_time)s, %(data_start)s,
         %(trace_context)s)
 """
+# Insert one task (executemany pipelines a small batch in one round trip; COPY loads big ones).
+INSERT_TASK = _INSERT_TASK.format(id="%(id)s")
 # Insert one task holding a dedup key, unless an unfinished task already holds it.
 INSERT_DEDUP_TASK = f"""{INSERT_TASK}
 ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND state NOT IN {TERMINAL_SQL} DO NOTHING
@@ -97,6 +98,22 @@ WITH events AS (
     FROM unnest(%(ids)s::bigint[], %(states)s::text[]) AS s(id, state)
     RETURNING 1)
 SELECT pg_notify('corral_scheduler', '') WHERE EXISTS (SELECT 1 FROM events)
+"""
+# A submit of one task with no dependency and no dedup key, in ONE round trip (an autocommitted
+# statement): its id from the sequence, the insert, its `submitted` event, the submit id's row,
+# the scheduler's wake-up, and a durable commit (`set_config(..., true)` is SET LOCAL: the
+# statement's own transaction commits synchronously, as every submit does).
+SUBMIT_ONE = f"""
+WITH task AS ({_INSERT_TASK.format(id="nextval('corral_task_ids')").strip()}
+    RETURNING id, state),
+event AS (
+    INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
+    SELECT id, %(now)s, 'submitted', NULL, state, 0 FROM task),
+submit AS (
+    INSERT INTO corral_submits (submit_id, task_ids, workflow_id, created_at)
+    SELECT %(submit_id)s, ARRAY[id], NULL, %(now)s FROM task WHERE %(submit_id)s::text IS NOT NULL)
+SELECT id, set_config('synchronous_commit', 'on', true), pg_notify('corral_scheduler', '')
+FROM task
 """
 # Wake the listeners of a channel (delivered when the transaction commits).
 NOTIFY = "SELECT pg_notify(%s, %s)"

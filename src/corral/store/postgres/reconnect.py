@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -188,6 +189,24 @@ class Connections:
                     commit_sent = True  # the transaction's exit sends COMMIT
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 raise self.failure(conn, exc, may_have_committed=commit_sent) from None
+
+    @contextmanager
+    def autocommitted(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection whose statements commit themselves: no BEGIN or COMMIT round trip, for a
+        write that is one statement. Not checked as it is lent; a session lost under the
+        statement may have committed it, so a session the server has closed is found before
+        the statement is sent: an idle session the server spoke to (its end, most likely) is
+        checked with a round trip; a quiet one costs a poll of its socket."""
+        with self.connection(check=False) as conn:
+            if select.select([conn.pgconn.socket], [], [], 0)[0]:
+                try:
+                    ConnectionPool.check_connection(conn)
+                except psycopg.Error as exc:
+                    raise self.failure(conn, exc, may_have_committed=False) from None
+            try:
+                yield conn
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                raise self.failure(conn, exc, may_have_committed=True) from None
 
     def one(self, query: str, params: Any = None) -> tuple[list[Any], int]:
         """One autocommitted statement: its rows (if it returns any) and its row count. Its

@@ -186,6 +186,13 @@ class PostgresStore(
         with self._errors(), self._connections.transaction(first) as conn:
             yield conn
 
+    @contextmanager
+    def _statement(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection whose statements commit themselves (each its own transaction, with the
+        pool sessions' asynchronous commit unless the statement sets it durable)."""
+        with self._errors(), self._connections.autocommitted() as conn:
+            yield conn
+
     def _one(self, query: str, params: Any = None) -> list[Any]:
         """One statement in its own (asynchronously committed) transaction: no BEGIN or COMMIT
         round trips. Its rows, if it returns any."""
@@ -261,7 +268,23 @@ class PostgresStore(
 
         if params.joined is not None:
             return write(params.joined.postgres(), submit_id is not None)
+        if len(tasks) == 1 and not tasks[0].depends_on and tasks[0].dedup_key is None:
+            return self._submit_one(tasks[0], now, submit_id)
         return self._submit(write, submit_id)
+
+    def _submit_one(self, task: NewTask, now: float, submit_id: str | None) -> list[Submitted]:
+        """The common submit, one task with no dependency and no dedup key, in one round trip
+        (q.SUBMIT_ONE: id, insert, event, submit id, wake-up and a durable commit in one
+        statement); a try that may follow a committed one first looks its submit id up."""
+
+        def write(conn: psycopg.Connection[Any], look: bool) -> list[Submitted]:
+            if look and (found := _recorded(conn, submit_id)) is not None:
+                return submitted_again(str(submit_id), found, 1, workflow=False)[1]
+            row = new_task_row(task, 0, now, 0)
+            (task_id, *_), *_ = conn.execute(q.SUBMIT_ONE, {**row, "submit_id": submit_id})
+            return [Submitted(int(task_id), created=True)]
+
+        return submission(self._retrier, self._statement, write, submit_id)
 
     def _submit(self, write: Callable[[psycopg.Connection[Any], bool], T], submit_id: Any) -> T:
         """Run a submission in a durable transaction of its own (see reconnect.submission)."""
