@@ -466,7 +466,7 @@ class App:
         if not submissions:
             return []
         tasks = [s.task for s in submissions]
-        sid = submit_id_for(submit_id, connection)
+        sid = submit_id_for(submit_id, connection, self.store.replies_may_be_lost)
         with tracing.sending([t.name for t in tasks], [t.group for t in tasks]) as send:
             if send.context is not None:
                 tasks = [replace(t, trace_context=send.context) for t in tasks]

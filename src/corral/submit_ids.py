@@ -17,9 +17,11 @@ MAX_LENGTH = 200
 """The longest submit id a caller may give."""
 
 
-def submit_id_for(given: Any, connection: Any) -> str | None:
+def submit_id_for(given: Any, connection: Any, replies_may_be_lost: bool = True) -> str | None:
     """The id of one submit call: the caller's (checked), else a new one; none when the call
-    joins the caller's own transaction (`connection=`), which corral never retries."""
+    joins the caller's own transaction (`connection=`), which corral never retries, nor when the
+    store never loses a reply (SQLite: a store retry can't follow a commit, and a caller who
+    gave no id can't submit again under one)."""
     if given is not None:
         if not isinstance(given, str) or not given or len(given) > MAX_LENGTH:
             raise ConfigError(
@@ -27,7 +29,7 @@ def submit_id_for(given: Any, connection: Any) -> str | None:
                 f"got {given!r:.80}"
             )
         return given
-    return None if connection is not None else uuid.uuid4().hex
+    return None if connection is not None or not replies_may_be_lost else uuid.uuid4().hex
 
 
 def repeatable(exc: ConnectionLost, submit_id: str | None) -> ConnectionLost:

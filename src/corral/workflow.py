@@ -108,7 +108,7 @@ class Workflow:
         written. `connection`, `submit_id`: see `App.submit_many` (a workflow already stored
         under `submit_id` is returned, its steps' ids with it)."""
         workflow, tasks = self.prepare()
-        sid = submit_id_for(submit_id, connection)
+        sid = submit_id_for(submit_id, connection, self.app.store.replies_may_be_lost)
         names, groups = [t.name for t in tasks], [t.group for t in tasks]
         with tracing.sending(names, groups, workflow=self.name) as send:
             if send.context is not None:

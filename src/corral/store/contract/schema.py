@@ -10,6 +10,11 @@ from ...clock import Clock
 
 class SchemaStore(Protocol):
     url: str
+    replies_may_be_lost: bool
+    """A call's reply may be lost after it committed (a network lies between the client and the
+    server: PostgreSQL), and the store then runs the call again: a submit needs an id of its own
+    (corral.submit_ids) even when the caller gave none. SQLite's calls return in-process: a
+    failed commit is a definite one."""
 
     def migrate(self) -> list[int]:
         """Apply the numbered migrations not yet applied; return their numbers."""

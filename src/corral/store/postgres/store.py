@@ -137,6 +137,7 @@ class PostgresStore(
 
     queries = q
     read_queries = read_queries
+    replies_may_be_lost = True  # a session may die between the commit and its reply
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8) -> None:
         self.url = url

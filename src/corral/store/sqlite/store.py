@@ -160,6 +160,7 @@ class SQLiteStore(
 ):
     queries = q
     read_queries = read_queries
+    replies_may_be_lost = False  # in-process: a commit that failed did not happen
 
     def __init__(self, path: str, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL"):
         if path == ":memory:" or path == "":
