@@ -91,6 +91,7 @@ from .leases import PostgresLeases, configure_session, safe_url
 from .listener import Listener
 from .reconnect import Connections, Retrier, retried, submission
 from .retention import PostgresRetention
+from .alerts import PostgresAlerts
 from .schedules import PostgresSchedules
 from .submits import record as _record
 from .submits import recorded as _recorded
@@ -128,6 +129,7 @@ class PostgresStore(
     PostgresConsumers,
     PostgresCleanups,
     PostgresSchedules,
+    PostgresAlerts,
     ReadSideReads,
     PostgresLeases,
     ConsumerLeaseShims,

@@ -104,6 +104,7 @@ from .listener import PollingListener
 from .migrate import latest_schema, migrations
 from .migrate import split_sql as _split_sql
 from .retention import SQLiteRetention
+from .alerts import SQLiteAlerts
 from .schedules import SQLiteSchedules
 from .submits import record as _record
 from .submits import recorded as _recorded
@@ -154,6 +155,7 @@ class SQLiteStore(
     SQLiteConsumers,
     SQLiteCleanups,
     SQLiteSchedules,
+    SQLiteAlerts,
     ReadSideReads,
     SQLiteLeases,
     ConsumerLeaseShims,
