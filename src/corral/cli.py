@@ -280,7 +280,9 @@ def scheduler(settings: Settings, metrics_bind: str | None, metrics_groups: str)
     """
     _setup_logging(settings)
     app = settings.app()
-    service = Scheduler(app.store, clock=app.clock, services=app.schedules.services())
+    service = Scheduler(
+        app.store, clock=app.clock, services=[*app.schedules.services(), *app.alerts.services()]
+    )
     exports = exporting(app, metrics_bind, metrics_groups, cluster=True, worker=False)
     with exports as exporter, _on_stop_signals(service.stop):
         if exporter is not None:
@@ -314,7 +316,9 @@ def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: flo
     app = settings.app(needs_code="corral run")
     config = _worker_config(app, pools, concurrency, grace, lease, heartbeat)
     _setup_logging(settings)
-    service = Scheduler(app.store, clock=app.clock, services=app.schedules.services())
+    service = Scheduler(
+        app.store, clock=app.clock, services=[*app.schedules.services(), *app.alerts.services()]
+    )
     stop = threading.Event()
     children: list[subprocess.Popen[bytes]] = []
     thread = threading.Thread(target=service.run, name="corral-scheduler", daemon=True)

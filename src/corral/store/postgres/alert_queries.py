@@ -16,7 +16,9 @@ def _pg(sql: str) -> str:
 
 INCIDENT_FIELDS = lite.INCIDENT_FIELDS
 NOTIFICATION_FIELDS = lite.NOTIFICATION_FIELDS
-OPEN_INCIDENT = _pg(lite.OPEN_INCIDENT).replace("%(state)s = 'firing'", "%(state)s::text = 'firing'")
+OPEN_INCIDENT = _pg(lite.OPEN_INCIDENT).replace(
+    "%(state)s = 'firing'", "%(state)s::text = 'firing'"
+)
 FIRE_INCIDENT = _pg(lite.FIRE_INCIDENT)
 NOTIFY_INCIDENT = _pg(lite.NOTIFY_INCIDENT)
 RESOLVE_INCIDENT = _pg(lite.RESOLVE_INCIDENT)

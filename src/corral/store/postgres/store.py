@@ -85,13 +85,13 @@ from ..rows import (
 )
 from . import queries as q
 from . import read_queries
+from .alerts import PostgresAlerts
 from .cleanups import PostgresCleanups, write_cleanups
 from .consumers import PostgresConsumers
 from .leases import PostgresLeases, configure_session, safe_url
 from .listener import Listener
 from .reconnect import Connections, Retrier, retried, submission
 from .retention import PostgresRetention
-from .alerts import PostgresAlerts
 from .schedules import PostgresSchedules
 from .submits import record as _record
 from .submits import recorded as _recorded

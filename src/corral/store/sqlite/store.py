@@ -97,6 +97,7 @@ from ..rows import (
 )
 from . import queries as q
 from . import read_queries
+from .alerts import SQLiteAlerts
 from .cleanups import SQLiteCleanups, write_cleanups
 from .consumers import SQLiteConsumers
 from .leases import SQLiteLeases
@@ -104,7 +105,6 @@ from .listener import PollingListener
 from .migrate import latest_schema, migrations
 from .migrate import split_sql as _split_sql
 from .retention import SQLiteRetention
-from .alerts import SQLiteAlerts
 from .schedules import SQLiteSchedules
 from .submits import record as _record
 from .submits import recorded as _recorded
