@@ -99,8 +99,10 @@ def test_email_refuses_a_server_that_does_not_verify(
     port, inbox, _ = smtp
     monkeypatch.setenv("CORRAL_TEST_SMTP_PASSWORD", PASSWORD)
     app = corral.App(f"sqlite:///{tmp_path}/a.db")
-    app.alerts.email("mail", f"smtp://alerts@127.0.0.1:{port}", to="oncall@example.com",
-                     sender="corral@example.com", password_env="CORRAL_TEST_SMTP_PASSWORD")  # fmt: skip
+    app.alerts.email(
+        "mail", f"smtp://alerts@127.0.0.1:{port}", to="oncall@example.com",
+        sender="corral@example.com", password_env="CORRAL_TEST_SMTP_PASSWORD", timeout=3,
+    )  # fmt: skip
     error = app.alerts.test("mail")  # self-signed, no cafile: certificate verify failed
     assert error is not None and "certificate" in error.lower()
     assert inbox.messages == []

@@ -27,6 +27,7 @@ from rich.console import Console
 from . import __version__
 from . import model as m
 from .app import App
+from .cli_alerts import alerts
 from .cli_consumers import consumers as consumers_group
 from .cli_metrics import exporting, metrics_options, worker_middleware
 from .cli_reads import reads_of, status, tasks
@@ -172,6 +173,7 @@ cli.add_command(consumers_group, "consumers")
 cli.add_command(schedules)
 cli.add_command(backfill)
 cli.add_command(backfills)
+cli.add_command(alerts)
 
 
 def main() -> None:
