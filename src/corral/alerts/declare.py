@@ -54,6 +54,8 @@ class Alerts:
         self._channels: dict[str, Channel] = {}
         self.dashboard_url: str | None = os.environ.get("CORRAL_DASHBOARD_URL")
         """Notices link to a task's page under it when set (or CORRAL_DASHBOARD_URL)."""
+        self.interval = 5.0
+        """Seconds between the leader's evaluations of the rules."""
 
     @property
     def rules(self) -> Mapping[str, Rule]:
@@ -112,11 +114,12 @@ class Alerts:
                 raise ConfigError(f"alert rule {rule.name!r}: schedule: no schedule named "
                                   f"{rule.schedule!r} is declared")  # fmt: skip
 
-    def services(self, *, interval: float = 5.0) -> builtins.list[LeaderService]:
+    def services(self, *, interval: float | None = None) -> builtins.list[LeaderService]:
         """The evaluator and the outbox sender (none when no rule is declared)."""
         if not self._rules:
             return []
         self.check()
+        interval = self.interval if interval is None else interval
         return [self.evaluator(interval=interval), self.sender(interval=min(1.0, interval))]
 
     def evaluator(self, *, interval: float = 5.0) -> Evaluator:
