@@ -301,3 +301,34 @@ def test_task_error_counts_lost_attempts(alert_app: corral.App, clock: ManualClo
     app.store.task_complete_many(CompleteParams([report], T0))
     _round(app, clock)
     assert [i.subject for i in app.store.alert_open()] == ["task:job"]
+
+
+def test_deadline_fires_for_its_logical_time_and_resolves_when_the_run_succeeds(
+    alert_app: corral.App, clock: ManualClock, receiver: Receiver
+) -> None:
+    app = alert_app
+    app.schedules.add("daily", app.tasks["job"], cron="0 2 * * *", catchup="latest")
+    app.alerts.rule("late", "deadline", channels="hook", schedule="daily", after="6h",
+                    window="1d", group_wait=0)  # fmt: skip
+    schedule_clock = app.schedules.services()[0]
+    app.schedules.sync()
+    two_am = 1_700_013_600.0  # 2023-11-15 02:00 UTC, the first fire after T0
+    clock.set(two_am + 3600)
+    schedule_clock.run(clock.now())
+    fire = app.store.fire_get("daily", two_am)
+    assert fire is not None and len(fire.task_ids) == 1
+    clock.set(two_am + 5 * 3600)
+    _round(app, clock)
+    assert app.store.alert_open() == []  # not late before 08:00
+    clock.set(two_am + 6 * 3600 + 60)
+    _round(app, clock)
+    (inc,) = app.store.alert_open()
+    assert inc.subject == "schedule:daily@2023-11-15T02:00:00+00:00"
+    notice = receiver.accepted[-1]["body"]["notices"][0]
+    assert "ready" in notice["cause_lines"][0]  # its task is still waiting to run
+    register_worker(app.store, now=clock.now())
+    finish(app.store, start(app.store, fire.task_ids[0], clock.now()), State.SUCCEEDED,
+           clock.now())  # fmt: skip
+    _round(app, clock)
+    assert app.store.alert_open() == []
+    assert receiver.accepted[-1]["body"]["notices"][0]["transition"] == "resolved"

@@ -303,9 +303,12 @@ class Evaluator:
     def _deadline(self, rule: Rule, now: float, mine: dict[str, IncidentRow]) -> dict[str, Finding]:
         name = rule.schedule or ""
         spec = self.specs.get(name)
-        if spec is None:
+        rows = self.store.schedule_list([name])
+        if spec is None or not rows:
             return {}
-        logicals = set(timing.fires(spec, now - rule.after - rule.window, now - rule.after, 1000))
+        # the logical times of the window, none before the schedule was stored (never due)
+        since = max(now - rule.after - rule.window, rows[0].created_at)
+        logicals = set(timing.fires(spec, since, now - rule.after, 1000))
         prefix = f"schedule:{name}@"
         for subject in mine:  # an open one is checked again, whatever its age
             if subject.startswith(prefix):
