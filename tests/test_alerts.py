@@ -264,14 +264,56 @@ def test_deadline_is_tied_to_the_logical_time(
                     window="2d", group_wait=0)  # fmt: skip
     app.alerts.rule("missed", "schedule_missed", channels="hook", schedule="daily",
                     grace="30m", group_wait=0)  # fmt: skip
-    app.alerts.services()
+    schedule_clock = app.alerts.services() and app.schedules.services()[0]
     app.schedules.sync()
     clock.advance(3 * 86400)  # nothing fired: the clock never ran
     _round(app, clock)
     late = [i for i in app.store.alert_open() if i.rule == "late"]
     missed = [i for i in app.store.alert_open() if i.rule == "missed"]
-    assert late and missed
+    assert late and len(missed) == 1
     assert all(i.subject.startswith("schedule:daily@") for i in late)
+    notice = next(a for a in receiver.accepted if a["body"]["notices"][0]["rule"] == "missed")
+    assert "not fire" in notice["body"]["notices"][0]["summary"]
+    # the clock runs: the latest day fires, the older ones are recorded missed ("latest")
+    schedule_clock.run(clock.now())
+    _round(app, clock)
+    assert [i for i in app.store.alert_open() if i.rule == "missed"] == []  # a later fire ran
+    assert [i.subject for i in app.store.alert_open() if i.rule == "late"]  # not succeeded
+
+
+def test_pending_for_a_while_before_firing(
+    alert_app: corral.App, clock: ManualClock, receiver: Receiver
+) -> None:
+    app = alert_app
+    app.alerts.rule("nobody", "no_worker", channels="hook", for_="1m", group_wait=0)
+    submit(app.store, T0)
+    clock.advance(1)
+    _round(app, clock)
+    (inc,) = app.store.alert_open()
+    assert inc.state == "pending" and receiver.accepted == []
+    clock.advance(30)
+    _round(app, clock)
+    assert app.store.alert_open()[0].state == "pending"
+    clock.advance(30)
+    _round(app, clock)
+    assert app.store.alert_open()[0].state == "firing" and len(receiver.accepted) == 1
+
+
+def test_p95_wait_of_recent_starts(alert_app: corral.App, clock: ManualClock) -> None:
+    app = alert_app
+    app.alerts.rule("slow-p95", "wait_time", channels="hook", stat="p95", threshold="1m",
+                    window="1h", group_wait=0)  # fmt: skip
+    register_worker(app.store)
+    ids = [submit(app.store, T0) for _ in range(3)]
+    clock.advance(120)  # each waited 2 minutes before it started
+    for task_id in ids:
+        finish(app.store, start(app.store, task_id, clock.now()), State.SUCCEEDED, clock.now())
+    _round(app, clock)
+    (inc,) = app.store.alert_open()
+    assert inc.rule == "slow-p95" and inc.subject == "pool:default"
+    clock.advance(3700)  # the starts leave the window
+    _round(app, clock)
+    assert app.store.alert_open() == []
 
 
 def test_bad_rules_name_the_rule_and_field(alert_app: corral.App) -> None:
