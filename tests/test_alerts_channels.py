@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import finish, register_worker, start, submit
 
 import corral
+from corral.lifecycle import State
 
 aiosmtpd = pytest.importorskip("aiosmtpd")
 from aiosmtpd.controller import Controller  # noqa: E402
@@ -140,4 +142,31 @@ def test_unreachable_webhook_is_an_error_not_a_crash(tmp_path: Path) -> None:
     app.alerts.webhook("hook", "http://127.0.0.1:9/nothing", timeout=2)
     error = app.alerts.test("hook")
     assert error is not None and "hook" in error
+    app.close()
+
+
+def test_a_dead_task_is_mailed_with_its_error(
+    smtp: tuple[int, Inbox, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, inbox, cert = smtp
+    monkeypatch.setenv("CORRAL_TEST_SMTP_PASSWORD", PASSWORD)
+    app = corral.App(f"sqlite:///{tmp_path}/a.db")
+    app.alerts.dashboard_url = "http://127.0.0.1:8000/"
+    app.alerts.email(
+        "mail", f"smtp://alerts@127.0.0.1:{port}", to="oncall@example.com",
+        sender="corral@example.com", password_env="CORRAL_TEST_SMTP_PASSWORD", cafile=str(cert),
+    )  # fmt: skip
+    app.alerts.rule("dead", "dead", channels="mail", group_wait=0)
+    now = app.clock.now()
+    register_worker(app.store, now=now)
+    task_id = submit(app.store, now)
+    finish(app.store, start(app.store, task_id, now), State.DEAD, now)
+    app.alerts.evaluator().run(app.clock.now())
+    assert app.alerts.sender().deliver_due(app.clock.now()) == 1
+    (message,) = inbox.messages
+    body = message.get_payload(decode=True).decode()
+    assert f"task {task_id}" in message["Subject"]
+    assert "error:" in body and f"http://127.0.0.1:8000/tasks/{task_id}" in body
+    (row,) = app.store.alert_notifications(None, 5)
+    assert row.state == "sent" and message["X-Corral-Idempotency-Key"] == row.idempotency_key
     app.close()
