@@ -16,6 +16,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from . import aging as aging_mod
 from . import limits, ratelimit, tracing
 from .aging import Aging
+from .alerts.declare import Alerts
 from .backoff import Backoff
 from .callbacks import CALLBACK_KINDS
 from .cleanup import CLEANUP_RETRIES, CLEANUP_TIMEOUT, check_spec
@@ -284,6 +285,8 @@ class App:
         self.schedules = Schedules(self)
         """The app's schedules: `app.schedules.add(name, task, cron=..., tz=...)`."""
         self.backfills = Backfills(self)
+        self.alerts = Alerts(self)
+        """The app's alert rules and channels: `app.alerts.rule(name, kind, channels=...)`."""
         """The stored backfills: status, pause, resume, cancel (start one with `backfill`)."""
         self._store: Store | None = None
         self._store_clock: tuple[Store, Clock] | None = None

@@ -27,6 +27,7 @@ from rich.console import Console
 from . import __version__
 from . import model as m
 from .app import App
+from .cli_alerts import alerts
 from .cli_consumers import consumers as consumers_group
 from .cli_metrics import exporting, metrics_options, worker_middleware
 from .cli_reads import reads_of, status, tasks
@@ -172,6 +173,7 @@ cli.add_command(consumers_group, "consumers")
 cli.add_command(schedules)
 cli.add_command(backfill)
 cli.add_command(backfills)
+cli.add_command(alerts)
 
 
 def main() -> None:
@@ -280,7 +282,9 @@ def scheduler(settings: Settings, metrics_bind: str | None, metrics_groups: str)
     """
     _setup_logging(settings)
     app = settings.app()
-    service = Scheduler(app.store, clock=app.clock, services=app.schedules.services())
+    service = Scheduler(
+        app.store, clock=app.clock, services=[*app.schedules.services(), *app.alerts.services()]
+    )
     exports = exporting(app, metrics_bind, metrics_groups, cluster=True, worker=False)
     with exports as exporter, _on_stop_signals(service.stop):
         if exporter is not None:
@@ -314,7 +318,9 @@ def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: flo
     app = settings.app(needs_code="corral run")
     config = _worker_config(app, pools, concurrency, grace, lease, heartbeat)
     _setup_logging(settings)
-    service = Scheduler(app.store, clock=app.clock, services=app.schedules.services())
+    service = Scheduler(
+        app.store, clock=app.clock, services=[*app.schedules.services(), *app.alerts.services()]
+    )
     stop = threading.Event()
     children: list[subprocess.Popen[bytes]] = []
     thread = threading.Thread(target=service.run, name="corral-scheduler", daemon=True)

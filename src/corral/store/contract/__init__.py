@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..readside_contract import ReadSide
+from .alerts import AlertStore
 from .cleanups import CleanupClaimParams, CleanupEndParams, Cleanups
 from .coordination import ConsumerLeaseShims, Coordination, Lease, LeaseKind
 from .notifications import SCHEDULER_CHANNEL, WORKERS_CHANNEL, Listener, Notifications
@@ -48,6 +49,7 @@ class Store(
     Notifications,
     SchemaStore,
     ScheduleStore,
+    AlertStore,
     Protocol,
 ):
     """Everything a backend implements."""
@@ -57,6 +59,7 @@ __all__ = [
     "SCHEDULER_CHANNEL",
     "WORKERS_CHANNEL",
     "AdmitParams",
+    "AlertStore",
     "CancelParams",
     "CheckpointParams",
     "ClaimParams",

@@ -112,6 +112,21 @@ RULES: dict[str, str] = {
     # a fire's logical time is unique: a second run writes nothing, but reports it not created
     "schedule_fire": ONCE,
     "backfill_create": ONCE,
+    # alerts: reads; compare-and-set changes whose second run changes nothing (a unique open
+    # incident, unique notification keys, a delivery recorded only while pending)
+    "alert_open": AGAIN,
+    "alert_incidents": AGAIN,
+    "alert_incident_get": AGAIN,
+    "alert_seen": AGAIN,
+    "alert_notifications": AGAIN,
+    "alert_notifications_due": AGAIN,
+    "alert_silences": AGAIN,
+    "alert_flushes": AGAIN,
+    "alert_failed_attempts": AGAIN,
+    "alert_oldest_ready": AGAIN,
+    "alert_apply": AGAIN,
+    "alert_silence": AGAIN,
+    "alert_notification_end": AGAIN,
 }
 OWN = frozenset({"task_insert_many", "workflow_insert", "task_claim"})
 """Calls that run `Retrier.run` themselves: after a lost reply they look up what they wrote."""

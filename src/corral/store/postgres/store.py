@@ -85,6 +85,7 @@ from ..rows import (
 )
 from . import queries as q
 from . import read_queries
+from .alerts import PostgresAlerts
 from .cleanups import PostgresCleanups, write_cleanups
 from .consumers import PostgresConsumers
 from .leases import PostgresLeases, configure_session, safe_url
@@ -128,6 +129,7 @@ class PostgresStore(
     PostgresConsumers,
     PostgresCleanups,
     PostgresSchedules,
+    PostgresAlerts,
     ReadSideReads,
     PostgresLeases,
     ConsumerLeaseShims,

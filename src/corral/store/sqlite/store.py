@@ -97,6 +97,7 @@ from ..rows import (
 )
 from . import queries as q
 from . import read_queries
+from .alerts import SQLiteAlerts
 from .cleanups import SQLiteCleanups, write_cleanups
 from .consumers import SQLiteConsumers
 from .leases import SQLiteLeases
@@ -154,6 +155,7 @@ class SQLiteStore(
     SQLiteConsumers,
     SQLiteCleanups,
     SQLiteSchedules,
+    SQLiteAlerts,
     ReadSideReads,
     SQLiteLeases,
     ConsumerLeaseShims,

@@ -1,0 +1,350 @@
+"""The alert evaluator: a leader service that turns the rules into incidents and queues their
+notices (corral.alerts.rules says what each kind reads).
+
+Each run reads the open incidents, the silences and, per rule, one bounded read: the failed
+attempts of its window (their partial index), the read side's oldest ready task per pool or its
+recent starts, the live workers, a schedule's latest fires. The changes of one run (incidents
+opened, fired, notified again, resolved, each with its notices) are one transaction,
+compare-and-set on what the run saw, so a second leader, or this one after a restart, writes
+nothing twice: an open incident is unique per (rule, subject), a notice's key per (incident,
+transition, channel). Cost per run: the rules times their windows' rows, never the history.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..codec import dumps
+from ..lifecycle import State
+from ..scheduler.why import why
+from ..schedules import spec as timing
+from ..store import Store
+from ..store.contract.alerts import (
+    FIRE,
+    FIRING,
+    NOTIFY,
+    OPEN,
+    PENDING,
+    RESOLVE,
+    AlertApply,
+    IncidentChange,
+    IncidentRow,
+    Notice,
+)
+from ..store.contract.schedules import FIRED, MISSED
+from . import rules as policy
+from .rules import Rule
+
+log = logging.getLogger("corral.alerts")
+FAILED_LIMIT = 10_000
+"""At most this many failed attempts are read per run (the latest first)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A subject for which a rule's condition holds now."""
+
+    summary: str
+    cause: list[str] = field(default_factory=list)
+    link: str | None = None
+
+
+class Evaluator:
+    """A LeaderService (scheduler/services.py)."""
+
+    name = "alerts"
+
+    def __init__(
+        self,
+        store: Store,
+        rules: Sequence[Rule],
+        *,
+        specs: Mapping[str, timing.Spec],
+        explain_fire: Callable[[str, float], str],
+        dashboard_url: str | None = None,
+        interval: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.rules = list(rules)
+        self.specs = specs
+        self.explain_fire = explain_fire
+        self.dashboard_url = dashboard_url.rstrip("/") if dashboard_url else None
+        self.interval = interval
+
+    def run(self, now: float) -> int:
+        store = self.store
+        open_by: dict[tuple[str, str], IncidentRow] = {
+            (i.rule, i.subject): i for i in store.alert_open()
+        }
+        silences = store.alert_silences(now)
+        flushes = store.alert_flushes()
+        changes: list[IncidentChange] = []
+        new_flushes: dict[str, float] = {}
+        for rule in self.rules:
+            mine = {s: i for (r, s), i in open_by.items() if r == rule.name}
+            try:
+                found = self.findings(rule, now, mine)
+            except Exception:  # one bad rule never stops the others, nor the leader
+                log.exception("alert rule %s could not be evaluated", rule.name)
+                continue
+            muted = rule.name in silences or self._paused(rule)
+            changes.extend(self._diff(rule, now, mine, found, muted, flushes, new_flushes))
+        if not changes:
+            return 0
+        made = store.alert_apply(AlertApply(changes, now, new_flushes))
+        return sum(1 for m in made if m is not None)
+
+    # -- what changes -----------------------------------------------------------------------
+    def _diff(
+        self,
+        rule: Rule,
+        now: float,
+        mine: dict[str, IncidentRow],
+        found: dict[str, Finding],
+        muted: bool,
+        flushes: dict[str, float],
+        new_flushes: dict[str, float],
+    ) -> list[IncidentChange]:
+        out: list[IncidentChange] = []
+        queued: list[Notice]
+        active = any(i.state == FIRING and i.notices > 0 for i in mine.values())
+        first_due = policy.first_notice_due(rule, now, flushes.get(rule.name), active)
+
+        def notices(subject: str, transition: str, f: Finding, incident_id: int | None,
+                    due: float) -> list[Notice]:  # fmt: skip
+            if muted:
+                return []
+            if transition == "firing":
+                new_flushes[rule.name] = due
+            message = self._message(rule, subject, transition, f)
+            return [Notice(c, transition, message, due) for c in rule.channels]
+
+        for subject, f in found.items():
+            inc = mine.get(subject)
+            cause = dumps({"lines": f.cause, "link": f.link})
+            if inc is None:
+                state = FIRING if rule.for_ <= 0 else PENDING
+                queued = notices(subject, "firing", f, None, first_due) if state == FIRING else []
+                out.append(IncidentChange(OPEN, rule.name, subject, state=state,
+                                          summary=f.summary, cause=cause,
+                                          notices=queued))  # fmt: skip
+            elif inc.state == PENDING:
+                if now - inc.opened_at >= rule.for_:
+                    queued = notices(subject, "firing", f, inc.id, first_due)
+                    out.append(IncidentChange(FIRE, rule.name, subject, inc.id, summary=f.summary,
+                                              cause=cause, notices=queued))  # fmt: skip
+            elif not muted and (inc.notices == 0 or policy.repeat_due(rule, now, inc.notified_at)):
+                transition = "firing" if inc.notices == 0 else f"repeat{inc.notices}"
+                due = first_due if inc.notices == 0 else now
+                queued = notices(subject, transition, f, inc.id, due)
+                out.append(IncidentChange(NOTIFY, rule.name, subject, inc.id, summary=f.summary,
+                                          cause=cause, seen_notices=inc.notices,
+                                          notices=queued))  # fmt: skip
+        for subject, inc in mine.items():
+            if subject in found:
+                continue
+            queued = []
+            if rule.send_resolved and inc.notices > 0 and not muted:
+                ended = Finding(f"resolved: {inc.summary}")
+                queued = notices(subject, "resolved", ended, inc.id, now)
+            out.append(IncidentChange(RESOLVE, rule.name, subject, inc.id, notices=queued))
+        return out
+
+    def _message(self, rule: Rule, subject: str, transition: str, f: Finding) -> str:
+        return dumps({
+            "rule": rule.name, "kind": rule.kind, "subject": subject, "transition": transition,
+            "summary": f.summary, "cause_lines": f.cause, "link": f.link,
+        })  # fmt: skip
+
+    def _paused(self, rule: Rule) -> bool:
+        if rule.schedule is None:
+            return False
+        rows = self.store.schedule_list([rule.schedule])
+        return bool(rows and rows[0].paused)
+
+    # -- which subjects fire --------------------------------------------------------------------
+    def findings(self, rule: Rule, now: float, mine: dict[str, IncidentRow]) -> dict[str, Finding]:
+        kind: Callable[[Rule, float, dict[str, IncidentRow]], dict[str, Finding]] = getattr(
+            self, f"_{rule.kind}"
+        )
+        return kind(rule, now, mine)
+
+    def _matches(self, rule: Rule, name: str, group: str, pool: str) -> bool:
+        return (
+            (rule.task is None or rule.task == name)
+            and (rule.group is None or rule.group == group)
+            and (rule.pool is None or rule.pool == pool)
+        )
+
+    def _link(self, task_id: int) -> str | None:
+        return None if self.dashboard_url is None else f"{self.dashboard_url}/tasks/{task_id}"
+
+    def _dead(self, rule: Rule, now: float, mine: dict[str, IncidentRow]) -> dict[str, Finding]:
+        found: dict[str, Finding] = {}
+        candidates: dict[str, Any] = {}
+        for a in self.store.alert_failed_attempts(now - rule.window, FAILED_LIMIT):
+            dead = a.task_state == State.DEAD and a.task_attempt == a.attempt
+            if dead and self._matches(rule, a.name, a.group, a.pool):
+                candidates[f"task:{a.task_id}#{a.attempt}"] = a
+        new = [s for s in candidates if s not in mine]
+        seen = self.store.alert_seen(rule.name, new) if new else set()
+        for subject, a in candidates.items():
+            if subject not in seen:
+                found[subject] = self._dead_finding(a.task_id, a.name, a.attempt, a.error)
+        # an open one stays open while its task is still dead (retried: resolved)
+        ids = {int(s.split(":")[1].split("#")[0]): s for s in mine if s not in found}
+        states = self.store.task_states(list(ids)) if ids else {}
+        for task_id, subject in ids.items():
+            if states.get(task_id) == State.DEAD:
+                inc = mine[subject]
+                found[subject] = Finding(inc.summary, [], self._link(task_id))
+        return found
+
+    def _dead_finding(self, task_id: int, name: str, attempt: int, error: str | None) -> Finding:
+        lines = [f"error: {error or '(none recorded)'}"]
+        tail = [line.message for line in self.store.log_list(task_id, attempt)][-10:]
+        if tail:
+            lines.append("last log lines of its attempt:")
+            lines.extend(f"  {m}" for m in tail)
+        summary = f"task {task_id} ({name}) is dead after attempt {attempt}"
+        return Finding(summary, lines, self._link(task_id))
+
+    def _failures(self, rule: Rule, now: float, mine: dict[str, IncidentRow]) -> dict[str, Finding]:
+        counts: dict[str, list[Any]] = {}
+        for a in self.store.alert_failed_attempts(now - rule.window, FAILED_LIMIT):
+            if self._matches(rule, a.name, a.group, a.pool):
+                key = f"task:{a.name}" if rule.by == "task" else f"group:{a.group}"
+                counts.setdefault(key, []).append(a)
+        found = {}
+        window = _span(rule.window)
+        for subject, failed in counts.items():
+            if len(failed) >= rule.count:
+                last = failed[0]
+                lines = [f"latest: task {last.task_id} attempt {last.attempt}: "
+                         f"{last.outcome}: {last.error or ''}"]  # fmt: skip
+                found[subject] = Finding(
+                    f"{len(failed)} failed attempts of {subject} in {window}", lines,
+                    self._link(last.task_id),
+                )  # fmt: skip
+        return found
+
+    def _wait_time(
+        self, rule: Rule, now: float, mine: dict[str, IncidentRow]
+    ) -> dict[str, Finding]:
+        found = {}
+        if rule.stat == "oldest":
+            waits = {p: now - at for p, at in self.store.task_oldest_ready().items()}
+        else:
+            samples: dict[str, list[float]] = {}
+            for s in self.store.task_recent_starts(now - rule.window, FAILED_LIMIT):
+                if rule.group is None or s.group == rule.group:
+                    samples.setdefault(s.pool, []).append(s.wait)
+            waits = {p: policy.p95(v) for p, v in samples.items() if v}
+        for pool, wait in waits.items():
+            if (rule.pool is not None and pool != rule.pool) or wait <= rule.threshold:
+                continue
+            lines, link = [], None
+            oldest = self.store.alert_oldest_ready(pool)
+            if oldest is not None:
+                _, reasons = why(self.store, oldest, now)
+                held = "; ".join(r.text for r in reasons) or "goes at the next round"
+                lines = [f"oldest waiting task {oldest}: {held}"]
+                link = self._link(oldest)
+            found[f"pool:{pool}"] = Finding(
+                f"{rule.stat} wait in pool {pool} is {_span(wait)} "
+                f"(threshold {_span(rule.threshold)})", lines, link,
+            )  # fmt: skip
+        return found
+
+    def _no_worker(
+        self, rule: Rule, now: float, mine: dict[str, IncidentRow]
+    ) -> dict[str, Finding]:
+        served = {p for w in self.store.worker_list(now) for p in w.pools}
+        found = {}
+        for pool, at in self.store.task_oldest_ready().items():
+            if rule.pool is not None and pool != rule.pool:
+                continue
+            if pool not in served and now - at > rule.grace:
+                found[f"pool:{pool}"] = Finding(
+                    f"pool {pool} has ready work and no live worker",
+                    [f"its oldest ready task waits since {_at(at)}"],
+                )
+        return found
+
+    def _schedule_missed(
+        self, rule: Rule, now: float, mine: dict[str, IncidentRow]
+    ) -> dict[str, Finding]:
+        name = rule.schedule or ""
+        rows = self.store.schedule_list([name])
+        if not rows or rows[0].removed_at is not None:
+            return {}
+        row, found = rows[0], {}
+        fires = self.store.fire_list(name, None, 50)
+        ran_after = max((f.logical_time for f in fires if f.outcome == FIRED), default=None)
+        for fire in fires:
+            if fire.logical_time < now - rule.window:
+                break
+            if fire.outcome == MISSED and (ran_after is None or ran_after < fire.logical_time):
+                found[f"schedule:{name}@{_at(fire.logical_time)}"] = Finding(
+                    f"schedule {name} missed its fire of {_at(fire.logical_time)}",
+                    [self.explain_fire(name, fire.logical_time)],
+                )
+        if not row.paused and row.next_at + rule.grace < now:
+            found[f"schedule:{name}@{_at(row.next_at)}"] = Finding(
+                f"schedule {name} did not fire {_at(row.next_at)} within {_span(rule.grace)}",
+                [self.explain_fire(name, row.next_at)],
+            )
+        return found
+
+    def _deadline(self, rule: Rule, now: float, mine: dict[str, IncidentRow]) -> dict[str, Finding]:
+        name = rule.schedule or ""
+        spec = self.specs.get(name)
+        rows = self.store.schedule_list([name])
+        if spec is None or not rows:
+            return {}
+        # the logical times of the window, none before the schedule was stored (never due)
+        since = max(now - rule.after - rule.window, rows[0].created_at)
+        logicals = set(timing.fires(spec, since, now - rule.after, 1000))
+        prefix = f"schedule:{name}@"
+        for subject in mine:  # an open one is checked again, whatever its age
+            if subject.startswith(prefix):
+                logicals.add(int(datetime.fromisoformat(subject[len(prefix) :]).timestamp()))
+        found = {}
+        for logical in sorted(logicals):
+            if logical + rule.after > now:
+                continue
+            fire = self.store.fire_get(name, float(logical))
+            states = self.store.task_states(list(fire.task_ids)) if fire is not None else {}
+            if (
+                fire is not None
+                and fire.task_ids
+                and all(s == State.SUCCEEDED for s in states.values())
+                and len(states) == len(fire.task_ids)
+            ):
+                continue
+            if fire is None:
+                why_not = self.explain_fire(name, float(logical))
+            else:
+                left = sorted({str(s) for s in states.values() if s != State.SUCCEEDED})
+                why_not = f"its tasks {list(fire.task_ids)[:10]} are {', '.join(left) or 'gone'}"
+            found[f"{prefix}{_at(logical)}"] = Finding(
+                f"schedule {name}'s run for {_at(logical)} has not succeeded by "
+                f"{_at(logical + rule.after)}", [why_not],
+            )  # fmt: skip
+        return found
+
+
+def _at(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).isoformat()
+
+
+def _span(value: float) -> str:
+    if value >= 3600:
+        return f"{value / 3600:g}h"
+    if value >= 60:
+        return f"{value / 60:g}m"
+    return f"{value:g}s"
