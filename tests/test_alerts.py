@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from conftest import T0, finish, register_worker, start, submit
+from receivers import Receiver
 
 import corral
 from corral.alerts.channels import signature
@@ -24,41 +22,6 @@ from corral.model import AttemptReport
 from corral.store.contract import CompleteParams
 
 SECRET = "s3cret-for-tests"
-
-
-class Receiver:
-    """A real HTTP server on 127.0.0.1 that records what it accepts; it refuses the first
-    `fail` requests with a 503."""
-
-    def __init__(self, fail: int = 0) -> None:
-        self.fail = fail
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.accepted: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                if receiver.fail > 0:
-                    receiver.fail -= 1
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                receiver.accepted.append({"headers": dict(self.headers), "body": json.loads(body)})
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from conftest import finish, register_worker, start, submit
+from projects import app_project
 
 import corral
 from corral.cli import cli, load_app
@@ -33,21 +31,13 @@ APP_CODE = textwrap.dedent(
     app.alerts.rule("dead-jobs", "dead", channels="hook", group_wait=0)
     """
 )
-_names = itertools.count()
 
 
 @pytest.fixture
 def project(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app_url: str
 ) -> Iterator[tuple[str, str]]:
-    module = f"cli_alerts_{os.getpid()}_{next(_names)}"
-    (tmp_path / f"{module}.py").write_text(APP_CODE)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.delenv("CORRAL_DATABASE_URL", raising=False)
-    monkeypatch.delenv("CORRAL_APP", raising=False)
-    yield f"{module}:app", app_url
-    sys.modules.pop(module, None)
+    yield from app_project(tmp_path, monkeypatch, "cli_alerts", APP_CODE, app_url)
 
 
 def invoke(*args: str) -> Result:

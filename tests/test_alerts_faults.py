@@ -6,20 +6,18 @@ incidents are open; the standby takes over. Exactly one incident and one first n
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 from conftest import new_task, wait_until
+from receivers import Receiver
 
 import corral
 from corral.lifecycle import State
@@ -50,29 +48,16 @@ app.alerts.rule("dead-jobs", "dead", channels="hook", group_wait=0, group_interv
 """
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.got: list[tuple[str, list[dict[str, Any]]]] = []
-        lock = threading.Lock()
-        got = self.got
+def received(receiver: Receiver) -> list[tuple[str, list[dict[str, Any]]]]:
+    """What the receiver accepted: (idempotency key, notices) per request."""
+    return [
+        (a["headers"]["X-Corral-Idempotency-Key"], a["body"]["notices"])
+        for a in list(receiver.accepted)
+    ]
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with lock:
-                    got.append((self.headers["X-Corral-Idempotency-Key"], body["notices"]))
-                self.send_response(200)
-                self.end_headers()
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def subjects(self) -> set[str]:
-        return {n["subject"] for _, notices in list(self.got) for n in notices}
+def subjects(receiver: Receiver) -> set[str]:
+    return {n["subject"] for _, notices in received(receiver) for n in notices}
 
 
 class Schedulers:
@@ -154,18 +139,18 @@ def test_leader_sigkilled_with_open_incidents_one_incident_one_notice_each(
             leader.wait(10)
             procs.start()
             wait_until(procs.leader, timeout=30, interval=0.1)
-        subjects = {f"task:{i}#1" for i in died}
+        expected = {f"task:{i}#1" for i in died}
         try:
-            wait_until(lambda: receiver.subjects() >= subjects, timeout=40, interval=0.1)
+            wait_until(lambda: subjects(receiver) >= expected, timeout=40, interval=0.1)
         except AssertionError:
             rows = app.store.alert_notifications(None, 1000)
-            raise AssertionError(f"{receiver.got} {rows} {app.store.alert_open()}") from None
+            raise AssertionError(f"{received(receiver)} {rows} {app.store.alert_open()}") from None
         incidents = app.store.alert_incidents(None, 1000)
-        assert sorted(i.subject for i in incidents) == sorted(subjects)
+        assert sorted(i.subject for i in incidents) == sorted(expected)
         firsts = [n for n in app.store.alert_notifications(None, 1000) if n.transition == "firing"]
         assert sorted(n.incident_id for n in firsts) == sorted(i.id for i in incidents)
         keys: dict[str, set[str]] = {}
-        for _, notices in receiver.got:
+        for _, notices in received(receiver):
             for n in notices:
                 keys.setdefault(n["subject"], set()).add(n["idempotency_key"])
         assert all(len(k) == 1 for k in keys.values()), keys

@@ -3,9 +3,7 @@ click's CliRunner, on both backends."""
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -14,6 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from projects import app_project
 
 import corral
 from corral.cli import cli
@@ -34,21 +33,13 @@ APP_CODE = textwrap.dedent(
     app.schedules.add("poll-crm", load_table, every="15m", args=["crm"])
     """
 )
-_names = itertools.count()
 
 
 @pytest.fixture
 def project(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app_url: str
 ) -> Iterator[tuple[str, str]]:
-    module = f"cli_sched_{os.getpid()}_{next(_names)}"
-    (tmp_path / f"{module}.py").write_text(APP_CODE)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.delenv("CORRAL_DATABASE_URL", raising=False)
-    monkeypatch.delenv("CORRAL_APP", raising=False)
-    yield f"{module}:app", app_url
-    sys.modules.pop(module, None)
+    yield from app_project(tmp_path, monkeypatch, "cli_sched", APP_CODE, app_url)
 
 
 def invoke(*args: str) -> Result:
