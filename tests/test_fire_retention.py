@@ -15,9 +15,9 @@ import corral
 from corral.clock import ManualClock
 from corral.lifecycle import State
 from corral.retention import DEFAULT_RETENTION, plan
+from corral.scheduler.pruner import Pruner
 from corral.schedules.backfill_service import BackfillMaker
 from corral.schedules.service import ScheduleClock
-from corral.scheduler.pruner import Pruner
 from corral.store import Store
 from corral.store.contract.schedules import FIRED, MISSED
 

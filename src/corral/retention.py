@@ -24,8 +24,10 @@ A schedule's fire (its row keyed by schedule and logical time) may go when all o
 
 A backfill goes once it ended (done or cancelled) before the same cutoff and no fire of it is
 left. A pruned fire's logical time may fire again only by a backfill over it (the clock moves
-forward from its cursor): a backfill with `reprocess="none"` over pruned history runs it again. The store executes the rule in bounded
-batches (`PrunePlan.batch` tasks a run), the oldest first; the cutoffs are computed here.
+forward from its cursor): a backfill with `reprocess="none"` over pruned history runs it again.
+
+The store executes the rule in bounded batches (`PrunePlan.batch` tasks a run), the oldest
+first; the cutoffs are computed here.
 
 Whole days (PostgreSQL, where events, logs and attempts are partitioned by UTC day): a day of a
 history table is dropped at once, instead of row by row, when

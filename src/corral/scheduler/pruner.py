@@ -6,8 +6,9 @@ the oldest first. Cost per run follows the batch, never the history: the candida
 index on (finished_at) of finished tasks, and every "still needed" check is an index probe per
 candidate. A backlog of old history drains one batch per interval, so pruning never holds the
 store's write lock for long. Schedule fires and ended backfills are pruned the same way, in a
-transaction of their own (candidates from an index on when a fire was made). On PostgreSQL a run also makes the day partitions of the history
-ahead of their rows and drops whole days that the rule lets go (store/postgres/partitions.py).
+transaction of their own (candidates from an index on when a fire was made). On PostgreSQL a run
+also makes the day partitions of the history ahead of their rows and drops whole days that the
+rule lets go (store/postgres/partitions.py).
 """
 
 from __future__ import annotations
