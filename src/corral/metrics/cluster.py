@@ -3,7 +3,8 @@ history per scrape) and cached for `ttl` seconds, so any number of scrapes withi
 read. Each read is: the unfinished tasks counted by group, pool and state (each unfinished
 state's partial index: the cost follows the backlog), the oldest ready task per pool (the ready
 tasks' index), the live workers, the configured groups, the starts of the last 15 minutes (at
-most 5000, the index on the first start) and the desired-workers signal (corral.metrics.desired).
+most 5000, the index on the first start), the desired-workers signal (corral.metrics.desired),
+and the stored schedules and running backfills (corral.metrics.schedules: a row each).
 
 Group labels stay bounded: the `top_groups` groups by backlog (ready, then admitted and running)
 are shown by name, every other group is summed into `other`; `top_groups=None` shows every group
@@ -15,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -26,8 +27,10 @@ from ..model import DEFAULTS_GROUP, GroupConfig, WorkerRecord
 from ..read_model import RecentStart, StateCount
 from ..readside import SAMPLE, WINDOW, waits
 from ..store import Store
+from ..store.contract.schedules import BackfillRow, ScheduleRow
 from .desired import desired_slots
 from .names import OTHER_GROUP, spec
+from .schedules import schedule_families
 
 log = logging.getLogger("corral.metrics")
 UNFINISHED = (State.WAITING, State.READY, State.ADMITTED, State.RUNNING, State.RETRY_WAIT)
@@ -47,6 +50,8 @@ class Figures:
     starts: list[RecentStart]
     desired: dict[str, int]
     read_seconds: float
+    schedules: list[ScheduleRow] = field(default_factory=list)
+    backfills: list[BackfillRow] = field(default_factory=list)
 
 
 def read_figures(store: Store, now: float) -> Figures:
@@ -62,6 +67,8 @@ def read_figures(store: Store, now: float) -> Figures:
         configs=configs,
         starts=store.task_recent_starts(now - WINDOW, SAMPLE),
         desired=desired_slots(store, now, ready, configs),
+        schedules=store.schedule_list(),
+        backfills=store.backfill_list(True),
         read_seconds=time.monotonic() - began,
     )
 
@@ -138,13 +145,8 @@ def families(figures: Figures, top: int | None) -> list[Metric]:
     backlogged = {c.group for c in figures.counts if c.state == State.READY and c.count}
     fam["corral_groups_backlogged"].add_metric([], len(backlogged))
     fam["corral_metrics_read_seconds"].add_metric([], figures.read_seconds)
-    return [*fam.values(), *schedule_families(figures)]
-
-
-def schedule_families(figures: Figures) -> list[Metric]:
-    """The schedule metrics (fires, missed, skipped, fire lateness): the place the schedules
-    branch fills (names in corral.metrics.names.SCHEDULES). None yet."""
-    return []
+    schedules = schedule_families(figures.now, figures.schedules, figures.backfills)
+    return [*fam.values(), *schedules]
 
 
 class ClusterCollector(Collector):
