@@ -326,16 +326,17 @@ def test_the_reference_lists_every_metric_with_its_type_and_labels() -> None:
 
 def test_a_scheduler_counts_the_lost_attempts_its_reaper_found(store: Store) -> None:
     register_worker(store, "w1", concurrency=4, lease=10)
-    lost = [submit(store) for _ in range(3)]
+    lost = [submit(store, name=name) for name in ("load", "load", "send")]
     for task_id in lost:
         start(store, task_id, T0)  # leases until T0 + 30
     scheduler = Scheduler(store, clock=ManualClock(T0))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SchedulerCollector(scheduler))
     scheduler.run_once(T0 + 10)
-    assert value(samples(registry), "corral_attempts_lost_total") == 0
+    assert [n for n, _ in samples(registry) if n == "corral_attempts_lost_total"] == []
     scheduler.run_once(T0 + 60)
     found = samples(registry)
-    assert value(found, "corral_attempts_lost_total") == 3
+    assert value(found, "corral_attempts_lost_total", task_type="load") == 2
+    assert value(found, "corral_attempts_lost_total", task_type="send") == 1
     assert value(found, "corral_scheduler_work_total", service="reap") == 3
     assert value(found, "corral_scheduler_leader") == 0  # run_once alone takes no leadership

@@ -168,9 +168,9 @@ SCHEDULER: tuple[MetricSpec, ...] = (
     MetricSpec(
         "corral_attempts_lost_total",
         "counter",
-        (),
-        "Attempts whose worker was lost (their lease expired), found by this process's "
-        "reaper while it led.",
+        ("task_type",),
+        "Attempts whose worker was lost (their lease expired), by task type, found by this "
+        "process's reaper while it led.",
         "scheduler",
     ),
 )
