@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..admission import admissible
-from ..model import DEFAULTS_GROUP, DispatchSnapshot, GroupConfig, HeadsWanted
+from ..model import DEFAULTS_GROUP, GroupConfig, HeadsWanted
 from ..ratelimit import group_bucket
-from ..scheduler.dispatcher import NO_HEADS, blocked_groups
+from ..scheduler.dispatcher import NO_HEADS, blocked_groups, snapshot_of
 from ..store import Store
 
 HEADS_GROUPS = 200
@@ -36,29 +36,19 @@ def desired_slots(
     pools = sorted({pool for pool, _ in ready})
     wants = [HeadsWanted(pool, groups=HEADS_GROUPS, tasks=2 * HEADS_GROUPS) for pool in pools]
     heads = store.dispatch_heads(wants, blocked_groups(load), now) if wants else NO_HEADS
-    groups = {n: c for n, c in configs.items() if n != DEFAULTS_GROUP}
-    groups |= heads.groups | load.groups
+    configured = {n: c for n, c in configs.items() if n != DEFAULTS_GROUP}
+    # capacity: its order only (the pools' slots are taken as unlimited by admissible)
+    snapshot = snapshot_of(load, heads, configured)
     keys = sorted(
         {
             group_bucket(g)
             for _, g in ready
-            if (groups.get(g) or load.defaults).rate_limit is not None
+            if (snapshot.groups.get(g) or load.defaults).rate_limit is not None
         }
-        - set(heads.buckets)
+        - set(snapshot.buckets)
     )
-    buckets = {**(store.bucket_get_many(keys) if keys else {}), **heads.buckets}
-    snapshot = DispatchSnapshot(
-        capacity=load.capacity,  # its order only: the pools' slots are taken as unlimited
-        active_by_pool=load.active_by_pool,
-        active_by_group=load.active_by_group,
-        groups=groups,
-        ready=heads.ready,
-        defaults=load.defaults,
-        exclusive_groups=load.exclusive_groups,
-        more=heads.more,
-        buckets=buckets,
-        rate_limits=heads.rate_limits,
-    )
+    if keys:
+        snapshot = snapshot_of(load, heads, configured, store.bucket_get_many(keys))
     extra = admissible(snapshot, ready, now)
     names = set(pools) | set(load.active_by_pool) | set(load.capacity)
     return {p: load.active_by_pool.get(p, 0) + extra.get(p, 0) for p in sorted(names)}
