@@ -60,7 +60,7 @@ def services(app: corral.App) -> tuple[ScheduleClock, BackfillMaker]:
 
 
 def cluster(app: corral.App, now: float) -> dict[Any, float]:
-    return samples(families(read_figures(app.store, now), 20))
+    return samples(families(read_figures(app.store, now, 20)))
 
 
 def test_fires_by_outcome_next_fire_overdue_and_paused(app: corral.App, clock: ManualClock) -> None:
