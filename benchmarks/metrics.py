@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from common import fresh_database
-from drain import submit_noops, succeeded
+from drain import submit_noops, unfinished
 from read_side import execute, fill, median_ms, task
 
 from corral import App
@@ -45,7 +45,7 @@ from corral.store.contract import InsertParams
 def scrape_ms(url: str, rounds: int) -> float:
     store = open_store(url)
     now = time.time()
-    cost = median_ms(lambda: families(read_figures(store, now), 20), rounds)
+    cost = median_ms(lambda: families(read_figures(store, now, 20)), rounds)
     store.close()
     return cost
 
@@ -115,7 +115,7 @@ def drain(backend: str, count: int, observe: str, concurrency: int) -> float:
         if metered:
             scraper.start()
         try:
-            while succeeded(app) < count:
+            while unfinished(app) > 0:
                 if proc.poll() is not None:
                     raise SystemExit(f"corral run exited early: {proc.stderr.read()[-2000:]!r}")  # type: ignore[union-attr]
                 time.sleep(0.2)

@@ -51,7 +51,7 @@ def value(found: dict[Any, float], name: str, **labels: str) -> float:
 
 
 def figures_of(store: Store, now: float = T0 + 100, top: int | None = 20) -> dict[Any, float]:
-    return samples(families(read_figures(store, now), top))
+    return samples(families(read_figures(store, now, top)))
 
 
 # -- the admission policy's count (pure) ---------------------------------------------------------
@@ -154,6 +154,24 @@ def test_cluster_figures_match_what_the_test_did(store: Store) -> None:
     assert value(found, "corral_group_recent_wait_seconds", group="free", stat="mean") == 10
 
 
+def test_desired_sums_the_groups_nothing_bounds_and_counts_each_under_a_default_cap(
+    store: Store,
+) -> None:
+    """The signal reads the bounded groups' own counts and sums the rest per pool (past the
+    heads it reads: 300 groups); with a default cap every group is bounded and counted."""
+    store.group_configure(GroupConfig("capped", max_parallel=2))
+    tasks = [new_task(group=f"g{i:03d}") for i in range(300) for _ in range(3)]
+    tasks += [new_task(group="capped")] * 10 + [new_task(group="other-pool", pool="p2")] * 4
+    store.task_insert_many(InsertParams(tasks, T0))
+    found = figures_of(store)
+    assert value(found, "corral_desired_workers", pool="default") == 900 + 2
+    assert value(found, "corral_desired_workers", pool="p2") == 4
+    store.group_configure(GroupConfig(corral.model.DEFAULTS_GROUP, max_parallel=1))
+    found = figures_of(store)
+    assert value(found, "corral_desired_workers", pool="default") == 300 + 2
+    assert value(found, "corral_desired_workers", pool="p2") == 1
+
+
 def test_a_backlog_held_back_by_one_groups_cap_asks_for_no_more_workers(store: Store) -> None:
     register_worker(store, "w1", concurrency=4)
     store.group_configure(GroupConfig("pipeline", max_parallel=3))
@@ -212,10 +230,10 @@ def test_a_failed_read_is_counted_and_gives_no_cluster_figures(
 ) -> None:
     collector = ClusterCollector(store, ManualClock(T0), ttl=0)
 
-    def down() -> None:
+    def down(*_: object) -> None:
         raise corral.errors.DatabaseError("the database is down")
 
-    monkeypatch.setattr(store, "task_count_unfinished", down)
+    monkeypatch.setattr(store, "task_count_groups", down)
     found = samples(list(collector.collect()))
     assert value(found, "corral_metrics_read_errors_total") == 1
     assert not any(name == "corral_tasks" for name, _ in found)
@@ -326,16 +344,17 @@ def test_the_reference_lists_every_metric_with_its_type_and_labels() -> None:
 
 def test_a_scheduler_counts_the_lost_attempts_its_reaper_found(store: Store) -> None:
     register_worker(store, "w1", concurrency=4, lease=10)
-    lost = [submit(store) for _ in range(3)]
+    lost = [submit(store, name=name) for name in ("load", "load", "send")]
     for task_id in lost:
         start(store, task_id, T0)  # leases until T0 + 30
     scheduler = Scheduler(store, clock=ManualClock(T0))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SchedulerCollector(scheduler))
     scheduler.run_once(T0 + 10)
-    assert value(samples(registry), "corral_attempts_lost_total") == 0
+    assert [n for n, _ in samples(registry) if n == "corral_attempts_lost_total"] == []
     scheduler.run_once(T0 + 60)
     found = samples(registry)
-    assert value(found, "corral_attempts_lost_total") == 3
+    assert value(found, "corral_attempts_lost_total", task_type="load") == 2
+    assert value(found, "corral_attempts_lost_total", task_type="send") == 1
     assert value(found, "corral_scheduler_work_total", service="reap") == 3
     assert value(found, "corral_scheduler_leader") == 0  # run_once alone takes no leadership

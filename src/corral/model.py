@@ -197,6 +197,8 @@ class ExpiredTask:
     quarantine_after: int = QUARANTINE_AFTER
     cleanup: bool = False
     """Its type has a clean-up: the lost attempt leaves a clean-up row."""
+    name: str = ""
+    """Its task type (the lost attempts are counted by it)."""
 
 
 @dataclass(frozen=True)

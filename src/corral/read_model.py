@@ -55,6 +55,18 @@ class StateCount:
 
 
 @dataclass(frozen=True)
+class GroupCounts:
+    """The unfinished tasks counted for the cluster figures, bounded by the groups shown: per
+    pool and state (every group), per group, pool and state for the top groups only (by ready
+    tasks, then admitted and running, then name; a group named `other` never among them), and
+    how many groups have ready tasks."""
+
+    by_pool: dict[tuple[str, State], int]
+    groups: list[StateCount]
+    backlogged: int
+
+
+@dataclass(frozen=True)
 class RecentStart:
     """A task that first started within the window: where it ran and how long it waited."""
 

@@ -11,8 +11,23 @@ of these hold:
   progress count it);
 - none of its events is after the cursor of the slowest event consumer (it is undelivered).
 
-A workflow goes once none of its own tasks is left. The store executes the rule in bounded
-batches (`PrunePlan.batch` tasks a run), the oldest first; the cutoffs are computed here.
+A workflow goes once none of its own tasks is left.
+
+A schedule's fire (its row keyed by schedule and logical time) may go when all of these hold:
+
+- it was made before `now` minus the default retention;
+- none of its tasks is still stored (so an unfinished one keeps it, and a task type's longer
+  retention keeps its fires as long as their tasks);
+- it is not the latest fire of its schedule, nor the latest that ran (outcome fired): the
+  overlap rule and `corral why` read them; the catch-up reads the schedule's own cursor;
+- it is not part of a backfill still running or paused (the backfill's status counts them).
+
+A backfill goes once it ended (done or cancelled) before the same cutoff and no fire of it is
+left. A pruned fire's logical time may fire again only by a backfill over it (the clock moves
+forward from its cursor): a backfill with `reprocess="none"` over pruned history runs it again.
+
+The store executes the rule in bounded batches (`PrunePlan.batch` tasks a run), the oldest
+first; the cutoffs are computed here.
 
 Whole days (PostgreSQL, where events, logs and attempts are partitioned by UTC day): a day of a
 history table is dropped at once, instead of row by row, when

@@ -3,7 +3,8 @@ history per scrape) and cached for `ttl` seconds, so any number of scrapes withi
 read. Each read is: the unfinished tasks counted by group, pool and state (each unfinished
 state's partial index: the cost follows the backlog), the oldest ready task per pool (the ready
 tasks' index), the live workers, the configured groups, the starts of the last 15 minutes (at
-most 5000, the index on the first start) and the desired-workers signal (corral.metrics.desired).
+most 5000, the index on the first start), the desired-workers signal (corral.metrics.desired),
+and the stored schedules and running backfills (corral.metrics.schedules: a row each).
 
 Group labels stay bounded: the `top_groups` groups by backlog (ready, then admitted and running)
 are shown by name, every other group is summed into `other`; `top_groups=None` shows every group
@@ -14,8 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -23,11 +24,13 @@ from prometheus_client.registry import Collector
 from ..clock import Clock
 from ..lifecycle import State
 from ..model import DEFAULTS_GROUP, GroupConfig, WorkerRecord
-from ..read_model import RecentStart, StateCount
+from ..read_model import GroupCounts, RecentStart
 from ..readside import SAMPLE, WINDOW, waits
 from ..store import Store
+from ..store.contract.schedules import BackfillRow, ScheduleRow
 from .desired import desired_slots
 from .names import OTHER_GROUP, spec
+from .schedules import schedule_families
 
 log = logging.getLogger("corral.metrics")
 UNFINISHED = (State.WAITING, State.READY, State.ADMITTED, State.RUNNING, State.RETRY_WAIT)
@@ -40,20 +43,24 @@ class Figures:
     """One read of the cluster figures."""
 
     now: float
-    counts: list[StateCount]
+    counts: GroupCounts
+    """The pools' counts, and the top groups' (the `top` the read was asked for)."""
     oldest_ready: dict[str, float]
     workers: list[WorkerRecord]
     configs: dict[str, GroupConfig]
     starts: list[RecentStart]
     desired: dict[str, int]
     read_seconds: float
+    schedules: list[ScheduleRow] = field(default_factory=list)
+    backfills: list[BackfillRow] = field(default_factory=list)
 
 
-def read_figures(store: Store, now: float) -> Figures:
+def read_figures(store: Store, now: float, top: int | None = DEFAULT_TOP_GROUPS) -> Figures:
+    """One read; `top`: the groups shown by name (None: every group)."""
     began = time.monotonic()
-    counts = store.task_count_unfinished()
+    counts = store.task_count_groups(top)
     configs = {c.name: c for c in store.group_list()}
-    ready = {(c.pool, c.group): c.count for c in counts if c.state == State.READY}
+    ready = {pool: n for (pool, state), n in counts.by_pool.items() if state == State.READY}
     return Figures(
         now=now,
         counts=counts,
@@ -62,31 +69,15 @@ def read_figures(store: Store, now: float) -> Figures:
         configs=configs,
         starts=store.task_recent_starts(now - WINDOW, SAMPLE),
         desired=desired_slots(store, now, ready, configs),
+        schedules=store.schedule_list(),
+        backfills=store.backfill_list(True),
         read_seconds=time.monotonic() - began,
     )
 
 
-def top_groups(counts: Iterable[StateCount], limit: int | None) -> set[str]:
-    """The `limit` groups with the most ready tasks, then the most admitted and running (ties:
-    by name); every group with `limit=None`. A group named `other` is never among them."""
-    ready: dict[str, int] = {}
-    active: dict[str, int] = {}
-    for c in counts:
-        ready.setdefault(c.group, 0)
-        active.setdefault(c.group, 0)
-        if c.state == State.READY:
-            ready[c.group] += c.count
-        elif c.state in (State.ADMITTED, State.RUNNING):
-            active[c.group] += c.count
-    names = [g for g in ready if g != OTHER_GROUP]
-    if limit is None:
-        return set(names)
-    names.sort(key=lambda g: (-ready[g], -active[g], g))
-    return set(names[:limit])
-
-
-def families(figures: Figures, top: int | None) -> list[Metric]:
-    """The cluster metric families of one read (pure: the tests check them against the read)."""
+def families(figures: Figures) -> list[Metric]:
+    """The cluster metric families of one read (pure: the tests check them against the read).
+    Its cost follows the pools and the groups shown, never the number of groups."""
     fam = {name: _gauge(name) for name in (
         "corral_tasks", "corral_oldest_ready_age_seconds", "corral_workers",
         "corral_worker_slots", "corral_worker_free_slots", "corral_desired_workers",
@@ -94,13 +85,17 @@ def families(figures: Figures, top: int | None) -> list[Metric]:
         "corral_group_recent_wait_seconds", "corral_groups_backlogged",
         "corral_metrics_read_seconds",
     )}  # fmt: skip
-    by_pool: dict[tuple[str, str], int] = {}
+    by_pool = {(pool, str(state)): n for (pool, state), n in figures.counts.by_pool.items()}
     by_group: dict[tuple[str, str], int] = {}
-    shown = top_groups(figures.counts, top)
-    for c in figures.counts:
-        by_pool[(c.pool, str(c.state))] = by_pool.get((c.pool, str(c.state)), 0) + c.count
-        label = c.group if c.group in shown else OTHER_GROUP
-        by_group[(label, str(c.state))] = by_group.get((label, str(c.state)), 0) + c.count
+    others = {str(state): 0 for state in UNFINISHED}
+    for (_, state), n in figures.counts.by_pool.items():
+        others[str(state)] = others.get(str(state), 0) + n
+    shown = {c.group for c in figures.counts.groups}
+    for c in figures.counts.groups:
+        by_group[(c.group, str(c.state))] = by_group.get((c.group, str(c.state)), 0) + c.count
+        others[str(c.state)] -= c.count
+    if any(others.values()):
+        by_group |= {(OTHER_GROUP, state): n for state, n in others.items()}
     pools = sorted(
         {p for p, _ in by_pool} | {p for w in figures.workers for p in w.pools}
         | set(figures.desired)
@@ -135,16 +130,10 @@ def families(figures: Figures, top: int | None) -> list[Metric]:
         for stat, wait in (("mean", w.mean), ("p95", w.p95), ("max", w.max)):
             if wait is not None:
                 fam["corral_group_recent_wait_seconds"].add_metric([group, stat], wait)
-    backlogged = {c.group for c in figures.counts if c.state == State.READY and c.count}
-    fam["corral_groups_backlogged"].add_metric([], len(backlogged))
+    fam["corral_groups_backlogged"].add_metric([], figures.counts.backlogged)
     fam["corral_metrics_read_seconds"].add_metric([], figures.read_seconds)
-    return [*fam.values(), *schedule_families(figures)]
-
-
-def schedule_families(figures: Figures) -> list[Metric]:
-    """The schedule metrics (fires, missed, skipped, fire lateness): the place the schedules
-    branch fills (names in corral.metrics.names.SCHEDULES). None yet."""
-    return []
+    schedules = schedule_families(figures.now, figures.schedules, figures.backfills)
+    return [*fam.values(), *schedules]
 
 
 class ClusterCollector(Collector):
@@ -173,9 +162,9 @@ class ClusterCollector(Collector):
             cached = self._cached
             if cached is None or time.monotonic() - cached[0] >= self.ttl:
                 try:
-                    figures = read_figures(self.store, self.clock.now())
+                    figures = read_figures(self.store, self.clock.now(), self.top)
                     self.reads += 1
-                    cached = self._cached = (time.monotonic(), families(figures, self.top))
+                    cached = self._cached = (time.monotonic(), families(figures))
                 except Exception as exc:
                     self.errors += 1
                     log.warning("reading the cluster figures for /metrics failed: %s", exc)

@@ -168,21 +168,77 @@ SCHEDULER: tuple[MetricSpec, ...] = (
     MetricSpec(
         "corral_attempts_lost_total",
         "counter",
-        (),
-        "Attempts whose worker was lost (their lease expired), found by this process's "
-        "reaper while it led.",
+        ("task_type",),
+        "Attempts whose worker was lost (their lease expired), by task type, found by this "
+        "process's reaper while it led.",
         "scheduler",
     ),
 )
 
-SCHEDULES: tuple[MetricSpec, ...] = ()
-"""The schedule metrics (fires, missed, skipped, fire lateness): the schedules branch adds them
-here and in corral.metrics.cluster.schedule_families."""
+SCHEDULES: tuple[MetricSpec, ...] = (
+    MetricSpec(
+        "corral_schedule_fires_total",
+        "counter",
+        ("schedule", "outcome"),
+        "Fires the store recorded per schedule, by outcome (fired, skipped, missed): live, "
+        "triggered and backfilled; the schedule's own counters, kept when old fires are pruned.",
+        "cluster",
+    ),
+    MetricSpec(
+        "corral_schedule_next_fire_timestamp_seconds",
+        "gauge",
+        ("schedule",),
+        "Unix time of the schedule's next logical time (its next fire).",
+        "cluster",
+    ),
+    MetricSpec(
+        "corral_schedule_overdue_seconds",
+        "gauge",
+        ("schedule",),
+        "Seconds the schedule's next fire is past due and not yet handled (0 when it is not "
+        "due): grows while no scheduler leads or the clock falls behind.",
+        "cluster",
+    ),
+    MetricSpec(
+        "corral_schedule_paused",
+        "gauge",
+        ("schedule",),
+        "1 while the schedule is paused (its due fires are recorded missed), else 0.",
+        "cluster",
+    ),
+    MetricSpec(
+        "corral_backfill_fires_made",
+        "gauge",
+        ("schedule",),
+        "Fires made so far by the schedule's running backfills.",
+        "cluster",
+    ),
+    MetricSpec(
+        "corral_backfill_fires_planned",
+        "gauge",
+        ("schedule",),
+        "Fires the schedule's running backfills make in all (made / planned: their progress).",
+        "cluster",
+    ),
+    MetricSpec(
+        "corral_schedule_fire_lateness_seconds",
+        "histogram",
+        ("schedule",),
+        "Seconds from a fire's logical time to when this process's schedule clock made its "
+        "tasks (live fires only, a held buffer_one fire included; not triggers or backfills).",
+        "scheduler",
+    ),
+)
+"""The schedule metrics: label `schedule` is bounded by the schedules the code declares.
+Cluster ones come from corral.metrics.schedules.schedule_families, the lateness from the
+schedule clock of a scheduler process (corral.metrics.schedules.watch_lateness)."""
 
 ALL: tuple[MetricSpec, ...] = CLUSTER + WORKER + SCHEDULER + SCHEDULES
 
 WAIT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 """Seconds: queue waits from well under a second to the hours a capped backlog can wait."""
+LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+"""Seconds: a fire made within a clock tick, to one held back an hour (buffer_one, a restart)."""
 RUN_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600, 1800, 3600, 7200)
 """Seconds: run times from a poll of a few seconds to a one-hour slice."""
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..scheduler.reaper import Reaper
 from ..scheduler.service import Scheduler
 from .names import spec
 
@@ -28,6 +29,11 @@ class SchedulerCollector(Collector):
         for service in self.scheduler.services:
             services.add_metric([service.name], work.get(service.name, 0))
         yield services
-        lost = CounterMetricFamily("corral_attempts_lost", spec("corral_attempts_lost_total").help)
-        lost.add_metric([], work.get("reap", 0))
+        lost = CounterMetricFamily(
+            "corral_attempts_lost", spec("corral_attempts_lost_total").help, labels=["task_type"]
+        )
+        for service in self.scheduler.services:
+            if isinstance(service, Reaper):
+                for task_type, count in sorted(dict(service.lost).items()):
+                    lost.add_metric([task_type], count)
         yield lost

@@ -17,6 +17,7 @@ from ..scheduler.service import Scheduler
 from ..store import Store
 from .cluster import DEFAULT_TOP_GROUPS, DEFAULT_TTL, ClusterCollector
 from .scheduler import SchedulerCollector
+from .schedules import watch_lateness
 from .worker import WorkerMetrics
 
 log = logging.getLogger("corral.metrics")
@@ -75,8 +76,9 @@ class Exporter:
         self._server: Any = None
 
     def add_scheduler(self, scheduler: Scheduler) -> None:
-        """Serve this process's scheduler figures too."""
+        """Serve this process's scheduler figures too (its schedule clock's fire lateness)."""
         self.registry.register(SchedulerCollector(scheduler))
+        watch_lateness(self.registry, scheduler.services)
 
     def start(self) -> tuple[str, int]:
         """Serve /metrics; the address bound (a port 0 is given one)."""

@@ -8,8 +8,10 @@ the number of groups waiting.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..admission import Ordering, at_cap, decide, fair, free_slots
-from ..model import DispatchHeads, DispatchLoad, DispatchSnapshot, HeadsWanted
+from ..model import Bucket, DispatchHeads, DispatchLoad, DispatchSnapshot, GroupConfig, HeadsWanted
 from ..store import Store
 from ..store.contract import AdmitParams
 
@@ -48,16 +50,29 @@ def read_snapshot(
         if free > 0
     ]
     heads = store.dispatch_heads(wants, blocked_groups(load), now) if wants else NO_HEADS
+    return snapshot_of(load, heads)
+
+
+def snapshot_of(
+    load: DispatchLoad,
+    heads: DispatchHeads,
+    groups: Mapping[str, GroupConfig] | None = None,
+    buckets: Mapping[str, Bucket] | None = None,
+) -> DispatchSnapshot:
+    """The policy's snapshot from a round's two reads, the one place it is assembled (the
+    dispatcher's round, and corral.metrics.desired's). `groups` and `buckets`: settings and
+    token buckets read besides (the desired-workers signal reads every configured group); the
+    heads' win over them, and the load's settings (the groups holding slots) over both."""
     return DispatchSnapshot(
         capacity=load.capacity,
         active_by_pool=load.active_by_pool,
         active_by_group=load.active_by_group,
-        groups={**heads.groups, **load.groups},
+        groups={**(groups or {}), **heads.groups, **load.groups},
         ready=heads.ready,
         defaults=load.defaults,
         exclusive_groups=load.exclusive_groups,
         more=heads.more,
-        buckets=heads.buckets,
+        buckets={**(buckets or {}), **heads.buckets},
         rate_limits=heads.rate_limits,
     )
 

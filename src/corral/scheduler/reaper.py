@@ -16,7 +16,11 @@ from ..store import Store
 from ..store.contract import CompleteParams
 
 
-def rescue_expired(store: Store, now: float, batch: int = 500) -> int:
+def rescue_expired(
+    store: Store, now: float, batch: int = 500, lost: dict[str, int] | None = None
+) -> int:
+    """Record the expired leases' attempts lost; returns how many were recorded, and counts
+    them by task type into `lost` (a late report of the old worker recorded first is not)."""
     expired = store.task_fetch_expired(now, batch)
     if not expired:
         return 0
@@ -51,4 +55,25 @@ def rescue_expired(store: Store, now: float, batch: int = 500) -> int:
                 isolated_crashes=verdict.isolated_crashes,
             )
         )
-    return len(store.task_complete_many(CompleteParams(reports, now)))
+    recorded = store.task_complete_many(CompleteParams(reports, now))
+    if lost is not None:
+        names = {task.id: task.name for task in expired}
+        for task_id in recorded:
+            lost[names[task_id]] = lost.get(names[task_id], 0) + 1
+    return len(recorded)
+
+
+class Reaper:
+    """The leader service around `rescue_expired`; `lost`: the attempts it found lost in this
+    process, by task type (corral.metrics.scheduler exports them)."""
+
+    name = "reap"
+
+    def __init__(self, store: Store, interval: float, batch: int = 500) -> None:
+        self.store = store
+        self.interval = interval
+        self.batch = batch
+        self.lost: dict[str, int] = {}
+
+    def run(self, now: float) -> int:
+        return rescue_expired(self.store, now, self.batch, self.lost)

@@ -17,7 +17,7 @@ from ..store import Store
 from .dispatcher import dispatch
 from .promoter import promote_due
 from .pruner import Pruner
-from .reaper import rescue_expired
+from .reaper import Reaper
 from .resolver import resolve_due
 
 
@@ -63,7 +63,7 @@ def leader_services(
     return [
         StoreService("resolve", 0.0, lambda now: resolve_due(store, now)),
         StoreService("promote", promote_every, lambda now: promote_due(store, now)),
-        StoreService("reap", reap_every, lambda now: rescue_expired(store, now)),
+        Reaper(store, reap_every),
         StoreService(
             "dispatch",
             0.0,

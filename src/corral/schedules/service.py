@@ -140,6 +140,9 @@ class ScheduleClock:
         self.interval = interval
         self._synced = False
         self._unknown: set[str] = set()
+        self.on_fire: Callable[[str, float], None] | None = None
+        """Called with (schedule, lateness in seconds) for each live fire this clock makes
+        (corral.metrics.schedules observes the lateness with it)."""
 
     def run(self, now: float) -> int:
         if not self._synced:
@@ -242,7 +245,11 @@ class ScheduleClock:
         tasks, workflow = decl.make(logical, start, None)
         fire = Fire(logical, start, kind, FIRED, None, tasks, workflow)
         made = self.store.schedule_fire(FireBatch(decl.name, [fire], now, move))
-        return 1 if made[0].created else 0
+        if not made[0].created:
+            return 0
+        if self.on_fire is not None and kind == "scheduled":
+            self.on_fire(decl.name, max(0.0, now - logical))
+        return 1
 
     def _cancel(self, last: FireRow, now: float) -> None:
         """cancel_previous: the previous run's unfinished tasks, through corral's cancellation

@@ -60,3 +60,18 @@ def prune_batch(
     tx.execute(rq.PRUNE_EMPTY_WORKFLOW_LINKS, {"ids": workflows})
     tx.execute(rq.PRUNE_EMPTY_WORKFLOWS, {"ids": workflows})
     return len(rows)
+
+
+def prune_fires(
+    tx: Any, rq: ModuleType, plan: PrunePlan, as_list: Callable[[list[Any]], Any]
+) -> int:
+    """Prune up to `plan.batch` schedule fires that corral.retention's rule lets go, then up to
+    `plan.batch` ended backfills left with no fire; returns how many rows went (both kinds)."""
+    params = {"cutoff": plan.default_cutoff, "limit": plan.batch}
+    fires = [r[0] for r in tx.execute(rq.PRUNABLE_FIRES, params).fetchall()]
+    if fires:
+        tx.execute(rq.PRUNE_FIRES, {"ids": as_list(fires)})
+    backfills = [r[0] for r in tx.execute(rq.PRUNABLE_BACKFILLS, params).fetchall()]
+    if backfills:
+        tx.execute(rq.PRUNE_BACKFILLS, {"ids": as_list(backfills)})
+    return len(fires) + len(backfills)

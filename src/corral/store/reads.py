@@ -45,7 +45,18 @@ class NamedReads:
         rows = self._read(self.queries.FETCH_EXPIRED, {"now": now, "limit": limit})
         return [
             ExpiredTask(
-                r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6], bool(r[7]), r[8], r[9], bool(r[10])
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                bool(r[5]),
+                r[6],
+                bool(r[7]),
+                r[8],
+                r[9],
+                bool(r[10]),
+                r[11],
             )
             for r in rows
         ]

@@ -3,13 +3,14 @@ its backend's named statement (`read_queries.X`) and shapes the rows the same wa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
 from ..lifecycle import State
 from ..limits import ID_MAX, MAX_TIME
 from ..model import GroupConfig, LogLine, TaskRecord
-from ..read_model import PagedLog, PageQuery, RecentStart, StateCount
+from ..read_model import GroupCounts, PagedLog, PageQuery, RecentStart, StateCount
 from .rows import group_config, task_record
 
 
@@ -42,6 +43,26 @@ class ReadSideReads:
     def task_count_unfinished(self) -> list[StateCount]:
         rows = self._read(self.read_queries.COUNT_UNFINISHED)
         return [StateCount(group, pool, State(state), int(n)) for group, pool, state, n in rows]
+
+    def task_count_groups(self, limit: int | None) -> GroupCounts:
+        params = {"limit": 2**62 if limit is None else limit}
+        by_pool: dict[tuple[str, State], int] = {}
+        groups: list[StateCount] = []
+        backlogged = 0
+        for group, pool, state, n in self._read(self.read_queries.COUNT_TOP_GROUPS, params):
+            if pool is None:
+                backlogged = int(n)
+            elif group is None:
+                by_pool[(pool, State(state))] = int(n)
+            else:
+                groups.append(StateCount(group, pool, State(state), int(n)))
+        return GroupCounts(by_pool, groups, backlogged)
+
+    def task_ready_counts(self, groups: Sequence[str] | None) -> dict[tuple[str, str], int]:
+        rq = self.read_queries
+        params = {"every": groups is None, "groups": rq.encode_list(list(groups or ()))}
+        rows = self._read(rq.COUNT_READY_GROUPS, params)
+        return {(str(pool), str(group)): int(n) for pool, group, n in rows}
 
     def task_oldest_ready(self) -> dict[str, float]:
         rows = self._read(self.read_queries.OLDEST_READY)

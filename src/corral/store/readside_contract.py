@@ -4,14 +4,15 @@ of history. `Store` inherits it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from ..model import GroupConfig, TaskRecord
-from ..read_model import PagedLog, PageQuery, RecentStart, StateCount
+from ..read_model import GroupCounts, PagedLog, PageQuery, RecentStart, StateCount
 
 READ_SIDE_METHODS = (
     "task_page", "task_count_unfinished", "task_recent_starts", "log_page", "group_list",
-    "task_name_outside", "task_oldest_ready",
+    "task_name_outside", "task_oldest_ready", "task_count_groups", "task_ready_counts",
 )  # fmt: skip
 """The methods below (reads: PostgreSQL retries them after a lost connection)."""
 
@@ -26,6 +27,18 @@ class ReadSide(Protocol):
     def task_count_unfinished(self) -> list[StateCount]:
         """Unfinished tasks counted by group, pool and state (the (state, id) index over the
         unfinished states: the cost follows the backlog, never the history)."""
+        ...
+
+    def task_count_groups(self, limit: int | None) -> GroupCounts:
+        """The unfinished tasks by pool and state, and by group for the top `limit` groups
+        (None: every group), ranked in the database: one statement over the unfinished states'
+        partial indexes, returning rows for the pools and the groups shown only, so the caller's
+        cost does not follow the number of groups."""
+        ...
+
+    def task_ready_counts(self, groups: Sequence[str] | None) -> dict[tuple[str, str], int]:
+        """Ready tasks per (pool, group) of the groups named (None: every group), from the
+        ready tasks' partial index."""
         ...
 
     def task_oldest_ready(self) -> dict[str, float]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ...model import NewTask, NewWorkflow
+from ...retention import PrunePlan
 
 FIRED, SKIPPED, MISSED = "fired", "skipped", "missed"
 OUTCOMES = (FIRED, SKIPPED, MISSED)
@@ -227,4 +228,12 @@ class ScheduleStore(Protocol):
 
     def backfill_fires(self, backfill_id: int) -> list[FireRow]:
         """The fires a backfill made (or ran again), by logical time."""
+        ...
+
+    def fire_prune(self, plan: PrunePlan) -> int:
+        """Delete up to `plan.batch` fires that corral.retention lets go (made before the
+        default cutoff, none of their tasks stored, not the latest fire nor the latest run of
+        their schedule, not part of a running or paused backfill), oldest first, then up to
+        `plan.batch` backfills that ended before the cutoff with no fire left, in one
+        transaction. Returns how many rows went."""
         ...

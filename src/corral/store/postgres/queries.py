@@ -533,7 +533,7 @@ VALUES (%s, %s, %s, %s, %s, %s, %s)
 # its start, the partition key).
 FETCH_EXPIRED = """
 SELECT t.id, t.attempt, t.failures, t.max_retries, t.on_timeout, t.cancel_requested, t.worker_id,
-       coalesce(a.isolated, FALSE), t.isolated_crashes, t.quarantine_after, t.cleanup
+       coalesce(a.isolated, FALSE), t.isolated_crashes, t.quarantine_after, t.cleanup, t.name
 FROM corral_tasks t
 LEFT JOIN corral_attempts a
     ON a.task_id = t.id AND a.attempt = t.attempt AND a.started_at = t.started_at

@@ -93,10 +93,35 @@ ORDER BY t.finished_at DESC, t.id DESC LIMIT %(limit)s
 """
 # Unfinished tasks by group, pool and state: per state, its partial index (the backlog).
 COUNT_UNFINISHED = "\nUNION ALL\n".join(
-    f"SELECT group_name, pool, state, count(*) FROM corral_tasks WHERE state = '{s}'"
-    " GROUP BY group_name, pool, state"
+    f"SELECT group_name, pool, '{s}', count(*) FROM corral_tasks WHERE state = '{s}'"
+    " GROUP BY group_name, pool"
     for s in UNFINISHED
 )
+# The cluster figures' counts (corral.metrics.cluster), in one statement: the unfinished tasks by
+# group, pool and state (COUNT_UNFINISHED, each state's partial index) ranked in the database, so
+# only the top groups' rows come back (by ready tasks, then admitted and running, then name in
+# code point order; `other` is never among them), then the totals by pool and state (group NULL),
+# then how many groups have ready tasks (pool NULL).
+COUNT_TOP_GROUPS = f"""
+WITH c(group_name, pool, state, n) AS MATERIALIZED ({COUNT_UNFINISHED}),
+top AS (
+    SELECT group_name FROM c WHERE group_name <> 'other' GROUP BY group_name
+    ORDER BY sum(CASE WHEN state = 'ready' THEN n ELSE 0 END) DESC,
+             sum(CASE WHEN state IN ('admitted', 'running') THEN n ELSE 0 END) DESC,
+             group_name COLLATE \"C\"
+    LIMIT %(limit)s)
+SELECT group_name, pool, state, n FROM c WHERE group_name IN (SELECT group_name FROM top)
+UNION ALL
+SELECT NULL, pool, state, sum(n) FROM c GROUP BY pool, state
+UNION ALL
+SELECT NULL, NULL, NULL, count(DISTINCT group_name) FROM c WHERE state = 'ready'
+"""
+# Ready tasks per (pool, group) of some groups (or every group): the ready tasks' index.
+COUNT_READY_GROUPS = """
+SELECT pool, group_name, count(*) FROM corral_tasks
+WHERE state = 'ready' AND (%(every)s OR group_name = ANY(%(groups)s))
+GROUP BY pool, group_name
+"""
 # The oldest ready task's ready_at per pool: the ready tasks' partial index (the backlog, as the
 # counts).
 OLDEST_READY = "SELECT pool, min(ready_at) FROM corral_tasks WHERE state = 'ready' GROUP BY pool"

@@ -95,6 +95,7 @@ RULES: dict[str, str] = {
     "retention_get": AGAIN,
     "retention_set": AGAIN,  # sets a value
     "task_prune": AGAIN,  # deletes what the rule lets go; a second run takes the next batch
+    "fire_prune": AGAIN,  # the same, for schedule fires and ended backfills
     "cleanup_end": AGAIN,  # compare-and-set on (holder, running): a second run records nothing
     "cleanup_list": AGAIN,
     "cleanup_unfinished": AGAIN,

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from ...retention import DAY, PrunePlan, Retention, from_rows
-from ..pruning import prune_batch
+from ..pruning import prune_batch, prune_fires
 from . import retention_queries as rq
 from .partitions import days, drop_days, make_days_ahead
 
@@ -58,3 +58,7 @@ class PostgresRetention:
             cursor = (int(slowest[0]), int(slowest[1])) if slowest else None
             drop_days(self._tx, candidates, cursor)
         return pruned
+
+    def fire_prune(self, plan: PrunePlan) -> int:
+        with self._tx() as tx:
+            return prune_fires(tx, rq, plan, list)

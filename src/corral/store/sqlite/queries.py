@@ -367,7 +367,7 @@ WHERE id = :id AND state = :expected
 # Running tasks whose lease has expired, with whether their attempt ran alone.
 FETCH_EXPIRED = """
 SELECT t.id, t.attempt, t.failures, t.max_retries, t.on_timeout, t.cancel_requested, t.worker_id,
-       coalesce(a.isolated, 0), t.isolated_crashes, t.quarantine_after, t.cleanup
+       coalesce(a.isolated, 0), t.isolated_crashes, t.quarantine_after, t.cleanup, t.name
 FROM corral_tasks t LEFT JOIN corral_attempts a ON a.task_id = t.id AND a.attempt = t.attempt
 WHERE t.state = 'running' AND t.lease_expires_at < :now ORDER BY t.lease_expires_at LIMIT :limit
 """

@@ -8,7 +8,7 @@ from typing import Any
 
 from ...codec import dumps
 from ...retention import PrunePlan, Retention, from_rows
-from ..pruning import prune_batch
+from ..pruning import prune_batch, prune_fires
 from . import retention_queries as rq
 
 NO_LIMIT = 2**62
@@ -44,3 +44,7 @@ class SQLiteRetention:
                 "newest_event": NO_LIMIT if newest_event is None else newest_event,
             }
             return prune_batch(tx, rq, plan, common, dumps)
+
+    def fire_prune(self, plan: PrunePlan) -> int:
+        with self._write() as tx:
+            return prune_fires(tx, rq, plan, dumps)

@@ -75,3 +75,35 @@ PRUNE_EMPTY_WORKFLOW_LINKS = (
 )
 # ...and those workflows (the newest kept: SQLite would give its id out again).
 PRUNE_EMPTY_WORKFLOWS = f"DELETE FROM corral_workflows WHERE id IN {_EMPTY_WORKFLOWS}"
+
+# Fires (corral.retention's rule for them): made before the cutoff, none of their tasks still
+# stored (their tasks' own retention decides, and an unfinished task is stored), not the latest
+# fire nor the latest run of their schedule (overlap and `corral why` read them), not part of a
+# backfill still running or paused (its status counts them); the oldest first (the made index).
+# The newest fire row is kept: SQLite would give its id out again.
+PRUNABLE_FIRES = """
+SELECT f.id FROM corral_schedule_fires f INDEXED BY corral_schedule_fires_made
+WHERE f.made_at < :cutoff AND f.id < (SELECT max(id) FROM corral_schedule_fires)
+  AND NOT EXISTS (SELECT 1 FROM json_each(f.task_ids) j JOIN corral_tasks t ON t.id = j.value)
+  AND f.logical_time < (SELECT max(l.logical_time) FROM corral_schedule_fires l
+                        WHERE l.schedule_name = f.schedule_name)
+  AND (f.outcome <> 'fired' OR f.logical_time < (
+      SELECT max(r.logical_time) FROM corral_schedule_fires r
+      WHERE r.schedule_name = f.schedule_name AND r.outcome = 'fired'))
+  AND (f.backfill_id IS NULL OR NOT EXISTS (
+      SELECT 1 FROM corral_backfills b WHERE b.id = f.backfill_id
+      AND b.state IN ('running', 'paused')))
+ORDER BY f.made_at LIMIT :limit
+"""
+# Delete those fires.
+PRUNE_FIRES = f"DELETE FROM corral_schedule_fires WHERE id IN {_IDS}"
+# Backfills that ended (done or cancelled) before the cutoff and have no fire left.
+PRUNABLE_BACKFILLS = """
+SELECT b.id FROM corral_backfills b INDEXED BY corral_backfills_ended
+WHERE b.state IN ('done', 'cancelled') AND b.updated_at < :cutoff
+  AND NOT EXISTS (SELECT 1 FROM corral_schedule_fires f WHERE f.backfill_id = b.id)
+  AND b.id < (SELECT max(id) FROM corral_backfills)
+ORDER BY b.updated_at LIMIT :limit
+"""
+# Delete those backfills (the newest kept: SQLite would give its id out again).
+PRUNE_BACKFILLS = f"DELETE FROM corral_backfills WHERE id IN {_IDS}"
