@@ -10,14 +10,13 @@ from datetime import date
 
 import pytest
 from conftest import finish, register_worker, start, submit
+from schedule_apps import services, three_schedules
 
 import corral
 from corral.clock import ManualClock
 from corral.lifecycle import State
 from corral.retention import DEFAULT_RETENTION, plan
 from corral.scheduler.pruner import Pruner
-from corral.schedules.backfill_service import BackfillMaker
-from corral.schedules.service import ScheduleClock
 from corral.store import Store
 from corral.store.contract.schedules import FIRED, MISSED
 
@@ -33,23 +32,9 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def app(app_url: str, clock: ManualClock) -> Iterator[corral.App]:
-    application = corral.App(app_url, clock=clock)
-
-    @application.task
-    def load(ctx: corral.Context) -> None:
-        return None
-
-    application.schedules.add("hourly", load, every="1h", overlap="allow")
-    application.schedules.add("daily", load, cron="0 2 * * *", overlap="allow")
-    application.schedules.add("latest", load, every="1h", catchup="latest")
+    application = three_schedules(app_url, clock)
     yield application
     application.close()
-
-
-def services(app: corral.App) -> tuple[ScheduleClock, BackfillMaker]:
-    clock, maker = app.schedules.services()
-    assert isinstance(clock, ScheduleClock) and isinstance(maker, BackfillMaker)
-    return clock, maker
 
 
 def succeed(store: Store, task_ids: list[int], now: float) -> None:

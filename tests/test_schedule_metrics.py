@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from schedule_apps import services, three_schedules
 
 import corral
 from corral.clock import ManualClock
@@ -18,8 +19,6 @@ from corral.metrics import Exporter, MetricsOptions
 from corral.metrics.cluster import families, read_figures
 from corral.metrics.schedules import watch_lateness
 from corral.scheduler.service import Scheduler
-from corral.schedules.backfill_service import BackfillMaker
-from corral.schedules.service import ScheduleClock
 
 HOUR = 3600
 T0 = 1_795_000_000 - 1_795_000_000 % HOUR
@@ -40,23 +39,9 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def app(app_url: str, clock: ManualClock) -> Iterator[corral.App]:
-    application = corral.App(app_url, clock=clock)
-
-    @application.task
-    def load(ctx: corral.Context) -> None:
-        return None
-
-    application.schedules.add("hourly", load, every="1h", overlap="allow")
-    application.schedules.add("latest", load, every="1h", catchup="latest")
-    application.schedules.add("daily", load, cron="0 2 * * *", overlap="allow")
+    application = three_schedules(app_url, clock)
     yield application
     application.close()
-
-
-def services(app: corral.App) -> tuple[ScheduleClock, BackfillMaker]:
-    ticker, maker = app.schedules.services()
-    assert isinstance(ticker, ScheduleClock) and isinstance(maker, BackfillMaker)
-    return ticker, maker
 
 
 def cluster(app: corral.App, now: float) -> dict[Any, float]:
