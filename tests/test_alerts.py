@@ -227,7 +227,8 @@ def test_deadline_is_tied_to_the_logical_time(
                     window="2d", group_wait=0)  # fmt: skip
     app.alerts.rule("missed", "schedule_missed", channels="hook", schedule="daily",
                     grace="30m", group_wait=0)  # fmt: skip
-    schedule_clock = app.alerts.services() and app.schedules.services()[0]
+    app.alerts.services()  # the rules checked against the schedules, as a scheduler's start does
+    schedule_clock = app.schedules.services()[0]
     app.schedules.sync()
     clock.advance(3 * 86400)  # nothing fired: the clock never ran
     _round(app, clock)
@@ -337,3 +338,37 @@ def test_deadline_fires_for_its_logical_time_and_resolves_when_the_run_succeeds(
     _round(app, clock)
     assert app.store.alert_open() == []
     assert receiver.accepted[-1]["body"]["notices"][0]["transition"] == "resolved"
+
+
+def test_deadline_a_succeeded_older_day_does_not_mask_a_late_new_one(
+    alert_app: corral.App, clock: ManualClock, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline is per logical time: yesterday's run succeeding (however late, a backfill's
+    say) says nothing of today's. The fires are read a page of one at a time here, so the
+    deadline's paging over the schedule's fires is what finds both days."""
+    from corral.alerts import evaluator
+
+    monkeypatch.setattr(evaluator, "FIRE_PAGE", 1)
+    app = alert_app
+    app.schedules.add("daily", app.tasks["job"], cron="0 2 * * *", catchup="latest")
+    app.alerts.rule("late", "deadline", channels="hook", schedule="daily", after="6h",
+                    window="2d", group_wait=0)  # fmt: skip
+    schedule_clock = app.schedules.services()[0]
+    app.schedules.sync()
+    register_worker(app.store, now=clock.now())
+    day1 = 1_700_013_600.0  # 2023-11-15 02:00 UTC, the first fire after T0
+    day2 = day1 + 86400
+    clock.set(day1 + 60)
+    schedule_clock.run(clock.now())
+    clock.set(day2 + 60)
+    schedule_clock.run(clock.now())
+    first, second = app.store.fire_get("daily", day1), app.store.fire_get("daily", day2)
+    assert first is not None and second is not None
+    clock.set(day2 + 6 * 3600 + 60)  # both past their deadline; day 1 succeeds now, late
+    register_worker(app.store, now=clock.now())
+    finish(app.store, start(app.store, first.task_ids[0], clock.now()), State.SUCCEEDED,
+           clock.now())  # fmt: skip
+    _round(app, clock)
+    assert [i.subject for i in app.store.alert_open()] == [
+        "schedule:daily@2023-11-16T02:00:00+00:00"
+    ]

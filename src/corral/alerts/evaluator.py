@@ -31,17 +31,20 @@ from ..store.contract.alerts import (
     PENDING,
     RESOLVE,
     AlertApply,
+    FailedAttempt,
     IncidentChange,
     IncidentRow,
     Notice,
 )
-from ..store.contract.schedules import FIRED, MISSED
+from ..store.contract.schedules import FIRED, MISSED, FireRow
 from . import rules as policy
 from .rules import Rule
 
 log = logging.getLogger("corral.alerts")
 FAILED_LIMIT = 10_000
 """At most this many failed attempts are read per run (the latest first)."""
+FIRE_PAGE = 500
+"""A deadline rule reads its schedule's fires in pages of this many."""
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,12 @@ class Evaluator:
         self.explain_fire = explain_fire
         self.dashboard_url = dashboard_url.rstrip("/") if dashboard_url else None
         self.interval = interval
+        self._failed_rows: list[FailedAttempt] | None = None
+        self._oldest: dict[str, float] | None = None
 
     def run(self, now: float) -> int:
         store = self.store
+        self._failed_rows = self._oldest = None  # read once a run, shared by the rules
         open_by: dict[tuple[str, str], IncidentRow] = {
             (i.rule, i.subject): i for i in store.alert_open()
         }
@@ -180,13 +186,29 @@ class Evaluator:
             and (rule.pool is None or rule.pool == pool)
         )
 
+    def _failed(self, now: float, window: float) -> list[FailedAttempt]:
+        """The failed attempts of the last `window` seconds, latest first: one read a run, of
+        the widest window of the rules that read them (a narrower one is its prefix)."""
+        if self._failed_rows is None:
+            kinds = ("dead", "failures")
+            widest = max([r.window for r in self.rules if r.kind in kinds] + [window])
+            self._failed_rows = self.store.alert_failed_attempts(now - widest, FAILED_LIMIT)
+        since = now - window
+        return [a for a in self._failed_rows if a.finished_at >= since]
+
+    def _oldest_ready(self) -> dict[str, float]:
+        """The oldest ready task's ready_at per pool: one read a run."""
+        if self._oldest is None:
+            self._oldest = self.store.task_oldest_ready()
+        return self._oldest
+
     def _link(self, task_id: int) -> str | None:
         return None if self.dashboard_url is None else f"{self.dashboard_url}/tasks/{task_id}"
 
     def _dead(self, rule: Rule, now: float, mine: dict[str, IncidentRow]) -> dict[str, Finding]:
         found: dict[str, Finding] = {}
         candidates: dict[str, Any] = {}
-        for a in self.store.alert_failed_attempts(now - rule.window, FAILED_LIMIT):
+        for a in self._failed(now, rule.window):
             dead = a.task_state == State.DEAD and a.task_attempt == a.attempt
             if dead and self._matches(rule, a.name, a.group, a.pool):
                 candidates[f"task:{a.task_id}#{a.attempt}"] = a
@@ -215,7 +237,7 @@ class Evaluator:
 
     def _failures(self, rule: Rule, now: float, mine: dict[str, IncidentRow]) -> dict[str, Finding]:
         counts: dict[str, list[Any]] = {}
-        for a in self.store.alert_failed_attempts(now - rule.window, FAILED_LIMIT):
+        for a in self._failed(now, rule.window):
             if self._matches(rule, a.name, a.group, a.pool):
                 key = f"task:{a.name}" if rule.by == "task" else f"group:{a.group}"
                 counts.setdefault(key, []).append(a)
@@ -237,7 +259,7 @@ class Evaluator:
     ) -> dict[str, Finding]:
         found = {}
         if rule.stat == "oldest":
-            waits = {p: now - at for p, at in self.store.task_oldest_ready().items()}
+            waits = {p: now - at for p, at in self._oldest_ready().items()}
         else:
             samples: dict[str, list[float]] = {}
             for s in self.store.task_recent_starts(now - rule.window, FAILED_LIMIT):
@@ -265,7 +287,7 @@ class Evaluator:
     ) -> dict[str, Finding]:
         served = {p for w in self.store.worker_list(now) for p in w.pools}
         found = {}
-        for pool, at in self.store.task_oldest_ready().items():
+        for pool, at in self._oldest_ready().items():
             if rule.pool is not None and pool != rule.pool:
                 continue
             if pool not in served and now - at > rule.grace:
@@ -313,12 +335,14 @@ class Evaluator:
         for subject in mine:  # an open one is checked again, whatever its age
             if subject.startswith(prefix):
                 logicals.add(int(datetime.fromisoformat(subject[len(prefix) :]).timestamp()))
+        due = sorted(logical for logical in logicals if logical + rule.after <= now)
+        fires = self._fires_at(name, due, since)
+        task_ids = sorted({t for f in fires.values() for t in f.task_ids})
+        all_states = self.store.task_states(task_ids) if task_ids else {}
         found = {}
-        for logical in sorted(logicals):
-            if logical + rule.after > now:
-                continue
-            fire = self.store.fire_get(name, float(logical))
-            states = self.store.task_states(list(fire.task_ids)) if fire is not None else {}
+        for logical in due:
+            fire = fires.get(logical)
+            states = {t: all_states[t] for t in fire.task_ids if t in all_states} if fire else {}
             if (
                 fire is not None
                 and fire.task_ids
@@ -336,6 +360,21 @@ class Evaluator:
                 f"{_at(logical + rule.after)}", [why_not],
             )  # fmt: skip
         return found
+
+    def _fires_at(self, name: str, logicals: list[int], since: float) -> dict[int, FireRow]:
+        """The schedule's fires of these logical times: those since `since` in pages of its fires
+        (latest first), an older one (an open incident's) by itself."""
+        wanted, fires = set(logicals), {}
+        before: float | None = max(logicals) + 1.0 if logicals else None
+        while before is not None:
+            page = self.store.fire_list(name, before, FIRE_PAGE)
+            fires.update({int(f.logical_time): f for f in page if int(f.logical_time) in wanted})
+            last = page[-1].logical_time if page else since
+            before = last if len(page) == FIRE_PAGE and last >= since else None
+        for logical in wanted - fires.keys():
+            if logical < since and (fire := self.store.fire_get(name, float(logical))):
+                fires[logical] = fire
+        return fires
 
 
 def _at(when: float) -> str:
