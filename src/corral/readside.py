@@ -38,6 +38,7 @@ from .read_model import (
     TaskFilter,
     TaskPage,
     Waits,
+    WorkflowGraph,
 )
 from .store import Store
 
@@ -117,6 +118,27 @@ class ReadSide:
         """Events with an id above `after_id`, oldest first: the feed a live view follows."""
         limits.whole("after_id", after_id, 0, limits.ID_MAX)
         return self.store.event_fetch_after(after_id, _limit("limit", limit))
+
+    def event_head(self) -> int:
+        """The newest event's id (0: none yet): a live view reads `events_after` from it."""
+        return self.store.event_head()
+
+    def workflow(self, workflow_id: int, *, limit: int = MAX_PAGE) -> WorkflowGraph:
+        """A workflow's status, its newest `limit` tasks and the edges among them;
+        TaskNotFound if there is no such workflow."""
+        limits.whole("workflow_id", workflow_id, 1, limits.ID_MAX)
+        limit = _limit("limit", limit)
+        status = self.store.workflow_get(workflow_id)
+        if status is None:
+            raise TaskNotFound(f"no workflow with id {workflow_id}")
+        query = PageQuery(TaskFilter(workflow_id=workflow_id), "created", None, None, limit + 1)
+        rows = self.store.task_page(query)
+        edges = self.store.workflow_edges(workflow_id, 4 * limit + 1)
+        shown = {t.id for t in rows[:limit]}
+        kept = [(t, d) for t, d in edges[: 4 * limit] if t in shown and d in shown]
+        return WorkflowGraph(
+            status, rows[:limit], kept, len(rows) > limit or len(edges) > 4 * limit
+        )
 
     # -- figures ------------------------------------------------------------------------------
     def groups(self, *, window: float = WINDOW, sample: int = SAMPLE) -> list[GroupFigures]:
@@ -244,12 +266,13 @@ def decode_cursor(cursor: str, kind: str) -> tuple[float | None, int]:
 
 
 def waits(values: Sequence[float]) -> Waits:
-    """Mean, 95th percentile (nearest rank) and max of queue waits."""
+    """Mean, 95th percentile, max and median (nearest rank) of queue waits."""
     if not values:
         return Waits(0, None, None, None)
     ordered = sorted(values)
     rank = max(1, math.ceil(0.95 * len(ordered)))
-    return Waits(len(ordered), sum(ordered) / len(ordered), ordered[rank - 1], ordered[-1])
+    median = ordered[max(1, math.ceil(0.5 * len(ordered))) - 1]
+    return Waits(len(ordered), sum(ordered) / len(ordered), ordered[rank - 1], ordered[-1], median)
 
 
 def _limit(field: str, value: int) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, TransitionRefused
 from ..lifecycle import TERMINAL, State
 from ..store.contract import CancelParams, WorkflowCancelParams
-from ..store.contract.schedules import BackfillRow, NewBackfill
+from ..store.contract.schedules import BackfillRow, FireRow, NewBackfill
 from . import spec as timing
 from .backfill_service import logical_times
 from .service import sync
@@ -99,6 +100,20 @@ def _bound(value: Any, field: str, spec: timing.Spec, end: bool) -> float:
     raise ConfigError(f"{field} must be a date or datetime, not {value!r}")
 
 
+def fire_outcome(fire: FireRow, states: Mapping[int, State]) -> str:
+    """Where a backfill's fire stands, from its tasks' states: `succeeded` (every one did),
+    `failed` (all ended, one did not succeed; a pruned task counts as ended), `running` (one is
+    admitted or running), else `queued`."""
+    own = [states.get(i) for i in fire.task_ids]
+    if all(s == State.SUCCEEDED for s in own):
+        return "succeeded"
+    if all(s in TERMINAL for s in own if s is not None):
+        return "failed"
+    if any(s in (State.RUNNING, State.ADMITTED) for s in own):
+        return "running"
+    return "queued"
+
+
 class Backfills:
     """`app.backfills`: the stored backfills, by id."""
 
@@ -174,12 +189,12 @@ class Backfills:
         states = self._app.store.task_states(ids) if ids else {}
         done = failed = running = queued = 0
         for fire in fires:
-            own = [states.get(i) for i in fire.task_ids]
-            if all(s == State.SUCCEEDED for s in own):
+            outcome = fire_outcome(fire, states)
+            if outcome == "succeeded":
                 done += 1
-            elif all(s in TERMINAL for s in own if s is not None):
+            elif outcome == "failed":
                 failed += 1
-            elif any(s in (State.RUNNING, State.ADMITTED) for s in own):
+            elif outcome == "running":
                 running += 1
             else:
                 queued += 1

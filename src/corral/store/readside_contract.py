@@ -13,6 +13,7 @@ from ..read_model import GroupCounts, PagedLog, PageQuery, RecentStart, StateCou
 READ_SIDE_METHODS = (
     "task_page", "task_count_unfinished", "task_recent_starts", "log_page", "group_list",
     "task_name_outside", "task_oldest_ready", "task_count_groups", "task_ready_counts",
+    "event_head", "workflow_edges",
 )  # fmt: skip
 """The methods below (reads: PostgreSQL retries them after a lost connection)."""
 
@@ -63,4 +64,15 @@ class ReadSide(Protocol):
     def task_name_outside(self, prefix: str) -> str | None:
         """The name of a task whose type does not start with `prefix`, if there is one (two
         probes of the (name, id) index)."""
+        ...
+
+    def event_head(self) -> int:
+        """The newest event's id, 0 if there is none (one probe of the primary key): where a
+        live view that shows only what comes next starts reading."""
+        ...
+
+    def workflow_edges(self, workflow_id: int, limit: int) -> list[tuple[int, int]]:
+        """Up to `limit` dependency edges (task id, the id it depends on) among a workflow's own
+        tasks' dependencies, its newest tasks first (the workflow's index, then each task's
+        dependencies by their key)."""
         ...

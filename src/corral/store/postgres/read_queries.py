@@ -147,6 +147,16 @@ NAME_OUTSIDE = """
 SELECT name FROM corral_tasks WHERE NOT starts_with(name, %(prefix)s) LIMIT 1
 """
 
+# The newest event's id (0: none): the primary key's last entry in each day's partition.
+EVENT_HEAD = "SELECT coalesce(max(id), 0) FROM corral_events"
+# A workflow's dependency edges (task, the task it depends on), its newest tasks first: its tasks
+# by corral_tasks_workflow, each one's dependencies by the primary key of corral_task_deps.
+WORKFLOW_EDGES = """
+SELECT d.task_id, d.depends_on FROM corral_tasks t
+JOIN corral_task_deps d ON d.task_id = t.id
+WHERE t.workflow_id = %(workflow_id)s ORDER BY t.id DESC, d.depends_on LIMIT %(limit)s
+"""
+
 
 def encode_list(values: list[str]) -> list[str]:
     """A list parameter: an array."""

@@ -164,6 +164,16 @@ SELECT name FROM (
 ) LIMIT 1
 """
 
+# The newest event's id (0: none): one probe of the primary key, where a live view starts.
+EVENT_HEAD = "SELECT coalesce(max(id), 0) FROM corral_events"
+# A workflow's dependency edges (task, the task it depends on), its newest tasks first: its tasks
+# by corral_tasks_workflow, each one's dependencies by the primary key of corral_task_deps.
+WORKFLOW_EDGES = """
+SELECT d.task_id, d.depends_on FROM corral_tasks t INDEXED BY corral_tasks_workflow
+JOIN corral_task_deps d ON d.task_id = t.id
+WHERE t.workflow_id = :workflow_id ORDER BY t.id DESC, d.depends_on LIMIT :limit
+"""
+
 
 def encode_list(values: list[str]) -> str:
     """A list parameter, as json_each reads it."""
