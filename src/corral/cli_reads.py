@@ -171,7 +171,9 @@ def tasks(settings: HasApp, states: tuple[str, ...], name: str | None, group: st
     times = {k: _moment(v, k.replace("_", "-")) for k, v in {
         "created_from": created_from, "created_until": created_until,
         "finished_from": finished_from, "finished_until": finished_until}.items()}  # fmt: skip
-    f = TaskFilter(tuple(State(s) for s in states), name, group, workflow_id, pool, **times)
+    f = TaskFilter(tuple(State(s) for s in states), name, group, workflow_id, pool,
+                   times["created_from"], times["created_until"], times["finished_from"],
+                   times["finished_until"])  # fmt: skip
     page = reads_of(settings).tasks(f, order=order, after=after, limit=limit)
     _print_page(page, as_json, settings.app().clock.now(), Console())
 

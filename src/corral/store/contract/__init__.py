@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..readside_contract import ReadSide
+from .access import AccessStore
 from .alerts import AlertStore
 from .cleanups import CleanupClaimParams, CleanupEndParams, Cleanups
 from .coordination import ConsumerLeaseShims, Coordination, Lease, LeaseKind
@@ -50,6 +51,7 @@ class Store(
     SchemaStore,
     ScheduleStore,
     AlertStore,
+    AccessStore,
     Protocol,
 ):
     """Everything a backend implements."""
@@ -58,6 +60,7 @@ class Store(
 __all__ = [
     "SCHEDULER_CHANNEL",
     "WORKERS_CHANNEL",
+    "AccessStore",
     "AdmitParams",
     "AlertStore",
     "CancelParams",

@@ -85,6 +85,7 @@ from ..rows import (
 )
 from . import queries as q
 from . import read_queries
+from .access import PostgresAccess
 from .alerts import PostgresAlerts
 from .cleanups import PostgresCleanups, write_cleanups
 from .consumers import PostgresConsumers
@@ -130,6 +131,7 @@ class PostgresStore(
     PostgresCleanups,
     PostgresSchedules,
     PostgresAlerts,
+    PostgresAccess,
     ReadSideReads,
     PostgresLeases,
     ConsumerLeaseShims,

@@ -97,6 +97,7 @@ from ..rows import (
 )
 from . import queries as q
 from . import read_queries
+from .access import SQLiteAccess
 from .alerts import SQLiteAlerts
 from .cleanups import SQLiteCleanups, write_cleanups
 from .consumers import SQLiteConsumers
@@ -156,6 +157,7 @@ class SQLiteStore(
     SQLiteCleanups,
     SQLiteSchedules,
     SQLiteAlerts,
+    SQLiteAccess,
     ReadSideReads,
     SQLiteLeases,
     ConsumerLeaseShims,
