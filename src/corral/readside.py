@@ -123,15 +123,18 @@ class ReadSide:
         """The newest event's id (0: none yet): a live view reads `events_after` from it."""
         return self.store.event_head()
 
-    def workflow(self, workflow_id: int, *, limit: int = MAX_PAGE) -> WorkflowGraph:
-        """A workflow's status, its newest `limit` tasks and the edges among them;
-        TaskNotFound if there is no such workflow."""
+    def workflow(
+        self, workflow_id: int, *, limit: int = MAX_PAGE, scope: tuple[str, ...] = ()
+    ) -> WorkflowGraph:
+        """A workflow's status, its newest `limit` tasks (of the groups `scope` sees) and the
+        edges among them; TaskNotFound if there is no such workflow."""
         limits.whole("workflow_id", workflow_id, 1, limits.ID_MAX)
         limit = _limit("limit", limit)
         status = self.store.workflow_get(workflow_id)
         if status is None:
             raise TaskNotFound(f"no workflow with id {workflow_id}")
-        query = PageQuery(TaskFilter(workflow_id=workflow_id), "created", None, None, limit + 1)
+        f = check_filter(TaskFilter(workflow_id=workflow_id, scope=scope))
+        query = PageQuery(f, "created", None, None, limit + 1)
         rows = self.store.task_page(query)
         edges = self.store.workflow_edges(workflow_id, 4 * limit + 1)
         shown = {t.id for t in rows[:limit]}

@@ -59,7 +59,7 @@ def backfill(
         "backfill.html",
         title=f"Backfill {backfill_id} of {row.schedule_name}",
         row=row,
-        status=app.backfills.status(backfill_id),
+        progress=app.backfills.status(backfill_id),
         cells=cells,
         tally=grid.tally(cells),
         shown_all=len(times) >= row.total,

@@ -37,7 +37,7 @@ def workflow_page(
         "workflow.html",
         title=f"Workflow {workflow_id}: {graph.status.name}",
         graph=graph,
-        status=graph.status,
+        wf=graph.status,
         layout=layout(graph.tasks, graph.edges),
         node_w=NODE_W,
         node_h=NODE_H,
