@@ -173,4 +173,4 @@ class WorkflowGraph:
     tasks: list[TaskRecord]
     edges: list[tuple[int, int]]
     truncated: bool
-    """More tasks (or edges) than the limit: the graph shows the newest only."""
+    """More tasks than the limit: the graph shows the newest only."""

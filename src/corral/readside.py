@@ -136,12 +136,9 @@ class ReadSide:
         f = check_filter(TaskFilter(workflow_id=workflow_id, scope=scope))
         query = PageQuery(f, "created", None, None, limit + 1)
         rows = self.store.task_page(query)
-        edges = self.store.workflow_edges(workflow_id, 4 * limit + 1)
         shown = {t.id for t in rows[:limit]}
-        kept = [(t, d) for t, d in edges[: 4 * limit] if t in shown and d in shown]
-        return WorkflowGraph(
-            status, rows[:limit], kept, len(rows) > limit or len(edges) > 4 * limit
-        )
+        edges = [(t, d) for t, d in self.store.task_edges(sorted(shown)) if d in shown]
+        return WorkflowGraph(status, rows[:limit], edges, len(rows) > limit)
 
     # -- figures ------------------------------------------------------------------------------
     def groups(self, *, window: float = WINDOW, sample: int = SAMPLE) -> list[GroupFigures]:

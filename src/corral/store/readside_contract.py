@@ -13,7 +13,8 @@ from ..read_model import GroupCounts, PagedLog, PageQuery, RecentStart, StateCou
 READ_SIDE_METHODS = (
     "task_page", "task_count_unfinished", "task_recent_starts", "log_page", "group_list",
     "task_name_outside", "task_oldest_ready", "task_count_groups", "task_ready_counts",
-    "event_head", "workflow_edges",
+    "task_edges",
+    "event_head",
 )  # fmt: skip
 """The methods below (reads: PostgreSQL retries them after a lost connection)."""
 
@@ -57,6 +58,11 @@ class ReadSide(Protocol):
         `limit` (its (task, attempt, id) index)."""
         ...
 
+    def task_edges(self, task_ids: Sequence[int]) -> list[tuple[int, int]]:
+        """The dependency links of the tasks named, as (task, the task it depends on), by task
+        (the links' primary key: the cost follows the tasks named)."""
+        ...
+
     def group_list(self) -> list[GroupConfig]:
         """Every configured group, the defaults ('*') among them."""
         ...
@@ -69,10 +75,4 @@ class ReadSide(Protocol):
     def event_head(self) -> int:
         """The newest event's id, 0 if there is none (one probe of the primary key): where a
         live view that shows only what comes next starts reading."""
-        ...
-
-    def workflow_edges(self, workflow_id: int, limit: int) -> list[tuple[int, int]]:
-        """Up to `limit` dependency edges (task id, the id it depends on) among a workflow's own
-        tasks' dependencies, its newest tasks first (the workflow's index, then each task's
-        dependencies by their key)."""
         ...

@@ -155,6 +155,11 @@ SELECT id, task_id, attempt, at, level, message FROM corral_logs
 WHERE task_id = :id AND (attempt < :attempt OR (attempt = :attempt AND id < :before))
 ORDER BY attempt DESC, id DESC LIMIT :limit
 """
+# The dependency links of some tasks, as (task, the task it depends on) (the links' primary key).
+EDGES = """
+SELECT task_id, depends_on FROM corral_task_deps
+WHERE task_id IN (SELECT value FROM json_each(:ids)) ORDER BY task_id, depends_on
+"""
 # Every configured group.
 ALL_GROUPS = f"SELECT {GROUP_FIELDS} FROM corral_groups ORDER BY name"
 # A task whose name sorts before the prefix, or at or after its end: a scan that stops at the
@@ -169,15 +174,13 @@ SELECT name FROM (
 
 # The newest event's id (0: none): one probe of the primary key, where a live view starts.
 EVENT_HEAD = "SELECT coalesce(max(id), 0) FROM corral_events"
-# A workflow's dependency edges (task, the task it depends on), its newest tasks first: its tasks
-# by corral_tasks_workflow, each one's dependencies by the primary key of corral_task_deps.
-WORKFLOW_EDGES = """
-SELECT d.task_id, d.depends_on FROM corral_tasks t INDEXED BY corral_tasks_workflow
-JOIN corral_task_deps d ON d.task_id = t.id
-WHERE t.workflow_id = :workflow_id ORDER BY t.id DESC, d.depends_on LIMIT :limit
-"""
 
 
 def encode_list(values: list[str]) -> str:
     """A list parameter, as json_each reads it."""
+    return json.dumps(values)
+
+
+def encode_ids(values: list[int]) -> str:
+    """A list of ids, as json_each reads it."""
     return json.dumps(values)
