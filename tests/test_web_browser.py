@@ -30,6 +30,7 @@ if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
 
 import uvicorn  # noqa: E402
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -62,7 +63,10 @@ class Site:
         return Tokens(self.app.store, self.app.clock).create(role).secret
 
     def wait(self, predicate: Callable[[WebDriver], Any], what: str) -> Any:
-        return WebDriverWait(self.driver, WAIT, poll_frequency=0.1).until(predicate, what)
+        # htmx swaps the body under the test's feet: an element found a moment ago may be gone
+        patient = WebDriverWait(self.driver, WAIT, poll_frequency=0.1,
+                                ignored_exceptions=[StaleElementReferenceException])  # fmt: skip
+        return patient.until(predicate, what)
 
     def sign_in(self, path: str, role: str = "operator") -> None:
         self.driver.get(self.base + path)
@@ -163,21 +167,22 @@ def site(tmp_path: Any) -> Iterator[Site]:
 
     app.schedules.add("daily", load_day, cron="0 2 * * *")
     app.schedules.sync()
-    driver = browser()
     try:
         with server(app) as base:
-            yield Site(app, base, driver, gate, failed_once)
+            driver = browser()
+            try:
+                yield Site(app, base, driver, gate, failed_once)
+            finally:
+                gate.set()
+                driver.quit()  # first: its live feed ends, so the server stops at once
     finally:
-        gate.set()
-        driver.quit()
         app.close()
 
 
 def served(site: Site, path: str) -> bool:
-    """Whether the web app answers POST `path` (a route of the API, not a 404)."""
-    routes = create_app(site.app).routes
-    return any(getattr(r, "path", None) == path and "POST" in getattr(r, "methods", ())
-               for r in routes)  # fmt: skip
+    """Whether the web app's API has a POST `path` (its OpenAPI schema lists it)."""
+    paths = create_app(site.app).openapi()["paths"]
+    return "post" in paths.get(path, {})
 
 
 def test_sign_in_and_watch_a_task_go_from_ready_to_succeeded_live(site: Site, services: Any

@@ -77,6 +77,8 @@ def test_a_browser_without_a_session_goes_to_the_sign_in_page_and_signs_in(site:
         assert response.status_code == 303, path
         assert response.headers["location"] == f"/login?next={path}"
     assert client.get("/events/stream").status_code == 401  # not a page: a problem
+    filtered = client.get("/tasks?state=dead&type=x", headers=PAGE, follow_redirects=False)
+    assert filtered.headers["location"] == "/login?next=/tasks%3Fstate%3Ddead%26type%3Dx"
     page = client.get("/login?next=/groups")
     assert page.status_code == 200 and 'name="token"' in page.text
     assert 'name="next" value="/groups"' in page.text
