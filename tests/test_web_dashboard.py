@@ -431,3 +431,23 @@ def test_the_backfill_grid_cells() -> None:
                             start + 3 * day, 5, 2, 0.0, 0.0)  # fmt: skip
     back = grid.cells(spec, backwards, grid.planned(spec, backwards), [], {})
     assert [c.outcome for c in back] == ["left", "left", "pending", "pending", "pending"]
+
+
+def test_the_groups_page_lists_the_busiest_and_finds_the_rest_by_name(
+    site: WebHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from corral.web.dashboard import cluster
+
+    monkeypatch.setattr(cluster, "GROUPS_SHOWN", 2)
+    app = site.app
+    for group, n in (("quiet", 1), ("busy", 3), ("middling", 2)):
+        for _ in range(n):
+            submit(app, group)
+    site.login("viewer")
+
+    def listed(query: str = "") -> list[str]:
+        return re.findall(r'<tr data-group="([^"]+)">', site.client.get(f"/groups{query}").text)
+
+    assert listed() == ["busy", "middling"]
+    assert listed("?name=qui") == ["quiet"]
+    assert "2 shown of 3" in site.client.get("/groups").text

@@ -10,8 +10,9 @@ only; the pools, workers and alerts sum every group, so they are shown to unscop
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from ...lifecycle import State
@@ -25,6 +26,8 @@ router = APIRouter(include_in_schema=False)
 
 RECENT = 50
 """Incidents and notifications shown on the alerts page."""
+GROUPS_SHOWN = 200
+"""The most groups the groups page lists (the busiest; a name filter finds the others)."""
 
 
 @dataclass(frozen=True)
@@ -73,16 +76,36 @@ def overview(request: Request, principal: Viewer, reads: Reads, app: CorralApp) 
         failed_attempts=len(failed),
         failed_more=len(failed) >= MAX_PAGE,
         pools=reads.pools() if not principal.scope else [],
-        groups=sorted(groups, key=lambda g: (-g.ready, -g.active, g.group))[:10],
+        groups=busiest(groups)[:10],
         ready=sum(g.ready for g in groups),
         active=sum(g.active for g in groups),
     )
 
 
+def busiest(groups: list[GroupFigures]) -> list[GroupFigures]:
+    """Groups by backlog: the most ready first, then the most held, then by name."""
+    return sorted(groups, key=lambda g: (-g.ready, -g.active, g.group))
+
+
 @router.get("/groups")
-def groups(request: Request, principal: Viewer, reads: Reads) -> Response:
+def groups(
+    request: Request,
+    principal: Viewer,
+    reads: Reads,
+    name: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    """The groups by backlog, at most `GROUPS_SHOWN` (a name filter finds the others)."""
+    every = seen_groups(reads, principal)
+    matching = [g for g in every if name in g.group] if name else every
     return page(
-        request, principal, "groups.html", title="Groups", groups=seen_groups(reads, principal)
+        request,
+        principal,
+        "groups.html",
+        title="Groups",
+        groups=busiest(matching)[:GROUPS_SHOWN],
+        matching=len(matching),
+        total=len(every),
+        name=name,
     )
 
 
