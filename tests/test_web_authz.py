@@ -85,8 +85,9 @@ def _call(site: Any, op: Operation, task_id: int, headers: dict[str, str]) -> An
 
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=IDS)
-def test_without_valid_credentials_only_public_operations_answer(world: dict[str, Any],
-                                                                 op: Operation) -> None:  # fmt: skip
+def test_without_valid_credentials_only_public_operations_answer(
+    world: dict[str, Any], op: Operation
+) -> None:
     site = world["site"]
     past = Tokens(site.app.store, ManualClock(time.time() - 100))
     expired = past.create("admin", expires=10).secret

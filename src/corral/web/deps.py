@@ -1,7 +1,7 @@
 """The dependencies every route declares: who is asking (and whether they may), the corral App
 and its read side, and the audit log. Default deny: a route without `Viewer`, `Operator` or
-`Admin` is reachable only if it is in `PUBLIC` (the health check, signing in), and tests/test_web_authz.py
-walks every route to hold that.
+`Admin` is reachable only if it is in `PUBLIC` (the health check, signing in), and
+tests/test_web_authz.py walks every route to hold that.
 
 A request proves who it is with `Authorization: Bearer <token>` or the dashboard's session
 cookie. A cookie is sent by the browser on its own, so an unsafe request (POST, PUT, PATCH,
