@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from ..problems import RESPONSES
 
-ROUTERS = ("health", "session", "tasks")
+ROUTERS = ("health", "session", "tasks", "tokens")
 """The modules under corral.web.api, each with a `router`."""
 
 
