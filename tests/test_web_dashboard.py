@@ -451,3 +451,23 @@ def test_the_groups_page_lists_the_busiest_and_finds_the_rest_by_name(
     assert listed() == ["busy", "middling"]
     assert listed("?name=qui") == ["quiet"]
     assert "2 shown of 3" in site.client.get("/groups").text
+
+
+def test_the_stream_route_gives_a_client_that_is_no_browser_one_read(site: WebHarness) -> None:
+    reads = site.client.app.state.web.reads  # type: ignore[attr-defined]
+    head = reads.event_head()
+    task = submit(site.app)
+    response = site.client.get(f"/events/stream?after={head}", headers=site.headers("viewer"))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert f"event: task-{task}\ndata: {task}\n\n" in response.text
+    again = site.client.get("/events/stream", headers=site.headers("viewer")).text
+    assert again == "retry: 2000\n\n"  # from the head now: nothing new
+    resume = site.headers("viewer") | {"Last-Event-ID": str(head)}
+    resumed = site.client.get("/events/stream", headers=resume)
+    assert f"event: task-{task}\n" in resumed.text
+
+
+def test_the_sign_in_form_without_a_token_says_so(site: WebHarness) -> None:
+    response = site.client.post("/login", data={"token": " "}, headers={"Origin": BASE})
+    assert response.status_code == 422 and "Enter an API token." in response.text

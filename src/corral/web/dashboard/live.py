@@ -7,7 +7,9 @@ between polls). For the events a principal may see (a scoped token: its groups' 
 read of their groups), it sends a `task` event (htmx refreshes the lists and figures listening
 for `sse:task`) and one `task-<id>` event per task (a task's page listens for its own), each
 carrying the cursor as its SSE id. It ends when the client goes away, and after `MAX_AGE`
-seconds in any case (the browser reconnects from its last id), so no stream lives forever.
+seconds in any case (the browser reconnects from its last id), so no stream lives forever. A
+client that does not ask for `text/event-stream` (EventSource always does) gets one read's
+messages and the end of the response: a script can poll it.
 
 A PostgreSQL transaction that commits its event after a later one was read is not shown by
 this cursor (ids are assigned at insert): the cost is one refresh missed until the next
@@ -62,12 +64,20 @@ def message(event: str | None, data: str, last_id: int | None = None) -> str:
 
 
 async def feed(
-    request: Request, state: WebState, principal: Principal, cursor: int, poll: float
+    request: Request,
+    state: WebState,
+    principal: Principal,
+    cursor: int,
+    poll: float,
+    polls: int | None = None,
 ) -> AsyncIterator[str]:
-    """The stream's messages, from `cursor` on, until the client leaves or MAX_AGE passes."""
+    """The stream's messages, from `cursor` on, until the client leaves, MAX_AGE passes, or
+    (if given) after `polls` reads."""
     yield "retry: 2000\n\n"
     began = quiet = time.monotonic()
-    while time.monotonic() - began < MAX_AGE:
+    while time.monotonic() - began < MAX_AGE and (polls is None or polls > 0):
+        if polls is not None:
+            polls -= 1
         if await request.is_disconnected():
             return
         events = await run_in_threadpool(state.reads.events_after, cursor, BATCH)
@@ -103,8 +113,9 @@ async def stream(
         cursor = int(last_event_id)
     if cursor is None:
         cursor = await run_in_threadpool(state.reads.event_head)
+    browser = "text/event-stream" in request.headers.get("accept", "")
     return StreamingResponse(
-        feed(request, state, principal, cursor, state.settings.sse_poll),
+        feed(request, state, principal, cursor, state.settings.sse_poll, None if browser else 1),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

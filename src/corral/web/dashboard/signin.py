@@ -41,17 +41,20 @@ async def login(
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
     check_origin(request, state, required=False)
+    if not token.strip():
+        return _again(request, next, "Enter an API token.", 422)
     response = RedirectResponse(safe_next(next), status_code=303)
-    made = await run_in_threadpool(sign_in, request, response, state, token) if token else None
+    made = await run_in_threadpool(sign_in, request, response, state, token)
     if made is None:
-        return templates.TemplateResponse(
-            request,
-            "login.html",
-            {"next": safe_next(next), "problem": "That token is unknown, revoked or expired."},
-            status_code=401,
-        )
+        return _again(request, next, "That token is unknown, revoked or expired.", 401)
     await run_in_threadpool(record, request, made[0], "session.create")
     return response
+
+
+def _again(request: Request, next: str, problem: str, status: int) -> Response:
+    """The sign-in page again, saying what was wrong."""
+    context = {"next": safe_next(next), "problem": problem}
+    return templates.TemplateResponse(request, "login.html", context, status_code=status)
 
 
 @router.post("/logout")
