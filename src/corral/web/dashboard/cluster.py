@@ -102,6 +102,7 @@ def groups(
         principal,
         "groups.html",
         title="Groups",
+        actions="groups_actions.html",
         groups=busiest(matching)[:GROUPS_SHOWN],
         matching=len(matching),
         total=len(every),
@@ -120,6 +121,7 @@ def workers(request: Request, principal: Viewer, reads: Reads) -> Response:
         title="Workers and pools",
         workers=reads.workers(),
         pools=reads.pools(),
+        trigger="sse:task delay:300ms, every 5s",
     )
 
 

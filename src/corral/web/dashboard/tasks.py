@@ -55,7 +55,7 @@ def task_list(
     fields = filter_fields(state, type, group, workflow)
     context: dict[str, Any] = {
         "title": "Tasks", "filter": fields, "states": STATES, "tasks": [], "next": None,
-        "problem": None, "after": after,
+        "problem": None, "after": after, "actions": "tasks_actions.html",
     }  # fmt: skip
     try:
         f = TaskFilter(
@@ -66,8 +66,6 @@ def task_list(
         context.update(tasks=got.tasks, next=got.next)
     except ConfigError as exc:
         context["problem"] = str(exc)
-    if principal.allows("operator"):
-        context["actions"] = "bulk.html"
     return page(
         request, principal, "tasks.html", status=422 if context["problem"] else 200, **context
     )
