@@ -297,7 +297,11 @@ def test_a_workflow_page_draws_its_dag_coloured_by_state(site: WebHarness) -> No
     states = dict((int(i), s) for i, s in nodes)
     assert states[wf.ids[0]] == "ready" and states[wf.ids[3]] == "waiting"
     assert len(re.findall(r'marker-end="url\(#arrow\)"', text)) == 4
+    assert 'id="cancel-workflow"' not in text  # a viewer
     assert site.client.get(f"/workflows/{workflow_id + 1}").status_code == 404
+    site.login("operator")
+    text = site.client.get(f"/workflows/{workflow_id}").text
+    assert f'hx-post="/api/v1/workflows/{workflow_id}/cancel"' in text
 
 
 def test_the_schedules_and_backfill_pages(site: WebHarness) -> None:

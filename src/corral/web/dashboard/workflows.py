@@ -1,5 +1,6 @@
 """A workflow's page: its DAG as an inline SVG coloured by state (corral.web.dashboard.graph
-lays it out; no JS library), its counts by state, and its tasks. A workflow outside a scoped
+lays it out; no JS library), its counts by state, and for an operator its cancel button (the
+API's POST /api/v1/workflows/{id}/cancel). A workflow outside a scoped
 token's groups is 404, as if it did not exist."""
 
 from __future__ import annotations
@@ -41,4 +42,5 @@ def workflow_page(
         layout=layout(graph.tasks, graph.edges),
         node_w=NODE_W,
         node_h=NODE_H,
+        actions="workflow_actions.html" if principal.allows("operator") else None,
     )
