@@ -9,11 +9,8 @@ browser reported no Content-Security-Policy violation."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +25,6 @@ if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
         allow_module_level=True,
     )
 
-import uvicorn  # noqa: E402
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
@@ -36,19 +32,14 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from web_server import serve  # noqa: E402
 
 import corral  # noqa: E402
 from corral.lifecycle import State  # noqa: E402
-from corral.web import WebSettings, create_app  # noqa: E402
+from corral.web import create_app  # noqa: E402
 from corral.web.auth import Tokens  # noqa: E402
 
 WAIT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -111,27 +102,6 @@ def _alert(driver: WebDriver) -> Any:
         return False
 
 
-@contextlib.contextmanager
-def server(app: corral.App) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(app, WebSettings(sse_poll=0.1)), host="127.0.0.1", port=port,
-        log_level="warning", timeout_graceful_shutdown=2, lifespan="off",
-    )  # fmt: skip
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, name="test-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not running.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        running.should_exit = True
-        thread.join(10)
-
-
 def browser() -> WebDriver:
     options = Options()
     options.binary_location = CHROMIUM
@@ -168,10 +138,10 @@ def site(tmp_path: Any) -> Iterator[Site]:
     app.schedules.add("daily", load_day, cron="0 2 * * *")
     app.schedules.sync()
     try:
-        with server(app) as base:
+        with serve(app) as served:
             driver = browser()
             try:
-                yield Site(app, base, driver, gate, failed_once)
+                yield Site(app, served.base, driver, gate, failed_once)
             finally:
                 gate.set()
                 driver.quit()  # first: its live feed ends, so the server stops at once

@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from html.parser import HTMLParser
 from typing import Any
 
+import httpx
 import pytest
 from markupsafe import escape
+from web_server import serve
 from web_support import BASE, WebHarness, web
 
 import corral
@@ -364,6 +367,29 @@ def test_the_live_feed_sends_what_changed_and_stops_when_the_client_leaves(
     assert f"id: {last}\nevent: task\ndata: 1\n\n" in scoped
     nothing = feed(site, (), last, polls=2)
     assert nothing == ["retry: 2000\n\n"]  # the client left: the stream ended
+
+
+def test_the_live_feed_ends_when_the_browser_goes_away(site: WebHarness) -> None:
+    with serve(site.app) as served:
+        headers = site.headers("viewer") | {"Accept": "text/event-stream"}
+        with (
+            httpx.Client(base_url=served.base, timeout=10) as client,
+            client.stream("GET", "/events/stream", headers=headers) as response,
+        ):
+            assert response.status_code == 200
+            chunks = response.iter_text()
+            assert next(chunks).startswith("retry:")
+            assert served.open_requests() == 1  # the stream stays open
+            submit(site.app)
+            seen = ""
+            for chunk in chunks:
+                seen += chunk
+                if "event: task\n" in seen:
+                    break
+        deadline = time.monotonic() + 5
+        while served.open_requests() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert served.open_requests() == 0  # gone with its client, long before MAX_AGE
 
 
 def test_the_stream_route_needs_a_session_and_is_an_event_stream(site: WebHarness) -> None:
