@@ -100,20 +100,21 @@ def page(
     """A page for a signed-in principal: the layout around the body `template`, or for htmx's
     live refresh the body alone. Context: `title`; `actions`, a template shown above the body
     that the refresh leaves alone (forms in progress); `trigger`, the events that refresh the
-    body (default: any task event; "" never). Blocking (reads the event head): call from a sync
-    route."""
+    body (default: any task event; "" never). Blocking (a full page reads the event head): call
+    from a sync route."""
     state = web_state(request)
+    body_only = live(request)
     context.setdefault("title", "")
     context.setdefault("actions", None)
     context.setdefault("trigger", "sse:task delay:300ms")
     return templates.TemplateResponse(
         request,
-        template if live(request) else "layout.html",
+        template if body_only else "layout.html",
         {
             "body": template,
             "principal": principal,
             "csrf": csrf_of(request, state) or "",
-            "head": state.reads.event_head(),
+            "head": 0 if body_only else state.reads.event_head(),  # the layout's feed only
             "nav": NAV,
             "path": request.url.path,
             "now": state.corral.clock.now(),
