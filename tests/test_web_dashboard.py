@@ -240,6 +240,10 @@ def test_a_viewer_gets_no_buttons(site: WebHarness) -> None:
 def test_a_scoped_token_sees_its_groups_only(site: WebHarness) -> None:
     app = site.app
     mine, theirs = submit(app, "client-7/loads"), submit(app, "client-8/loads")
+    app.schedules.add("hourly-7", app.task_type("noop"), every="1h", group="client-7/loads")
+    app.schedules.sync()
+    own = app.backfill("hourly-7", start="2026-11-01T00:00", end="2026-11-01T02:00")
+    other = app.backfill("daily", start="2026-11-01", end="2026-11-02")  # the default group's
     wf = app.workflow("wf", group="client-8/loads")
     wf.add("noop")
     other_workflow = wf.submit()
@@ -251,9 +255,15 @@ def test_a_scoped_token_sees_its_groups_only(site: WebHarness) -> None:
     assert site.client.get(f"/workflows/{other_workflow}").status_code == 404
     groups = site.client.get("/groups").text
     assert 'data-group="client-7/loads"' in groups and "client-8" not in groups
-    for path in ("/schedules", "/workers", "/alerts"):
+    for path in ("/workers", "/alerts"):
         text = site.client.get(path).text
         assert "a token scoped to groups" in text, path
+    schedules = site.client.get("/schedules").text
+    assert 'data-schedule="hourly-7"' in schedules and 'data-schedule="daily"' not in schedules
+    assert f'href="/backfills/{own.id}"' in schedules
+    assert f'href="/backfills/{other.id}"' not in schedules
+    assert site.client.get(f"/backfills/{own.id}").status_code == 200
+    assert site.client.get(f"/backfills/{other.id}").status_code == 404
     overview = site.client.get("/").text
     assert "client-8" not in overview and 'id="pools"' not in overview
 

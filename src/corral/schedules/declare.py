@@ -58,6 +58,13 @@ class ScheduleInfo:
         return timing.local_time(self.spec, self.row.next_at)
 
     @property
+    def group(self) -> str:
+        """The group its fires' tasks go to (a backfill's go to a group of its own): whose
+        schedule it is, for a token scoped to groups."""
+        chosen = loads(self.row.options).get("group")
+        return str(chosen) if chosen else DEFAULT_GROUP
+
+    @property
     def last_fire(self) -> datetime | None:
         last = self.row.last_logical
         return None if last is None else timing.local_time(self.spec, last)

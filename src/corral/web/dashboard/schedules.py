@@ -4,8 +4,8 @@ form; and one backfill's page: its progress and a grid of its logical times colo
 (corral.web.dashboard.grid), with pause / resume / cancel. Every button is the API's call
 (POST /api/v1/schedules/{name}/..., POST /api/v1/backfills, POST /api/v1/backfills/{id}/...).
 
-Schedules fire into any group, so the schedules page is the cluster's (unscoped tokens); a
-backfill's tasks go in its own group, which a scoped token must see to open its page."""
+A schedule belongs to the group its fires' tasks go to (ScheduleInfo.group): a token scoped to
+groups sees the schedules of its groups and their backfills only; another's backfill is 404."""
 
 from __future__ import annotations
 
@@ -21,19 +21,24 @@ from .render import page
 
 router = APIRouter(include_in_schema=False)
 
+BACKFILLS_SHOWN = 50
+"""The latest backfills the schedules page lists."""
+
 
 @router.get("/schedules")
 def schedules(request: Request, principal: Viewer, app: CorralApp) -> Response:
-    if principal.scope:
-        return page(request, principal, "cluster_only.html", title="Schedules")
-    listed = [s for s in app.schedules.list() if s.row.removed_at is None]
+    listed = [
+        s for s in app.schedules.list() if s.row.removed_at is None and principal.sees(s.group)
+    ]
+    names = {s.name for s in listed}
+    backfills = [b for b in app.backfills.list() if b.schedule_name in names]
     return page(
         request,
         principal,
         "schedules.html",
         title="Schedules",
         schedules=listed,
-        backfills=app.backfills.list()[-50:][::-1],
+        backfills=sorted(backfills, key=lambda b: -b.id)[:BACKFILLS_SHOWN],
         actions="backfill_form.html" if principal.allows("operator") else None,
     )
 
@@ -46,9 +51,10 @@ def backfill(
     backfill_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
 ) -> Response:
     row = app.store.backfill_get(backfill_id)
-    if row is None or not principal.sees(row.group):
+    schedule = app.schedules.get(row.schedule_name) if row is not None else None
+    if row is None or schedule is None or not principal.sees(schedule.group):
         raise TaskNotFound(f"no backfill with id {backfill_id}")
-    spec = app.schedules.get(row.schedule_name).spec
+    spec = schedule.spec
     times = grid.planned(spec, row)
     fires = app.store.backfill_fires(backfill_id)
     ids = [i for f in fires for i in f.task_ids]
