@@ -14,6 +14,7 @@ from typing import Protocol
 
 from ..readside_contract import ReadSide
 from .alerts import AlertStore
+from .bulk import BulkOutcome, BulkParams, BulkTransitions
 from .cleanups import CleanupClaimParams, CleanupEndParams, Cleanups
 from .coordination import ConsumerLeaseShims, Coordination, Lease, LeaseKind
 from .notifications import SCHEDULER_CHANNEL, WORKERS_CHANNEL, Listener, Notifications
@@ -42,6 +43,7 @@ from .transitions import SettingTransitions, TaskTransitions, Transitions, Workf
 
 class Store(
     Transitions,
+    BulkTransitions,
     Reads,
     ReadSide,
     Coordination,
@@ -60,6 +62,9 @@ __all__ = [
     "WORKERS_CHANNEL",
     "AdmitParams",
     "AlertStore",
+    "BulkOutcome",
+    "BulkParams",
+    "BulkTransitions",
     "CancelParams",
     "CheckpointParams",
     "ClaimParams",

@@ -86,6 +86,7 @@ from ..rows import (
 from . import queries as q
 from . import read_queries
 from .alerts import PostgresAlerts
+from .bulk import PostgresBulk
 from .cleanups import PostgresCleanups, write_cleanups
 from .consumers import PostgresConsumers
 from .leases import PostgresLeases, configure_session, safe_url
@@ -130,6 +131,7 @@ class PostgresStore(
     PostgresCleanups,
     PostgresSchedules,
     PostgresAlerts,
+    PostgresBulk,
     ReadSideReads,
     PostgresLeases,
     ConsumerLeaseShims,

@@ -98,6 +98,7 @@ from ..rows import (
 from . import queries as q
 from . import read_queries
 from .alerts import SQLiteAlerts
+from .bulk import SQLiteBulk
 from .cleanups import SQLiteCleanups, write_cleanups
 from .consumers import SQLiteConsumers
 from .leases import SQLiteLeases
@@ -156,6 +157,7 @@ class SQLiteStore(
     SQLiteCleanups,
     SQLiteSchedules,
     SQLiteAlerts,
+    SQLiteBulk,
     ReadSideReads,
     SQLiteLeases,
     ConsumerLeaseShims,
