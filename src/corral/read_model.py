@@ -29,6 +29,8 @@ class TaskFilter:
     created_until: float | None = None
     finished_from: float | None = None
     finished_until: float | None = None
+    schedule: str | None = None
+    """The schedule whose fires made the tasks."""
 
 
 @dataclass(frozen=True)
