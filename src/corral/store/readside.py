@@ -79,6 +79,11 @@ class ReadSideReads:
         rows = self._read(self.read_queries.LOG_PAGE, params)
         return [PagedLog(row[0], LogLine(*row[1:])) for row in rows]
 
+    def task_edges(self, task_ids: Sequence[int]) -> list[tuple[int, int]]:
+        rq = self.read_queries
+        rows = self._read(rq.EDGES, {"ids": rq.encode_ids([int(i) for i in task_ids])})
+        return [(int(a), int(b)) for a, b in rows]
+
     def group_list(self) -> list[GroupConfig]:
         return [group_config(row) for row in self._read(self.read_queries.ALL_GROUPS)]
 

@@ -142,6 +142,11 @@ SELECT id, task_id, attempt, at, level, message FROM corral_logs
 WHERE task_id = %(id)s AND (attempt, id) < (%(attempt)s, %(before)s)
 ORDER BY attempt DESC, id DESC LIMIT %(limit)s
 """
+# The dependency links of some tasks, as (task, the task it depends on) (the links' primary key).
+EDGES = """
+SELECT task_id, depends_on FROM corral_task_deps
+WHERE task_id = ANY(%(ids)s::bigint[]) ORDER BY task_id, depends_on
+"""
 # Every configured group.
 ALL_GROUPS = f"SELECT {GROUP_FIELDS} FROM corral_groups ORDER BY name"
 # A task whose name does not start with the prefix: a scan that stops at the first one (a
@@ -153,4 +158,9 @@ SELECT name FROM corral_tasks WHERE NOT starts_with(name, %(prefix)s) LIMIT 1
 
 def encode_list(values: list[str]) -> list[str]:
     """A list parameter: an array."""
+    return values
+
+
+def encode_ids(values: list[int]) -> list[int]:
+    """A list of ids: an array."""
     return values

@@ -159,6 +159,11 @@ SELECT id, task_id, attempt, at, level, message FROM corral_logs
 WHERE task_id = :id AND (attempt < :attempt OR (attempt = :attempt AND id < :before))
 ORDER BY attempt DESC, id DESC LIMIT :limit
 """
+# The dependency links of some tasks, as (task, the task it depends on) (the links' primary key).
+EDGES = """
+SELECT task_id, depends_on FROM corral_task_deps
+WHERE task_id IN (SELECT value FROM json_each(:ids)) ORDER BY task_id, depends_on
+"""
 # Every configured group.
 ALL_GROUPS = f"SELECT {GROUP_FIELDS} FROM corral_groups ORDER BY name"
 # A task whose name sorts before the prefix, or at or after its end: a scan that stops at the
@@ -174,4 +179,9 @@ SELECT name FROM (
 
 def encode_list(values: list[str]) -> str:
     """A list parameter, as json_each reads it."""
+    return json.dumps(values)
+
+
+def encode_ids(values: list[int]) -> str:
+    """A list of ids, as json_each reads it."""
     return json.dumps(values)
