@@ -32,6 +32,7 @@ from .cli_consumers import consumers as consumers_group
 from .cli_metrics import exporting, metrics_options, worker_middleware
 from .cli_reads import reads_of, status, tasks
 from .cli_schedules import backfill, backfills, schedules, why_fire
+from .cli_web import tokens, web
 from .errors import CorralError, TaskNotFound, TransitionRefused
 from .logformat import FORMATS
 from .logformat import setup as setup_logging
@@ -174,6 +175,8 @@ cli.add_command(schedules)
 cli.add_command(backfill)
 cli.add_command(backfills)
 cli.add_command(alerts)
+cli.add_command(tokens)
+cli.add_command(web)
 
 
 def main() -> None:

@@ -29,6 +29,9 @@ class TaskFilter:
     created_until: float | None = None
     finished_from: float | None = None
     finished_until: float | None = None
+    scope: tuple[str, ...] = ()
+    """The groups a caller may see (a scoped API token's): names, or prefixes ending in '*';
+    () sees every group. Unlike `group`, a bound the caller can't lift."""
     schedule: str | None = None
     """The schedule whose fires made the tasks."""
 

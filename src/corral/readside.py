@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
-from . import limits
+from . import limits, scopes
 from .clock import Clock
 from .errors import ConfigError, TaskNotFound
 from .lifecycle import State
@@ -202,6 +202,8 @@ def check_filter(f: TaskFilter) -> TaskFilter:
         value = getattr(f, field)
         if value is not None:
             limits.text(field, value)
+    for entry in f.scope:
+        scopes.check_entry(entry)
     if f.workflow_id is not None:
         limits.whole("workflow_id", f.workflow_id, 1, limits.ID_MAX)
     for field in ("created_from", "created_until", "finished_from", "finished_until"):

@@ -11,6 +11,7 @@ from ..lifecycle import State
 from ..limits import ID_MAX, MAX_TIME
 from ..model import GroupConfig, LogLine, TaskRecord
 from ..read_model import GroupCounts, PagedLog, PageQuery, RecentStart, StateCount
+from ..scopes import sql_params as scope_params
 from .rows import group_config, task_record
 
 
@@ -39,6 +40,12 @@ class ReadSideReads:
             "limit": query.limit,
         }
         params |= {f"want_{s}": s in f.states for s in State}
+        every, names, prefixes = scope_params(f.scope)
+        params |= {
+            "scope_all": every,
+            "scope_names": rq.encode_list(names),
+            "scope_prefixes": rq.encode_list(prefixes),
+        }
         return [task_record(row) for row in self._read(_page_statement(rq, query), params)]
 
     def task_count_unfinished(self) -> list[StateCount]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..readside_contract import ReadSide
+from .access import AccessStore
 from .alerts import AlertStore
 from .bulk import BulkOutcome, BulkParams, BulkTransitions
 from .cleanups import CleanupClaimParams, CleanupEndParams, Cleanups
@@ -52,6 +53,7 @@ class Store(
     SchemaStore,
     ScheduleStore,
     AlertStore,
+    AccessStore,
     Protocol,
 ):
     """Everything a backend implements."""
@@ -60,6 +62,7 @@ class Store(
 __all__ = [
     "SCHEDULER_CHANNEL",
     "WORKERS_CHANNEL",
+    "AccessStore",
     "AdmitParams",
     "AlertStore",
     "BulkOutcome",

@@ -22,7 +22,10 @@ RESIDUAL = """
   AND (%(created_from)s::float8 IS NULL OR t.created_at >= %(created_from)s::float8)
   AND (%(created_until)s::float8 IS NULL OR t.created_at < %(created_until)s::float8)
   AND (%(finished_from)s::float8 IS NULL OR t.finished_at >= %(finished_from)s::float8)
-  AND (%(finished_until)s::float8 IS NULL OR t.finished_at < %(finished_until)s::float8)"""
+  AND (%(finished_until)s::float8 IS NULL OR t.finished_at < %(finished_until)s::float8)
+  AND (%(scope_all)s::boolean OR t.group_name = ANY(%(scope_names)s::text[])
+       OR EXISTS (SELECT 1 FROM unnest(%(scope_prefixes)s::text[]) p(v)
+                  WHERE starts_with(t.group_name, p.v)))"""
 """The filters, each a no-op when its parameter is NULL."""
 
 

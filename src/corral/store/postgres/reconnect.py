@@ -130,6 +130,17 @@ RULES: dict[str, str] = {
     "alert_apply": AGAIN,
     "alert_silence": AGAIN,
     "alert_notification_end": AGAIN,
+    # corral web's access: reads; a revoke keeps its first time, a touch and an install secret
+    # set values (the secret only if none); a token's prefix is unique, so a second insert
+    # would fail on it (ONCE), and an audit entry would be written twice (ONCE)
+    "token_by_prefix": AGAIN,
+    "token_list": AGAIN,
+    "token_revoke": AGAIN,
+    "token_touch": AGAIN,
+    "install_secret": AGAIN,
+    "audit_page": AGAIN,
+    "token_insert": ONCE,
+    "audit_append": ONCE,
 }
 OWN = frozenset({"task_insert_many", "workflow_insert", "task_claim"})
 """Calls that run `Retrier.run` themselves: after a lost reply they look up what they wrote."""

@@ -6,6 +6,10 @@ CREATE SEQUENCE corral_alert_incidents_id_seq AS bigint;
 
 CREATE SEQUENCE corral_alert_notifications_id_seq AS bigint;
 
+CREATE SEQUENCE corral_api_tokens_id_seq AS bigint;
+
+CREATE SEQUENCE corral_audit_log_id_seq AS bigint;
+
 CREATE SEQUENCE corral_backfills_id_seq AS bigint;
 
 CREATE SEQUENCE corral_cleanups_id_seq AS bigint;
@@ -102,6 +106,21 @@ CREATE TABLE corral_alert_silences (
     PRIMARY KEY (rule)
 );
 
+CREATE TABLE corral_api_tokens (
+    id           bigint NOT NULL,
+    prefix       text NOT NULL,
+    secret_hash  text NOT NULL,
+    name         text NOT NULL,
+    role         text NOT NULL,
+    scope        text NOT NULL DEFAULT '[]'::text,
+    created_at   double precision NOT NULL,
+    expires_at   double precision,
+    revoked_at   double precision,
+    last_used_at double precision,
+    PRIMARY KEY (id)
+);
+CREATE UNIQUE INDEX corral_api_tokens_prefix ON public.corral_api_tokens USING btree (prefix);
+
 CREATE TABLE corral_attempts (
     task_id     bigint NOT NULL,
     attempt     integer NOT NULL,
@@ -117,6 +136,20 @@ CREATE TABLE corral_attempts (
 CREATE TABLE corral_attempts_default PARTITION OF corral_attempts DEFAULT;
 CREATE INDEX corral_attempts_failed ON ONLY public.corral_attempts USING btree (finished_at) WHERE (outcome = ANY (ARRAY['failed'::text, 'lost'::text, 'timed_out'::text, 'stalled'::text]));
 CREATE INDEX corral_attempts_first ON ONLY public.corral_attempts USING btree (started_at) WHERE (attempt = 1);
+
+CREATE TABLE corral_audit_log (
+    id      bigint NOT NULL,
+    at      double precision NOT NULL,
+    actor   text NOT NULL,
+    role    text NOT NULL,
+    action  text NOT NULL,
+    target  text,
+    filter  text,
+    changed bigint NOT NULL DEFAULT 0,
+    detail  text,
+    PRIMARY KEY (id)
+);
+CREATE INDEX corral_audit_log_at ON public.corral_audit_log USING btree (at);
 
 CREATE TABLE corral_backfills (
     id            bigint NOT NULL,
@@ -189,6 +222,13 @@ CREATE TABLE corral_groups (
     rate_limit   text,
     per_second   double precision,
     burst        double precision,
+    PRIMARY KEY (name)
+);
+
+CREATE TABLE corral_install_secrets (
+    name       text NOT NULL,
+    value      text NOT NULL,
+    created_at double precision NOT NULL,
     PRIMARY KEY (name)
 );
 

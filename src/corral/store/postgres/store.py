@@ -85,6 +85,7 @@ from ..rows import (
 )
 from . import queries as q
 from . import read_queries
+from .access import PostgresAccess
 from .alerts import PostgresAlerts
 from .bulk import PostgresBulk
 from .cleanups import PostgresCleanups, write_cleanups
@@ -132,6 +133,7 @@ class PostgresStore(
     PostgresSchedules,
     PostgresAlerts,
     PostgresBulk,
+    PostgresAccess,
     ReadSideReads,
     PostgresLeases,
     ConsumerLeaseShims,

@@ -24,7 +24,10 @@ RESIDUAL = """
   AND (:created_from IS NULL OR +t.created_at >= :created_from)
   AND (:created_until IS NULL OR +t.created_at < :created_until)
   AND (:finished_from IS NULL OR +t.finished_at >= :finished_from)
-  AND (:finished_until IS NULL OR +t.finished_at < :finished_until)"""
+  AND (:finished_until IS NULL OR +t.finished_at < :finished_until)
+  AND (:scope_all OR +t.group_name IN (SELECT value FROM json_each(:scope_names))
+       OR EXISTS (SELECT 1 FROM json_each(:scope_prefixes) p
+                  WHERE substr(t.group_name, 1, length(p.value)) = p.value))"""
 """The filters, each a no-op when its parameter is NULL; the unary + keeps them from being
 taken for the index constraint (the page's own index drives the scan, in its order)."""
 

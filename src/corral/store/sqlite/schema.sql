@@ -52,6 +52,21 @@ CREATE TABLE corral_alert_silences (
     PRIMARY KEY (rule)
 );
 
+CREATE TABLE corral_api_tokens (
+    id           INTEGER,
+    prefix       TEXT NOT NULL,
+    secret_hash  TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    role         TEXT NOT NULL,
+    scope        TEXT NOT NULL DEFAULT '[]',
+    created_at   REAL NOT NULL,
+    expires_at   REAL,
+    revoked_at   REAL,
+    last_used_at REAL,
+    PRIMARY KEY (id)
+);
+CREATE UNIQUE INDEX corral_api_tokens_prefix ON corral_api_tokens (prefix);
+
 CREATE TABLE corral_attempts (
     task_id     INTEGER NOT NULL,
     attempt     INTEGER NOT NULL,
@@ -67,6 +82,20 @@ CREATE TABLE corral_attempts (
 ) WITHOUT ROWID;
 CREATE INDEX corral_attempts_failed ON corral_attempts (finished_at) WHERE outcome IN ('failed', 'lost', 'timed_out', 'stalled');
 CREATE INDEX corral_attempts_first ON corral_attempts (started_at) WHERE attempt = 1;
+
+CREATE TABLE corral_audit_log (
+    id      INTEGER,
+    at      REAL NOT NULL,
+    actor   TEXT NOT NULL,
+    role    TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    target  TEXT,
+    filter  TEXT,
+    changed INTEGER NOT NULL DEFAULT 0,
+    detail  TEXT,
+    PRIMARY KEY (id)
+);
+CREATE INDEX corral_audit_log_at ON corral_audit_log (at);
 
 CREATE TABLE corral_backfills (
     id            INTEGER,
@@ -136,6 +165,13 @@ CREATE TABLE corral_groups (
     rate_limit   TEXT,
     per_second   REAL,
     burst        REAL,
+    PRIMARY KEY (name)
+);
+
+CREATE TABLE corral_install_secrets (
+    name       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    created_at REAL NOT NULL,
     PRIMARY KEY (name)
 );
 

@@ -97,6 +97,7 @@ from ..rows import (
 )
 from . import queries as q
 from . import read_queries
+from .access import SQLiteAccess
 from .alerts import SQLiteAlerts
 from .bulk import SQLiteBulk
 from .cleanups import SQLiteCleanups, write_cleanups
@@ -158,6 +159,7 @@ class SQLiteStore(
     SQLiteSchedules,
     SQLiteAlerts,
     SQLiteBulk,
+    SQLiteAccess,
     ReadSideReads,
     SQLiteLeases,
     ConsumerLeaseShims,
