@@ -9,8 +9,9 @@ from fastapi import APIRouter
 
 from ..problems import RESPONSES
 
-ROUTERS = ("health", "session", "tasks")
-"""The modules under corral.web.api, each with a `router`."""
+ROUTERS = ("health", "session", "bulk", "tasks", "submit")
+"""The modules under corral.web.api, each with a `router`. `bulk` comes before `tasks`: its
+/tasks/bulk/... paths must match before /tasks/{task_id}/..."""
 
 
 def api_router() -> APIRouter:

@@ -162,6 +162,7 @@ def list_tasks(
     group: str | None = None,
     workflow: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     pool: str | None = None,
+    schedule: Annotated[str | None, Query(description="Tasks of this schedule's fires.")] = None,
     created_from: float | None = None,
     created_until: float | None = None,
     finished_from: float | None = None,
@@ -176,7 +177,7 @@ def list_tasks(
         name=type, group=group, workflow_id=workflow, pool=pool,
         created_from=created_from, created_until=created_until,
         finished_from=finished_from, finished_until=finished_until,
-        scope=principal.scope,
+        scope=principal.scope, schedule=schedule,
     )  # fmt: skip
     try:
         page = reads.tasks(checked, order=order, after=after, limit=limit)
