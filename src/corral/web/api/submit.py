@@ -73,14 +73,7 @@ def submit_task(
     app: CorralApp,
     request: Request,
     response: Response,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            min_length=1,
-            max_length=MAX_KEY,
-            description="Names the call: a repeat returns the task stored the first time.",
-        ),
-    ] = None,  # fmt: skip
+    idempotency_key: IdempotencyKey = None,
 ) -> SubmittedOut:
     """Submit one task; 201 with its id, or 200 with the task an earlier call with the same
     Idempotency-Key (or a held dedup key) stored."""
