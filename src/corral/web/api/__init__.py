@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from ..problems import RESPONSES
 
-ROUTERS = ("health", "session", "bulk", "tasks", "submit")
+ROUTERS = ("health", "session", "bulk", "tasks", "submit", "workflows", "groups", "pools")
 """The modules under corral.web.api, each with a `router`. `bulk` comes before `tasks`: its
 /tasks/bulk/... paths must match before /tasks/{task_id}/..."""
 
