@@ -9,7 +9,18 @@ from fastapi import APIRouter
 
 from ..problems import RESPONSES
 
-ROUTERS = ("health", "session", "bulk", "tasks", "submit", "workflows", "groups", "pools")
+ROUTERS = (
+    "health",
+    "session",
+    "bulk",
+    "tasks",
+    "submit",
+    "workflows",
+    "groups",
+    "pools",
+    "schedules",
+    "backfills",
+)
 """The modules under corral.web.api, each with a `router`. `bulk` comes before `tasks`: its
 /tasks/bulk/... paths must match before /tasks/{task_id}/..."""
 
