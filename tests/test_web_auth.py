@@ -233,3 +233,36 @@ def test_errors_are_problem_documents_naming_the_field(site: Any) -> None:
     response = site.client.get("/api/v1/nowhere", headers=h)
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_an_admin_manages_tokens_over_the_api_and_reads_the_audit_log(site: Any) -> None:
+    admin = site.headers("admin")
+    made = site.client.post("/api/v1/tokens", headers=admin,
+                            json={"role": "viewer", "groups": ["client-7/*"], "expires": "1d",
+                                  "name": "client seven"})  # fmt: skip
+    assert made.status_code == 201, made.text
+    secret, prefix = made.json()["token"], made.json()["details"]["prefix"]
+    assert made.json()["details"]["scope"] == ["client-7/*"]
+    listed = site.client.get("/api/v1/tokens", headers=admin).json()
+    assert prefix in [t["prefix"] for t in listed] and secret not in str(listed)
+    viewer = {"Authorization": f"Bearer {secret}"}
+    assert site.client.get("/api/v1/tasks", headers=viewer).status_code == 200
+    assert site.client.delete(f"/api/v1/tokens/{prefix}", headers=admin).json()["status"] == (
+        "revoked"
+    )
+    assert site.client.get("/api/v1/tasks", headers=viewer).status_code == 401
+    bad = site.client.post("/api/v1/tokens", headers=admin, json={"role": "viewer",
+                                                                  "groups": ["a*b"]})  # fmt: skip
+    assert bad.status_code == 422 and bad.json()["field"] == "groups"
+    assert site.client.delete("/api/v1/tokens/crl_nonesuch", headers=admin).status_code == 404
+    scoped_admin = site.headers("admin", ("client-7/*",))
+    refused = site.client.post("/api/v1/tokens", headers=scoped_admin, json={"role": "admin"})
+    assert refused.status_code == 403
+    page = site.client.get("/api/v1/audit?limit=2", headers=admin).json()
+    assert len(page["entries"]) == 2
+    entries = site.client.get("/api/v1/audit?limit=10", headers=admin).json()["entries"]
+    revoke = next(e for e in entries if e["action"] == "token.revoke")
+    assert (revoke["target"], revoke["changed"]) == (f"token:{prefix}", 1)
+    assert page["next"] is not None
+    older = site.client.get(f"/api/v1/audit?before={page['next']}", headers=admin).json()
+    assert all(e["id"] < page["next"] for e in older["entries"])

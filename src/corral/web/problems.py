@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from ..errors import (
     ConfigError,
@@ -71,7 +72,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": TITLES[status],
         "content": {MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
     }
-    for status in (401, 403, 404, 409, 422, 503)
+    for status in (400, 401, 403, 404, 409, 422, 503)
 }
 """The problem answers every API route may give, for its OpenAPI operation."""
 
@@ -124,6 +125,18 @@ def _wants_page(request: Request) -> bool:
     return not request.url.path.startswith("/api/") and "text/html" in accept
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the app answers at the request's path."""
+    from .routes import operations
+
+    app = request.app
+    table = getattr(app.state, "path_methods", None)
+    if table is None:
+        table = [(compile_path(op.path)[0], op.method) for op in operations(app)]
+        app.state.path_methods = table
+    return sorted({m for regex, m in table if regex.match(request.url.path)})
+
+
 def install(app: FastAPI) -> None:
     """Answer every error of `app` as a problem document."""
 
@@ -139,7 +152,12 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route {request.url.path}"
-        return response(Problem(exc.status_code, title, detail, headers=exc.headers))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only one route's
+            allowed = allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed here; use {' or '.join(allowed)}"
+        return response(Problem(exc.status_code, title, detail, headers=headers))
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

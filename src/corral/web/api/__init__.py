@@ -20,6 +20,7 @@ ROUTERS = (
     "pools",
     "schedules",
     "backfills",
+    "tokens",
 )
 """The modules under corral.web.api, each with a `router`. `bulk` comes before `tasks`: its
 /tasks/bulk/... paths must match before /tasks/{task_id}/..."""

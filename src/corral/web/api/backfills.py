@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import ConfigError
 from ...lifecycle import TERMINAL, State
+from ...limits import ID_MAX
 from ...schedules.backfills import BackfillStatus
 from ...store.contract.schedules import BackfillRow
 from ..auth import Principal
@@ -22,7 +23,7 @@ from .schedules import visible as visible_schedule
 
 router = APIRouter(tags=["backfills"])
 
-BackfillId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The backfill's id.")]
+BackfillId = Annotated[int, Path(ge=1, le=ID_MAX, description="The backfill's id.")]
 GRID_MAX = 10_000
 """The most logical times one grid shows."""
 

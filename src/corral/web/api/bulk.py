@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...bulk import Action, Bulk, BulkRefused, Preview
 from ...errors import ConfigError
+from ...limits import ID_MAX
 from ...read_model import TaskFilter
 from ...readside import check_filter
 from .. import confirmations
@@ -42,7 +43,7 @@ class FilterIn(BaseModel):
     states: list[str] = Field(default_factory=list, max_length=20)
     type: str | None = None
     group: str | None = None
-    workflow: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    workflow: int | None = Field(default=None, ge=1, le=ID_MAX)
     pool: str | None = None
     schedule: str | None = None
     created_from: float | None = None

@@ -7,9 +7,7 @@ shared by every group, so only an unscoped admin changes them."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import ConfigError
@@ -19,10 +17,9 @@ from ...read_model import GroupFigures, Waits
 from ..auth import Principal
 from ..deps import Admin, CorralApp, Reads, Viewer, record
 from ..problems import TITLES, Problem, field_of
+from .params import PathName
 
 router = APIRouter(tags=["groups"])
-
-Name = Annotated[str, Path(min_length=1, max_length=200)]
 
 
 class WaitsOut(BaseModel):
@@ -119,13 +116,13 @@ def _figures(reads: Reads, app: CorralApp, principal: Principal, name: str) -> G
 
 
 @router.get("/groups/{name:path}", response_model=GroupOut)
-def get_group(name: Name, principal: Viewer, app: CorralApp, reads: Reads) -> GroupOut:
+def get_group(name: PathName, principal: Viewer, app: CorralApp, reads: Reads) -> GroupOut:
     """One group's figures (a group never seen shows the defaults and no work)."""
     return _figures(reads, app, principal, name)
 
 
 @router.put("/groups/{name:path}", response_model=GroupOut)
-def configure_group(name: Name, body: GroupIn, principal: Admin, app: CorralApp, reads: Reads,
+def configure_group(name: PathName, body: GroupIn, principal: Admin, app: CorralApp, reads: Reads,
                     request: Request) -> GroupOut:  # fmt: skip
     """Set a group's cap, weight and rate limit; the scheduler applies them at its next round."""
     if not principal.sees(name):
@@ -147,7 +144,7 @@ def list_rate_limits(principal: Viewer, app: CorralApp) -> list[RateLimitOut]:
 
 
 @router.get("/rate-limits/{key}", response_model=RateLimitOut)
-def get_rate_limit(key: Name, principal: Viewer, app: CorralApp) -> RateLimitOut:
+def get_rate_limit(key: PathName, principal: Viewer, app: CorralApp) -> RateLimitOut:
     found = app.rate_limits.list().get(key)
     if found is None:
         raise Problem(404, "Not found", f"no rate limit named {key!r}")
@@ -161,7 +158,7 @@ def _unscoped(principal: Principal) -> None:
 
 
 @router.put("/rate-limits/{key}", response_model=RateLimitOut)
-def set_rate_limit(key: Name, body: RateLimitIn, principal: Admin, app: CorralApp,
+def set_rate_limit(key: PathName, body: RateLimitIn, principal: Admin, app: CorralApp,
                    request: Request) -> RateLimitOut:  # fmt: skip
     """Create or change a named rate limit ("100/minute", `burst` tokens at once)."""
     _unscoped(principal)
@@ -175,7 +172,7 @@ def set_rate_limit(key: Name, body: RateLimitIn, principal: Admin, app: CorralAp
 
 
 @router.delete("/rate-limits/{key}", status_code=204)
-def delete_rate_limit(key: Name, principal: Admin, app: CorralApp, request: Request) -> None:
+def delete_rate_limit(key: PathName, principal: Admin, app: CorralApp, request: Request) -> None:
     """Remove a named rate limit; 404 if there is none."""
     _unscoped(principal)
     get_rate_limit(key, principal, app)

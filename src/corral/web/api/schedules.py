@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from ...model import DEFAULT_GROUP
@@ -16,10 +16,9 @@ from ...store.contract.schedules import FireRow
 from ..auth import Principal
 from ..deps import CorralApp, Operator, Viewer, record
 from ..problems import Problem
+from .params import PathName, Time
 
 router = APIRouter(tags=["schedules"])
-
-Name = Annotated[str, Path(min_length=1, max_length=200, description="The schedule's name.")]
 
 
 class ScheduleOut(BaseModel):
@@ -120,11 +119,11 @@ def list_schedules(principal: Viewer, app: CorralApp) -> list[ScheduleOut]:
 
 @router.get("/schedules/{name}", response_model=ScheduleDetailOut)
 def get_schedule(
-    name: Name,
+    name: PathName,
     principal: Viewer,
     app: CorralApp,
     fires: Annotated[int, Query(ge=1, le=1000, description="How many recent fires.")] = 20,
-    before: Annotated[float | None, Query(description="Fires before this logical time.")] = None,
+    before: Time = None,
 ) -> ScheduleDetailOut:
     """One schedule and its latest fires."""
     info = visible(app, principal, name)
@@ -139,7 +138,7 @@ def _action(app: CorralApp, name: str) -> ScheduleActionOut:
 
 
 @router.post("/schedules/{name}/pause", response_model=ScheduleActionOut)
-def pause_schedule(name: Name, principal: Operator, app: CorralApp, request: Request
+def pause_schedule(name: PathName, principal: Operator, app: CorralApp, request: Request
                    ) -> ScheduleActionOut:  # fmt: skip
     """Stop firing; the fires due while paused are recorded missed."""
     visible(app, principal, name)
@@ -149,7 +148,7 @@ def pause_schedule(name: Name, principal: Operator, app: CorralApp, request: Req
 
 
 @router.post("/schedules/{name}/resume", response_model=ScheduleActionOut)
-def resume_schedule(name: Name, principal: Operator, app: CorralApp, request: Request
+def resume_schedule(name: PathName, principal: Operator, app: CorralApp, request: Request
                     ) -> ScheduleActionOut:  # fmt: skip
     visible(app, principal, name)
     app.schedules.resume(name)
@@ -158,7 +157,7 @@ def resume_schedule(name: Name, principal: Operator, app: CorralApp, request: Re
 
 
 @router.post("/schedules/{name}/trigger", response_model=ScheduleActionOut, status_code=202)
-def trigger_schedule(name: Name, principal: Operator, app: CorralApp, request: Request
+def trigger_schedule(name: PathName, principal: Operator, app: CorralApp, request: Request
                      ) -> ScheduleActionOut:  # fmt: skip
     """Fire once now: the leader makes the fire within a second (its overlap rule applies)."""
     info = visible(app, principal, name)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import ConfigError, UnknownTaskError
+from ...limits import ID_MAX
 from ...model import DEFAULT_GROUP
 from ..auth import Principal
 from ..deps import CorralApp, Operator, record
@@ -25,7 +26,7 @@ OPTIONS = frozenset({"group", "priority", "aging", "dedup_key", "delay", "run_at
                      "exclusive", "on_upstream_failure", "connection", "submit_id"})  # fmt: skip
 """Keywords `submit` takes for itself: a handler's keyword argument can't be named so."""
 MAX_KEY = 150
-TaskId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+TaskId = Annotated[int, Field(ge=1, le=ID_MAX)]
 IdempotencyKey = Annotated[
     str | None,
     Header(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from ...admission import Reason
@@ -19,10 +19,9 @@ from ...scheduler.why import why
 from ..auth import Principal
 from ..deps import CorralApp, Operator, Reads, Viewer, record
 from ..problems import Problem, renamed
+from .params import Cursor, Limit, Name, OptionalId, TaskId, Time
 
 router = APIRouter(tags=["tasks"])
-
-TaskId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The task's id.")]
 
 
 class TaskOut(BaseModel):
@@ -158,18 +157,18 @@ def list_tasks(
     principal: Viewer,
     reads: Reads,
     state: Annotated[list[str], Query(description="Repeatable: any of these states.")] = [],  # noqa: B006
-    type: Annotated[str | None, Query(description="The task type.")] = None,
-    group: str | None = None,
-    workflow: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
-    pool: str | None = None,
-    schedule: Annotated[str | None, Query(description="Tasks of this schedule's fires.")] = None,
-    created_from: float | None = None,
-    created_until: float | None = None,
-    finished_from: float | None = None,
-    finished_until: float | None = None,
+    type: Name = None,
+    group: Name = None,
+    workflow: OptionalId = None,
+    pool: Name = None,
+    schedule: Name = None,
+    created_from: Time = None,
+    created_until: Time = None,
+    finished_from: Time = None,
+    finished_until: Time = None,
     order: Literal["created", "finished"] = "created",
-    after: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    after: Cursor = None,
+    limit: Limit = 50,
 ) -> TaskPageOut:
     """A page of tasks, newest first; `next` is the cursor of the page after."""
     checked = TaskFilter(
@@ -200,8 +199,8 @@ def get_task(
     principal: Viewer,
     app: CorralApp,
     reads: Reads,
-    logs: Annotated[int, Query(ge=1, le=1000)] = 100,
-    logs_before: str | None = None,
+    logs: Limit = 100,
+    logs_before: Cursor = None,
 ) -> TaskDetailOut:
     """One task with its attempts, events, latest log lines and why it waits."""
     visible(app, principal, task_id)

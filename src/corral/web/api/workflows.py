@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel
 
+from ...limits import ID_MAX
 from ...model import WorkflowStatus
 from ...read_model import TaskFilter
 from ...readside import MAX_PAGE
@@ -18,7 +19,7 @@ from ..problems import Problem
 
 router = APIRouter(tags=["workflows"])
 
-WorkflowId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The workflow's id.")]
+WorkflowId = Annotated[int, Path(ge=1, le=ID_MAX, description="The workflow's id.")]
 MAX_NODES = 5000
 """The most tasks one DAG shows (`truncated` past it)."""
 
