@@ -20,6 +20,7 @@ ROUTERS = (
     "pools",
     "schedules",
     "backfills",
+    "alerts",
     "tokens",
 )
 """The modules under corral.web.api, each with a `router`. `bulk` comes before `tasks`: its
