@@ -4,13 +4,16 @@ other schedule's task nor a task submitted by hand, and a bad schedule name is r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from schedule_apps import services, three_schedules
 
 import corral
+from corral.cli import cli
 from corral.clock import ManualClock
 from corral.errors import ConfigError
 from corral.read_model import TaskFilter
@@ -49,6 +52,9 @@ def test_tasks_filtered_by_schedule(app: corral.App, clock: ManualClock) -> None
             break
         page = reads.tasks(TaskFilter(schedule="hourly"), after=page.next, limit=2)
     assert ids == sorted(hourly, reverse=True)
+    shown = CliRunner().invoke(cli, ["--database-url", app.url, "tasks", "--schedule", "hourly",
+                                     "--json"])  # fmt: skip
+    assert [t["id"] for t in json.loads(shown.output)["tasks"]] == ids
     latest = [t.id for t in reads.tasks(TaskFilter(schedule="latest")).tasks]
     assert len(latest) == 1 and not set(latest) & set(hourly)
     assert by_hand not in ids + latest

@@ -37,7 +37,7 @@ def reads_of(settings: HasApp) -> ReadSide:
     return ReadSide(settings.app().store, settings.app().clock)
 
 
-def _moment(text: str | None, field: str) -> float | None:
+def moment(text: str | None, field: str) -> float | None:
     """A time option: UNIX seconds, or an ISO date and time (local time unless it says)."""
     if text is None:
         return None
@@ -170,7 +170,7 @@ def tasks(settings: HasApp, states: tuple[str, ...], name: str | None, group: st
       corral tasks --type load_table --created-from 2026-11-22T00:00 --limit 100
       corral tasks --order finished --finished-from 2026-11-22 --after eyJ...
     """
-    times = {k: _moment(v, k.replace("_", "-")) for k, v in {
+    times = {k: moment(v, k.replace("_", "-")) for k, v in {
         "created_from": created_from, "created_until": created_until,
         "finished_from": finished_from, "finished_until": finished_until}.items()}  # fmt: skip
     f = TaskFilter(tuple(State(s) for s in states), name, group, workflow_id, pool,
