@@ -266,3 +266,14 @@ def test_an_admin_manages_tokens_over_the_api_and_reads_the_audit_log(site: Any)
     assert page["next"] is not None
     older = site.client.get(f"/api/v1/audit?before={page['next']}", headers=admin).json()
     assert all(e["id"] < page["next"] for e in older["entries"])
+
+
+def test_the_web_process_serves_the_cluster_metrics_to_an_unscoped_token(site: Any) -> None:
+    _submit(site.app, "client-7/loads")
+    assert site.client.get("/metrics").status_code == 401
+    assert site.client.get("/metrics", headers=site.headers("viewer", ("client-7/*",))
+                           ).status_code == 403  # fmt: skip
+    response = site.client.get("/metrics", headers=site.headers("viewer"))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert 'corral_tasks{pool="default",state="ready"} 1.0' in response.text

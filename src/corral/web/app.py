@@ -79,7 +79,9 @@ def create_app(corral_app: App, settings: WebSettings | None = None) -> FastAPI:
         return web.openapi()
 
     from .dashboard import router as dashboard_router
+    from .metrics import router as metrics_router
 
+    web.include_router(metrics_router)
     web.include_router(dashboard_router)
     if STATIC.is_dir():
         web.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -4,6 +4,7 @@ request uses (tokens, signing, the read side). One instance per FastAPI app (`ap
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .. import App
 from ..readside import ReadSide
@@ -37,6 +38,8 @@ class WebState:
     tokens: Tokens = field(init=False)
     signing: Signing = field(init=False)
     reads: ReadSide = field(init=False)
+    metrics_registry: Any = None
+    """The /metrics registry, made at the first scrape (corral.web.metrics)."""
 
     def __post_init__(self) -> None:
         self.tokens = Tokens(self.store, self.corral.clock)
