@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import finish, start
 from schedule_apps import services, three_schedules
 from web_support import web
 
 import corral
 from corral.clock import ManualClock
+from corral.lifecycle import State
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 HOUR = 3600.0
@@ -104,10 +106,15 @@ def test_a_backfill_dry_run_start_grid_pause_and_cancel(site: Any, clock: Manual
     assert [c["logical_time"] for c in cells] == sorted(c["logical_time"] for c in cells)
     listed = site.client.get("/api/v1/backfills", headers=site.headers("viewer")).json()
     assert [b["id"] for b in listed] == [backfill_id]
+    first = cells[0]["task_ids"][0]
+    finish(site.app.store, start(site.app.store, first, clock.now()), State.SUCCEEDED, clock.now())
+    detail = site.client.get(f"/api/v1/backfills/{backfill_id}", headers=op).json()
+    assert [c["outcome"] for c in detail["grid"]] == ["done", "waiting", "waiting", "waiting"]
+    assert detail["progress"]["done"] == 1
     cancelled = site.client.post(f"/api/v1/backfills/{backfill_id}/cancel", headers=op).json()
-    assert cancelled == {"id": backfill_id, "state": "cancelled", "cancelled_tasks": 4}
+    assert cancelled == {"id": backfill_id, "state": "cancelled", "cancelled_tasks": 3}
     after = site.client.get(f"/api/v1/backfills/{backfill_id}", headers=op).json()
-    assert {c["outcome"] for c in after["grid"]} == {"failed"}  # every task ended, none ok
+    assert [c["outcome"] for c in after["grid"]] == ["done", "failed", "failed", "failed"]
     assert site.client.post(f"/api/v1/backfills/{backfill_id}/cancel",
                             headers=op).status_code == 409  # fmt: skip
     assert _actions(site.app) == ["backfill.cancel", "backfill.start"]

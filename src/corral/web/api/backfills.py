@@ -11,9 +11,9 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import ConfigError
-from ...lifecycle import TERMINAL, State
+from ...lifecycle import State
 from ...limits import ID_MAX
-from ...schedules.backfills import BackfillStatus
+from ...schedules.backfills import BackfillStatus, fire_progress
 from ...store.contract.schedules import BackfillRow
 from ..auth import Principal
 from ..deps import CorralApp, Operator, Viewer, record
@@ -94,7 +94,7 @@ class ProgressOut(BaseModel):
 class CellOut(BaseModel):
     logical_time: float
     outcome: str
-    """succeeded, failed, running, waiting (its tasks' states), or the fire's skipped/missed."""
+    """done, failed, running, waiting (where its tasks stand), or the fire's skipped / missed."""
     task_ids: list[int]
 
 
@@ -184,16 +184,9 @@ def get_backfill(backfill_id: BackfillId, principal: Viewer, app: CorralApp
 
 
 def _outcome(fire_outcome: str, states: list[State | None]) -> str:
-    """A cell's outcome, by the rule `app.backfills.status` counts with."""
-    if fire_outcome != "fired":
-        return fire_outcome
-    if all(s == State.SUCCEEDED for s in states):
-        return "succeeded"
-    if all(s in TERMINAL for s in states if s is not None):
-        return "failed"
-    if any(s in (State.RUNNING, State.ADMITTED) for s in states):
-        return "running"
-    return "waiting"
+    """A cell's outcome: a fire skipped or missed says so; a made one, where its tasks stand
+    (corral.schedules.backfills.fire_progress: done, failed, running, waiting)."""
+    return fire_outcome if fire_outcome != "fired" else fire_progress(states)
 
 
 def _move(app: CorralApp, principal: Principal, request: Request, backfill_id: int, verb: str
