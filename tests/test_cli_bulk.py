@@ -46,3 +46,15 @@ def test_bulk_refuses_a_filter_matching_nothing(app: corral.App) -> None:
                                    "--yes"])  # fmt: skip
     assert got.exit_code == 1 and "matches no task that can be retried" in got.output
     assert app.get(task_id).state == State.READY
+
+
+def test_corral_web_takes_the_bulk_maximum(app: corral.App, monkeypatch: Any) -> None:
+    import uvicorn
+
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda site, **options: served.append(site))
+    got = CliRunner().invoke(cli, ["--database-url", app.url, "web", "--bulk-max", "2"])
+    assert got.exit_code == 0, got.output
+    assert served[0].state.web.settings.bulk_max == 2
+    bad = CliRunner().invoke(cli, ["--database-url", app.url, "web", "--bulk-max", "0"])
+    assert bad.exit_code == 2 and len(served) == 1
