@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -99,6 +100,19 @@ def _bound(value: Any, field: str, spec: timing.Spec, end: bool) -> float:
     raise ConfigError(f"{field} must be a date or datetime, not {value!r}")
 
 
+def fire_progress(states: Sequence[State | None]) -> str:
+    """Where a made fire stands by its tasks' states (None: a task gone): "done" (every one
+    succeeded), "failed" (all ended, one not well), "running" (one admitted or running), else
+    "waiting"."""
+    if all(s == State.SUCCEEDED for s in states):
+        return "done"
+    if all(s in TERMINAL for s in states if s is not None):
+        return "failed"
+    if any(s in (State.RUNNING, State.ADMITTED) for s in states):
+        return "running"
+    return "waiting"
+
+
 class Backfills:
     """`app.backfills`: the stored backfills, by id."""
 
@@ -174,12 +188,12 @@ class Backfills:
         states = self._app.store.task_states(ids) if ids else {}
         done = failed = running = queued = 0
         for fire in fires:
-            own = [states.get(i) for i in fire.task_ids]
-            if all(s == State.SUCCEEDED for s in own):
+            progress = fire_progress([states.get(i) for i in fire.task_ids])
+            if progress == "done":
                 done += 1
-            elif all(s in TERMINAL for s in own if s is not None):
+            elif progress == "failed":
                 failed += 1
-            elif any(s in (State.RUNNING, State.ADMITTED) for s in own):
+            elif progress == "running":
                 running += 1
             else:
                 queued += 1

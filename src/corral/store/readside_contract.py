@@ -13,6 +13,7 @@ from ..read_model import GroupCounts, PagedLog, PageQuery, RecentStart, StateCou
 READ_SIDE_METHODS = (
     "task_page", "task_count_unfinished", "task_recent_starts", "log_page", "group_list",
     "task_name_outside", "task_oldest_ready", "task_count_groups", "task_ready_counts",
+    "task_edges",
 )  # fmt: skip
 """The methods below (reads: PostgreSQL retries them after a lost connection)."""
 
@@ -54,6 +55,11 @@ class ReadSide(Protocol):
     def log_page(self, task_id: int, before: tuple[int, int] | None, limit: int) -> list[PagedLog]:
         """A task's log lines before the position (attempt, id), the latest first, at most
         `limit` (its (task, attempt, id) index)."""
+        ...
+
+    def task_edges(self, task_ids: Sequence[int]) -> list[tuple[int, int]]:
+        """The dependency links of the tasks named, as (task, the task it depends on), by task
+        (the links' primary key: the cost follows the tasks named)."""
         ...
 
     def group_list(self) -> list[GroupConfig]:

@@ -20,6 +20,7 @@ RESIDUAL = """
   AND (:group_name IS NULL OR +t.group_name = :group_name)
   AND (:workflow_id IS NULL OR +t.workflow_id = :workflow_id)
   AND (:pool IS NULL OR +t.pool = :pool)
+  AND (:schedule IS NULL OR +t.schedule_name = :schedule)
   AND (:created_from IS NULL OR +t.created_at >= :created_from)
   AND (:created_until IS NULL OR +t.created_at < :created_until)
   AND (:finished_from IS NULL OR +t.finished_at >= :finished_from)
@@ -93,6 +94,12 @@ SELECT {TASK_COLUMNS} FROM corral_tasks t INDEXED BY corral_tasks_workflow
 WHERE t.workflow_id = :workflow_id AND t.id < :after_id{RESIDUAL}
 ORDER BY t.id DESC LIMIT :limit
 """
+# The tasks of one schedule's fires, newest first (corral_tasks_schedule).
+PAGE_BY_SCHEDULE = f"""
+SELECT {TASK_COLUMNS} FROM corral_tasks t INDEXED BY corral_tasks_schedule
+WHERE t.schedule_name = :schedule AND t.id < :after_id{RESIDUAL}
+ORDER BY t.id DESC LIMIT :limit
+"""
 # Some states, newest first: per state its index (STATE_INDEX), stopped at the LIMIT (a state not
 # asked for is skipped before its scan starts), then the branches merged.
 PAGE_BY_STATE = _merged([_branch(STATE_INDEX[s], _state_is(s), f":want_{s}") for s in State])
@@ -155,6 +162,11 @@ SELECT id, task_id, attempt, at, level, message FROM corral_logs
 WHERE task_id = :id AND (attempt < :attempt OR (attempt = :attempt AND id < :before))
 ORDER BY attempt DESC, id DESC LIMIT :limit
 """
+# The dependency links of some tasks, as (task, the task it depends on) (the links' primary key).
+EDGES = """
+SELECT task_id, depends_on FROM corral_task_deps
+WHERE task_id IN (SELECT value FROM json_each(:ids)) ORDER BY task_id, depends_on
+"""
 # Every configured group.
 ALL_GROUPS = f"SELECT {GROUP_FIELDS} FROM corral_groups ORDER BY name"
 # A task whose name sorts before the prefix, or at or after its end: a scan that stops at the
@@ -170,4 +182,9 @@ SELECT name FROM (
 
 def encode_list(values: list[str]) -> str:
     """A list parameter, as json_each reads it."""
+    return json.dumps(values)
+
+
+def encode_ids(values: list[int]) -> str:
+    """A list of ids, as json_each reads it."""
     return json.dumps(values)
