@@ -231,7 +231,7 @@ def test_start_a_backfill_and_watch_its_grid_fill(site: Site, services: Any) -> 
         cells = d.find_elements(By.CSS_SELECTOR, "#backfill-grid [data-cell]")
         return [str(c.get_attribute("data-cell")) for c in cells]
 
-    site.wait(lambda d: outcomes(d) == ["succeeded"] * 5, "five succeeded cells")
+    site.wait(lambda d: outcomes(d) == ["done"] * 5, "five done cells")
     assert "5/5 done" in site.driver.find_element(By.ID, "backfill-progress").text
     site.not_reloaded()
     site.no_csp_violation()

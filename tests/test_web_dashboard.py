@@ -460,11 +460,11 @@ def test_the_backfill_grid_cells() -> None:
     fires = [fire(times[0], [1]), fire(times[1], [2])]
     states = {1: State.SUCCEEDED, 2: State.RUNNING}
     cells = grid.cells(spec, row, times, fires, states)
-    assert [c.outcome for c in cells] == ["succeeded", "running", "left", "pending", "pending"]
+    assert [c.outcome for c in cells] == ["done", "running", "left", "pending", "pending"]
     assert cells[0].task_ids == (1,) and cells[2].task_ids == ()
     assert cells[0].local.hour == 2
     counts = grid.tally(cells)
-    assert (counts["succeeded"], counts["pending"], counts["failed"]) == (1, 2, 0)
+    assert (counts["done"], counts["pending"], counts["failed"]) == (1, 2, 0)
     dead = grid.cells(spec, row, times[:1], [fire(times[0], [1])], {1: State.DEAD})
     assert dead[0].outcome == "failed"
     backwards = BackfillRow(2, "daily", start, start + 4 * day, "none", False, "bf", "running",

@@ -33,6 +33,7 @@ from .model import (
     DEFAULTS_GROUP,
     GroupConfig,
     NewTask,
+    Submitted,
     TaskRecord,
     WorkflowStatus,
 )
@@ -466,6 +467,19 @@ class App:
         `submit_id`: a name for this call (default: a new UUID). A call under a name already
         stored returns the tasks stored then (in the same order), whatever their state, and adds
         nothing: so a lost reply can be retried safely, by corral or by you."""
+        stored = self.submit_stored(submissions, connection=connection, submit_id=submit_id)
+        return [s.id for s in stored]
+
+    def submit_stored(
+        self,
+        submissions: Sequence[Submission],
+        *,
+        connection: Any = None,
+        submit_id: str | None = None,
+    ) -> list[Submitted]:
+        """`submit_many`, saying of each task whether this call created it (False: a dedup key
+        or an earlier call under the same `submit_id` gave it), as the REST API's answer tells
+        201 from 200."""
         if not submissions:
             return []
         tasks = [s.task for s in submissions]
@@ -479,7 +493,7 @@ class App:
             except ConnectionLost as exc:
                 raise repeatable(exc, sid) from None
             send.stored([r.id for r in results])
-        return [r.id for r in results]
+        return list(results)
 
     def get(self, task_id: int) -> TaskRecord:
         record = self.store.task_get(task_id)

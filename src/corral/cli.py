@@ -28,6 +28,7 @@ from . import __version__
 from . import model as m
 from .app import App
 from .cli_alerts import alerts
+from .cli_bulk import bulk
 from .cli_consumers import consumers as consumers_group
 from .cli_metrics import exporting, metrics_options, worker_middleware
 from .cli_reads import reads_of, status, tasks
@@ -175,6 +176,7 @@ cli.add_command(schedules)
 cli.add_command(backfill)
 cli.add_command(backfills)
 cli.add_command(alerts)
+cli.add_command(bulk)
 cli.add_command(tokens)
 cli.add_command(web)
 

@@ -37,7 +37,7 @@ def reads_of(settings: HasApp) -> ReadSide:
     return ReadSide(settings.app().store, settings.app().clock)
 
 
-def _moment(text: str | None, field: str) -> float | None:
+def moment(text: str | None, field: str) -> float | None:
     """A time option: UNIX seconds, or an ISO date and time (local time unless it says)."""
     if text is None:
         return None
@@ -144,6 +144,7 @@ def status(settings: HasApp, task_id: int | None, group: str | None, states: tup
 @click.option("--group", help="Only this group.")
 @click.option("--workflow", "workflow_id", type=int, metavar="ID", help="Only this workflow.")
 @click.option("--pool", help="Only this pool.")
+@click.option("--schedule", metavar="NAME", help="Only the tasks of this schedule's fires.")
 @click.option("--created-from", metavar="TIME", help="Created at or after (UNIX or ISO time).")
 @click.option("--created-until", metavar="TIME", help="Created before.")
 @click.option("--finished-from", metavar="TIME", help="Ended at or after.")
@@ -156,9 +157,10 @@ def status(settings: HasApp, task_id: int | None, group: str | None, states: tup
 @json_option
 @click.pass_obj
 def tasks(settings: HasApp, states: tuple[str, ...], name: str | None, group: str | None,
-          workflow_id: int | None, pool: str | None, created_from: str | None,
-          created_until: str | None, finished_from: str | None, finished_until: str | None,
-          order: str, limit: int, after: str | None, as_json: bool) -> None:  # fmt: skip
+          workflow_id: int | None, pool: str | None, schedule: str | None,
+          created_from: str | None, created_until: str | None, finished_from: str | None,
+          finished_until: str | None, order: str, limit: int, after: str | None,
+          as_json: bool) -> None:  # fmt: skip
     """List the tasks that match the filters, newest first, LIMIT at a time: a page ends with
     the cursor of the next one (--after). Tasks added meanwhile never shift the pages.
 
@@ -168,12 +170,12 @@ def tasks(settings: HasApp, states: tuple[str, ...], name: str | None, group: st
       corral tasks --type load_table --created-from 2026-11-22T00:00 --limit 100
       corral tasks --order finished --finished-from 2026-11-22 --after eyJ...
     """
-    times = {k: _moment(v, k.replace("_", "-")) for k, v in {
+    times = {k: moment(v, k.replace("_", "-")) for k, v in {
         "created_from": created_from, "created_until": created_until,
         "finished_from": finished_from, "finished_until": finished_until}.items()}  # fmt: skip
     f = TaskFilter(tuple(State(s) for s in states), name, group, workflow_id, pool,
                    times["created_from"], times["created_until"], times["finished_from"],
-                   times["finished_until"])  # fmt: skip
+                   times["finished_until"], schedule=schedule)  # fmt: skip
     page = reads_of(settings).tasks(f, order=order, after=after, limit=limit)
     _print_page(page, as_json, settings.app().clock.now(), Console())
 

@@ -123,9 +123,11 @@ def tokens_revoke(settings: _Settings, prefix: str) -> None:
 )  # fmt: skip
 @click.option("--secure-cookies/--no-secure-cookies", default=None,
               help="Mark cookies Secure (default: when the public origin is https).")  # fmt: skip
+@click.option("--bulk-max", type=click.IntRange(1), default=100_000, show_default=True,
+              help="The most tasks a bulk cancel or retry takes without allow_large.")  # fmt: skip
 @click.pass_obj
 def web(settings: _Settings, bind: str, public_origin: str | None, allowed: tuple[str, ...],
-        forwarded: str | None, secure_cookies: bool | None) -> None:  # fmt: skip
+        forwarded: str | None, secure_cookies: bool | None, bulk_max: int) -> None:  # fmt: skip
     """Serve the REST API (/api/v1) and the dashboard (/) from one process. Run as many as you
     like, on any host, beside the schedulers and workers; each needs only the database.
 
@@ -154,7 +156,8 @@ def web(settings: _Settings, bind: str, public_origin: str | None, allowed: tupl
                                      param_hint="--public-origin/--allow-origin")  # fmt: skip
     app = settings.app()
     options = WebSettings(public_origin=public_origin.rstrip("/") if public_origin else None,
-                          allowed_origins=allowed, secure_cookies=secure_cookies)  # fmt: skip
+                          allowed_origins=allowed, secure_cookies=secure_cookies,
+                          bulk_max=bulk_max)  # fmt: skip
     site = create_app(app, options)
     click.echo(f"corral web on http://{host}:{port} (sign in with a token: corral tokens create)",
                err=True)  # fmt: skip

@@ -32,6 +32,8 @@ class TaskFilter:
     scope: tuple[str, ...] = ()
     """The groups a caller may see (a scoped API token's): names, or prefixes ending in '*';
     () sees every group. Unlike `group`, a bound the caller can't lift."""
+    schedule: str | None = None
+    """The schedule whose fires made the tasks."""
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,7 @@ def check_filter(f: TaskFilter) -> TaskFilter:
         except ValueError:
             known = ", ".join(str(s) for s in State)
             raise ConfigError(f"states: unknown state {state!r} (one of {known})") from None
-    for field in ("name", "group", "pool"):
+    for field in ("name", "group", "pool", "schedule"):
         value = getattr(f, field)
         if value is not None:
             limits.text(field, value)

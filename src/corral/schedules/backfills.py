@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError, TransitionRefused
 from ..lifecycle import TERMINAL, State
 from ..store.contract import CancelParams, WorkflowCancelParams
-from ..store.contract.schedules import BackfillRow, FireRow, NewBackfill
+from ..store.contract.schedules import BackfillRow, NewBackfill
 from . import spec as timing
 from .backfill_service import logical_times
 from .service import sync
@@ -100,18 +100,17 @@ def _bound(value: Any, field: str, spec: timing.Spec, end: bool) -> float:
     raise ConfigError(f"{field} must be a date or datetime, not {value!r}")
 
 
-def fire_outcome(fire: FireRow, states: Mapping[int, State]) -> str:
-    """Where a backfill's fire stands, from its tasks' states: `succeeded` (every one did),
-    `failed` (all ended, one did not succeed; a pruned task counts as ended), `running` (one is
-    admitted or running), else `queued`."""
-    own = [states.get(i) for i in fire.task_ids]
-    if all(s == State.SUCCEEDED for s in own):
-        return "succeeded"
-    if all(s in TERMINAL for s in own if s is not None):
+def fire_progress(states: Sequence[State | None]) -> str:
+    """Where a made fire stands by its tasks' states (None: a task gone): "done" (every one
+    succeeded), "failed" (all ended, one not well), "running" (one admitted or running), else
+    "waiting"."""
+    if all(s == State.SUCCEEDED for s in states):
+        return "done"
+    if all(s in TERMINAL for s in states if s is not None):
         return "failed"
-    if any(s in (State.RUNNING, State.ADMITTED) for s in own):
+    if any(s in (State.RUNNING, State.ADMITTED) for s in states):
         return "running"
-    return "queued"
+    return "waiting"
 
 
 class Backfills:
@@ -189,12 +188,12 @@ class Backfills:
         states = self._app.store.task_states(ids) if ids else {}
         done = failed = running = queued = 0
         for fire in fires:
-            outcome = fire_outcome(fire, states)
-            if outcome == "succeeded":
+            progress = fire_progress([states.get(i) for i in fire.task_ids])
+            if progress == "done":
                 done += 1
-            elif outcome == "failed":
+            elif progress == "failed":
                 failed += 1
-            elif outcome == "running":
+            elif progress == "running":
                 running += 1
             else:
                 queued += 1

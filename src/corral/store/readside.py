@@ -30,6 +30,7 @@ class ReadSideReads:
             "group_name": f.group,
             "workflow_id": f.workflow_id,
             "pool": f.pool,
+            "schedule": f.schedule,
             "created_from": f.created_from,
             "created_until": f.created_until,
             "finished_from": f.finished_from,
@@ -104,13 +105,15 @@ class ReadSideReads:
 
 def _page_statement(rq: ModuleType, query: PageQuery) -> str:
     """The statement whose index drives the page: the finished order has one; else the
-    narrowest filter an index serves (a workflow; unfinished states, which the backlog bounds;
-    a group; a type; any states), else the primary key."""
+    narrowest filter an index serves (a workflow; a schedule; unfinished states, which the
+    backlog bounds; a group; a type; any states), else the primary key."""
     f = query.filter
     if query.order == "finished":
         return str(rq.PAGE_BY_FINISHED)
     if f.workflow_id is not None:
         return str(rq.PAGE_BY_WORKFLOW)
+    if f.schedule is not None:
+        return str(rq.PAGE_BY_SCHEDULE)
     if f.states and not any(s in rq.TERMINAL for s in f.states):
         return str(rq.PAGE_BY_STATE)
     if f.group is not None:

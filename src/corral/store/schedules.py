@@ -176,9 +176,11 @@ class NamedSchedules(Generic[C]):
             ids = [s.id for s in submitted[offset : offset + len(fire.tasks)]]
             offset += len(fire.tasks)
             results[index] = FireResult(fire.logical_time, True, ids, None)
-            updates.append({"id": fire_id, "task_ids": dumps(ids), "workflow_id": None})
+            updates.append({"id": fire_id, "task_ids": dumps(ids), "workflow_id": None,
+                            "schedule_name": batch.schedule_name})  # fmt: skip
         if updates:
             tx.cursor().executemany(sq.SET_FIRE_TASKS, updates)
+            tx.cursor().executemany(sq.MARK_FIRE_TASKS, updates)
         return [r for r in results if r is not None]
 
     def _fire_workflow(
@@ -192,8 +194,10 @@ class NamedSchedules(Generic[C]):
         submitted = self._insert(tx, tasks, batch.now) if tasks else []
         self._link_workflow(tx, workflow_id, [s.id for s in submitted if not s.created])
         ids = [s.id for s in submitted]
-        params = {"id": fire_id, "task_ids": dumps(ids), "workflow_id": workflow_id}
+        params = {"id": fire_id, "task_ids": dumps(ids), "workflow_id": workflow_id,
+                  "schedule_name": batch.schedule_name}  # fmt: skip
         tx.execute(self.schedule_queries.SET_FIRE_TASKS, params)
+        tx.execute(self.schedule_queries.MARK_FIRE_TASKS, params)
         return FireResult(fire.logical_time, True, ids, workflow_id)
 
     def fire_list(self, schedule_name: str, before: float | None, limit: int) -> list[FireRow]:

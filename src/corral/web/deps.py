@@ -1,6 +1,6 @@
 """The dependencies every route declares: who is asking (and whether they may), the corral App
 and its read side, and the audit log. Default deny: a route without `Viewer`, `Operator` or
-`Admin` is reachable only if it is in `PUBLIC` (the health check, signing in), and
+`Admin` is reachable only if it is in `routes.PUBLIC` (the health check, signing in), and
 tests/test_web_authz.py walks every route to hold that.
 
 A request proves who it is with `Authorization: Bearer <token>` or the dashboard's session
@@ -30,14 +30,6 @@ from .state import WebState
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
-PUBLIC = frozenset({
-    ("GET", "/api/v1/health"),
-    ("POST", "/api/v1/session"),
-    ("GET", "/login"),
-    ("POST", "/login"),
-})  # fmt: skip
-"""The operations answered without credentials: the health check, signing in, and the sign-in
-page (and the static files, a mount of their own: htmx, the style sheet)."""
 
 
 def web_state(request: Request) -> WebState:

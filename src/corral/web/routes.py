@@ -11,7 +11,14 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from .deps import PUBLIC
+PUBLIC = frozenset({
+    ("GET", "/api/v1/health"),
+    ("POST", "/api/v1/session"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+})  # fmt: skip
+"""The operations answered without credentials: the health check, signing in, and the sign-in
+page (and the static files, a mount of their own: htmx, the style sheet)."""
 
 
 @dataclass(frozen=True)

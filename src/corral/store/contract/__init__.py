@@ -15,6 +15,7 @@ from typing import Protocol
 from ..readside_contract import ReadSide
 from .access import AccessStore
 from .alerts import AlertStore
+from .bulk import BulkOutcome, BulkParams, BulkTransitions
 from .cleanups import CleanupClaimParams, CleanupEndParams, Cleanups
 from .coordination import ConsumerLeaseShims, Coordination, Lease, LeaseKind
 from .notifications import SCHEDULER_CHANNEL, WORKERS_CHANNEL, Listener, Notifications
@@ -43,6 +44,7 @@ from .transitions import SettingTransitions, TaskTransitions, Transitions, Workf
 
 class Store(
     Transitions,
+    BulkTransitions,
     Reads,
     ReadSide,
     Coordination,
@@ -63,6 +65,9 @@ __all__ = [
     "AccessStore",
     "AdmitParams",
     "AlertStore",
+    "BulkOutcome",
+    "BulkParams",
+    "BulkTransitions",
     "CancelParams",
     "CheckpointParams",
     "ClaimParams",

@@ -143,6 +143,11 @@ ORDER BY t.id DESC LIMIT %(limit)s
 """
 # The states of the given ids.
 TASK_STATES = "SELECT id, state FROM corral_tasks WHERE id = ANY(%(ids)s)"
+# The state and attempt of some tasks, for a bulk cancel or retry, locked in id order (two
+# bulks over the same tasks can't deadlock; the primary key).
+TASK_STATES_FOR_UPDATE = """
+SELECT id, state, attempt FROM corral_tasks WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE
+"""
 
 # -- resolver and promoter ----------------------------------------------------------------------
 

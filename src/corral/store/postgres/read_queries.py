@@ -18,6 +18,7 @@ RESIDUAL = """
   AND (%(group_name)s::text IS NULL OR t.group_name = %(group_name)s::text)
   AND (%(workflow_id)s::bigint IS NULL OR t.workflow_id = %(workflow_id)s::bigint)
   AND (%(pool)s::text IS NULL OR t.pool = %(pool)s::text)
+  AND (%(schedule)s::text IS NULL OR t.schedule_name = %(schedule)s::text)
   AND (%(created_from)s::float8 IS NULL OR t.created_at >= %(created_from)s::float8)
   AND (%(created_until)s::float8 IS NULL OR t.created_at < %(created_until)s::float8)
   AND (%(finished_from)s::float8 IS NULL OR t.finished_at >= %(finished_from)s::float8)
@@ -82,6 +83,8 @@ PAGE_BY_NAME = _by_ended_index("t.name = %(name)s::text")
 PAGE_BY_GROUP = _by_ended_index("t.group_name = %(group_name)s::text")
 # One workflow, newest first (corral_tasks_workflow).
 PAGE_BY_WORKFLOW = _by("t.workflow_id = %(workflow_id)s::bigint")
+# The tasks of one schedule's fires, newest first (corral_tasks_schedule).
+PAGE_BY_SCHEDULE = _by("t.schedule_name = %(schedule)s::text")
 # Some states, newest first: per state asked for, its index (an unfinished state's partial index
 # of the hot path; corral_tasks_ended_state for an ended one) stopped at the LIMIT, then merged.
 PAGE_BY_STATE = _merged(

@@ -106,6 +106,8 @@ RULES: dict[str, str] = {
     "task_cancel": ONCE,  # a second run would report another state, or refuse
     "task_retry": ONCE,
     "workflow_cancel": ONCE,
+    "task_cancel_many": ONCE,  # a second run would find them moved and skip them
+    "task_retry_many": ONCE,
     "schedule_save": AGAIN,  # upserts values
     "schedule_set_paused": AGAIN,
     "schedule_trigger": AGAIN,

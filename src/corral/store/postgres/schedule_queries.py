@@ -80,6 +80,13 @@ SET_FIRE_TASKS = """
 UPDATE corral_schedule_fires SET task_ids = %(task_ids)s, workflow_id = %(workflow_id)s
 WHERE id = %(id)s
 """
+# The fire's tasks learn their schedule (corral_tasks_schedule pages them); a task a dedup key
+# gave from an earlier fire keeps the schedule it has.
+MARK_FIRE_TASKS = """
+UPDATE corral_tasks SET schedule_name = %(schedule_name)s
+WHERE id IN (SELECT jsonb_array_elements_text(%(task_ids)s::jsonb)::bigint)
+  AND schedule_name IS NULL
+"""
 # The counters and the last fire, after a batch (`last` only if no later one is recorded).
 COUNT_FIRES = """
 UPDATE corral_schedules SET

@@ -87,6 +87,7 @@ from . import queries as q
 from . import read_queries
 from .access import PostgresAccess
 from .alerts import PostgresAlerts
+from .bulk import PostgresBulk
 from .cleanups import PostgresCleanups, write_cleanups
 from .consumers import PostgresConsumers
 from .leases import PostgresLeases, configure_session, safe_url
@@ -131,6 +132,7 @@ class PostgresStore(
     PostgresCleanups,
     PostgresSchedules,
     PostgresAlerts,
+    PostgresBulk,
     PostgresAccess,
     ReadSideReads,
     PostgresLeases,

@@ -104,6 +104,10 @@ ORDER BY t.id DESC LIMIT :limit
 """
 # The states of the given ids.
 TASK_STATES = "SELECT id, state FROM corral_tasks WHERE id IN (SELECT value FROM json_each(:ids))"
+# The state and attempt of some tasks, for a bulk cancel or retry (the primary key).
+TASK_STATES_ATTEMPTS = (
+    "SELECT id, state, attempt FROM corral_tasks WHERE id IN (SELECT value FROM json_each(:ids))"
+)
 
 # -- resolver and promoter ----------------------------------------------------------------------
 

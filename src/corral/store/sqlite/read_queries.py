@@ -20,6 +20,7 @@ RESIDUAL = """
   AND (:group_name IS NULL OR +t.group_name = :group_name)
   AND (:workflow_id IS NULL OR +t.workflow_id = :workflow_id)
   AND (:pool IS NULL OR +t.pool = :pool)
+  AND (:schedule IS NULL OR +t.schedule_name = :schedule)
   AND (:created_from IS NULL OR +t.created_at >= :created_from)
   AND (:created_until IS NULL OR +t.created_at < :created_until)
   AND (:finished_from IS NULL OR +t.finished_at >= :finished_from)
@@ -91,6 +92,12 @@ PAGE_BY_GROUP = _by_ended_index("corral_tasks_ended_group", "t.group_name = :gro
 PAGE_BY_WORKFLOW = f"""
 SELECT {TASK_COLUMNS} FROM corral_tasks t INDEXED BY corral_tasks_workflow
 WHERE t.workflow_id = :workflow_id AND t.id < :after_id{RESIDUAL}
+ORDER BY t.id DESC LIMIT :limit
+"""
+# The tasks of one schedule's fires, newest first (corral_tasks_schedule).
+PAGE_BY_SCHEDULE = f"""
+SELECT {TASK_COLUMNS} FROM corral_tasks t INDEXED BY corral_tasks_schedule
+WHERE t.schedule_name = :schedule AND t.id < :after_id{RESIDUAL}
 ORDER BY t.id DESC LIMIT :limit
 """
 # Some states, newest first: per state its index (STATE_INDEX), stopped at the LIMIT (a state not

@@ -74,6 +74,12 @@ WHERE schedule_name = :schedule_name AND logical_time = :logical_time RETURNING 
 SET_FIRE_TASKS = """
 UPDATE corral_schedule_fires SET task_ids = :task_ids, workflow_id = :workflow_id WHERE id = :id
 """
+# The fire's tasks learn their schedule (corral_tasks_schedule pages them); a task a dedup key
+# gave from an earlier fire keeps the schedule it has.
+MARK_FIRE_TASKS = """
+UPDATE corral_tasks SET schedule_name = :schedule_name
+WHERE id IN (SELECT value FROM json_each(:task_ids)) AND schedule_name IS NULL
+"""
 # The counters and the last fire, after a batch (`last` only if no later one is recorded).
 COUNT_FIRES = """
 UPDATE corral_schedules SET

@@ -99,6 +99,7 @@ from . import queries as q
 from . import read_queries
 from .access import SQLiteAccess
 from .alerts import SQLiteAlerts
+from .bulk import SQLiteBulk
 from .cleanups import SQLiteCleanups, write_cleanups
 from .consumers import SQLiteConsumers
 from .leases import SQLiteLeases
@@ -157,6 +158,7 @@ class SQLiteStore(
     SQLiteCleanups,
     SQLiteSchedules,
     SQLiteAlerts,
+    SQLiteBulk,
     SQLiteAccess,
     ReadSideReads,
     SQLiteLeases,

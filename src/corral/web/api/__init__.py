@@ -9,8 +9,22 @@ from fastapi import APIRouter
 
 from ..problems import RESPONSES
 
-ROUTERS = ("health", "session", "tasks", "tokens")
-"""The modules under corral.web.api, each with a `router`."""
+ROUTERS = (
+    "health",
+    "session",
+    "bulk",
+    "tasks",
+    "submit",
+    "workflows",
+    "groups",
+    "pools",
+    "schedules",
+    "backfills",
+    "alerts",
+    "tokens",
+)
+"""The modules under corral.web.api, each with a `router`. `bulk` comes before `tasks`: its
+/tasks/bulk/... paths must match before /tasks/{task_id}/..."""
 
 
 def api_router() -> APIRouter:

@@ -161,6 +161,7 @@ def list_tasks(
     group: Name = None,
     workflow: OptionalId = None,
     pool: Name = None,
+    schedule: Name = None,
     created_from: Time = None,
     created_until: Time = None,
     finished_from: Time = None,
@@ -175,7 +176,7 @@ def list_tasks(
         name=type, group=group, workflow_id=workflow, pool=pool,
         created_from=created_from, created_until=created_until,
         finished_from=finished_from, finished_until=finished_until,
-        scope=principal.scope,
+        scope=principal.scope, schedule=schedule,
     )  # fmt: skip
     try:
         page = reads.tasks(checked, order=order, after=after, limit=limit)

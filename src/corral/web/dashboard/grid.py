@@ -2,8 +2,8 @@
 
 The planned logical times come from the schedule's spec in the backfill's order
 (corral.schedules.backfill_service.logical_times), at most `GRID_MAX` of them; each cell's
-outcome is its fire's (corral.schedules.backfills.fire_outcome, the rule the status counts
-with): `succeeded`, `failed`, `running`, `queued`; a time the backfill passed without a fire of
+outcome is its fire's (corral.schedules.backfills.fire_progress, the rule the status counts
+with): `done`, `failed`, `running`, `waiting`; a time the backfill passed without a fire of
 its own ran already and was left (`left`); a time it has not reached is `pending`."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from datetime import datetime
 from ...lifecycle import State
 from ...schedules import spec as timing
 from ...schedules.backfill_service import logical_times
-from ...schedules.backfills import fire_outcome
+from ...schedules.backfills import fire_progress
 from ...store.contract.schedules import FIRED, BackfillRow, FireRow
 
 GRID_MAX = 2000
 """The most cells a grid shows (a longer backfill shows its first ones, and says so)."""
-OUTCOMES = ("succeeded", "failed", "running", "queued", "left", "pending", "skipped", "missed")
+OUTCOMES = ("done", "failed", "running", "waiting", "left", "pending", "skipped", "missed")
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ def cells(
     for t in times:
         fire = by_time.get(float(t))
         if fire is not None:
-            outcome = fire_outcome(fire, states) if fire.outcome == FIRED else fire.outcome
+            own = [states.get(i) for i in fire.task_ids]
+            outcome = fire_progress(own) if fire.outcome == FIRED else fire.outcome
             ids = tuple(fire.task_ids)
         else:
             outcome, ids = ("left" if _passed(row, t) else "pending"), ()
