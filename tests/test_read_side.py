@@ -310,7 +310,25 @@ def test_event_head_and_a_workflow_graph(store: Store) -> None:
     small = side.workflow(wf.id, limit=2)
     assert [t.id for t in small.tasks] == [c, b] and small.truncated
     assert small.edges == [(c, b)]
+    scoped = side.workflow(wf.id, scope=("g1",))  # c is in the default group
+    assert [t.id for t in scoped.tasks] == [b, a] and scoped.edges == [(b, a)]
     with pytest.raises(TaskNotFound):
         side.workflow(wf.id + 1)
     with pytest.raises(ConfigError, match="workflow_id"):
         side.workflow(0)
+    with pytest.raises(ConfigError, match="limit"):
+        side.workflow(wf.id, limit=0)
+
+
+def test_a_workflow_graph_reads_its_tasks_in_pages(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import corral.readside
+
+    monkeypatch.setattr(corral.readside, "MAX_PAGE", 1)
+    steps = [new_task(), new_task(after=(0,)), new_task(after=(1,))]
+    wf = store.workflow_insert(WorkflowInsertParams(NewWorkflow("wf", "default"), steps, T0))
+    a, b, c = (s.id for s in wf.tasks)
+    graph = reads(store).workflow(wf.id, limit=3)
+    assert [t.id for t in graph.tasks] == [c, b, a] and not graph.truncated
+    assert sorted(graph.edges) == [(b, a), (c, b)]

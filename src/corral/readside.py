@@ -26,7 +26,7 @@ from . import limits, scopes
 from .clock import Clock
 from .errors import ConfigError, TaskNotFound
 from .lifecycle import State
-from .model import DEFAULTS_GROUP, Event, GroupConfig, WorkerRecord
+from .model import DEFAULTS_GROUP, Event, GroupConfig, TaskRecord, WorkerRecord
 from .read_model import (
     GroupFigures,
     Order,
@@ -51,6 +51,8 @@ WINDOW = 900.0
 SAMPLE = 5000
 """At most this many of the latest starts are read for the waits."""
 ORDERS: tuple[Order, ...] = ("created", "finished")
+MAX_GRAPH = 10_000
+"""The most tasks a workflow's graph reads."""
 
 
 class ReadSide:
@@ -126,19 +128,26 @@ class ReadSide:
     def workflow(
         self, workflow_id: int, *, limit: int = MAX_PAGE, scope: tuple[str, ...] = ()
     ) -> WorkflowGraph:
-        """A workflow's status, its newest `limit` tasks (of the groups `scope` sees) and the
-        edges among them; TaskNotFound if there is no such workflow."""
+        """A workflow's status, its newest `limit` tasks (of the groups `scope` sees; read in
+        pages of MAX_PAGE) and the dependency edges among them; TaskNotFound if there is no
+        such workflow."""
         limits.whole("workflow_id", workflow_id, 1, limits.ID_MAX)
-        limit = _limit("limit", limit)
+        limits.whole("limit", limit, 1, MAX_GRAPH)
         status = self.store.workflow_get(workflow_id)
         if status is None:
             raise TaskNotFound(f"no workflow with id {workflow_id}")
-        f = check_filter(TaskFilter(workflow_id=workflow_id, scope=scope))
-        query = PageQuery(f, "created", None, None, limit + 1)
-        rows = self.store.task_page(query)
-        shown = {t.id for t in rows[:limit]}
+        f = TaskFilter(workflow_id=workflow_id, scope=scope)
+        tasks: list[TaskRecord] = []
+        after: str | None = None
+        while len(tasks) < limit:
+            page = self.tasks(f, after=after, limit=min(MAX_PAGE, limit - len(tasks)))
+            tasks += page.tasks
+            after = page.next
+            if after is None:
+                break
+        shown = {t.id for t in tasks}
         edges = [(t, d) for t, d in self.store.task_edges(sorted(shown)) if d in shown]
-        return WorkflowGraph(status, rows[:limit], edges, len(rows) > limit)
+        return WorkflowGraph(status, tasks, edges, after is not None)
 
     # -- figures ------------------------------------------------------------------------------
     def groups(self, *, window: float = WINDOW, sample: int = SAMPLE) -> list[GroupFigures]:
