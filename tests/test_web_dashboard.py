@@ -511,3 +511,42 @@ def test_the_stream_route_gives_a_client_that_is_no_browser_one_read(site: WebHa
 def test_the_sign_in_form_without_a_token_says_so(site: WebHarness) -> None:
     response = site.client.post("/login", data={"token": " "}, headers={"Origin": BASE})
     assert response.status_code == 422 and "Enter an API token." in response.text
+
+
+def test_every_button_is_an_api_route_that_takes_the_session_and_its_csrf_token(
+    site: WebHarness,
+) -> None:
+    app = site.app
+    waiting = app.task_type("noop").submit(group="g1", delay=3600)
+    dead = submit(app)
+    app.cancel(dead)
+    wf = app.workflow("wf", group="g1")
+    wf.add("noop")
+    workflow_id = wf.submit()
+    backfill = app.backfill("daily", start="2026-11-01", end="2026-11-02")
+    csrf = site.login("operator")
+    pages = ["/tasks?state=cancelled", f"/tasks/{waiting}", f"/tasks/{dead}",
+             f"/workflows/{workflow_id}", "/schedules", f"/backfills/{backfill.id}"]  # fmt: skip
+    buttons: list[tuple[str, str]] = []
+    for path in pages:
+        for _, attrs in tags(site.client.get(path).text).tags:
+            if "hx-post" in attrs:
+                json_body = attrs.get("hx-ext") == "corral-json"
+                buttons.append((str(attrs["hx-post"]), "json" if json_body else "form"))
+    targets = {url for url, _ in buttons}
+    assert {f"/api/v1/tasks/{waiting}/cancel", f"/api/v1/tasks/{dead}/retry",
+            f"/api/v1/workflows/{workflow_id}/cancel", "/api/v1/schedules/daily/pause",
+            "/api/v1/schedules/daily/trigger", "/api/v1/backfills",
+            f"/api/v1/backfills/{backfill.id}/cancel", "/api/v1/tasks/bulk/retry",
+            "/api/v1/tasks/bulk/cancel"} <= targets  # fmt: skip
+    headers = {"Origin": BASE, "X-CSRF-Token": csrf, "HX-Request": "true"}
+    for url, kind in sorted(set(buttons)):
+        if kind == "json":  # the forms: the API names what the empty form lacks
+            response = site.client.post(url, json={}, headers=headers)
+            assert response.status_code in (200, 201, 409, 422), (url, response.text)
+            continue
+        response = site.client.post(url, headers=headers)
+        ok = 200 <= response.status_code < 300 or response.status_code == 409  # 409: it ended
+        assert ok, (url, response.status_code, response.text)
+    assert app.get(waiting).state == State.CANCELLED
+    assert app.schedules.get("daily").row.paused
