@@ -235,3 +235,14 @@ def test_start_a_backfill_and_watch_its_grid_fill(site: Site, services: Any) -> 
     assert "5/5 done" in site.driver.find_element(By.ID, "backfill-progress").text
     site.not_reloaded()
     site.no_csp_violation()
+
+
+def test_a_refused_action_shows_the_problem_the_api_answered(site: Site) -> None:
+    site.sign_in("/tasks?state=dead")  # nothing is dead: a bulk retry matches nothing
+    site.driver.find_element(By.CSS_SELECTOR, "#bulk summary").click()
+    site.driver.find_element(By.CSS_SELECTOR, "#bulk-retry-preview button").click()
+    problem = site.visible("bulk-problem")
+    assert problem.text == "the filter matches no task that can be retried"
+    assert not site.driver.find_element(By.ID, "bulk-retry-confirm").is_displayed()
+    site.not_reloaded()
+    site.no_csp_violation()
