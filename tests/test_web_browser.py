@@ -5,7 +5,7 @@ module is skipped, naming the packages to install.
 
 Each test watches the page change by itself (the live feed over SSE, htmx refreshing the body),
 and checks the page was never reloaded (a marker set in the window survives) and that the
-browser reported no Content-Security-Policy violation."""
+browser reported no Content-Security-Policy violation and no script error."""
 
 from __future__ import annotations
 
@@ -90,8 +90,9 @@ class Site:
         alert.accept()
 
     def no_csp_violation(self) -> None:
-        logs = self.driver.get_log("browser")
-        bad = [e["message"] for e in logs if "Content Security Policy" in e.get("message", "")]
+        """No Content-Security-Policy violation and no uncaught script error in the console."""
+        logs = [str(e.get("message", "")) for e in self.driver.get_log("browser")]
+        bad = [m for m in logs if "Content Security Policy" in m or "Uncaught" in m]
         assert not bad, bad
 
 
