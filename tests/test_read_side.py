@@ -240,7 +240,9 @@ def test_waits_p95() -> None:
 
     got = waits([float(i) for i in range(1, 101)])
     assert (got.started, got.mean, got.p95, got.max) == (100, 50.5, 95.0, 100.0)
-    assert waits([]).mean is None
+    assert got.p50 == 50.0
+    assert waits([3.0, 1.0, 2.0]).p50 == 2.0
+    assert waits([]).mean is None and waits([]).p50 is None
 
 
 def test_foreign_task_names(store: Store) -> None:
@@ -289,3 +291,44 @@ def test_bad_detail_and_figures_input(store: Store) -> None:
     ]:
         with pytest.raises(ConfigError, match=field):
             call()
+
+
+def test_event_head_and_a_workflow_graph(store: Store) -> None:
+    side = reads(store)
+    assert side.event_head() == 0
+    steps = [new_task(group="g1"), new_task(group="g1", after=(0,)), new_task(after=(0, 1))]
+    wf = store.workflow_insert(WorkflowInsertParams(NewWorkflow("wf", "g1"), steps, T0))
+    a, b, c = (s.id for s in wf.tasks)
+    other = submit(store, now=T0 + 1)
+    head = side.event_head()
+    assert head == max(e.id for t in (a, b, c, other) for e in store.event_list(t))
+    assert side.events_after(head) == []
+    graph = side.workflow(wf.id)
+    assert [t.id for t in graph.tasks] == [c, b, a] and not graph.truncated
+    assert sorted(graph.edges) == sorted([(b, a), (c, a), (c, b)])
+    assert graph.status.total == 3
+    small = side.workflow(wf.id, limit=2)
+    assert [t.id for t in small.tasks] == [c, b] and small.truncated
+    assert small.edges == [(c, b)]
+    scoped = side.workflow(wf.id, scope=("g1",))  # c is in the default group
+    assert [t.id for t in scoped.tasks] == [b, a] and scoped.edges == [(b, a)]
+    with pytest.raises(TaskNotFound):
+        side.workflow(wf.id + 1)
+    with pytest.raises(ConfigError, match="workflow_id"):
+        side.workflow(0)
+    with pytest.raises(ConfigError, match="limit"):
+        side.workflow(wf.id, limit=0)
+
+
+def test_a_workflow_graph_reads_its_tasks_in_pages(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import corral.readside
+
+    monkeypatch.setattr(corral.readside, "MAX_PAGE", 1)
+    steps = [new_task(), new_task(after=(0,)), new_task(after=(1,))]
+    wf = store.workflow_insert(WorkflowInsertParams(NewWorkflow("wf", "default"), steps, T0))
+    a, b, c = (s.id for s in wf.tasks)
+    graph = reads(store).workflow(wf.id, limit=3)
+    assert [t.id for t in graph.tasks] == [c, b, a] and not graph.truncated
+    assert sorted(graph.edges) == [(b, a), (c, b)]

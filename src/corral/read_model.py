@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .lifecycle import State
-from .model import AttemptRecord, CleanupRecord, Event, LogLine, TaskRecord
+from .model import AttemptRecord, CleanupRecord, Event, LogLine, TaskRecord, WorkflowStatus
 
 Order = Literal["created", "finished"]
 """A task list's order, newest first: by creation (the id), or by when the task ended."""
@@ -117,6 +117,8 @@ class Waits:
     mean: float | None
     p95: float | None
     max: float | None
+    p50: float | None = None
+    """The median (nearest rank)."""
 
 
 class _Counted:
@@ -162,3 +164,15 @@ class PoolFigures(_Counted):
     workers: int
     capacity: int
     waits: Waits
+
+
+@dataclass(frozen=True)
+class WorkflowGraph:
+    """A workflow with its own tasks (newest first, at most the limit read) and the dependency
+    edges among them, (task id, the id it depends on): what a DAG view draws."""
+
+    status: WorkflowStatus
+    tasks: list[TaskRecord]
+    edges: list[tuple[int, int]]
+    truncated: bool
+    """More tasks than the limit: the graph shows the newest only."""

@@ -26,7 +26,7 @@ from . import limits, scopes
 from .clock import Clock
 from .errors import ConfigError, TaskNotFound
 from .lifecycle import State
-from .model import DEFAULTS_GROUP, Event, GroupConfig, WorkerRecord
+from .model import DEFAULTS_GROUP, Event, GroupConfig, TaskRecord, WorkerRecord
 from .read_model import (
     GroupFigures,
     Order,
@@ -38,6 +38,7 @@ from .read_model import (
     TaskFilter,
     TaskPage,
     Waits,
+    WorkflowGraph,
 )
 from .store import Store
 
@@ -50,6 +51,8 @@ WINDOW = 900.0
 SAMPLE = 5000
 """At most this many of the latest starts are read for the waits."""
 ORDERS: tuple[Order, ...] = ("created", "finished")
+MAX_GRAPH = 10_000
+"""The most tasks a workflow's graph reads."""
 
 
 class ReadSide:
@@ -117,6 +120,34 @@ class ReadSide:
         """Events with an id above `after_id`, oldest first: the feed a live view follows."""
         limits.whole("after_id", after_id, 0, limits.ID_MAX)
         return self.store.event_fetch_after(after_id, _limit("limit", limit))
+
+    def event_head(self) -> int:
+        """The newest event's id (0: none yet): a live view reads `events_after` from it."""
+        return self.store.event_head()
+
+    def workflow(
+        self, workflow_id: int, *, limit: int = MAX_PAGE, scope: tuple[str, ...] = ()
+    ) -> WorkflowGraph:
+        """A workflow's status, its newest `limit` tasks (of the groups `scope` sees; read in
+        pages of MAX_PAGE) and the dependency edges among them; TaskNotFound if there is no
+        such workflow."""
+        limits.whole("workflow_id", workflow_id, 1, limits.ID_MAX)
+        limits.whole("limit", limit, 1, MAX_GRAPH)
+        status = self.store.workflow_get(workflow_id)
+        if status is None:
+            raise TaskNotFound(f"no workflow with id {workflow_id}")
+        f = TaskFilter(workflow_id=workflow_id, scope=scope)
+        tasks: list[TaskRecord] = []
+        after: str | None = None
+        while len(tasks) < limit:
+            page = self.tasks(f, after=after, limit=min(MAX_PAGE, limit - len(tasks)))
+            tasks += page.tasks
+            after = page.next
+            if after is None:
+                break
+        shown = {t.id for t in tasks}
+        edges = [(t, d) for t, d in self.store.task_edges(sorted(shown)) if d in shown]
+        return WorkflowGraph(status, tasks, edges, after is not None)
 
     # -- figures ------------------------------------------------------------------------------
     def groups(self, *, window: float = WINDOW, sample: int = SAMPLE) -> list[GroupFigures]:
@@ -246,12 +277,13 @@ def decode_cursor(cursor: str, kind: str) -> tuple[float | None, int]:
 
 
 def waits(values: Sequence[float]) -> Waits:
-    """Mean, 95th percentile (nearest rank) and max of queue waits."""
+    """Mean, 95th percentile, max and median (nearest rank) of queue waits."""
     if not values:
         return Waits(0, None, None, None)
     ordered = sorted(values)
     rank = max(1, math.ceil(0.95 * len(ordered)))
-    return Waits(len(ordered), sum(ordered) / len(ordered), ordered[rank - 1], ordered[-1])
+    median = ordered[max(1, math.ceil(0.5 * len(ordered))) - 1]
+    return Waits(len(ordered), sum(ordered) / len(ordered), ordered[rank - 1], ordered[-1], median)
 
 
 def _limit(field: str, value: int) -> int:

@@ -58,9 +58,22 @@ class ScheduleInfo:
         return timing.local_time(self.spec, self.row.next_at)
 
     @property
+    def group(self) -> str:
+        """The group its fires' tasks go to (a backfill's go to a group of its own): whose
+        schedule it is, for a token scoped to groups."""
+        return options_group(self.row.options)
+
+    @property
     def last_fire(self) -> datetime | None:
         last = self.row.last_logical
         return None if last is None else timing.local_time(self.spec, last)
+
+
+def options_group(options_json: str) -> str:
+    """The group a schedule's options (JSON, stored or declared) send its tasks to: the one
+    named, else the default group."""
+    chosen = loads(options_json).get("group")
+    return str(chosen) if chosen else DEFAULT_GROUP
 
 
 def spec_json(spec: timing.Spec) -> str:

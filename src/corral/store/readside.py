@@ -99,6 +99,9 @@ class ReadSideReads:
         rows = self._read(self.read_queries.NAME_OUTSIDE, {"prefix": prefix, "prefix_end": end})
         return str(rows[0][0]) if rows else None
 
+    def event_head(self) -> int:
+        return int(self._read(self.read_queries.EVENT_HEAD)[0][0])
+
 
 def _page_statement(rq: ModuleType, query: PageQuery) -> str:
     """The statement whose index drives the page: the finished order has one; else the

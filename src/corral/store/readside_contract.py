@@ -14,6 +14,7 @@ READ_SIDE_METHODS = (
     "task_page", "task_count_unfinished", "task_recent_starts", "log_page", "group_list",
     "task_name_outside", "task_oldest_ready", "task_count_groups", "task_ready_counts",
     "task_edges",
+    "event_head",
 )  # fmt: skip
 """The methods below (reads: PostgreSQL retries them after a lost connection)."""
 
@@ -69,4 +70,9 @@ class ReadSide(Protocol):
     def task_name_outside(self, prefix: str) -> str | None:
         """The name of a task whose type does not start with `prefix`, if there is one (two
         probes of the (name, id) index)."""
+        ...
+
+    def event_head(self) -> int:
+        """The newest event's id, 0 if there is none (one probe of the primary key): where a
+        live view that shows only what comes next starts reading."""
         ...

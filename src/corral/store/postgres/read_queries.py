@@ -158,6 +158,9 @@ NAME_OUTSIDE = """
 SELECT name FROM corral_tasks WHERE NOT starts_with(name, %(prefix)s) LIMIT 1
 """
 
+# The newest event's id (0: none): the primary key's last entry in each day's partition.
+EVENT_HEAD = "SELECT coalesce(max(id), 0) FROM corral_events"
+
 
 def encode_list(values: list[str]) -> list[str]:
     """A list parameter: an array."""

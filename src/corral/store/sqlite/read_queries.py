@@ -179,6 +179,9 @@ SELECT name FROM (
 ) LIMIT 1
 """
 
+# The newest event's id (0: none): one probe of the primary key, where a live view starts.
+EVENT_HEAD = "SELECT coalesce(max(id), 0) FROM corral_events"
+
 
 def encode_list(values: list[str]) -> str:
     """A list parameter, as json_each reads it."""

@@ -14,11 +14,11 @@ from ...errors import ConfigError
 from ...lifecycle import State
 from ...limits import ID_MAX
 from ...schedules.backfills import BackfillStatus, fire_progress
+from ...schedules.declare import options_group
 from ...store.contract.schedules import BackfillRow
 from ..auth import Principal
 from ..deps import CorralApp, Operator, Viewer, record
 from ..problems import Problem, renamed
-from .schedules import options_group
 from .schedules import visible as visible_schedule
 
 router = APIRouter(tags=["backfills"])

@@ -10,7 +10,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from ...model import DEFAULT_GROUP
 from ...schedules.declare import ScheduleInfo
 from ...store.contract.schedules import FireRow
 from ..auth import Principal
@@ -47,7 +46,7 @@ class ScheduleOut(BaseModel):
         row = info.row
         nxt, last = info.next_fire, info.last_fire
         return cls(
-            name=row.name, target=row.target, spec=json.loads(row.spec), group=group_of(info),
+            name=row.name, target=row.target, spec=json.loads(row.spec), group=info.group,
             paused=row.paused, removed=row.removed_at is not None, declared=info.declared,
             next_fire=None if nxt is None else nxt.isoformat(),
             next_at=None if row.removed_at is not None else row.next_at,
@@ -89,23 +88,12 @@ class ScheduleActionOut(BaseModel):
     """A trigger asked for and not yet fired by the leader."""
 
 
-def group_of(info: ScheduleInfo) -> str:
-    """The group a schedule's tasks go to (its scope)."""
-    return options_group(info.row.options)
-
-
-def options_group(options_json: str) -> str:
-    """The group named in a schedule's options (JSON), else the default group."""
-    group = json.loads(options_json).get("group")
-    return str(group) if group else DEFAULT_GROUP
-
-
 def visible(app: CorralApp, principal: Principal, name: str) -> ScheduleInfo:
     """The stored schedule if the principal sees its group; 404 otherwise."""
     if not app.store.schedule_list([name]):
         raise Problem(404, "Not found", f"no schedule named {name!r}")
     info = app.schedules.get(name)
-    if not principal.sees(group_of(info)):
+    if not principal.sees(info.group):
         raise Problem(404, "Not found", f"no schedule named {name!r}")
     return info
 
@@ -113,7 +101,7 @@ def visible(app: CorralApp, principal: Principal, name: str) -> ScheduleInfo:
 @router.get("/schedules", response_model=list[ScheduleOut])
 def list_schedules(principal: Viewer, app: CorralApp) -> list[ScheduleOut]:
     """Every stored schedule, by name."""
-    found = [i for i in app.schedules.list() if principal.sees(group_of(i))]
+    found = [i for i in app.schedules.list() if principal.sees(i.group)]
     return [ScheduleOut.of(i) for i in sorted(found, key=lambda i: i.name)]
 
 

@@ -11,8 +11,6 @@ from pydantic import BaseModel
 
 from ...limits import ID_MAX
 from ...model import WorkflowStatus
-from ...read_model import TaskFilter
-from ...readside import MAX_PAGE
 from ..auth import Principal
 from ..deps import CorralApp, Operator, Reads, Viewer, record
 from ..problems import Problem
@@ -72,27 +70,14 @@ def get_workflow(workflow_id: WorkflowId, principal: Viewer, app: CorralApp, rea
                  ) -> WorkflowOut:  # fmt: skip
     """A workflow: its state, its tasks counted by state, and its DAG."""
     status = visible(app, principal, workflow_id)
-    f = TaskFilter(workflow_id=workflow_id, scope=principal.scope)
-    nodes: list[NodeOut] = []
-    after = None
-    while len(nodes) < MAX_NODES:
-        page = reads.tasks(f, after=after, limit=min(MAX_PAGE, MAX_NODES - len(nodes)))
-        nodes += [NodeOut(id=t.id, name=t.name, group=t.group, state=str(t.state))
-                  for t in page.tasks]  # fmt: skip
-        after = page.next
-        if after is None:
-            break
-    nodes.reverse()  # oldest first: the order they were added in
-    shown = {n.id for n in nodes}
-    edges = [
-        EdgeOut(upstream=up, downstream=down)
-        for down, up in reads.store.task_edges(sorted(shown))
-        if up in shown
-    ]
+    graph = reads.workflow(workflow_id, limit=MAX_NODES, scope=principal.scope)
+    nodes = [NodeOut(id=t.id, name=t.name, group=t.group, state=str(t.state))
+             for t in reversed(graph.tasks)]  # fmt: skip  # oldest first: as they were added
+    edges = [EdgeOut(upstream=up, downstream=down) for down, up in graph.edges]
     return WorkflowOut(
         id=status.id, name=status.name, group=status.group, created_at=status.created_at,
         state=status.state, counts=status.counts, total=status.total, nodes=nodes, edges=edges,
-        truncated=after is not None,
+        truncated=graph.truncated,
     )  # fmt: skip
 
 
