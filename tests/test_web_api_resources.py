@@ -96,6 +96,13 @@ def test_groups_show_entitled_and_actual_share_and_cap(site: Any) -> None:
     assert mine.status_code == 200 and mine.json()["ready"] == 1
     fresh = site.client.get("/api/v1/groups/never", headers=site.headers("viewer")).json()
     assert fresh["counts"] == {} and fresh["weight"] == 1.0
+    # the busiest first, at most `limit`; `name` finds the others
+    top = site.client.get("/api/v1/groups?limit=1", headers=site.headers("viewer")).json()
+    assert [g["name"] for g in top] == ["g1"]
+    named = site.client.get("/api/v1/groups?name=client", headers=site.headers("viewer")).json()
+    assert [g["name"] for g in named] == ["client-7/x"]
+    bad = site.client.get("/api/v1/groups?limit=0", headers=site.headers("viewer"))
+    assert bad.status_code == 422 and bad.json()["field"] == "limit"
 
 
 def test_configure_a_group_is_admin_and_checked(site: Any) -> None:

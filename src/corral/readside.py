@@ -160,10 +160,11 @@ class ReadSide:
         names = sorted(set(by_group) | set(configs) | {s.group for s in starts})
         config_of = {n: configs.get(n) or replace(defaults, name=n) for n in names}
         held = sum(_active(by_group.get(n, {})) for n in names)
-        busy = [
+        busy = {
             n for n in names if _active(by_group.get(n, {})) or by_group.get(n, {}).get("ready")
-        ]
+        }
         weights = sum(config_of[n].weight for n in busy)
+        waits_of = _waits_by(starts, lambda s: s.group)
         return [
             GroupFigures(
                 n,
@@ -173,7 +174,7 @@ class ReadSide:
                 _spec(config_of[n]),
                 _active(by_group.get(n, {})) / held if held else 0.0,
                 config_of[n].weight / weights if n in busy and weights else 0.0,
-                waits([s.wait for s in starts if s.group == n]),
+                waits(waits_of.get(n, ())),
             )
             for n in names
         ]
@@ -186,13 +187,14 @@ class ReadSide:
         names = sorted(
             set(by_pool) | {p for w in workers for p in w.pools} | {s.pool for s in starts}
         )
+        waits_of = _waits_by(starts, lambda s: s.pool)
         return [
             PoolFigures(
                 p,
                 by_pool.get(p, {}),
                 sum(p in w.pools for w in workers),
                 sum(w.concurrency for w in workers if p in w.pools),
-                waits([s.wait for s in starts if s.pool == p]),
+                waits(waits_of.get(p, ())),
             )
             for p in names
         ]
@@ -296,6 +298,20 @@ def _spec(config: GroupConfig) -> str | None:
 
 def _active(counts: dict[str, int]) -> int:
     return counts.get(str(State.ADMITTED), 0) + counts.get(str(State.RUNNING), 0)
+
+
+def _waits_by(starts: Iterable[RecentStart], key: Callable[[RecentStart], str]
+              ) -> dict[str, list[float]]:  # fmt: skip
+    """The recent waits by group (or pool): one pass over the starts, not one per group."""
+    found: dict[str, list[float]] = {}
+    for start in starts:
+        found.setdefault(key(start), []).append(start.wait)
+    return found
+
+
+def busiest(groups: Iterable[GroupFigures]) -> list[GroupFigures]:
+    """Groups by backlog: the most ready first, then the most held, then by name."""
+    return sorted(groups, key=lambda g: (-g.ready, -g.active, g.group))
 
 
 def _by_key(

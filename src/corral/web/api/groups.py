@@ -7,17 +7,21 @@ shared by every group, so only an unscoped admin changes them."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import ConfigError
+from ...limits import MAX_NAME
 from ...model import GroupConfig
 from ...ratelimit import RateLimit
 from ...read_model import GroupFigures, Waits
+from ...readside import busiest
 from ..auth import Principal
 from ..deps import Admin, CorralApp, Reads, Viewer, record
 from ..problems import TITLES, Problem, field_of
-from .params import PathName
+from .params import NO_NUL, PathName
 
 router = APIRouter(tags=["groups"])
 
@@ -97,9 +101,26 @@ class RateLimitIn(BaseModel):
 
 
 @router.get("/groups", response_model=list[GroupOut])
-def list_groups(principal: Viewer, reads: Reads) -> list[GroupOut]:
-    """Every group with unfinished tasks, settings, or recent starts, by name."""
-    return [GroupOut.of(g) for g in reads.groups() if principal.sees(g.group)]
+def list_groups(
+    principal: Viewer,
+    reads: Reads,
+    name: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_NAME,
+            pattern=NO_NUL,
+            description="Only groups whose name contains this.",
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many groups.")] = 100,
+) -> list[GroupOut]:
+    """The busiest groups first (the most ready tasks, then the most held, then by name), of
+    those with unfinished tasks, settings, or recent starts: at most `limit`, so the answer stays
+    small whatever the number of groups (`name` finds the others)."""
+    seen = (g for g in reads.groups() if principal.sees(g.group))
+    matching = [g for g in seen if name in g.group] if name else seen
+    return [GroupOut.of(g) for g in busiest(matching)[:limit]]
 
 
 def _figures(reads: Reads, app: CorralApp, principal: Principal, name: str) -> GroupOut:

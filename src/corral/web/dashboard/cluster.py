@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from ...lifecycle import State
 from ...read_model import GroupFigures, TaskFilter
-from ...readside import MAX_PAGE, WINDOW, ReadSide
+from ...readside import MAX_PAGE, WINDOW, ReadSide, busiest
 from ..auth import Principal
 from ..deps import CorralApp, Reads, Viewer
 from .render import page
@@ -80,11 +80,6 @@ def overview(request: Request, principal: Viewer, reads: Reads, app: CorralApp) 
         ready=sum(g.ready for g in groups),
         active=sum(g.active for g in groups),
     )
-
-
-def busiest(groups: list[GroupFigures]) -> list[GroupFigures]:
-    """Groups by backlog: the most ready first, then the most held, then by name."""
-    return sorted(groups, key=lambda g: (-g.ready, -g.active, g.group))
 
 
 @router.get("/groups")
