@@ -14,7 +14,7 @@ from corral.errors import ConfigError, TaskNotFound
 from corral.lifecycle import TERMINAL, State
 from corral.model import GroupConfig, LogLine, NewWorkflow, TaskQuery, TaskRecord
 from corral.read_model import TaskFilter
-from corral.readside import ReadSide, encode_cursor
+from corral.readside import ReadSide, busiest, encode_cursor
 from corral.store import Store
 from corral.store.contract import AdmitParams, CancelParams, DueParams, WorkflowInsertParams
 
@@ -233,6 +233,25 @@ def test_group_and_pool_figures_against_a_brute_force_count(store: Store) -> Non
         assert p.active == sum(t.state in (State.ADMITTED, State.RUNNING) for t in mine)
     assert (pools["default"].workers, pools["default"].capacity) == (1, 100)
     assert side.unfinished() == sum(t.state not in TERMINAL for t in rows)
+
+
+def test_the_busiest_groups_read_is_the_top_of_every_group(store: Store) -> None:
+    store.group_configure(GroupConfig("g1", max_parallel=4, weight=3.0))
+    store.group_configure(GroupConfig("idle", max_parallel=1, weight=5.0))
+    store.group_configure(GroupConfig("other", weight=2.0))  # the metrics' bucket name: a group
+    made = mixed_history(store)
+    submit(store, group="other")
+    running = [i for i in made["ids"][12:] if store.task_get(i).pool == "default"]  # type: ignore[union-attr]
+    for n, task_id in enumerate(running[:4]):
+        start(store, task_id, T0 + 100 + n)
+    store.task_admit_many(AdmitParams([running[4]], T0 + 105))
+    side = reads(store, T0 + 106)
+    every = busiest(side.groups(window=1000))
+    assert len(every) > 3
+    for limit in range(1, len(every) + 2):
+        assert side.busiest_groups(limit, window=1000) == every[:limit], limit
+    with pytest.raises(ConfigError, match="limit"):
+        side.busiest_groups(0)
 
 
 def test_waits_p95() -> None:

@@ -72,6 +72,18 @@ class GroupCounts:
 
 
 @dataclass(frozen=True)
+class BusiestGroups:
+    """The unfinished tasks of the busiest groups (by ready tasks, then admitted and running,
+    then name), and what the shares of every group need: the slots held by all, and how many
+    groups have work and their summed weight."""
+
+    groups: list[StateCount]
+    held: int
+    busy: int
+    busy_weight: float
+
+
+@dataclass(frozen=True)
 class RecentStart:
     """A task that first started within the window: where it ran and how long it waited."""
 

@@ -179,6 +179,37 @@ class ReadSide:
             for n in names
         ]
 
+    def busiest_groups(self, limit: int, *, window: float = WINDOW, sample: int = SAMPLE
+                       ) -> list[GroupFigures]:  # fmt: skip
+        """`busiest(self.groups())[:limit]`, read so that its cost does not follow the number
+        of groups: the busiest groups' counts are ranked in the database, and the shares come
+        from the totals of every group (the slots held, the weight of the groups with work)."""
+        limit = _limit("limit", limit)
+        since = self.clock.now() - limits.seconds("window", window)
+        starts = self.store.task_recent_starts(since, limits.whole("sample", sample, 1, 100_000))
+        configs = {c.name: c for c in self.store.group_list()}
+        defaults = configs.pop(DEFAULTS_GROUP, GroupConfig(DEFAULTS_GROUP))
+        top = self.store.task_busiest_groups(limit, defaults.weight)
+        by_group = _by_key(top.groups, lambda c: c.group)
+        # A group the database did not return ranks below all `limit` it did, so the top of
+        # these and the groups without work (settings, recent starts) is the top of all.
+        for n in (set(configs) | {s.group for s in starts}) - set(by_group):
+            by_group[n] = {}
+        shown = busiest_names(by_group)[:limit]
+        waits_of = _waits_by(starts, lambda s: s.group)
+        figures = []
+        for n in shown:
+            config = configs.get(n) or replace(defaults, name=n)
+            counts = by_group.get(n, {})
+            busy = bool(_active(counts) or counts.get("ready"))
+            figures.append(GroupFigures(
+                n, counts, config.max_parallel, config.weight, _spec(config),
+                _active(counts) / top.held if top.held else 0.0,
+                config.weight / top.busy_weight if busy and top.busy_weight else 0.0,
+                waits(waits_of.get(n, ())),
+            ))  # fmt: skip
+        return figures
+
     def pools(self, *, window: float = WINDOW, sample: int = SAMPLE) -> list[PoolFigures]:
         """Every pool with unfinished tasks, live workers, or starts in the window."""
         counts, starts = self._counts_and_starts(window, sample)
@@ -307,6 +338,11 @@ def _waits_by(starts: Iterable[RecentStart], key: Callable[[RecentStart], str]
     for start in starts:
         found.setdefault(key(start), []).append(start.wait)
     return found
+
+
+def busiest_names(by_group: dict[str, dict[str, int]]) -> list[str]:
+    """Group names in `busiest` order, from their counts by state."""
+    return sorted(by_group, key=lambda n: (-by_group[n].get("ready", 0), -_active(by_group[n]), n))
 
 
 def busiest(groups: Iterable[GroupFigures]) -> list[GroupFigures]:

@@ -10,7 +10,7 @@ from typing import Any
 from ..lifecycle import State
 from ..limits import ID_MAX, MAX_TIME
 from ..model import GroupConfig, LogLine, TaskRecord
-from ..read_model import GroupCounts, PagedLog, PageQuery, RecentStart, StateCount
+from ..read_model import BusiestGroups, GroupCounts, PagedLog, PageQuery, RecentStart, StateCount
 from ..scopes import sql_params as scope_params
 from .rows import group_config, task_record
 
@@ -65,6 +65,20 @@ class ReadSideReads:
             else:
                 groups.append(StateCount(group, pool, State(state), int(n)))
         return GroupCounts(by_pool, groups, backlogged)
+
+    def task_busiest_groups(self, limit: int, default_weight: float) -> BusiestGroups:
+        params = {"limit": limit, "default_weight": default_weight}
+        groups: list[StateCount] = []
+        held = busy = 0
+        weight = 0.0
+        for kind, group, pool, state, n, w in self._read(self.read_queries.BUSIEST_GROUPS, params):
+            if kind == "row":
+                groups.append(StateCount(group, pool, State(state), int(n)))
+            elif kind == "held":
+                held = int(n or 0)
+            else:
+                busy, weight = int(n or 0), float(w or 0.0)
+        return BusiestGroups(groups, held, busy, weight)
 
     def task_ready_counts(self, groups: Sequence[str] | None) -> dict[tuple[str, str], int]:
         rq = self.read_queries

@@ -8,13 +8,20 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ..model import GroupConfig, TaskRecord
-from ..read_model import GroupCounts, PagedLog, PageQuery, RecentStart, StateCount
+from ..read_model import (
+    BusiestGroups,
+    GroupCounts,
+    PagedLog,
+    PageQuery,
+    RecentStart,
+    StateCount,
+)
 
 READ_SIDE_METHODS = (
     "task_page", "task_count_unfinished", "task_recent_starts", "log_page", "group_list",
     "task_name_outside", "task_oldest_ready", "task_count_groups", "task_ready_counts",
     "task_edges",
-    "event_head",
+    "event_head", "task_busiest_groups",
 )  # fmt: skip
 """The methods below (reads: PostgreSQL retries them after a lost connection)."""
 
@@ -36,6 +43,14 @@ class ReadSide(Protocol):
         (None: every group), ranked in the database: one statement over the unfinished states'
         partial indexes, returning rows for the pools and the groups shown only, so the caller's
         cost does not follow the number of groups."""
+        ...
+
+    def task_busiest_groups(self, limit: int, default_weight: float) -> BusiestGroups:
+        """The unfinished tasks by group, pool and state of the `limit` busiest groups, ranked
+        in the database (a group named `other` included), with the slots every group holds and
+        the number and summed weight (`default_weight` where a group has no settings) of the
+        groups with work: one statement over the unfinished states' partial indexes, whose
+        answer does not grow with the number of groups."""
         ...
 
     def task_ready_counts(self, groups: Sequence[str] | None) -> dict[tuple[str, str], int]:

@@ -122,6 +122,28 @@ SELECT NULL, pool, state, sum(n) FROM c GROUP BY pool, state
 UNION ALL
 SELECT NULL, NULL, NULL, count(DISTINCT group_name) FROM c WHERE state = 'ready'
 """
+# The busiest groups' unfinished tasks (COUNT_UNFINISHED, each state's partial index), ranked in
+# the database like readside.busiest (ready, then admitted and running, then name in code point
+# order), with the slots held by all groups and the number and summed weight of the groups with
+# work (their settings by the primary key): rows for the groups shown, and two of totals.
+BUSIEST_GROUPS = f"""
+WITH c(group_name, pool, state, n) AS MATERIALIZED ({COUNT_UNFINISHED}),
+ranked AS (
+    SELECT group_name FROM c GROUP BY group_name
+    ORDER BY sum(CASE WHEN state = 'ready' THEN n ELSE 0 END) DESC,
+             sum(CASE WHEN state IN ('admitted', 'running') THEN n ELSE 0 END) DESC,
+             group_name COLLATE \"C\"
+    LIMIT %(limit)s),
+busy AS (SELECT DISTINCT group_name FROM c WHERE state IN ('ready', 'admitted', 'running'))
+SELECT 'row', group_name, pool, state, n, NULL::float8 FROM c
+WHERE group_name IN (SELECT group_name FROM ranked)
+UNION ALL
+SELECT 'held', NULL, NULL, NULL, sum(n), NULL::float8 FROM c
+WHERE state IN ('admitted', 'running')
+UNION ALL
+SELECT 'busy', NULL, NULL, NULL, count(*), sum(coalesce(g.weight, %(default_weight)s::float8))
+FROM busy b LEFT JOIN corral_groups g ON g.name = b.group_name
+"""
 # Ready tasks per (pool, group) of some groups (or every group): the ready tasks' index.
 COUNT_READY_GROUPS = """
 SELECT pool, group_name, count(*) FROM corral_tasks
