@@ -490,7 +490,8 @@ def test_the_groups_page_lists_the_busiest_and_finds_the_rest_by_name(
 
     assert listed() == ["busy", "middling"]
     assert listed("?name=qui") == ["quiet"]
-    assert "2 shown of 3" in site.client.get("/groups").text
+    assert "2 shown, the busiest first" in site.client.get("/groups").text  # the bounded read
+    assert "1 shown of 1 matching (3 in all)" in site.client.get("/groups?name=qui").text
 
 
 def test_the_stream_route_gives_a_client_that_is_no_browser_one_read(site: WebHarness) -> None:
