@@ -7,7 +7,7 @@ undone alone, and the wake-ups it sends."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from types import ModuleType
 from typing import Any
@@ -41,15 +41,22 @@ class NamedBulk:
     def _bulk_made_ready(self, tx: Any) -> None:
         """Some tasks went back to ready: wake the scheduler (where the backend notifies)."""
 
+    def _takeable(self, tx: Any, params: BulkParams, out: BulkOutcome
+                  ) -> Iterator[tuple[int, State, int]]:  # fmt: skip
+        """The batch's tasks still in a state the action takes, with their attempt; the others
+        are counted skipped."""
+        found = self._bulk_states(tx, params.ids)
+        for task_id in params.ids:
+            state, attempt = found.get(task_id, (None, 0))
+            if state is None or state not in params.states:
+                out.skipped.append(task_id)
+                continue
+            yield task_id, state, attempt
+
     def task_cancel_many(self, params: BulkParams) -> BulkOutcome:
         q, out = self.queries, BulkOutcome([], [], [])
         with self._bulk_tx() as tx:
-            found = self._bulk_states(tx, params.ids)
-            for task_id in params.ids:
-                state, attempt = found.get(task_id, (None, 0))
-                if state is None or state not in params.states:
-                    out.skipped.append(task_id)
-                    continue
+            for task_id, state, attempt in self._takeable(tx, params, out):
                 try:
                     plan = plan_cancel(task_id, state, attempt, params.now)
                 except TransitionRefused:
@@ -69,12 +76,7 @@ class NamedBulk:
     def task_retry_many(self, params: BulkParams) -> BulkOutcome:
         q, out = self.queries, BulkOutcome([], [], [])
         with self._bulk_tx() as tx:
-            found = self._bulk_states(tx, params.ids)
-            for task_id in params.ids:
-                state, attempt = found.get(task_id, (None, 0))
-                if state is None or state not in params.states:
-                    out.skipped.append(task_id)
-                    continue
+            for task_id, state, attempt in self._takeable(tx, params, out):
                 try:
                     event = plan_retry(task_id, state, attempt, params.now)
                 except TransitionRefused:
