@@ -28,11 +28,13 @@ from corral.scheduler.reaper import rescue_expired
 from corral.scheduler.service import Scheduler
 from corral.store import Store
 from corral.store.contract import (
+    CancelParams,
     CleanupClaimParams,
     CleanupEndParams,
     CompleteParams,
     DueParams,
     EventParams,
+    RetryParams,
     SharedParams,
 )
 
@@ -391,6 +393,39 @@ def test_a_lost_attempt_of_a_type_with_a_clean_up_is_held(store: Store) -> None:
     assert store.task_get(held).state == State.RETRY_WAIT  # type: ignore[union-attr]
     (cleanup,) = store.cleanup_list(held)
     assert (cleanup.reason, cleanup.state) == ("lost", "pending")
+
+
+def test_an_older_attempts_clean_up_does_not_release_a_retry_held_for_a_newer_one(
+    store: Store,
+) -> None:
+    """A manual retry of a cancelled task starts attempt 2 while attempt 1's clean-up is still due
+    (a documented limit); once attempt 2 is lost too, the task is held for *its* clean-up: ending
+    attempt 1's leaves it held, and only attempt 2's releases it. (Found by the lifecycle's
+    state machine.)"""
+    register_worker(store)
+    task_id = submit(store, name="load", max_retries=0, cleanup=True)
+    start(store, task_id)
+    store.task_cancel(CancelParams(task_id, T0))  # running: asked to stop
+    assert rescue_expired(store, T0 + 1000) == 1  # its worker is lost: cancelled, clean-up due
+    assert store.task_get(task_id).state == State.CANCELLED  # type: ignore[union-attr]
+    store.task_retry(RetryParams(task_id, T0 + 1001))
+    assert start(store, task_id, now=T0 + 1002).attempt == 2
+    assert rescue_expired(store, T0 + 2000) == 1
+    record = store.task_get(task_id)
+    assert record is not None and (record.state, record.run_at) == (State.RETRY_WAIT, None)
+    assert [(c.attempt, c.state) for c in store.cleanup_list(task_id)] == [
+        (1, "pending"),
+        (2, "pending"),
+    ]
+    claim = CleanupClaimParams("w1", ["load"], 1, T0 + 2060, T0 + 2001)
+    (older,) = store.cleanup_claim(claim)
+    assert older.attempt == 1
+    assert store.cleanup_end(CleanupEndParams(older.id, "w1", "succeeded", None, T0 + 2002))
+    assert store.task_release_due(DueParams(T0 + 3000, 10)) == 0  # still held for attempt 2
+    (newer,) = store.cleanup_claim(CleanupClaimParams("w1", ["load"], 1, T0 + 2060, T0 + 2003))
+    assert newer.attempt == 2
+    assert store.cleanup_end(CleanupEndParams(newer.id, "w1", "succeeded", None, T0 + 2004))
+    assert store.task_release_due(DueParams(T0 + 3000, 10)) == 1
 
 
 def test_the_rules() -> None:
