@@ -5,6 +5,8 @@ transition a store performs is one that lifecycle.ALLOWED has."""
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -83,6 +85,32 @@ def test_worker_lease_renews_its_tasks_and_is_released(store: Store) -> None:
         store.lease_renew(Lease(LeaseKind.WORKER, "w1", "w2", T0 + 9), T0 + 8)
     store.lease_release(worker_lease("w1", 0.0))
     assert [w.id for w in store.worker_list(T0 + 8)] == []
+
+
+def test_a_renewal_kept_waiting_by_sqlites_write_lock_counts_from_when_it_got_it(
+    store: Store,
+) -> None:
+    """A worker whose handler holds the GIL while its own store call is inside a write keeps
+    SQLite's lock for the hold; its companion's renewal waits with it and must not commit an
+    expiry that passed meanwhile, or the reaper recovers attempts of a live worker."""
+    if not store.url.startswith("sqlite"):
+        pytest.skip("SQLite's one write lock; PostgreSQL renews rows")
+    register_worker(store, "w1", lease=10)
+    task_id = submit(store)
+    start(store, task_id)
+    holder = sqlite3.connect(str(store.path), isolation_level=None)  # type: ignore[attr-defined]
+    holder.execute("BEGIN IMMEDIATE")
+    renewed = threading.Thread(target=renew_worker, args=(store, "w1", T0 + 100.5, T0 + 100))
+    renewed.start()
+    time.sleep(1.0)
+    holder.execute("COMMIT")
+    holder.close()
+    renewed.join(10)
+    # Counted from the lock: the task's lease runs past T0 + 100.5 by about the wait.
+    assert store.task_fetch_expired(T0 + 101.2, 10) == []
+    assert [t.id for t in store.task_fetch_expired(T0 + 200, 10)] == [task_id]
+    (worker,) = store.worker_list(T0 + 101.2)
+    assert worker.heartbeat_at > T0 + 100.7
 
 
 def test_a_joined_transaction_is_checked_where_it_is_made(store: Store, tmp_path: object) -> None:

@@ -3,13 +3,26 @@ consumers and workers, each over its own rows, each a compare-and-set in an imme
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
 from ...errors import ConfigError
 from ..contract import Lease, LeaseKind
 from . import queries as q
+
+LOCK_WAIT_CREDIT = 0.25
+"""Seconds of waiting for the write lock past which a renewal's times are moved on by the wait.
+
+SQLite has one write lock for the file. A worker whose handler holds the GIL in C code while one
+of its own store calls is inside a write transaction keeps that lock for the whole hold, and
+every process waits: the heartbeat companion's renewal too, with the expiry it computed before
+it waited. Committed as computed, that expiry may already be past when the lock comes free, and
+the reaper, waiting as well, would then recover attempts whose worker never stopped renewing.
+So a renewal counts from the moment it got the lock: the holder was alive when it asked, and it
+asked at every heartbeat. The recovery of a worker that died meanwhile is later by that wait."""
 
 
 class SQLiteLeases:
@@ -29,8 +42,13 @@ class SQLiteLeases:
             return _renew_worker(tx, lease, now)
 
     def lease_renew(self, lease: Lease, now: float) -> bool:
-        params = _params(lease, now)
+        asked = time.monotonic()
         with self._write() as tx:
+            waited = time.monotonic() - asked
+            if waited > LOCK_WAIT_CREDIT:
+                now += waited
+                lease = dataclasses.replace(lease, until=lease.until + waited)
+            params = _params(lease, now)
             if lease.kind == LeaseKind.LEADER:
                 return tx.execute(q.RENEW_LEADER, params).rowcount == 1
             if lease.kind == LeaseKind.CONSUMER:
