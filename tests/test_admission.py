@@ -7,12 +7,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corral import aging
-from corral.admission import decide, explain, in_order
+from corral.admission import admissible, decide, explain, in_order
 from corral.model import Bucket, DispatchSnapshot, GroupConfig, ReadyTask
 from corral.ratelimit import parse
 
@@ -291,3 +292,28 @@ def test_explain_names_what_holds_a_task_back() -> None:
     assert codes == ["pool_full", "group_cap", "rate_limit", "rate_key_unknown", "higher_level"]
     nobody = DispatchSnapshot(capacity={}, active_by_pool={}, active_by_group={}, groups={})
     assert [r.code for r in explain(nobody, ReadyTask(2, "gpu", "g", 0, 0.0))] == ["no_worker"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(contended(), st.data())
+def test_a_paused_group_gets_nothing_and_its_share_goes_to_the_others(
+    case: tuple[DispatchSnapshot, dict[str, int]], data: st.DataObject
+) -> None:
+    """Pausing a group is as if its ready tasks were gone: none admitted, and the other groups
+    get exactly what they would without it (caps, levels and fair share as ever)."""
+    snap, _ = case
+    paused = frozenset(data.draw(st.sets(st.sampled_from(sorted(snap.groups)))))
+    decisions = decide(replace(snap, paused_groups=paused)).decisions
+    assert not any(d.group in paused for d in decisions)
+    without = replace(snap, ready=[t for t in snap.ready if t.group not in paused])
+    assert decisions == decide(without).decisions
+
+
+def test_a_paused_group_asks_for_no_worker_and_explains_itself() -> None:
+    snap = snapshot(tasks_of("big", 3) + tasks_of("small", 2, start=10), slots=0)
+    counts = {(POOL, "big"): 1000, (POOL, "small"): 2}
+    assert admissible(snap, counts) == {POOL: 1002}
+    paused = replace(snap, paused_groups=frozenset({"big"}))
+    assert admissible(paused, counts) == {POOL: 2}
+    codes = [r.code for r in explain(paused, tasks_of("big", 1)[0])]
+    assert codes == ["no_worker", "group_paused"]  # no slot at all, and paused

@@ -144,7 +144,8 @@ class _Round:
         """The group can't take a slot now, whatever its tasks."""
         held = self.held.get(group, 0)
         return (
-            group in self.exclusive
+            group in self.snapshot.paused_groups
+            or group in self.exclusive
             or at_cap(config_of(self.snapshot, group), held)
             or not self.tokens.has(group_bucket(group))
         )
@@ -331,6 +332,7 @@ def admissible(
             and config.max_parallel is None
             and config.rate_limit is None
             and (group not in state.exclusive)
+            and group not in snapshot.paused_groups
         ):
             out[pool] += count  # plain tasks of a group nothing bounds: room() says so too
             continue
@@ -369,6 +371,11 @@ def explain(
             Reason("pool_full", f"pool {task.pool!r} is full: "
                    f"{snapshot.active_by_pool.get(task.pool, 0)} tasks hold its "
                    f"{snapshot.capacity[task.pool]} slots")
+        )  # fmt: skip
+    if task.group in snapshot.paused_groups:
+        reasons.append(
+            Reason("group_paused", f"group {task.group!r} is paused: nothing of it is admitted "
+                   f"until `corral groups resume {task.group}`")
         )  # fmt: skip
     if at_cap(config, held):
         reasons.append(

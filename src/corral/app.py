@@ -51,7 +51,14 @@ from .retention_settings import RetentionSettings
 from .schedules.backfills import BackfillMade, Backfills
 from .schedules.declare import Schedules
 from .store import Store, open_store, resolve_url
-from .store.contract import CancelParams, InsertParams, RetryParams, WorkflowCancelParams, join
+from .store.contract import (
+    CancelParams,
+    InsertParams,
+    PausedGroup,
+    RetryParams,
+    WorkflowCancelParams,
+    join,
+)
 from .submit_ids import repeatable, submit_id_for
 from .worker.middleware import Middleware, check_middleware
 from .workflow import Workflow
@@ -219,6 +226,26 @@ class Groups:
         """A group's settings: its own, or the defaults (under its name) if never configured."""
         own = self._app.store.group_get(name)
         return own if own is not None else replace(self.defaults(), name=name)
+
+    def pause(self, name: str, *, by: str, reason: str | None = None) -> bool:
+        """Admit none of the group's tasks until `resume` (what runs or was admitted finishes;
+        its ready tasks stay ready, its alert rules are muted). `by` names who paused it.
+        False if it was paused already (the first pause stands)."""
+        pause = PausedGroup(
+            _check_group(name),
+            self._app.clock.now(),
+            limits.text("paused by", by),
+            None if reason is None else limits.text("reason", reason, max_chars=1000),
+        )
+        return self._app.store.group_pause(pause)
+
+    def resume(self, name: str) -> bool:
+        """Admit the group's tasks again, from the scheduler's next round; False if it was not
+        paused."""
+        return self._app.store.group_resume(_check_group(name))
+
+    def paused(self) -> list[PausedGroup]:
+        return self._app.store.group_paused_list()
 
 
 class RateLimits:

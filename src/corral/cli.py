@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import importlib
 import json
 import os
@@ -457,10 +458,48 @@ def groups(ctx: click.Context, as_json: bool) -> None:
         return
     settings: Settings = ctx.obj
     figures = reads_of(settings).groups()
+    paused = {p.name: p for p in settings.app().groups.paused()}
     if as_json:
-        click.echo(json.dumps([asdict(g) | {"active": g.active} for g in figures], indent=2))
+        click.echo(json.dumps([asdict(g) | {"active": g.active, "paused": g.group in paused}
+                               for g in figures], indent=2))  # fmt: skip
         return
-    Console().print(groups_table(figures) if figures else "[dim]No unfinished tasks.[/]")
+    out = Console()
+    out.print(groups_table(figures) if figures else "[dim]No unfinished tasks.[/]")
+    for p in paused.values():
+        out.print(
+            f"[yellow]paused[/] {p.name} by {p.paused_by}" + (f": {p.reason}" if p.reason else "")
+        )
+
+
+@groups.command("pause")
+@click.argument("name")
+@click.option("--reason", help="Why, for whoever looks next (shown by `corral groups`).")
+@click.pass_obj
+def groups_pause(settings: Settings, name: str, reason: str | None) -> None:
+    """Admit none of a group's tasks until `corral groups resume NAME`: its ready tasks stay
+    ready, what runs (or was admitted) finishes, and its alert rules are muted.
+
+    \b
+    Examples:
+      corral groups pause crm-sync --reason "vendor API down until 14:00"
+    """
+    try:
+        by = f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name (a container's uid without a passwd entry)
+        by = f"cli:uid {os.getuid()}"
+    if settings.app().groups.pause(name, by=by, reason=reason):
+        click.echo(f"{name}: paused")
+    else:
+        click.echo(f"{name}: already paused")
+
+
+@groups.command("resume")
+@click.argument("name")
+@click.pass_obj
+def groups_resume(settings: Settings, name: str) -> None:
+    """Admit a paused group's tasks again, from the scheduler's next round."""
+    resumed = settings.app().groups.resume(name)
+    click.echo(f"{name}: resumed" if resumed else f"{name}: was not paused")
 
 
 @groups.command("configure")

@@ -254,7 +254,8 @@ class Bucket:
 @dataclass(frozen=True)
 class DispatchLoad:
     """What holds slots now: live capacity per pool, slots held per pool and group, the groups an
-    exclusive task holds, and the settings of the groups that hold slots (plus the defaults)."""
+    exclusive task holds, the settings of the groups that hold slots (plus the defaults), and
+    the groups an operator paused."""
 
     capacity: dict[str, int]
     active_by_pool: dict[str, int]
@@ -262,6 +263,7 @@ class DispatchLoad:
     exclusive_groups: frozenset[str]
     groups: dict[str, GroupConfig]
     defaults: GroupConfig
+    paused_groups: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,8 @@ class DispatchSnapshot:
     more: frozenset[tuple[str, str]] = frozenset()
     buckets: dict[str, Bucket] = field(default_factory=dict)
     rate_limits: dict[str, RateLimit] = field(default_factory=dict)
+    paused_groups: frozenset[str] = frozenset()
+    """Groups an operator paused: none of their tasks is admitted."""
 
 
 @dataclass(frozen=True)

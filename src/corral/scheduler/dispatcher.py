@@ -74,14 +74,19 @@ def snapshot_of(
         more=heads.more,
         buckets={**(buckets or {}), **heads.buckets},
         rate_limits=heads.rate_limits,
+        paused_groups=load.paused_groups,
     )
 
 
 def blocked_groups(load: DispatchLoad) -> list[str]:
-    """Groups that can take no slot whatever their tasks: at their cap, or running an exclusive
-    task. Bounded by the slots held."""
+    """Groups that can take no slot whatever their tasks: paused, at their cap, or running an
+    exclusive task. Bounded by the slots held and the paused groups."""
     return sorted(
-        group
-        for group, held in load.active_by_group.items()
-        if group in load.exclusive_groups or at_cap(load.groups.get(group) or load.defaults, held)
+        {
+            group
+            for group, held in load.active_by_group.items()
+            if group in load.exclusive_groups
+            or at_cap(load.groups.get(group) or load.defaults, held)
+        }
+        | load.paused_groups
     )

@@ -97,6 +97,7 @@ def _queued_reasons(store: Store, record: TaskRecord, now: float) -> list[Reason
         exclusive_groups=load.exclusive_groups,
         buckets=store.bucket_get_many(buckets_of(record.group, record.rate_key)),
         rate_limits=store.rate_limit_list(),
+        paused_groups=load.paused_groups,
     )
     ready_at = record.ready_at or now
     task = ReadyTask(record.id, record.pool, record.group, record.level, ready_at, record.rank,

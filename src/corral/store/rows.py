@@ -160,10 +160,13 @@ def rate_params(rate: RateLimit | None) -> dict[str, Any]:
 
 
 def load_from_rows(
-    capacity: dict[str, int], active: Iterable[Sequence[Any]], groups: dict[str, GroupConfig]
+    capacity: dict[str, int],
+    active: Iterable[Sequence[Any]],
+    groups: dict[str, GroupConfig],
+    paused: Iterable[str] = (),
 ) -> DispatchLoad:
-    """A DispatchLoad from capacity per pool, rows of (group, pool, count, exclusive held) and
-    the settings of those groups (with the defaults under '*')."""
+    """A DispatchLoad from capacity per pool, rows of (group, pool, count, exclusive held), the
+    settings of those groups (with the defaults under '*') and the paused groups' names."""
     by_pool: dict[str, int] = {}
     by_group: dict[str, int] = {}
     exclusive: set[str] = set()
@@ -173,7 +176,9 @@ def load_from_rows(
         if held_exclusive:
             exclusive.add(group)
     defaults = groups.pop(DEFAULTS_GROUP, None) or GroupConfig(DEFAULTS_GROUP)
-    return DispatchLoad(capacity, by_pool, by_group, frozenset(exclusive), groups, defaults)
+    return DispatchLoad(
+        capacity, by_pool, by_group, frozenset(exclusive), groups, defaults, frozenset(paused)
+    )
 
 
 def heads_per_group(want: HeadsWanted, found: int) -> int:

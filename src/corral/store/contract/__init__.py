@@ -35,6 +35,7 @@ from .params import (
     WorkflowCancelParams,
     WorkflowInsertParams,
 )
+from .pauses import GroupPauses, PausedGroup
 from .reads import DispatchReads, HistoryReads, Reads, TaskReads
 from .schedules import ScheduleStore
 from .schema import SchemaStore
@@ -54,6 +55,7 @@ class Store(
     ScheduleStore,
     AlertStore,
     AccessStore,
+    GroupPauses,
     Protocol,
 ):
     """Everything a backend implements."""
@@ -81,6 +83,7 @@ __all__ = [
     "DrainParams",
     "DueParams",
     "EventParams",
+    "GroupPauses",
     "HistoryReads",
     "InsertParams",
     "JoinedTransaction",
@@ -89,6 +92,7 @@ __all__ = [
     "LevelParams",
     "Listener",
     "Notifications",
+    "PausedGroup",
     "ReadSide",
     "Reads",
     "RetryParams",

@@ -262,7 +262,7 @@ SELECT count(*) FROM hinted
 """
 # What holds slots, in one consistent read, as three JSON arrays: live capacity per pool; slots
 # held per group and pool, with whether an exclusive task holds one; the settings of those
-# groups and the defaults ('*').
+# groups and the defaults ('*'); the paused groups (an operator's handful).
 LOAD = f"""
 capacity AS (
     SELECT pool, sum(concurrency)::int AS slots
@@ -276,7 +276,8 @@ SELECT
     (SELECT coalesce(json_agg(json_build_array(group_name, pool, n, exclusive)), '[]')
      FROM active),
     (SELECT coalesce(json_agg(json_build_array({GROUP_FIELDS})), '[]') FROM corral_groups
-     WHERE name IN (SELECT group_name FROM active) OR name = '*')"""
+     WHERE name IN (SELECT group_name FROM active) OR name = '*'),
+    (SELECT coalesce(json_agg(name), '[]') FROM corral_paused_groups)"""
 DISPATCH_LOAD = f"WITH {LOAD}"
 # The leader's start of a round, in one round trip: fold hints, then read the load (the fold's
 # changes to the heads don't touch what the load reads).

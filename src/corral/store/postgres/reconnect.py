@@ -141,6 +141,10 @@ RULES: dict[str, str] = {
     "audit_page": AGAIN,
     "token_insert": ONCE,
     "audit_append": ONCE,
+    # paused groups: a second run finds the group paused (or resumed) and says it changed nothing
+    "group_pause": AGAIN,
+    "group_resume": AGAIN,
+    "group_paused_list": AGAIN,
 }
 OWN = frozenset({"task_insert_many", "workflow_insert", "task_claim"})
 """Calls that run `Retrier.run` themselves: after a lost reply they look up what they wrote."""

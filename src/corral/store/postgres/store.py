@@ -92,6 +92,7 @@ from .cleanups import PostgresCleanups, write_cleanups
 from .consumers import PostgresConsumers
 from .leases import PostgresLeases, configure_session, safe_url
 from .listener import Listener
+from .pauses import PostgresPauses
 from .reconnect import Connections, Retrier, retried, submission
 from .retention import PostgresRetention
 from .schedules import PostgresSchedules
@@ -134,6 +135,7 @@ class PostgresStore(
     PostgresAlerts,
     PostgresBulk,
     PostgresAccess,
+    PostgresPauses,
     ReadSideReads,
     PostgresLeases,
     ConsumerLeaseShims,
@@ -410,9 +412,10 @@ class PostgresStore(
             row = self._leading(q.FOLD_AND_LOAD, {"now": now, "limit": fold_hints})[0]
         else:
             row = self._read(q.DISPATCH_LOAD, {"now": now})[0]
-        capacity, active, groups = row
+        capacity, active, groups, paused = row
         configs = {row[0]: group_config(row) for row in groups}
-        return load_from_rows({pool: slots for pool, slots in capacity}, active, configs)
+        slots = {pool: slots for pool, slots in capacity}
+        return load_from_rows(slots, active, configs, paused)
 
     def dispatch_heads(
         self, wants: Sequence[HeadsWanted], skip: Sequence[str], now: float

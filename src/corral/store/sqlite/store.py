@@ -95,8 +95,8 @@ from ..rows import (
     submitted_again,
     task_record,
 )
+from . import pause_queries, read_queries
 from . import queries as q
-from . import read_queries
 from .access import SQLiteAccess
 from .alerts import SQLiteAlerts
 from .bulk import SQLiteBulk
@@ -106,6 +106,7 @@ from .leases import SQLiteLeases
 from .listener import PollingListener
 from .migrate import latest_schema, migrations
 from .migrate import split_sql as _split_sql
+from .pauses import SQLitePauses
 from .retention import SQLiteRetention
 from .schedules import SQLiteSchedules
 from .submits import record as _record
@@ -160,6 +161,7 @@ class SQLiteStore(
     SQLiteAlerts,
     SQLiteBulk,
     SQLiteAccess,
+    SQLitePauses,
     ReadSideReads,
     SQLiteLeases,
     ConsumerLeaseShims,
@@ -433,9 +435,10 @@ class SQLiteStore(
                     capacity[pool] = capacity.get(pool, 0) + concurrency
             active = conn.execute(q.ACTIVE_COUNTS).fetchall()
             groups = self._groups_named(conn, {row[0] for row in active} | {DEFAULTS_GROUP})
+            paused = [name for (name,) in conn.execute(pause_queries.PAUSED_NAMES)]
         finally:
             conn.execute("COMMIT")
-        return load_from_rows(capacity, active, groups)
+        return load_from_rows(capacity, active, groups, paused)
 
     def dispatch_heads(
         self, wants: Sequence[HeadsWanted], skip: Sequence[str], now: float

@@ -18,8 +18,9 @@ from ...model import GroupConfig
 from ...ratelimit import RateLimit
 from ...read_model import GroupFigures, Waits
 from ...readside import busiest
+from ...store.contract import PausedGroup
 from ..auth import Principal
-from ..deps import Admin, CorralApp, Reads, Viewer, record
+from ..deps import Admin, CorralApp, Operator, Reads, Viewer, record
 from ..problems import TITLES, Problem, field_of
 from .params import NO_NUL, PathName
 
@@ -36,6 +37,23 @@ class WaitsOut(BaseModel):
     @classmethod
     def of(cls, w: Waits) -> WaitsOut:
         return cls(started=w.started, mean=w.mean, p95=w.p95, max=w.max)
+
+
+class PausedOut(BaseModel):
+    at: float
+    by: str
+    """Who paused it: `cli:<user>` or `web:<token name>`."""
+    reason: str | None
+
+    @classmethod
+    def of(cls, p: PausedGroup) -> PausedOut:
+        return cls(at=p.paused_at, by=p.paused_by, reason=p.reason)
+
+
+class PauseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=1000, pattern=NO_NUL)
 
 
 class GroupOut(BaseModel):
@@ -58,15 +76,19 @@ class GroupOut(BaseModel):
     """Its fraction of the slots held now across all groups."""
     waits: WaitsOut
     """Queue waits of the tasks that first started in the recent window."""
+    paused: PausedOut | None = None
+    """Set while an operator holds the group's admissions (`POST /groups/{name}/pause`)."""
 
     @classmethod
-    def of(cls, g: GroupFigures) -> GroupOut:
+    def of(cls, g: GroupFigures, paused: dict[str, PausedGroup] | None = None) -> GroupOut:
         cap = g.max_parallel
+        pause = (paused or {}).get(g.group)
         return cls(
             name=g.group, counts=g.counts, ready=g.ready, running=g.counts.get("running", 0),
             active=g.active, max_parallel=cap, cap_use=None if not cap else g.active / cap,
             weight=g.weight, rate_limit=g.rate_limit, entitled_share=g.fair_share,
             actual_share=g.share, waits=WaitsOut.of(g.waits),
+            paused=None if pause is None else PausedOut.of(pause),
         )  # fmt: skip
 
 
@@ -104,6 +126,7 @@ class RateLimitIn(BaseModel):
 def list_groups(
     principal: Viewer,
     reads: Reads,
+    app: CorralApp,
     name: Annotated[
         str | None,
         Query(
@@ -118,24 +141,62 @@ def list_groups(
     """The busiest groups first (the most ready tasks, then the most held, then by name), of
     those with unfinished tasks, settings, or recent starts: at most `limit`, so the answer stays
     small whatever the number of groups (`name` finds the others)."""
+    paused = _paused(app)
     if name is None and not principal.scope:  # the bounded read: its cost follows `limit`
-        return [GroupOut.of(g) for g in reads.busiest_groups(limit)]
+        return [GroupOut.of(g, paused) for g in reads.busiest_groups(limit)]
     seen = (g for g in reads.groups() if principal.sees(g.group))
     matching = [g for g in seen if name in g.group] if name else seen
-    return [GroupOut.of(g) for g in busiest(matching)[:limit]]
+    return [GroupOut.of(g, paused) for g in busiest(matching)[:limit]]
+
+
+def _paused(app: CorralApp) -> dict[str, PausedGroup]:
+    return {p.name: p for p in app.groups.paused()}
 
 
 def _figures(reads: Reads, app: CorralApp, principal: Principal, name: str) -> GroupOut:
     if not principal.sees(name):
         raise Problem(404, "Not found", f"no group named {name!r}")
+    paused = _paused(app)
     for g in reads.groups():
         if g.group == name:
-            return GroupOut.of(g)
+            return GroupOut.of(g, paused)
     config = app.groups.get(name)  # no work and no settings of its own: the defaults
     return GroupOut.of(
         GroupFigures(name, {}, config.max_parallel, config.weight, _spec(config), 0.0, 0.0,
-                     Waits(0, None, None, None))
+                     Waits(0, None, None, None)), paused
     )  # fmt: skip
+
+
+@router.post("/groups/{name:path}/pause", response_model=GroupOut)
+def pause_group(name: PathName, body: PauseIn, principal: Operator, app: CorralApp, reads: Reads,
+                request: Request) -> GroupOut:  # fmt: skip
+    """Hold the group's admissions: none of its tasks is admitted until it is resumed (what runs
+    finishes; its alert rules are muted). Pausing a paused group changes nothing (the first
+    pause's author and reason stay)."""
+    if not principal.sees(name):
+        raise Problem(404, "Not found", f"no group named {name!r}")
+    try:
+        changed = app.groups.pause(name, by=f"web:{principal.name}", reason=body.reason)
+    except ConfigError as exc:
+        raise _invalid(exc, "name") from None
+    record(request, principal, "group.pause", target=f"group:{name}", changed=int(changed),
+           detail=body.model_dump_json())  # fmt: skip
+    return _figures(reads, app, principal, name)
+
+
+@router.post("/groups/{name:path}/resume", response_model=GroupOut)
+def resume_group(name: PathName, principal: Operator, app: CorralApp, reads: Reads,
+                 request: Request) -> GroupOut:  # fmt: skip
+    """Admit the group's tasks again from the scheduler's next round; resuming a group that is
+    not paused changes nothing."""
+    if not principal.sees(name):
+        raise Problem(404, "Not found", f"no group named {name!r}")
+    try:
+        changed = app.groups.resume(name)
+    except ConfigError as exc:
+        raise _invalid(exc, "name") from None
+    record(request, principal, "group.resume", target=f"group:{name}", changed=int(changed))
+    return _figures(reads, app, principal, name)
 
 
 @router.get("/groups/{name:path}", response_model=GroupOut)

@@ -1,0 +1,22 @@
+"""SQLite's hook of the paused-groups store (written once in store/pauses.py): an immediate
+write."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import AbstractContextManager
+
+from ..pauses import NamedPauses
+from . import pause_queries
+
+
+class SQLitePauses(NamedPauses):
+    """Mixed into SQLiteStore."""
+
+    pause_queries = pause_queries
+
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def _pause_tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._write()
