@@ -7,6 +7,7 @@ told once and closed; the batch times are rows, so a new leader's evaluator keep
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from corral.alerts.rules import group_key, make_rule
 from corral.clock import ManualClock
 from corral.errors import ConfigError
 from corral.lifecycle import State
+from corral.store.contract.alerts import OPEN, RESOLVE, AlertApply, IncidentChange, Notice
 
 
 @pytest.fixture
@@ -263,3 +265,28 @@ def test_a_bad_group_by_names_the_rule_and_the_label(alert_app: corral.App) -> N
     assert "slow" not in app.alerts.rules and "flaky" not in app.alerts.rules
     ok = app.alerts.rule("flaky", "failures", channels="hook", by="group", group_by="group")
     assert ok.group_by == ("group",)
+
+
+def test_a_batch_time_stands_only_with_the_notices_it_times(alert_app: corral.App) -> None:
+    """A leader that lost the race (its incident was opened by another) moves no batch time."""
+    store, now = alert_app.store, T0
+    notice = Notice("hook", "firing", "{}", now + 30)
+    first = IncidentChange(OPEN, "dead", "task:1#1", notices=[notice], group_key="group=etl")
+    store.alert_apply(AlertApply([first], now, {("dead", "group=etl"): now + 30}))
+    late = IncidentChange(OPEN, "dead", "task:1#1", notices=[replace(notice, due_at=now + 31)],
+                          group_key="group=etl")  # fmt: skip
+    made = store.alert_apply(AlertApply([late], now + 1, {("dead", "group=etl"): now + 31}))
+    assert made == [None]
+    assert store.alert_flushes() == {("dead", "group=etl"): now + 30}
+    assert [n.due_at for n in store.alert_notifications(None, 10)] == [now + 30]
+    # a group with nothing open is closed only once its batch is not ahead
+    resolve = IncidentChange(RESOLVE, "dead", "task:1#1", made_id(store), group_key="group=etl")
+    store.alert_apply(AlertApply([resolve], now + 2, closed=[("dead", "group=etl")]))
+    assert store.alert_flushes() == {("dead", "group=etl"): now + 30}
+    store.alert_apply(AlertApply([], now + 30, closed=[("dead", "group=etl")]))
+    assert store.alert_flushes() == {}
+
+
+def made_id(store: Any) -> int:
+    (inc,) = store.alert_open()
+    return int(inc.id)

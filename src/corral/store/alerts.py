@@ -38,6 +38,7 @@ class NamedAlerts:
     def alert_apply(self, params: AlertApply) -> list[int | None]:
         aq, now = self.alert_queries, params.now
         made: list[int | None] = []
+        queued: set[tuple[str, str]] = set()  # the groups this transaction queued notices of
         with self._alert_tx() as tx:
             for change in params.changes:
                 row = tx.execute(*_statement(aq, change, now)).fetchone()
@@ -45,6 +46,8 @@ class NamedAlerts:
                 made.append(incident_id)
                 if incident_id is None:
                     continue
+                if change.notices:
+                    queued.add((change.rule, change.group_key))
                 for notice in change.notices:
                     key = idempotency_key(incident_id, notice.transition, notice.channel)
                     values = {
@@ -60,7 +63,9 @@ class NamedAlerts:
                     }
                     tx.execute(aq.INSERT_NOTIFICATION, values)
             for (rule, key), flush_at in params.flushes.items():
-                tx.execute(aq.SET_FLUSH, {"rule": rule, "group_key": key, "flush_at": flush_at})
+                if (rule, key) in queued:  # a batch time stands only with the notices it times
+                    values = {"rule": rule, "group_key": key, "flush_at": flush_at}
+                    tx.execute(aq.SET_FLUSH, values)
             for rule, key in params.closed:
                 tx.execute(aq.CLOSE_GROUP, {"rule": rule, "group_key": key, "now": now})
         return made

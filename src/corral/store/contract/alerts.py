@@ -107,7 +107,8 @@ class AlertApply:
     now: float
     flushes: dict[tuple[str, str], float] = field(default_factory=dict)
     """Per (rule, group key), the group's batch time to remember (group_interval counts from
-    it)."""
+    it): written only if a change made in this transaction queued notices of that group (a
+    leader that lost the race to another moves no batch time)."""
     closed: Sequence[tuple[str, str]] = ()
     """(rule, group key) of groups with nothing open: their flush row goes, if it is not ahead
     of `now` (a batch still waiting keeps it)."""
