@@ -217,6 +217,38 @@ def test_send_resolved_false_tells_no_resolve(
     assert all(n.transition != "resolved" for n in app.store.alert_notifications(None, 10))
 
 
+def test_a_still_firing_group_is_told_again_as_one_batch(
+    alert_app: corral.App, clock: ManualClock, receiver: Receiver
+) -> None:
+    """repeat_interval is the group's: once one of its firing incidents is due, the others whose
+    notice has gone repeat with it, in one message; a group with nothing due is left alone."""
+    app = alert_app
+    app.alerts.rule("dead", "dead", channels="hook", group_by=("group",), group_wait=0,
+                    group_interval=60, repeat_interval=600)  # fmt: skip
+    first = _die(app, T0, group="etl")
+    _round(app, clock)
+    clock.advance(100)
+    second = _die(app, clock.now(), group="etl")  # its own batch, T0 + 100
+    other = _die(app, clock.now(), group="web")
+    _round(app, clock)
+    assert len(receiver.accepted) == 3  # etl's first, then etl's and web's second batches
+    clock.advance(500)  # T0 + 600: the first is due its repeat; the second comes along
+    _round(app, clock)
+    assert messages(receiver)[3:] == [
+        [("group=etl", "repeat1", f"task:{first}#1"),
+         ("group=etl", "repeat1", f"task:{second}#1")],
+    ]  # fmt: skip
+    clock.advance(100)  # T0 + 700: web's own repeat
+    _round(app, clock)
+    assert messages(receiver)[4:] == [[("group=web", "repeat1", f"task:{other}#1")]]
+    clock.advance(499)  # T0 + 1199
+    _round(app, clock)
+    assert len(receiver.accepted) == 5  # nothing due: nothing told
+    clock.advance(1)  # T0 + 1200: etl's next repeat, both again
+    _round(app, clock)
+    assert [t for _, t, _ in messages(receiver)[5]] == ["repeat2", "repeat2"]
+
+
 def test_a_new_leader_keeps_the_groups_batch_times(
     alert_app: corral.App, clock: ManualClock, receiver: Receiver
 ) -> None:

@@ -171,10 +171,15 @@ class Evaluator:
         def notices(subject: str, transition: str, f: Finding, key: str) -> list[Notice]:
             if muted:
                 return []
-            due = now if transition.startswith("repeat") else batches.due(key)
+            due = batches.due(key)
             message = self._message(rule, subject, transition, f, key)
             return [Notice(c, transition, message, due) for c in rule.channels]
 
+        repeating = {  # the groups told again now: one of their firing incidents is due
+            i.group_key
+            for s, i in mine.items()
+            if s in found and i.state == FIRING and policy.repeat_due(rule, now, i.notified_at)
+        }
         for subject, f in found.items():
             inc = mine.get(subject)
             cause = dumps({"lines": f.cause, "link": f.link})
@@ -191,7 +196,10 @@ class Evaluator:
                     out.append(IncidentChange(FIRE, rule.name, subject, inc.id, summary=f.summary,
                                               cause=cause, notices=queued,
                                               group_key=inc.group_key))  # fmt: skip
-            elif not muted and (inc.notices == 0 or policy.repeat_due(rule, now, inc.notified_at)):
+            elif not muted and (
+                inc.notices == 0
+                or policy.repeat_due(rule, now, inc.notified_at, inc.group_key in repeating)
+            ):
                 transition = "firing" if inc.notices == 0 else f"repeat{inc.notices}"
                 queued = notices(subject, transition, f, inc.group_key)
                 out.append(IncidentChange(NOTIFY, rule.name, subject, inc.id, summary=f.summary,

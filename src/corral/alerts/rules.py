@@ -16,8 +16,9 @@ A rule's kind says which subjects fire (corral.alerts.evaluator reads the store 
 A subject has labels, by its kind (`LABELS`): `group_by` names some of them, and the rule's
 incidents with the same values of those go out together, one notice per channel and batch: a new
 group's first batch `group_wait` after its first incident, the next ones `group_interval` after
-the group's last batch (a new incident, a resolution), a firing incident again every
-`repeat_interval`. `group_by=()` (the default) is one group per rule; `("...",)` one per subject.
+the group's last batch (a new incident, a resolution), and a still-firing group's incidents
+again, together, once one of them was last told `repeat_interval` ago. `group_by=()` (the
+default) is one group per rule; `("...",)` one per subject.
 """
 
 from __future__ import annotations
@@ -300,9 +301,18 @@ def batch_due(rule: Rule, now: float, flush_at: float | None, group_active: bool
     return now + rule.group_wait
 
 
-def repeat_due(rule: Rule, now: float, notified_at: float | None) -> bool:
-    """Whether a firing incident that was notified is due its next repeat."""
-    return notified_at is not None and now - notified_at >= rule.repeat_interval
+def repeat_due(
+    rule: Rule, now: float, notified_at: float | None, group_repeats: bool = False
+) -> bool:
+    """Whether a firing incident that was notified is due its next repeat: its own
+    `repeat_interval` has passed, or its group repeats now (another of its incidents is due) and
+    its last notice has gone (a notice queued at q is due by q + max(group_wait,
+    group_interval)), so a still-firing group is told again as one batch."""
+    if notified_at is None:
+        return False
+    if now - notified_at >= rule.repeat_interval:
+        return True
+    return group_repeats and now - notified_at >= max(rule.group_wait, rule.group_interval)
 
 
 def p95(values: Sequence[float]) -> float:
