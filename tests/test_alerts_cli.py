@@ -28,7 +28,7 @@ APP_CODE = textwrap.dedent(
         return None
 
     app.alerts.webhook("hook", "http://127.0.0.1:9/nothing", timeout=1)
-    app.alerts.rule("dead-jobs", "dead", channels="hook", group_wait=0)
+    app.alerts.rule("dead-jobs", "dead", channels="hook", group_wait=0, group_by="pool")
     """
 )
 
@@ -63,9 +63,11 @@ def test_alerts_list_silence_resolve_and_test(project: tuple[str, str]) -> None:
     shown = json.loads(invoke(*base, "alerts", "--json").output)
     (incident,) = shown["open"]
     (note,) = shown["notifications"]
+    assert incident["group"] == note["group"] == "pool=default"
+    assert shown["rules"][0]["group_by"] == ["pool"]
     assert note["state"] == "pending" and note["tries"] == 1 and note["last_error"]
     table = invoke(*base, "alerts").output
-    assert "failing: 1 tries" in table and "dead-jobs" in table
+    assert "failing: 1 tries" in table and "dead-jobs" in table and "pool=defa" in table
     out = invoke(*base, "alerts", "silence", "dead-jobs", "--for", "2h")
     assert out.exit_code == 0 and "silenced until" in out.output
     assert invoke(*base, "alerts", "silence", "nope").exit_code == 2

@@ -17,13 +17,13 @@ from corral.store.contract.alerts import OPEN, AlertApply, IncidentChange
 def site(app: corral.App) -> Any:
     app.alerts.webhook("hook", "http://127.0.0.1:9/hook")
     app.alerts.rule("dead-jobs", "dead", channels="hook", group="g1")
-    app.alerts.rule("slow", "wait_time", channels="hook", threshold="5m")
+    app.alerts.rule("slow", "wait_time", channels="hook", threshold="5m", group_by="pool")
     return web(app)
 
 
 def _open(app: corral.App, subject: str) -> int:
     change = IncidentChange(OPEN, "dead-jobs", subject, summary=f"{subject} died",
-                            cause='{"error": "boom"}')  # fmt: skip
+                            cause='{"error": "boom"}', group_key="group=g1")  # fmt: skip
     made = app.store.alert_apply(AlertApply([change], app.clock.now()))
     assert made[0] is not None
     return made[0]
@@ -40,10 +40,12 @@ def test_rules_incidents_and_resolve(site: Any) -> None:
     rules = site.client.get("/api/v1/alerts/rules", headers=viewer).json()
     assert [(r["name"], r["kind"], r["group"]) for r in rules] == [
         ("dead-jobs", "dead", "g1"), ("slow", "wait_time", None)]  # fmt: skip
+    assert [r["group_by"] for r in rules] == [[], ["pool"]]
     ids = [_open(app, f"task:{n}") for n in range(3)]
     first = site.client.get("/api/v1/alerts/incidents", params={"limit": 2}, headers=viewer).json()
     assert [i["id"] for i in first["incidents"]] == ids[:0:-1]
     assert first["incidents"][0]["cause"] == {"error": "boom"}
+    assert first["incidents"][0]["group_key"] == "group=g1"
     rest = site.client.get("/api/v1/alerts/incidents", params={"before": first["next"]},
                            headers=viewer).json()  # fmt: skip
     assert [i["id"] for i in rest["incidents"]] == [ids[0]] and rest["next"] is None

@@ -57,27 +57,32 @@ def alerts(ctx: click.Context, as_json: bool, limit: int) -> None:
     if as_json:
         click.echo(json.dumps({
             "rules": [{"name": r.name, "kind": r.kind, "channels": list(r.channels),
+                       "group_by": list(r.group_by),
                        "silenced_until": view.silences.get(r.name)} for r in view.rules],
-            "open": [{"id": i.id, "rule": i.rule, "subject": i.subject, "state": i.state,
-                      "summary": i.summary, "opened_at": i.opened_at} for i in view.open],
+            "open": [{"id": i.id, "rule": i.rule, "subject": i.subject, "group": i.group_key,
+                      "state": i.state, "summary": i.summary, "opened_at": i.opened_at}
+                     for i in view.open],
             "notifications": [{"id": n.id, "incident_id": n.incident_id, "rule": n.rule,
-                               "channel": n.channel, "transition": n.transition,
-                               "key": n.idempotency_key, "state": n.state, "tries": n.tries,
+                               "group": n.group_key, "channel": n.channel,
+                               "transition": n.transition, "key": n.idempotency_key,
+                               "state": n.state, "tries": n.tries, "due_at": n.due_at,
                                "last_error": n.last_error} for n in view.notifications],
         }, indent=2))  # fmt: skip
         return
     console = Console()
     rules = Table(title="rules")
-    for column in ("rule", "kind", "channels", "silenced until"):
+    for column in ("rule", "kind", "channels", "group by", "silenced until"):
         rules.add_column(column)
     for r in view.rules:
-        rules.add_row(r.name, r.kind, ", ".join(r.channels), _when(view.silences.get(r.name)))
+        rules.add_row(r.name, r.kind, ", ".join(r.channels), ", ".join(r.group_by) or "(rule)",
+                      _when(view.silences.get(r.name)))  # fmt: skip
     console.print(rules)
     incidents = Table(title="open incidents")
-    for column in ("id", "rule", "subject", "state", "since", "summary"):
-        incidents.add_column(column)
+    for column in ("id", "rule", "group", "subject", "state", "since", "summary"):
+        incidents.add_column(column, overflow="fold")
     for i in view.open:
-        incidents.add_row(str(i.id), i.rule, i.subject, i.state, _when(i.opened_at), i.summary)
+        incidents.add_row(str(i.id), i.rule, i.group_key or "-", i.subject, i.state,
+                          _when(i.opened_at), i.summary)  # fmt: skip
     console.print(incidents)
     sent = Table(title="recent notifications")
     for column in ("id", "incident", "rule", "channel", "transition", "delivery"):

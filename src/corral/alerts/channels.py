@@ -44,7 +44,8 @@ def render_text(notices: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     first = notices[0]
     state = "RESOLVED" if all(n["transition"] == "resolved" for n in notices) else "FIRING"
     more = f" (+{len(notices) - 1} more)" if len(notices) > 1 else ""
-    subject = f"[corral {state}] {first['rule']}: {first['summary']}{more}"
+    group = f" {{{first['group']}}}" if first.get("group") else ""
+    subject = f"[corral {state}] {first['rule']}{group}: {first['summary']}{more}"
     lines: list[str] = []
     for n in notices:
         lines.append(f"{n['transition'].upper()} {n['rule']} · {n['subject']}: {n['summary']}")

@@ -7,7 +7,10 @@ recent starts, the live workers, a schedule's latest fires. The changes of one r
 opened, fired, notified again, resolved, each with its notices) are one transaction,
 compare-and-set on what the run saw, so a second leader, or this one after a restart, writes
 nothing twice: an open incident is unique per (rule, subject), a notice's key per (incident,
-transition, channel). Cost per run: the rules times their windows' rows, never the history.
+transition, channel). A finding carries its subject's labels; an incident opens in the notice
+group of its rule's `group_by` values, and each group's batch time is stored with the notices it
+schedules (a new leader reads it: no batch twice, none early). Cost per run: the rules times
+their windows' rows, never the history.
 """
 
 from __future__ import annotations
@@ -54,6 +57,52 @@ class Finding:
     summary: str
     cause: list[str] = field(default_factory=list)
     link: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    """The subject's labels (corral.alerts.rules.LABELS): its notice group's values."""
+
+
+class _Batches:
+    """A rule's notice groups in one run: when each one's next batch goes (the rule's
+    `batch_due`, once a group a run, so the incidents of a run join one batch), and the batch
+    times to remember (`new_flushes`, written with the notices they schedule)."""
+
+    def __init__(
+        self,
+        rule: Rule,
+        now: float,
+        mine: dict[str, IncidentRow],
+        flushes: dict[tuple[str, str], float],
+        new_flushes: dict[tuple[str, str], float],
+    ) -> None:
+        self.rule, self.now, self.flushes, self.new_flushes = rule, now, flushes, new_flushes
+        self.active = {i.group_key for i in mine.values() if i.state == FIRING and i.notices > 0}
+        self._due: dict[str, float] = {}
+
+    def due(self, key: str) -> float:
+        if key not in self._due:
+            at = self.flushes.get((self.rule.name, key))
+            due = policy.batch_due(self.rule, self.now, at, key in self.active)
+            self._due[key] = due
+            if due != at:
+                self.new_flushes[(self.rule.name, key)] = due
+        return self._due[key]
+
+
+def _closed(
+    flushes: dict[tuple[str, str], float],
+    new_flushes: dict[tuple[str, str], float],
+    open_by: dict[tuple[str, str], IncidentRow],
+    changes: list[IncidentChange],
+    now: float,
+) -> list[tuple[str, str]]:
+    """The groups with nothing open after this run's changes and no batch ahead: closed (their
+    flush row goes; a new incident there waits `group_wait` again)."""
+    resolved = {(c.rule, c.subject) for c in changes if c.action == RESOLVE}
+    still = {(i.rule, i.group_key) for k, i in open_by.items() if k not in resolved}
+    still |= {(c.rule, c.group_key) for c in changes if c.action == OPEN}
+    return sorted(
+        g for g, at in flushes.items() if at <= now and g not in still and g not in new_flushes
+    )
 
 
 class Evaluator:
@@ -89,7 +138,7 @@ class Evaluator:
         silences = store.alert_silences(now)
         flushes = store.alert_flushes()
         changes: list[IncidentChange] = []
-        new_flushes: dict[str, float] = {}
+        new_flushes: dict[tuple[str, str], float] = {}
         for rule in self.rules:
             mine = {s: i for (r, s), i in open_by.items() if r == rule.name}
             try:
@@ -98,10 +147,12 @@ class Evaluator:
                 log.exception("alert rule %s could not be evaluated", rule.name)
                 continue
             muted = rule.name in silences or self._paused(rule)
-            changes.extend(self._diff(rule, now, mine, found, muted, flushes, new_flushes))
-        if not changes:
+            batches = _Batches(rule, now, mine, flushes, new_flushes)
+            changes.extend(self._diff(rule, now, mine, found, muted, batches))
+        closed = _closed(flushes, new_flushes, open_by, changes, now)
+        if not changes and not closed:
             return 0
-        made = store.alert_apply(AlertApply(changes, now, new_flushes))
+        made = store.alert_apply(AlertApply(changes, now, new_flushes, closed))
         return sum(1 for m in made if m is not None)
 
     # -- what changes -----------------------------------------------------------------------
@@ -112,58 +163,63 @@ class Evaluator:
         mine: dict[str, IncidentRow],
         found: dict[str, Finding],
         muted: bool,
-        flushes: dict[str, float],
-        new_flushes: dict[str, float],
+        batches: _Batches,
     ) -> list[IncidentChange]:
         out: list[IncidentChange] = []
         queued: list[Notice]
-        active = any(i.state == FIRING and i.notices > 0 for i in mine.values())
-        first_due = policy.first_notice_due(rule, now, flushes.get(rule.name), active)
 
-        def notices(subject: str, transition: str, f: Finding, incident_id: int | None,
-                    due: float) -> list[Notice]:  # fmt: skip
+        def notices(subject: str, transition: str, f: Finding, key: str) -> list[Notice]:
             if muted:
                 return []
-            if transition == "firing":
-                new_flushes[rule.name] = due
-            message = self._message(rule, subject, transition, f)
+            due = batches.due(key)
+            message = self._message(rule, subject, transition, f, key)
             return [Notice(c, transition, message, due) for c in rule.channels]
 
+        repeating = {  # the groups told again now: one of their firing incidents is due
+            i.group_key
+            for s, i in mine.items()
+            if s in found and i.state == FIRING and policy.repeat_due(rule, now, i.notified_at)
+        }
         for subject, f in found.items():
             inc = mine.get(subject)
             cause = dumps({"lines": f.cause, "link": f.link})
             if inc is None:
                 state = FIRING if rule.for_ <= 0 else PENDING
-                queued = notices(subject, "firing", f, None, first_due) if state == FIRING else []
+                key = policy.group_key(rule, subject, f.labels)
+                queued = notices(subject, "firing", f, key) if state == FIRING else []
                 out.append(IncidentChange(OPEN, rule.name, subject, state=state,
-                                          summary=f.summary, cause=cause,
-                                          notices=queued))  # fmt: skip
+                                          summary=f.summary, cause=cause, notices=queued,
+                                          group_key=key))  # fmt: skip
             elif inc.state == PENDING:
                 if now - inc.opened_at >= rule.for_:
-                    queued = notices(subject, "firing", f, inc.id, first_due)
+                    queued = notices(subject, "firing", f, inc.group_key)
                     out.append(IncidentChange(FIRE, rule.name, subject, inc.id, summary=f.summary,
-                                              cause=cause, notices=queued))  # fmt: skip
-            elif not muted and (inc.notices == 0 or policy.repeat_due(rule, now, inc.notified_at)):
+                                              cause=cause, notices=queued,
+                                              group_key=inc.group_key))  # fmt: skip
+            elif not muted and (
+                inc.notices == 0
+                or policy.repeat_due(rule, now, inc.notified_at, inc.group_key in repeating)
+            ):
                 transition = "firing" if inc.notices == 0 else f"repeat{inc.notices}"
-                due = first_due if inc.notices == 0 else now
-                queued = notices(subject, transition, f, inc.id, due)
+                queued = notices(subject, transition, f, inc.group_key)
                 out.append(IncidentChange(NOTIFY, rule.name, subject, inc.id, summary=f.summary,
-                                          cause=cause, seen_notices=inc.notices,
-                                          notices=queued))  # fmt: skip
+                                          cause=cause, seen_notices=inc.notices, notices=queued,
+                                          group_key=inc.group_key))  # fmt: skip
         for subject, inc in mine.items():
             if subject in found:
                 continue
             queued = []
             if rule.send_resolved and inc.notices > 0 and not muted:
                 ended = Finding(f"resolved: {inc.summary}")
-                queued = notices(subject, "resolved", ended, inc.id, now)
-            out.append(IncidentChange(RESOLVE, rule.name, subject, inc.id, notices=queued))
+                queued = notices(subject, "resolved", ended, inc.group_key)
+            out.append(IncidentChange(RESOLVE, rule.name, subject, inc.id, notices=queued,
+                                      group_key=inc.group_key))  # fmt: skip
         return out
 
-    def _message(self, rule: Rule, subject: str, transition: str, f: Finding) -> str:
+    def _message(self, rule: Rule, subject: str, transition: str, f: Finding, key: str) -> str:
         return dumps({
             "rule": rule.name, "kind": rule.kind, "subject": subject, "transition": transition,
-            "summary": f.summary, "cause_lines": f.cause, "link": f.link,
+            "summary": f.summary, "cause_lines": f.cause, "link": f.link, "group": key,
         })  # fmt: skip
 
     def _paused(self, rule: Rule) -> bool:
@@ -217,6 +273,7 @@ class Evaluator:
         for subject, a in candidates.items():
             if subject not in seen:
                 found[subject] = self._dead_finding(a.task_id, a.name, a.attempt, a.error)
+                found[subject].labels.update(task=a.name, group=a.group, pool=a.pool)
         # an open one stays open while its task is still dead (retried: resolved)
         ids = {int(s.split(":")[1].split("#")[0]): s for s in mine if s not in found}
         states = self.store.task_states(list(ids)) if ids else {}
@@ -250,7 +307,7 @@ class Evaluator:
                          f"{last.outcome}: {last.error or ''}"]  # fmt: skip
                 found[subject] = Finding(
                     f"{len(failed)} failed attempts of {subject} in {window}", lines,
-                    self._link(last.task_id),
+                    self._link(last.task_id), {rule.by: subject.split(":", 1)[1]},
                 )  # fmt: skip
         return found
 
@@ -278,7 +335,7 @@ class Evaluator:
                 link = self._link(oldest)
             found[f"pool:{pool}"] = Finding(
                 f"{rule.stat} wait in pool {pool} is {_span(wait)} "
-                f"(threshold {_span(rule.threshold)})", lines, link,
+                f"(threshold {_span(rule.threshold)})", lines, link, {"pool": pool},
             )  # fmt: skip
         return found
 
@@ -294,6 +351,7 @@ class Evaluator:
                 found[f"pool:{pool}"] = Finding(
                     f"pool {pool} has ready work and no live worker",
                     [f"its oldest ready task waits since {_at(at)}"],
+                    labels={"pool": pool},
                 )
         return found
 
@@ -314,11 +372,13 @@ class Evaluator:
                 found[f"schedule:{name}@{_at(fire.logical_time)}"] = Finding(
                     f"schedule {name} missed its fire of {_at(fire.logical_time)}",
                     [self.explain_fire(name, fire.logical_time)],
+                    labels={"schedule": name, "logical_time": _at(fire.logical_time)},
                 )
         if not row.paused and row.next_at + rule.grace < now:
             found[f"schedule:{name}@{_at(row.next_at)}"] = Finding(
                 f"schedule {name} did not fire {_at(row.next_at)} within {_span(rule.grace)}",
                 [self.explain_fire(name, row.next_at)],
+                labels={"schedule": name, "logical_time": _at(row.next_at)},
             )
         return found
 
@@ -358,6 +418,7 @@ class Evaluator:
             found[f"{prefix}{_at(logical)}"] = Finding(
                 f"schedule {name}'s run for {_at(logical)} has not succeeded by "
                 f"{_at(logical + rule.after)}", [why_not],
+                labels={"schedule": name, "logical_time": _at(logical)},
             )  # fmt: skip
         return found
 

@@ -12,6 +12,13 @@ A rule's kind says which subjects fire (corral.alerts.evaluator reads the store 
 - `deadline`: a schedule's run for a logical time not succeeded by that time plus `after`;
   subject: the schedule's logical time (a backfilled old day can't mask a missing new one);
 - `no_worker`: a pool with ready work and no live worker for longer than `grace`.
+
+A subject has labels, by its kind (`LABELS`): `group_by` names some of them, and the rule's
+incidents with the same values of those go out together, one notice per channel and batch: a new
+group's first batch `group_wait` after its first incident, the next ones `group_interval` after
+the group's last batch (a new incident, a resolution), and a still-firing group's incidents
+again, together, once one of them was last told `repeat_interval` ago. `group_by=()` (the
+default) is one group per rule; `("...",)` one per subject.
 """
 
 from __future__ import annotations
@@ -29,6 +36,24 @@ from ..errors import ConfigError
 KINDS = ("dead", "failures", "wait_time", "schedule_missed", "deadline", "no_worker")
 SCHEDULE_KINDS = ("schedule_missed", "deadline")
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+EVERY_LABEL = "..."
+"""`group_by=("...",)`: every label, so one group per subject (Alertmanager's `...`)."""
+LABELS: dict[str, tuple[str, ...]] = {
+    "dead": ("task", "group", "pool"),
+    "failures": ("task", "group"),  # the one its `by` counts by (failures_labels)
+    "wait_time": ("pool",),
+    "schedule_missed": ("schedule", "logical_time"),
+    "deadline": ("schedule", "logical_time"),
+    "no_worker": ("pool",),
+}
+"""The labels of a rule kind's subjects: what `group_by` may name."""
+
+
+def labels_of(kind: str, by: str = "task") -> tuple[str, ...]:
+    """The labels a rule's subjects have (a `failures` rule's: the one it counts by)."""
+    if kind == "failures":
+        return (by,)
+    return LABELS[kind]
 
 
 @dataclass(frozen=True)
@@ -53,6 +78,9 @@ class Rule:
     group_interval: float = 300.0
     repeat_interval: float = 14400.0
     send_resolved: bool = True
+    group_by: tuple[str, ...] = ()
+    """The subject labels whose values split the rule's incidents into notice groups (() : one
+    group, the rule; ("...",): one per subject)."""
 
 
 def _duration(rule: str, name: str, value: Duration) -> float:
@@ -86,6 +114,7 @@ def make_rule(
     group_interval: Duration = "5m",
     repeat_interval: Duration = "4h",
     send_resolved: bool = True,
+    group_by: str | Sequence[str] = (),
 ) -> Rule:
     """A checked rule; a ConfigError names the rule and the field."""
     if not isinstance(name, str) or not _NAME.match(name):
@@ -105,6 +134,7 @@ def make_rule(
         raise ConfigError(f"alert rule {name!r}: stat must be 'oldest' or 'p95', not {stat!r}")
     if by not in ("task", "group"):
         raise ConfigError(f"alert rule {name!r}: by must be 'task' or 'group', not {by!r}")
+    grouping = _group_by(name, kind, by, group_by)
     for label, value in (("task", task), ("group", group), ("pool", pool), ("schedule", schedule)):
         if value is not None:
             limits.text(f"alert rule {name!r}: {label}", value)
@@ -126,8 +156,42 @@ def make_rule(
         raise ConfigError(f"alert rule {name!r}: repeat_interval and group_interval must be > 0")
     return Rule(
         name, kind, tuple(channels), task=task, group=group, pool=pool, schedule=schedule,
-        count=count, stat=stat, by=by, send_resolved=bool(send_resolved), **values,
+        count=count, stat=stat, by=by, send_resolved=bool(send_resolved), group_by=grouping,
+        **values,
     )  # fmt: skip
+
+
+def _group_by(rule: str, kind: str, by: str, group_by: str | Sequence[str]) -> tuple[str, ...]:
+    """The checked `group_by`: labels of the kind's subjects, in order, no repeats; or `...`."""
+    chosen = (group_by,) if isinstance(group_by, str) else tuple(group_by)
+    if not all(isinstance(label, str) for label in chosen):
+        raise ConfigError(f"alert rule {rule!r}: group_by must be label names, not {group_by!r}")
+    if EVERY_LABEL in chosen:
+        if len(chosen) > 1:
+            others = [c for c in chosen if c != EVERY_LABEL]
+            raise ConfigError(f"alert rule {rule!r}: group_by: '...' (every label) stands "
+                              f"alone, not with {others}")  # fmt: skip
+        return chosen
+    known = labels_of(kind, by)
+    for label in chosen:
+        if label not in known:
+            why = f" (by={by!r})" if kind == "failures" else ""
+            raise ConfigError(f"alert rule {rule!r}: group_by: a {kind} rule's subjects{why} "
+                              f"have no label {label!r} (they have: {', '.join(known)}; or "
+                              f"'...' for one group per subject)")  # fmt: skip
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError(f"alert rule {rule!r}: group_by names a label twice: {list(chosen)}")
+    return chosen
+
+
+def group_key(rule: Rule, subject: str, labels: dict[str, str]) -> str:
+    """The notice group of a subject with these labels: '' (the rule's one group), the subject
+    (`...`), or `label=value` of each `group_by` label, joined by ','."""
+    if not rule.group_by:
+        return ""
+    if rule.group_by == (EVERY_LABEL,):
+        return subject
+    return ",".join(f"{label}={labels.get(label, '')}" for label in rule.group_by)
 
 
 @dataclass(frozen=True)
@@ -226,10 +290,10 @@ def webhook_channel(
     )  # fmt: skip
 
 
-def first_notice_due(rule: Rule, now: float, flush_at: float | None, group_active: bool) -> float:
-    """When a new incident's first notice goes: with the batch still waiting (`flush_at` ahead);
-    else, in a group already notified, `group_interval` after its last batch; else after
-    `group_wait` (Alertmanager's rule)."""
+def batch_due(rule: Rule, now: float, flush_at: float | None, group_active: bool) -> float:
+    """When a group's next notice (a new incident's first, a resolution) goes: with the group's
+    batch still waiting (`flush_at` ahead); else, in a group already notified, `group_interval`
+    after its last batch; else after `group_wait` (Alertmanager's rule)."""
     if flush_at is not None and flush_at > now:
         return flush_at
     if group_active and flush_at is not None:
@@ -237,9 +301,18 @@ def first_notice_due(rule: Rule, now: float, flush_at: float | None, group_activ
     return now + rule.group_wait
 
 
-def repeat_due(rule: Rule, now: float, notified_at: float | None) -> bool:
-    """Whether a firing incident that was notified is due its next repeat."""
-    return notified_at is not None and now - notified_at >= rule.repeat_interval
+def repeat_due(
+    rule: Rule, now: float, notified_at: float | None, group_repeats: bool = False
+) -> bool:
+    """Whether a firing incident that was notified is due its next repeat: its own
+    `repeat_interval` has passed, or its group repeats now (another of its incidents is due) and
+    its last notice has gone (a notice queued at q is due by q + max(group_wait,
+    group_interval)), so a still-firing group is told again as one batch."""
+    if notified_at is None:
+        return False
+    if now - notified_at >= rule.repeat_interval:
+        return True
+    return group_repeats and now - notified_at >= max(rule.group_wait, rule.group_interval)
 
 
 def p95(values: Sequence[float]) -> float:

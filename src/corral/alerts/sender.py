@@ -1,11 +1,12 @@
 """The outbox sender: a leader service that delivers the notifications due, at least once.
 
-Due rows of one rule and channel queued for one moment (a group's batch) go as one message; the
-batch is marked sent only after the channel accepted it, so a crash between the two sends it
-again, with the same idempotency key. A refusal or a timeout is recorded on each row (tries, last
-error) and tried again after a backoff (corral.alerts.rules.backoff), for ever: `corral alerts`
-shows it failing. Deliveries run in a thread of their own, so a slow server never holds up the
-leader's other services; `deliver_due` is the same work, inline (tests, `corral alerts`).
+Due rows of one rule, notice group and channel queued for one moment (a group's batch) go as
+one message; the batch is marked sent only after the channel accepted it, so a crash between the
+two sends it again, with the same idempotency key. A refusal or a timeout is recorded on each
+row (tries, last error) and tried again after a backoff (corral.alerts.rules.backoff), for ever:
+`corral alerts` shows it failing. Deliveries run in a thread of their own, so a slow server
+never holds up the leader's other services; `deliver_due` is the same work, inline (tests,
+`corral alerts`).
 """
 
 from __future__ import annotations
@@ -65,11 +66,11 @@ class Sender:
 
     def deliver_due(self, now: float) -> int:
         """Deliver the notifications due at `now`; returns how many were accepted."""
-        batches: dict[tuple[str, str, float], list[NotificationRow]] = {}
+        batches: dict[tuple[str, str, str, float], list[NotificationRow]] = {}
         for row in self.store.alert_notifications_due(now, BATCH):
-            batches.setdefault((row.rule, row.channel, row.due_at), []).append(row)
+            batches.setdefault((row.rule, row.group_key, row.channel, row.due_at), []).append(row)
         accepted = 0
-        for (_, name, _), rows in batches.items():
+        for (_, _, name, _), rows in batches.items():
             notices = [notice(r) for r in rows]
             channel = self.channels.get(name)
             error: str | None = None

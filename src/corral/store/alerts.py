@@ -38,6 +38,7 @@ class NamedAlerts:
     def alert_apply(self, params: AlertApply) -> list[int | None]:
         aq, now = self.alert_queries, params.now
         made: list[int | None] = []
+        queued: set[tuple[str, str]] = set()  # the groups this transaction queued notices of
         with self._alert_tx() as tx:
             for change in params.changes:
                 row = tx.execute(*_statement(aq, change, now)).fetchone()
@@ -45,6 +46,8 @@ class NamedAlerts:
                 made.append(incident_id)
                 if incident_id is None:
                     continue
+                if change.notices:
+                    queued.add((change.rule, change.group_key))
                 for notice in change.notices:
                     key = idempotency_key(incident_id, notice.transition, notice.channel)
                     values = {
@@ -55,11 +58,16 @@ class NamedAlerts:
                         "key": key,
                         "message": notice.message,
                         "due_at": notice.due_at,
+                        "group_key": change.group_key,
                         "now": now,
                     }
                     tx.execute(aq.INSERT_NOTIFICATION, values)
-            for rule, flush_at in params.flushes.items():
-                tx.execute(aq.SET_FLUSH, {"rule": rule, "flush_at": flush_at})
+            for (rule, key), flush_at in params.flushes.items():
+                if (rule, key) in queued:  # a batch time stands only with the notices it times
+                    values = {"rule": rule, "group_key": key, "flush_at": flush_at}
+                    tx.execute(aq.SET_FLUSH, values)
+            for rule, key in params.closed:
+                tx.execute(aq.CLOSE_GROUP, {"rule": rule, "group_key": key, "now": now})
         return made
 
     def alert_open(self) -> list[IncidentRow]:
@@ -104,8 +112,9 @@ class NamedAlerts:
         rows = self._read(self.alert_queries.SILENCES, {"now": now})
         return {str(rule): float(until) for rule, until in rows}
 
-    def alert_flushes(self) -> dict[str, float]:
-        return {str(r): float(at) for r, at in self._read(self.alert_queries.FLUSHES)}
+    def alert_flushes(self) -> dict[tuple[str, str], float]:
+        rows = self._read(self.alert_queries.FLUSHES)
+        return {(str(r), str(key)): float(at) for r, key, at in rows}
 
     def alert_failed_attempts(self, since: float, limit: int) -> list[FailedAttempt]:
         rows = self._read(self.alert_queries.FAILED_ATTEMPTS, {"since": since, "limit": limit})
@@ -131,6 +140,7 @@ def _statement(aq: ModuleType, change: IncidentChange, now: float) -> tuple[str,
             "summary": change.summary,
             "cause": change.cause,
             "notify": notify and change.state == "firing",
+            "group_key": change.group_key,
             "now": now,
         }
     base = {"id": change.incident_id, "now": now}
@@ -150,14 +160,14 @@ def _statement(aq: ModuleType, change: IncidentChange, now: float) -> tuple[str,
 def _incident(r: Any) -> IncidentRow:
     return IncidentRow(
         int(r[0]), r[1], r[2], r[3], r[4], r[5], float(r[6]), _f(r[7]), _f(r[8]), r[9], _f(r[10]),
-        int(r[11]),
+        int(r[11]), r[12],
     )  # fmt: skip
 
 
 def _notification(r: Any) -> NotificationRow:
     return NotificationRow(
         int(r[0]), int(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], int(r[8]), float(r[9]), r[10],
-        float(r[11]), _f(r[12]),
+        float(r[11]), _f(r[12]), r[13],
     )  # fmt: skip
 
 

@@ -5,8 +5,11 @@ An incident is a rule's firing for one subject: pending -> firing -> resolved. A
 per (rule, subject), under a unique partial index: a second leader, or one restarted, that opens
 it again writes nothing. Each change of an incident (`alert_apply`) and the notifications it
 queues are one transaction; each notification's idempotency key is (incident, transition,
-channel), unique, so it is queued once and its deliveries, at least once, carry the same key. The
-store decides nothing: which subjects fire, when a notice is due, come from corral.alerts.
+channel), unique, so it is queued once and its deliveries, at least once, carry the same key. An
+incident belongs to one notice group of its rule (`group_key`, fixed when it opens), and each
+group's latest batch time is a row (`alert_flushes`), written in the same transaction as the
+notices it schedules. The store decides nothing: which subjects fire, their group, when a notice
+is due, come from corral.alerts.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class IncidentRow:
     resolved_by: str | None
     notified_at: float | None
     notices: int
+    group_key: str = ""
+    """The notice group it belongs to ('' : the rule's one group; corral.alerts.rules.group_key)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,8 @@ class NotificationRow:
     last_error: str | None
     created_at: float
     sent_at: float | None
+    group_key: str = ""
+    """Its incident's group: the sender batches the due rows of one (rule, group, channel)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +85,8 @@ class IncidentChange:
     - NOTIFY (`incident_id`, `seen_notices`): a firing incident's next notice (first or repeat),
       only if no other leader queued it since (its count is still `seen_notices`);
     - RESOLVE (`incident_id`, `resolved_by`): open -> resolved.
-    `notices` are queued only if the change was made."""
+    `notices` are queued only if the change was made, with the incident's `group_key` (OPEN
+    stores it; the others pass the incident's)."""
 
     action: str
     rule: str
@@ -90,14 +98,20 @@ class IncidentChange:
     seen_notices: int = 0
     resolved_by: str = "rule"
     notices: Sequence[Notice] = ()
+    group_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class AlertApply:
     changes: Sequence[IncidentChange]
     now: float
-    flushes: dict[str, float] = field(default_factory=dict)
-    """Per rule, the group notice's time to remember (group_interval counts from it)."""
+    flushes: dict[tuple[str, str], float] = field(default_factory=dict)
+    """Per (rule, group key), the group's batch time to remember (group_interval counts from
+    it): written only if a change made in this transaction queued notices of that group (a
+    leader that lost the race to another moves no batch time)."""
+    closed: Sequence[tuple[str, str]] = ()
+    """(rule, group key) of groups with nothing open: their flush row goes, if it is not ahead
+    of `now` (a batch still waiting keeps it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +178,9 @@ class AlertStore(Protocol):
         """The silences not expired at `now`: rule -> until."""
         ...
 
-    def alert_flushes(self) -> dict[str, float]:
-        """Per rule, its latest group notice's time."""
+    def alert_flushes(self) -> dict[tuple[str, str], float]:
+        """Per (rule, group key), its latest batch's time (a row a group with a recent batch or
+        open incidents: closed groups are dropped)."""
         ...
 
     def alert_failed_attempts(self, since: float, limit: int) -> list[FailedAttempt]:

@@ -57,9 +57,10 @@ BEGIN
 END $function$;
 
 CREATE TABLE corral_alert_groups (
-    rule     text NOT NULL,
-    flush_at double precision NOT NULL,
-    PRIMARY KEY (rule)
+    rule      text NOT NULL,
+    flush_at  double precision NOT NULL,
+    group_key text NOT NULL DEFAULT ''::text,
+    PRIMARY KEY (rule, group_key)
 );
 
 CREATE TABLE corral_alert_incidents (
@@ -75,6 +76,7 @@ CREATE TABLE corral_alert_incidents (
     resolved_by text,
     notified_at double precision,
     notices     bigint NOT NULL DEFAULT 0,
+    group_key   text NOT NULL DEFAULT ''::text,
     PRIMARY KEY (id)
 );
 CREATE UNIQUE INDEX corral_alert_incidents_open ON public.corral_alert_incidents USING btree (rule, subject) WHERE (state = ANY (ARRAY['pending'::text, 'firing'::text]));
@@ -94,6 +96,7 @@ CREATE TABLE corral_alert_notifications (
     last_error      text,
     created_at      double precision NOT NULL,
     sent_at         double precision,
+    group_key       text NOT NULL DEFAULT ''::text,
     PRIMARY KEY (id),
     UNIQUE (idempotency_key)
 );

@@ -7,21 +7,21 @@ from ..contract.alerts import FAILED_OUTCOMES
 
 INCIDENT_FIELDS = (
     "id, rule, subject, state, summary, cause, opened_at, firing_at, resolved_at, resolved_by, "
-    "notified_at, notices"
+    "notified_at, notices, group_key"
 )
 NOTIFICATION_FIELDS = (
     "id, incident_id, rule, channel, transition, idempotency_key, message, state, tries, due_at, "
-    "last_error, created_at, sent_at"
+    "last_error, created_at, sent_at, group_key"
 )
 _FAILED_SQL = "(" + ", ".join(f"'{o}'" for o in FAILED_OUTCOMES) + ")"
 
 # Open an incident unless one of (rule, subject) is open (corral_alert_incidents_open).
 OPEN_INCIDENT = """
 INSERT INTO corral_alert_incidents (rule, subject, state, summary, cause, opened_at, firing_at,
-                                    notified_at, notices)
+                                    notified_at, notices, group_key)
 VALUES (:rule, :subject, :state, :summary, :cause, :now,
         CASE WHEN :state = 'firing' THEN :now END,
-        CASE WHEN :notify THEN :now END, CASE WHEN :notify THEN 1 ELSE 0 END)
+        CASE WHEN :notify THEN :now END, CASE WHEN :notify THEN 1 ELSE 0 END, :group_key)
 ON CONFLICT (rule, subject) WHERE state IN ('pending', 'firing') DO NOTHING
 RETURNING id
 """
@@ -50,17 +50,21 @@ RETURNING id
 # Queue a notification (its key is unique: queued once).
 INSERT_NOTIFICATION = """
 INSERT INTO corral_alert_notifications (incident_id, rule, channel, transition, idempotency_key,
-                                        message, due_at, created_at)
-VALUES (:incident_id, :rule, :channel, :transition, :key, :message, :due_at, :now)
+                                        message, due_at, created_at, group_key)
+VALUES (:incident_id, :rule, :channel, :transition, :key, :message, :due_at, :now, :group_key)
 ON CONFLICT (idempotency_key) DO NOTHING
 """
-# Remember a rule's latest group notice.
+# Remember a notice group's latest batch (its primary key).
 SET_FLUSH = """
-INSERT INTO corral_alert_groups (rule, flush_at) VALUES (:rule, :flush_at)
-ON CONFLICT (rule) DO UPDATE SET flush_at = excluded.flush_at
+INSERT INTO corral_alert_groups (rule, group_key, flush_at) VALUES (:rule, :group_key, :flush_at)
+ON CONFLICT (rule, group_key) DO UPDATE SET flush_at = excluded.flush_at
 """
-# Every rule's latest group notice (a row a rule).
-FLUSHES = "SELECT rule, flush_at FROM corral_alert_groups"
+# A group with nothing open is closed: its row goes once its last batch is not ahead.
+CLOSE_GROUP = """
+DELETE FROM corral_alert_groups WHERE rule = :rule AND group_key = :group_key AND flush_at <= :now
+"""
+# Every group's latest batch (a row a group not closed).
+FLUSHES = "SELECT rule, group_key, flush_at FROM corral_alert_groups"
 # The open incidents (corral_alert_incidents_open).
 OPEN_INCIDENTS = f"""
 SELECT {INCIDENT_FIELDS} FROM corral_alert_incidents

@@ -3,9 +3,10 @@
 -- migration for both backends, then regenerate (docs/contributing.md).
 
 CREATE TABLE corral_alert_groups (
-    rule     TEXT,
-    flush_at REAL NOT NULL,
-    PRIMARY KEY (rule)
+    rule      TEXT,
+    group_key TEXT NOT NULL DEFAULT '',
+    flush_at  REAL NOT NULL,
+    PRIMARY KEY (rule, group_key)
 );
 
 CREATE TABLE corral_alert_incidents (
@@ -21,6 +22,7 @@ CREATE TABLE corral_alert_incidents (
     resolved_by TEXT,
     notified_at REAL,
     notices     INTEGER NOT NULL DEFAULT 0,
+    group_key   TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (id)
 );
 CREATE UNIQUE INDEX corral_alert_incidents_open ON corral_alert_incidents (rule, subject) WHERE state IN ('pending', 'firing');
@@ -40,6 +42,7 @@ CREATE TABLE corral_alert_notifications (
     last_error      TEXT,
     created_at      REAL NOT NULL,
     sent_at         REAL,
+    group_key       TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (id),
     UNIQUE (idempotency_key)
 );

@@ -35,6 +35,9 @@ class RuleOut(BaseModel):
     group: str | None
     pool: str | None
     schedule: str | None
+    group_by: list[str]
+    """The subject labels that split its incidents into notice groups ([]: one group, the rule;
+    ["..."]: one per subject)."""
     silenced_until: float | None
 
 
@@ -52,13 +55,17 @@ class IncidentOut(BaseModel):
     resolved_by: str | None
     notified_at: float | None
     notices: int
+    group_key: str
+    """Its notice group: "" (the rule's one group), `label=value,...` of the rule's group_by, or
+    its subject (group_by ["..."])."""
 
     @classmethod
     def of(cls, i: IncidentRow) -> IncidentOut:
         return cls(id=i.id, rule=i.rule, subject=i.subject, state=i.state, summary=i.summary,
                    cause=json.loads(i.cause), opened_at=i.opened_at, firing_at=i.firing_at,
                    resolved_at=i.resolved_at, resolved_by=i.resolved_by,
-                   notified_at=i.notified_at, notices=i.notices)  # fmt: skip
+                   notified_at=i.notified_at, notices=i.notices,
+                   group_key=i.group_key)  # fmt: skip
 
 
 class IncidentPageOut(BaseModel):
@@ -79,13 +86,15 @@ class NotificationOut(BaseModel):
     last_error: str | None
     created_at: float
     sent_at: float | None
+    group_key: str
+    """Its incident's notice group: the due notices of one group and channel go as one message."""
 
     @classmethod
     def of(cls, n: NotificationRow) -> NotificationOut:
         return cls(id=n.id, incident_id=n.incident_id, rule=n.rule, channel=n.channel,
                    transition=n.transition, state=n.state, tries=n.tries, due_at=n.due_at,
                    last_error=n.last_error, created_at=n.created_at,
-                   sent_at=n.sent_at)  # fmt: skip
+                   sent_at=n.sent_at, group_key=n.group_key)  # fmt: skip
 
 
 class SilenceOut(BaseModel):
@@ -114,7 +123,8 @@ def list_rules(principal: Viewer, app: CorralApp) -> list[RuleOut]:
     silences = app.store.alert_silences(app.clock.now())
     return [
         RuleOut(name=r.name, kind=r.kind, channels=list(r.channels), task=r.task, group=r.group,
-                pool=r.pool, schedule=r.schedule, silenced_until=silences.get(r.name))
+                pool=r.pool, schedule=r.schedule, group_by=list(r.group_by),
+                silenced_until=silences.get(r.name))
         for r in sorted(app.alerts.rules.values(), key=lambda r: r.name)
     ]  # fmt: skip
 
