@@ -377,3 +377,35 @@ def test_deadline_a_succeeded_older_day_does_not_mask_a_late_new_one(
     assert [i.subject for i in app.store.alert_open()] == [
         "schedule:daily@2023-11-16T02:00:00+00:00"
     ]
+
+
+def test_a_paused_group_mutes_its_rules_and_its_wait_is_no_alert(
+    alert_app: corral.App, clock: ManualClock, receiver: Receiver
+) -> None:
+    """A paused group's tasks wait on purpose: the pool's wait rule reads the oldest task of the
+    other groups, and a rule about the group is muted while it is paused."""
+    app = alert_app
+    app.alerts.rule("slow", "wait_time", channels="hook", threshold="5m", group_wait=0)
+    app.alerts.rule("crm-dead", "dead", channels="hook", group="crm", group_wait=0)
+    register_worker(app.store, now=T0, lease=1e7)
+    held = submit(app.store, T0, group="crm")
+    app.groups.pause("crm", by="test")
+    _die(app, T0, group="crm")  # it ran before the pause
+    clock.advance(400)
+    _round(app, clock)
+    # the dead task is tracked (one incident), but told to nobody while its group is paused
+    assert [(i.rule, i.notices) for i in app.store.alert_open()] == [("crm-dead", 0)]
+    assert receiver.accepted == []
+    later = submit(app.store, clock.now(), group="etl")  # a task of another group waits too
+    clock.advance(400)
+    _round(app, clock)
+    assert sorted(i.rule for i in app.store.alert_open()) == ["crm-dead", "slow"]
+    (told,) = [n for a in receiver.accepted for n in a["body"]["notices"]]
+    assert told["rule"] == "slow"
+    assert told["cause_lines"][0].startswith(f"oldest waiting task {later}:"), told
+    assert str(held) != str(later)
+    app.groups.resume("crm")
+    clock.advance(1)
+    _round(app, clock)
+    rules = sorted(n["rule"] for a in receiver.accepted for n in a["body"]["notices"])
+    assert rules == ["crm-dead", "slow"]  # told once resumed

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import T0, Services, register_worker, submit, wait_until
+from conftest import T0, Services, register_worker, submit
 from web_support import web
 
 import corral
@@ -48,7 +48,7 @@ def test_a_paused_group_is_not_admitted_and_the_others_are(store: Store) -> None
     states = store.task_states(held + other)
     assert {states[i] for i in held} == {State.READY}
     assert {states[i] for i in other} == {State.ADMITTED}
-    record, reasons = why(store, held[0], T0 + 2)
+    _, reasons = why(store, held[0], T0 + 2)
     assert "group_paused" in [r.code for r in reasons], reasons
     assert dispatch(store, T0 + 2) == 0  # still paused, though slots are free
     store.group_resume("crm")
@@ -114,26 +114,32 @@ def test_the_api_pauses_for_operators_within_their_scope(app: corral.App) -> Non
     step = _tasks(app)
     step.submit(1, group="client-7/crm")
     site = web(app)
-    path = "/api/v1/groups/client-7/crm"
-    viewer = site.client.post(f"{path}/pause", json={}, headers=site.headers("viewer"))
+    path = "/api/v1/paused-groups/client-7/crm"
+    viewer = site.client.put(path, json={}, headers=site.headers("viewer"))
     assert viewer.status_code == 403 and app.groups.paused() == []
-    outside = site.client.post(f"{path}/pause", json={},
-                               headers=site.headers("operator", ("client-9/*",)))  # fmt: skip
+    outside = site.client.put(path, json={}, headers=site.headers("operator", ("client-9/*",)))
     assert outside.status_code == 404 and app.groups.paused() == []
-    bad = site.client.post(f"{path}/pause", json={"reason": "x" * 1001},
-                           headers=site.headers("operator"))  # fmt: skip
+    bad = site.client.put(path, json={"reason": "x" * 1001}, headers=site.headers("operator"))
     assert bad.status_code == 422 and app.groups.paused() == []
-    done = site.client.post(f"{path}/pause", json={"reason": "vendor down"},
-                            headers=site.headers("operator", ("client-7/*",)))  # fmt: skip
+    done = site.client.put(path, json={"reason": "vendor down"},
+                           headers=site.headers("operator", ("client-7/*",)))  # fmt: skip
     assert done.status_code == 200, done.text
     body = done.json()
-    assert body["name"] == "client-7/crm" and body["paused"]["reason"] == "vendor down"
-    assert body["paused"]["by"].startswith("web:")
-    got = site.client.get(path, headers=site.headers("viewer")).json()
-    assert got["paused"] is not None
+    assert (body["name"], body["reason"]) == ("client-7/crm", "vendor down")
+    assert body["by"].startswith("web:")
+    again = site.client.put(path, headers=site.headers("operator"))  # no body: no reason
+    assert again.json()["reason"] == "vendor down"  # the first pause stands
+    group = site.client.get("/api/v1/groups/client-7/crm", headers=site.headers("viewer")).json()
+    assert group["paused"]["reason"] == "vendor down"
     listed = site.client.get("/api/v1/groups", headers=site.headers("viewer")).json()
     assert [g["paused"] is not None for g in listed if g["name"] == "client-7/crm"] == [True]
-    resumed = site.client.post(f"{path}/resume", headers=site.headers("operator"))
-    assert resumed.status_code == 200 and resumed.json()["paused"] is None
+    pauses = site.client.get("/api/v1/paused-groups", headers=site.headers("viewer")).json()
+    assert [p["name"] for p in pauses] == ["client-7/crm"]
+    hidden = site.client.get("/api/v1/paused-groups",
+                             headers=site.headers("viewer", ("client-9/*",)))  # fmt: skip
+    assert hidden.json() == []
+    resumed = site.client.delete(path, headers=site.headers("operator"))
+    assert resumed.status_code == 204 and app.groups.paused() == []
+    assert site.client.delete(path, headers=site.headers("operator")).status_code == 404
     actions = [row.entry.action for row in app.store.audit_page(None, 100)]
-    assert actions.count("group.pause") == 1 and actions.count("group.resume") == 1
+    assert actions.count("group.pause") == 2 and actions.count("group.resume") == 1

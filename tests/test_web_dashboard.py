@@ -551,3 +551,23 @@ def test_every_button_is_an_api_route_that_takes_the_session_and_its_csrf_token(
         assert ok, (url, response.status_code, response.text)
     assert app.get(waiting).state == State.CANCELLED
     assert app.schedules.get("daily").row.paused
+
+
+def test_the_groups_page_pauses_and_resumes_for_an_operator(site: WebHarness) -> None:
+    app = site.app
+    submit(app, "crm")
+    site.login("viewer")
+    assert "/api/v1/paused-groups/crm" not in site.client.get("/groups").text  # a viewer can't
+    csrf = site.login("operator")
+    text = site.client.get("/groups").text
+    row = re.search(r'<tr data-group="crm">(.*?)</tr>', text, re.S)
+    assert row is not None and 'hx-put="/api/v1/paused-groups/crm"' in row.group(1)
+    # the button's request: the session cookie, the page's CSRF header, no body
+    forged = site.client.put("/api/v1/paused-groups/crm", headers={"Origin": BASE})
+    assert forged.status_code == 403 and app.groups.paused() == []
+    done = site.client.put("/api/v1/paused-groups/crm",
+                           headers={"X-CSRF-Token": csrf, "Origin": BASE})  # fmt: skip
+    assert done.status_code == 200, done.text
+    row = re.search(r'<tr data-group="crm">(.*?)</tr>', site.client.get("/groups").text, re.S)
+    assert row is not None and ">paused</strong>" in row.group(1)
+    assert 'hx-delete="/api/v1/paused-groups/crm"' in row.group(1)

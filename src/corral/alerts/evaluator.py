@@ -128,10 +128,12 @@ class Evaluator:
         self.interval = interval
         self._failed_rows: list[FailedAttempt] | None = None
         self._oldest: dict[str, float] | None = None
+        self._paused_groups: frozenset[str] = frozenset()
 
     def run(self, now: float) -> int:
         store = self.store
         self._failed_rows = self._oldest = None  # read once a run, shared by the rules
+        self._paused_groups = frozenset(p.name for p in store.group_paused_list())
         open_by: dict[tuple[str, str], IncidentRow] = {
             (i.rule, i.subject): i for i in store.alert_open()
         }
@@ -223,6 +225,9 @@ class Evaluator:
         })  # fmt: skip
 
     def _paused(self, rule: Rule) -> bool:
+        """A rule about a paused group or a paused schedule is muted."""
+        if rule.group is not None and rule.group in self._paused_groups:
+            return True
         if rule.schedule is None:
             return False
         rows = self.store.schedule_list([rule.schedule])
@@ -253,9 +258,17 @@ class Evaluator:
         return [a for a in self._failed_rows if a.finished_at >= since]
 
     def _oldest_ready(self) -> dict[str, float]:
-        """The oldest ready task's ready_at per pool: one read a run."""
+        """The oldest ready task's ready_at per pool, paused groups left out: one read a run
+        (and one a pool while a group is paused)."""
         if self._oldest is None:
             self._oldest = self.store.task_oldest_ready()
+            if self._paused_groups:  # their tasks wait on purpose: the oldest of the others
+                self._oldest = {}
+                for pool in self.store.task_oldest_ready():
+                    task_id = self.store.alert_oldest_ready(pool)  # not of a paused group
+                    record = None if task_id is None else self.store.task_get(task_id)
+                    if record is not None and record.ready_at is not None:
+                        self._oldest[pool] = record.ready_at
         return self._oldest
 
     def _link(self, task_id: int) -> str | None:

@@ -119,8 +119,11 @@ FROM corral_attempts a INDEXED BY corral_attempts_failed JOIN corral_tasks t ON 
 WHERE a.outcome IN {_FAILED_SQL} AND a.finished_at >= :since
 ORDER BY a.finished_at DESC LIMIT :limit
 """
-# The pool's ready task waiting the longest (corral_tasks_group_ready: the pool's ready backlog).
+# The pool's ready task waiting the longest, of a group not paused (corral_tasks_group_ready:
+# the pool's ready backlog; a paused group's tasks wait on purpose).
 OLDEST_READY = """
 SELECT id FROM corral_tasks INDEXED BY corral_tasks_group_ready
-WHERE state = 'ready' AND pool = :pool ORDER BY ready_at, id LIMIT 1
+WHERE state = 'ready' AND pool = :pool
+  AND group_name NOT IN (SELECT name FROM corral_paused_groups)
+ORDER BY ready_at, id LIMIT 1
 """

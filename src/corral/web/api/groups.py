@@ -40,6 +40,7 @@ class WaitsOut(BaseModel):
 
 
 class PausedOut(BaseModel):
+    name: str
     at: float
     by: str
     """Who paused it: `cli:<user>` or `web:<token name>`."""
@@ -47,7 +48,7 @@ class PausedOut(BaseModel):
 
     @classmethod
     def of(cls, p: PausedGroup) -> PausedOut:
-        return cls(at=p.paused_at, by=p.paused_by, reason=p.reason)
+        return cls(name=p.name, at=p.paused_at, by=p.paused_by, reason=p.reason)
 
 
 class PauseIn(BaseModel):
@@ -77,7 +78,7 @@ class GroupOut(BaseModel):
     waits: WaitsOut
     """Queue waits of the tasks that first started in the recent window."""
     paused: PausedOut | None = None
-    """Set while an operator holds the group's admissions (`POST /groups/{name}/pause`)."""
+    """Set while an operator holds the group's admissions (`PUT /paused-groups/{name}`)."""
 
     @classmethod
     def of(cls, g: GroupFigures, paused: dict[str, PausedGroup] | None = None) -> GroupOut:
@@ -167,36 +168,43 @@ def _figures(reads: Reads, app: CorralApp, principal: Principal, name: str) -> G
     )  # fmt: skip
 
 
-@router.post("/groups/{name:path}/pause", response_model=GroupOut)
-def pause_group(name: PathName, body: PauseIn, principal: Operator, app: CorralApp, reads: Reads,
-                request: Request) -> GroupOut:  # fmt: skip
-    """Hold the group's admissions: none of its tasks is admitted until it is resumed (what runs
-    finishes; its alert rules are muted). Pausing a paused group changes nothing (the first
+@router.get("/paused-groups", response_model=list[PausedOut])
+def list_paused_groups(principal: Viewer, app: CorralApp) -> list[PausedOut]:
+    """The paused groups (of the token's scope), by name."""
+    return [PausedOut.of(p) for p in app.groups.paused() if principal.sees(p.name)]
+
+
+@router.put("/paused-groups/{name:path}", response_model=PausedOut)
+def pause_group(name: PathName, principal: Operator, app: CorralApp, request: Request,
+                body: PauseIn | None = None) -> PausedOut:  # fmt: skip
+    """Pause a group: none of its tasks is admitted until the pause is deleted (what runs
+    finishes; its alert rules are muted). Putting a pause that exists changes nothing (the first
     pause's author and reason stay)."""
     if not principal.sees(name):
         raise Problem(404, "Not found", f"no group named {name!r}")
+    body = body or PauseIn()
     try:
         changed = app.groups.pause(name, by=f"web:{principal.name}", reason=body.reason)
     except ConfigError as exc:
         raise _invalid(exc, "name") from None
     record(request, principal, "group.pause", target=f"group:{name}", changed=int(changed),
            detail=body.model_dump_json())  # fmt: skip
-    return _figures(reads, app, principal, name)
+    return next(PausedOut.of(p) for p in app.groups.paused() if p.name == name)
 
 
-@router.post("/groups/{name:path}/resume", response_model=GroupOut)
-def resume_group(name: PathName, principal: Operator, app: CorralApp, reads: Reads,
-                 request: Request) -> GroupOut:  # fmt: skip
-    """Admit the group's tasks again from the scheduler's next round; resuming a group that is
-    not paused changes nothing."""
+@router.delete("/paused-groups/{name:path}", status_code=204)
+def resume_group(name: PathName, principal: Operator, app: CorralApp, request: Request) -> None:
+    """Resume a paused group: its tasks are admitted again from the scheduler's next round; 404
+    if it is not paused."""
     if not principal.sees(name):
         raise Problem(404, "Not found", f"no group named {name!r}")
     try:
-        changed = app.groups.resume(name)
+        resumed = app.groups.resume(name)
     except ConfigError as exc:
         raise _invalid(exc, "name") from None
-    record(request, principal, "group.resume", target=f"group:{name}", changed=int(changed))
-    return _figures(reads, app, principal, name)
+    if not resumed:
+        raise Problem(404, "Not found", f"group {name!r} is not paused")
+    record(request, principal, "group.resume", target=f"group:{name}", changed=1)
 
 
 @router.get("/groups/{name:path}", response_model=GroupOut)

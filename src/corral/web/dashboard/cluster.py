@@ -87,6 +87,7 @@ def groups(
     request: Request,
     principal: Viewer,
     reads: Reads,
+    app: CorralApp,
     name: Annotated[str, Query(max_length=200)] = "",
 ) -> Response:
     """The groups by backlog, at most `GROUPS_SHOWN` (a name filter finds the others). Without
@@ -104,6 +105,7 @@ def groups(
         title="Groups",
         actions="groups_actions.html",
         groups=shown,
+        paused={p.name: p for p in app.groups.paused() if principal.sees(p.name)},
         matching=matching,
         total=total,
         name=name,
