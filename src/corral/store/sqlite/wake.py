@@ -9,9 +9,11 @@ recent to trust (two changes within one tick of the file system's clock share it
 REFRESH seconds. A socket whose send is refused (ECONNREFUSED, ENOENT) belongs to a listener that
 died without closing (SIGKILL): the sender unlinks it.
 
-A notice is a hint, never a promise: a full socket buffer (EAGAIN) drops it, a listener not bound
-yet misses it, a process of another user can't reach the folder. Every listener's caller keeps a
-periodic poll (the worker's `_poll`, the scheduler's idle wait), which is the safety net.
+A notice is a hint, never a promise: a full socket queue (EAGAIN; Linux queues about ten
+datagrams a socket, `net.unix.max_dgram_qlen`) drops it, a listener not bound yet misses it, a
+process of another user can't reach the folder, and a submit that joins a caller's transaction
+sends none (the store can't see it commit). Every listener's caller keeps a periodic poll (the
+worker's `_poll` and heartbeat, the scheduler's idle wait), which is the safety net.
 
 Where a socket's path would pass the 107 bytes a Unix socket address holds, the folder moves to
 `$XDG_RUNTIME_DIR` (else `<tmp>/corral-<uid>`, made 0700 and owned by this user), named by a hash
@@ -158,11 +160,16 @@ class Notifier:
 
 
 _NOTIFIERS: weakref.WeakSet[Notifier] = weakref.WeakSet()
+_LISTENERS: weakref.WeakSet[SocketListener] = weakref.WeakSet()
 
 
 def _reset_after_fork() -> None:
+    """In a forked child (a `process` handler): fresh locks and sockets for the senders, and the
+    parent's listening sockets closed (not unlinked: they are still the parent's)."""
     for notifier in list(_NOTIFIERS):
         notifier._after_fork()
+    for listener in list(_LISTENERS):
+        listener._after_fork()
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
@@ -179,6 +186,7 @@ class SocketListener:
         self._sock: socket.socket | None = None
         self.path: str | None = None
         self._closed = threading.Event()
+        _LISTENERS.add(self)
         self._open()
 
     def _open(self) -> socket.socket | None:
@@ -233,6 +241,11 @@ class SocketListener:
         if path is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+    def _after_fork(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+        self._sock, self.path = None, None
 
 
 def _readable(sock: socket.socket, timeout: float) -> bool:
