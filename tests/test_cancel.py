@@ -1,7 +1,7 @@
 """Cancellation on both backends: a running task is interrupted within about a second under each
-executor (PostgreSQL: a notification; SQLite: polling), then its task type's on_cancel runs with
-the context and releases what the task recorded in ctx.shared. Cancelling a task that ended says
-so; a workflow is cancelled as a whole, from the API and the CLI."""
+executor (a notice: PostgreSQL's NOTIFY, SQLite's datagram), then its task type's on_cancel runs
+with the context and releases what the task recorded in ctx.shared. Cancelling a task that ended
+says so; a workflow is cancelled as a whole, from the API and the CLI."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from corral.worker.worker import WorkerConfig
 
 INTERRUPT_WITHIN = 1.5
 """Seconds from `app.cancel` to the start of on_cancel: "about a second", with room for a busy CI
-machine. SQLite's cancel polling is every 0.25 s; PostgreSQL's notice arrives at once."""
+machine. The notice arrives at once on both backends (the heartbeat, every second, is the
+fallback)."""
 
 
 async def warehouse_query_async(ctx: corral.Context) -> None:

@@ -308,11 +308,9 @@ def test_workers_run_the_apps_consumers(app: corral.App, services: Callable[...,
         assert sorted(got) == [(i, "succeeded") for i in ids]
 
 
-@pytest.mark.postgres
-def test_postgres_notices_wake_the_consumer(app: corral.App) -> None:
-    """With a poll of a minute, only a wake-up can deliver within the wait."""
-    if not app.url.startswith("postgres"):
-        pytest.skip("SQLite has no notifications: consumers poll")
+def test_notices_wake_the_consumer(app: corral.App) -> None:
+    """With a poll of a minute, only a wake-up can deliver within the wait (PostgreSQL: NOTIFY;
+    SQLite: a datagram from the submitting process, corral.store.sqlite.wake)."""
     got: list[int] = []
     app.consumers.add("fast", lambda cs: got.extend(c.task_id for c in cs), poll=60.0)
     stop = threading.Event()

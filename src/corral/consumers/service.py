@@ -23,8 +23,9 @@ time, and an event that failed that often is skipped with a `consumer_skipped` e
 its task (and logged). Per event (`per_event=True`) the cursor moves past each event handled, so
 an error redelivers from the failing one.
 
-Wake-ups: on PostgreSQL the lease holder LISTENs for the store's notices (submits, completions,
-admissions, cancels) and reads at once; it polls every `poll` seconds regardless, and on SQLite.
+Wake-ups: the lease holder listens for the store's notices (submits, completions, admissions,
+cancels: PostgreSQL's NOTIFY, SQLite's datagrams) and reads at once; it polls every `poll` seconds
+regardless, and where the store has no wake-ups.
 Cost: one read of at most `batch` events per round, one write to move the cursor, one to renew
 the lease every lease/3; a standby process tries the lease every `poll`.
 """
@@ -85,7 +86,7 @@ class Consumer:
     None to retry a failing handler for ever, else the tries before an event is skipped (and
     recorded). `lease`: seconds another process waits before taking over from a dead one (a
     batch should be handled well within it). `poll`: seconds between reads when there was
-    nothing new. `wake`: read at once on the store's notices (PostgreSQL)."""
+    nothing new. `wake`: read at once on the store's notices."""
 
     name: str
     handler: Callable[..., Any]

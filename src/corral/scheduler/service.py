@@ -44,7 +44,8 @@ class SchedulerConfig:
     prune_batch: int = 1000
     """Finished tasks deleted at most per prune run: a bounded transaction."""
     idle_wait: float = 0.5
-    """With notifications (PostgreSQL): the longest idle wait; a notice ends it at once."""
+    """With notifications (both backends; SQLite: wake.py): the longest idle wait; a notice ends
+    it at once."""
     standby_poll: float = 0.5
     """How often a stand-by tries to take the leadership."""
     policy: str = "fair"

@@ -73,7 +73,8 @@ class WorkerConfig:
     """How long a handler may take to honour a cancel before it is interrupted."""
     report_batch: int = 500
     cancel_poll: float = 0.25
-    """Without notifications (SQLite): how often running tasks' cancel requests are read."""
+    """Without notifications (SQLite without AF_UNIX): how often running tasks' cancel requests
+    are read."""
     callbacks: bool = True
     """Run the app's state-change callbacks here (one process delivers at a time)."""
     consumers: bool = True

@@ -22,7 +22,8 @@ class Listener(Protocol):
 
 class Notifications(Protocol):
     notifies: bool
-    """Whether `listen` delivers notices (PostgreSQL) or only sleeps (SQLite: poll)."""
+    """Whether `listen` delivers notices (PostgreSQL; SQLite where it has Unix sockets) or only
+    sleeps (callers poll). Notices are hints: a caller keeps a slower poll as the fallback."""
 
     def listen(self, channels: Sequence[str]) -> Listener:
         """A listener on the named channels (SCHEDULER_CHANNEL, WORKERS_CHANNEL)."""

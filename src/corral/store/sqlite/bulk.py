@@ -1,6 +1,7 @@
 """SQLite's hooks of the bulk transitions (written once in store/bulk.py): an immediate
 transaction; a retry whose dedup key is held fails alone (a failed statement is undone by
-itself); no notifications (workers and the scheduler poll)."""
+itself); the wake-ups queued to go once it commits: a cancel request to the workers, new ready
+tasks to the scheduler."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from ...codec import dumps
 from ...lifecycle import State
 from ..bulk import NamedBulk
+from ..contract import SCHEDULER_CHANNEL, WORKERS_CHANNEL
 from . import queries as q
 
 
@@ -19,6 +21,9 @@ class SQLiteBulk(NamedBulk):
     """Mixed into SQLiteStore."""
 
     def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def _notice(self, channel: str, payload: str = "") -> None:
         raise NotImplementedError
 
     def _bulk_tx(self) -> AbstractContextManager[sqlite3.Connection]:
@@ -35,3 +40,9 @@ class SQLiteBulk(NamedBulk):
         except sqlite3.IntegrityError:
             return False
         return True
+
+    def _bulk_cancel_requested(self, tx: sqlite3.Connection, task_id: int) -> None:
+        self._notice(WORKERS_CHANNEL, f"cancel:{task_id}")
+
+    def _bulk_made_ready(self, tx: sqlite3.Connection) -> None:
+        self._notice(SCHEDULER_CHANNEL)

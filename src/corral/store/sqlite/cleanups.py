@@ -10,6 +10,7 @@ from typing import Any
 
 from ...codec import dumps
 from ...model import AttemptReport, ClaimedCleanup, CleanupRecord
+from ..contract import SCHEDULER_CHANNEL
 from ..contract.cleanups import CleanupClaimParams, CleanupEndParams
 from ..rows import claimed_cleanup, cleanup_end_event
 from . import cleanup_queries as cq
@@ -33,6 +34,9 @@ class SQLiteCleanups:
     """Mixed into SQLiteStore."""
 
     def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def _notice(self, channel: str, payload: str = "") -> None:
         raise NotImplementedError
 
     def _read(self, sql: str, params: Any = ()) -> list[Any]:
@@ -64,7 +68,8 @@ class SQLiteCleanups:
             if row is None:
                 return False
             release = {"id": row[0], "attempt": row[1], "release_at": row[4], "now": params.now}
-            tx.execute(cq.RELEASE_HELD, release)
+            if tx.execute(cq.RELEASE_HELD, release).rowcount:
+                self._notice(SCHEDULER_CHANNEL)  # a held retry is due: the resolver releases it
             event = cleanup_end_event(params.state, params.error, params.now, row)
             tx.execute(cq.CLEANUP_EVENT, event)
             return True

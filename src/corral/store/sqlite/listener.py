@@ -1,4 +1,4 @@
-"""Wake-ups on SQLite: none, so a listener only sleeps and its callers poll."""
+"""Where SQLite has no wake-ups (no AF_UNIX, see wake.py): a listener only sleeps, callers poll."""
 
 from __future__ import annotations
 

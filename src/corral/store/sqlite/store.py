@@ -2,7 +2,8 @@
 
 WAL journal, every write in an immediate transaction (so writers queue on the busy timeout
 instead of failing), one connection per thread. Claims are one `UPDATE ... RETURNING`;
-submissions, admissions and completions are batched in one transaction each.
+submissions, admissions and completions are batched in one transaction each. Wake-ups go between
+the processes over Unix datagram sockets (wake.py), each sent once its write has committed.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ from ...moves import (
 from ...ratelimit import RateLimit, group_bucket, key_bucket
 from ..boundary import errors_as_corral
 from ..contract import (
+    SCHEDULER_CHANNEL,
+    WORKERS_CHANNEL,
     AdmitParams,
     CancelParams,
     CheckpointParams,
@@ -111,8 +114,10 @@ from .retention import SQLiteRetention
 from .schedules import SQLiteSchedules
 from .submits import record as _record
 from .submits import recorded as _recorded
+from .wake import Notice, Notifier, SocketListener, folder_for
 
 T = TypeVar("T")
+SCHEDULER, WORKERS = SCHEDULER_CHANNEL, WORKERS_CHANNEL
 
 
 def _json_list(values: Sequence[Any]) -> str:
@@ -189,6 +194,9 @@ class SQLiteStore(
         parent = Path(self.path).parent
         if not parent.is_dir():
             raise DatabaseError(f"can't open {self.path}: folder {parent} does not exist")
+        folder = folder_for(self.path)
+        self._notifier = None if folder is None else Notifier(folder)
+        self.notifies = self._notifier is not None
 
     # -- connections --------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -222,11 +230,13 @@ class SQLiteStore(
         """An immediate transaction: the write lock is taken up front, so there is no
         upgrade deadlock between processes; SQLite's busy timeout queues writers."""
         conn = self._conn()
+        notices: list[Notice] = []
         with self._write_lock:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise DatabaseError(f"{self.path}: can't start a write ({exc})") from None
+            self._local.notices = notices
             try:
                 yield conn
             except BaseException:
@@ -234,6 +244,19 @@ class SQLiteStore(
                 raise
             else:
                 conn.execute("COMMIT")
+            finally:
+                self._local.notices = None
+        if notices and self._notifier is not None:  # committed: a woken reader sees the rows
+            self._notifier.send(notices)
+
+    def _notice(self, channel: str, payload: str = "") -> None:
+        """Queue a wake-up, sent once the write in progress on this thread has committed (and
+        dropped if it rolls back). Outside a write of the store's own (a submit joining a
+        caller's transaction, which the store can't see commit) there is none to send: the
+        listeners' poll picks the rows up."""
+        notices: list[Notice] | None = getattr(self._local, "notices", None)
+        if notices is not None:
+            notices.append((channel, payload))
 
     def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         try:
@@ -247,6 +270,8 @@ class SQLiteStore(
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+        if self._notifier is not None:
+            self._notifier.close()
 
     def clock(self) -> SystemClock:
         """The host's: every process of this database runs on the host that holds its file."""
@@ -351,6 +376,8 @@ class SQLiteStore(
             deps.extend((result.id, dep) for dep in upstream)
             events.append(submitted(result.id, row["state"], now))
         tx.executemany(q.INSERT_TASK, rows)
+        if rows:
+            self._notice(SCHEDULER)
         ready = {(row["pool"], row["group_name"]) for row in rows if row["state"] == State.READY}
         tx.executemany(q.INSERT_HINT, sorted(ready))
         tx.executemany(q.INSERT_DEP, deps)
@@ -486,6 +513,8 @@ class SQLiteStore(
             tx.executemany(q.INSERT_EVENT, ADMIT.rows(admitted, now))
             self._set_heads(tx, groups)  # the leader writes the heads: no hint needed
             tx.executemany(q.SET_BUCKET, [vars(bucket) for bucket in buckets])
+            for pool in sorted({pool for pool, _ in groups}):
+                self._notice(WORKERS, f"admitted:{pool}")
         return [task_id for task_id, _ in admitted]
 
     def bucket_get_many(self, keys: Sequence[str]) -> dict[str, Bucket]:
@@ -550,6 +579,8 @@ class SQLiteStore(
             tx.executemany(q.CLOSE_ATTEMPT, attempts)  # one statement each, prepared once
             tx.executemany(q.INSERT_EVENT, events)
             write_cleanups(tx, recorded, now)
+            if recorded:
+                self._notice(SCHEDULER)  # slots freed, retries and dependents to settle
         return [report.task_id for report in recorded]
 
     def task_save_checkpoint(self, params: CheckpointParams) -> bool:
@@ -583,6 +614,7 @@ class SQLiteStore(
             plan = plan_cancel(params.task_id, *self._state_of(tx, params.task_id), params.now)
             if plan.after is None:
                 tx.execute(q.REQUEST_CANCEL, {"id": params.task_id})
+                self._notice(WORKERS, f"cancel:{params.task_id}")
             else:
                 args = {"id": params.task_id, "now": params.now, "expected": str(plan.before)}
                 tx.execute(q.CANCEL_NOW, args)
@@ -602,6 +634,7 @@ class SQLiteStore(
                     f"task {task_id} can't be retried: another unfinished task holds its dedup key"
                 ) from None
             tx.execute(q.INSERT_EVENT, event)
+            self._notice(SCHEDULER)
             return before
 
     @staticmethod
@@ -627,6 +660,7 @@ class SQLiteStore(
                     "lease": lease_until,
                 },
             )
+            self._notice(SCHEDULER)  # capacity appeared
 
     def worker_list(self, now: float) -> list[WorkerRecord]:
         return [
@@ -649,10 +683,14 @@ class SQLiteStore(
 
     # -- wake-ups -----------------------------------------------------------------------------
     notifies = False
+    """True once __init__ found a folder for wake-up sockets (wake.py); else callers poll."""
 
-    def listen(self, channels: Sequence[str]) -> PollingListener:
-        """SQLite has no notifications: waiting is sleeping, and callers poll."""
-        return PollingListener()
+    def listen(self, channels: Sequence[str]) -> SocketListener | PollingListener:
+        """A socket in the wake-up folder whose `wait()` ends at the first notice; without one
+        (no AF_UNIX, a path too long), a listener that only sleeps, and callers poll."""
+        if self._notifier is None:
+            return PollingListener()
+        return SocketListener(self._notifier.folder, channels)
 
     # -- workflows ------------------------------------------------------------------------------
     def workflow_insert(self, params: WorkflowInsertParams) -> WorkflowSubmitted:
@@ -699,6 +737,8 @@ class SQLiteStore(
                 q.CANCEL_NOW, [{"id": i, "now": now, "expected": str(p.before)} for i, p in stopped]
             )
             tx.executemany(q.REQUEST_CANCEL, [{"id": i} for i in asked])
+            for task_id in asked:
+                self._notice(WORKERS, f"cancel:{task_id}")
             tx.executemany(q.INSERT_EVENT, [p.event for _, p in plans])
         return len(stopped), len(asked)
 
