@@ -21,8 +21,10 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from receivers import Receiver
 
 import corral
+from corral.clock import ManualClock
 from corral.codec import dumps
 from corral.lifecycle import State
 from corral.model import AttemptReport, ClaimedTask, NewTask, WorkerInfo
@@ -200,6 +202,20 @@ def store(databases: Databases) -> Store:
 def app_url(databases: Databases) -> str:
     """The URL of a fresh database on each backend, for tests that build an App (or processes)."""
     return databases.new_url()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A clock the test moves (`clock.advance(s)`), at T0: give it to an App (`clock=`)."""
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on 127.0.0.1 (tests/receivers.py), closed at the end of the test."""
+    r = Receiver()
+    yield r
+    r.close()
 
 
 @pytest.fixture

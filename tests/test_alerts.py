@@ -25,18 +25,6 @@ SECRET = "s3cret-for-tests"
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
 def alert_app(app_url: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch,
               receiver: Receiver) -> Iterator[corral.App]:  # fmt: skip
     monkeypatch.setenv("CORRAL_TEST_HOOK_SECRET", SECRET)

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -91,14 +90,6 @@ class Schedulers:
                 proc.wait(10)
         for log in self.logs:
             log.close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
 
 
 def _dead(store: Store, count: int) -> list[int]:

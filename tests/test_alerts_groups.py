@@ -23,18 +23,6 @@ from corral.store.contract.alerts import OPEN, RESOLVE, AlertApply, IncidentChan
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
 def alert_app(app_url: str, clock: ManualClock, receiver: Receiver) -> Iterator[corral.App]:
     application = corral.App(app_url, clock=clock)
 
