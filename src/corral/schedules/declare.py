@@ -226,7 +226,7 @@ class Schedules:
         store = self._app.store
         return [
             ScheduleClock(store, self._declared, interval=interval),
-            BackfillMaker(store, self._declared, interval=min(interval, 0.1)),
+            BackfillMaker(store, self._declared, interval=min(interval, 0.1), threaded=True),
         ]
 
     def sync(self) -> SyncReport:
