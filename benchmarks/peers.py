@@ -4,8 +4,10 @@ PostgreSQL, side by side with corral on PostgreSQL and on SQLite (issue 15).
 Each library is run by a small driver under `benchmarks/peers/` (see `harness.py` there for the
 phases): one-at-a-time submit, bulk submit, drain of N queued no-op tasks (start-up included,
 and the steady rate from the first completion), start-up to the first task with one queued, and
-idle submit-to-start latency. Every library gets the same N, the same no-op body, the same worker
-process count and the same concurrency per process. The peers are installed from the package
+idle submit-to-start latency. Every library gets the same N, the same no-op body and the same
+worker process count; corral runs 128 tasks at once per worker process (the issue's set-up), the
+peers 8 (Dramatiq's default; at 128 Dramatiq drained about 3 times slower here and Procrastinate
+no faster). The peers are installed from the package
 index into a venv of their own (`benchmarks/.peers-venv`, made on the first run); corral's
 driver runs with this interpreter. Rounds alternate the libraries (the order rotates each round)
 and the figures are medians. Each phase has a fresh queue: a fresh PostgreSQL database, a fresh
