@@ -46,8 +46,29 @@ def _wait_for(predicate, timeout: float = 30.0, step: float = 0.002):  # type: i
     raise TimeoutError("timed out")
 
 
-def rounds(url: str, command: str, count: int, src: str | None) -> list[float]:
-    """`count` spawns of `corral <command>`; each: seconds from spawn to its task's start."""
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (0 if gone)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def rounds(url: str, command: str, count: int, src: str | None) -> list[tuple[float, ...]]:
+    """`count` spawns of `corral <command>`; each: seconds from spawn to its task's start, and the
+    parts: spawn -> the worker registered (imports, app, store), registered -> the task admitted
+    (the scheduler sees the new capacity), admitted -> started (the companion's first renewal,
+    the claim); and the CPU seconds the worker process and its children (the companion) had used
+    when the task started (a figure the host's load moves less)."""
     from noop_app import app, noop
 
     app.url = url
@@ -72,7 +93,19 @@ def rounds(url: str, command: str, count: int, src: str | None) -> list[float]:
             proc = subprocess.Popen([*_base(), command, *args], env=env)
             try:
                 first = _wait_for(lambda: app.get(task_id).first_started_at)  # noqa: B023
-                times.append(first - started)
+                cpu = _cpu(proc.pid), sum(_cpu(child) for child in _children(proc.pid))
+                now = app.clock.now()
+                registered = next(
+                    (w.started_at for w in app.store.worker_list(now) if w.pid == proc.pid), first
+                )
+                admitted = max(
+                    (e.at for e in app.store.event_list(task_id) if e.to_state == "admitted"),
+                    default=first,
+                )
+                times.append(
+                    (first - started, registered - started, admitted - registered,
+                     first - admitted, *cpu)
+                )  # fmt: skip
                 app.wait(task_id, timeout=30, poll=0.01)
             finally:
                 proc.send_signal(signal.SIGTERM)
@@ -136,10 +169,15 @@ def main() -> None:
         for command in args.command or ["worker", "run"]:
             with fresh_database(backend) as url:
                 times = rounds(url, command, args.rounds, args.src)
+            total = [t[0] for t in times]
+            parts = [statistics.median(t[i] for t in times) for i in (1, 2, 3, 4, 5)]
             print(
                 f"{backend:8} corral {command:6}  spawn -> first task start: median "
-                f"{statistics.median(times):.3f} s, max {max(times):.3f} s "
-                f"(n={len(times)}: {' '.join(f'{t:.3f}' for t in times)})",
+                f"{statistics.median(total):.3f} s, max {max(total):.3f} s; medians of the parts: "
+                f"to registered {parts[0]:.3f}, to admitted {parts[1]:.3f}, to started "
+                f"{parts[2]:.3f}; CPU by then: the worker {parts[3]:.2f} s, its children "
+                f"(the companion) {parts[4]:.2f} s "
+                f"(n={len(total)}: {' '.join(f'{t:.3f}' for t in total)})",
                 flush=True,
             )
 
