@@ -7,7 +7,6 @@ printed as one `Error: ...` line (exit 1; 2 for a usage error), never as a trace
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import getpass
 import importlib
@@ -20,33 +19,21 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
 from . import __version__
-from . import model as m
-from .app import App
-from .cli_alerts import alerts
-from .cli_bulk import bulk
-from .cli_consumers import consumers as consumers_group
 from .cli_metrics import exporting, metrics_options, worker_middleware
-from .cli_reads import reads_of, status, tasks
-from .cli_schedules import backfill, backfills, schedules, why_fire
-from .cli_web import tokens, web
 from .errors import CorralError, TaskNotFound, TransitionRefused
 from .logformat import FORMATS
 from .logformat import setup as setup_logging
 from .processes import stop_processes, worker_command
-from .scheduler.service import Scheduler
-from .scheduler.why import why as explain_task
-from .store import open_store, resolve_url
-from .views import (
-    groups_table,
-    state_markup,
-)
-from .worker.worker import Worker, WorkerConfig, run_worker
+from .worker.defaults import HEARTBEAT, LEASE
+
+if TYPE_CHECKING:  # the rest is imported by the commands that use it (start-up: issue 15)
+    from .app import App
+    from .worker.worker import WorkerConfig
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 SUBMIT_OPTIONS = {"group", "priority", "aging", "dedup_key", "delay", "run_at", "depends_on",
@@ -69,6 +56,8 @@ class Settings:
     def app(self, *, needs_code: str | None = None) -> App:
         """The `--app` App (its URL overridden by --database-url), else a bare App. `needs_code`
         names a command that can't run without task code: it then requires `--app`."""
+        from .app import App
+
         if self._app is None and self.app_spec is None:
             if needs_code:
                 raise click.UsageError(f"{needs_code} needs your task code: pass --app "
@@ -77,6 +66,8 @@ class Settings:
         elif self._app is None and self.app_spec is not None:
             self._app = load_app(self.app_spec)
             if self.database_url:
+                from .store import resolve_url
+
                 self._app.close()
                 self._app.url = resolve_url(self.database_url)
         assert self._app is not None
@@ -101,6 +92,8 @@ def load_app(spec: str) -> App:
             raise click.UsageError(f"--app {spec!r}: no module named {missing!r} "
                                    f"(looked in {cwd} and sys.path)") from None  # fmt: skip
         raise click.ClickException(f"--app {spec!r}: importing it failed: {_where(exc)}") from None
+    from .app import App
+
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -125,8 +118,36 @@ def _where(exc: BaseException) -> str:
 # -- the group ----------------------------------------------------------------------------------
 
 
+LAZY_COMMANDS = {
+    "alerts": "cli_alerts:alerts",
+    "backfill": "cli_schedules:backfill",
+    "backfills": "cli_schedules:backfills",
+    "bulk": "cli_bulk:bulk",
+    "consumers": "cli_consumers:consumers",
+    "schedules": "cli_schedules:schedules",
+    "status": "cli_reads:status",
+    "tasks": "cli_reads:tasks",
+    "tokens": "cli_web:tokens",
+    "web": "cli_web:web",
+}
+"""Commands whose module (under corral) is imported only when they run or `--help` lists them:
+`corral worker` doesn't import the web, the schedules' or the alerts' command line."""
+
+
 class CorralGroup(click.Group):
-    """Turns the errors corral raises on purpose into one `Error:` line and exit code 1."""
+    """Turns the errors corral raises on purpose into one `Error:` line and exit code 1; the
+    commands of LAZY_COMMANDS are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = LAZY_COMMANDS.get(cmd_name)
+        if spec is not None and cmd_name not in self.commands:
+            module, attr = spec.split(":")
+            command = getattr(importlib.import_module(f".{module}", __package__), attr)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -172,16 +193,6 @@ def cli(ctx: click.Context, database_url: str | None, app_spec: str | None, log_
     ctx.call_on_close(lambda: settings._app.close() if settings._app else None)
 
 
-cli.add_command(consumers_group, "consumers")
-cli.add_command(schedules)
-cli.add_command(backfill)
-cli.add_command(backfills)
-cli.add_command(alerts)
-cli.add_command(bulk)
-cli.add_command(tokens)
-cli.add_command(web)
-
-
 def main() -> None:
     """The `corral` console script."""
     cli(prog_name="corral")
@@ -201,7 +212,10 @@ def _worker_config(
 ) -> WorkerConfig:
     """By default a worker serves every pool the app's task types use. A heartbeat must come
     well within the lease: by default a third of it (at most the WorkerConfig default)."""
-    pools = pools or app.registry.pools() or (m.DEFAULT_POOL,)
+    from .model import DEFAULT_POOL
+    from .worker.worker import WorkerConfig
+
+    pools = pools or app.registry.pools() or (DEFAULT_POOL,)
     config = WorkerConfig(pools=pools, concurrency=concurrency, grace=grace)
     if lease is not None:
         config.lease = lease
@@ -233,12 +247,12 @@ grace_option = click.option(
 lease_option = click.option(
     "--lease", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
     help="A task whose worker is silent this long is given to another worker. "
-    f"[default: {WorkerConfig.lease:g}]",
+    f"[default: {LEASE:g}]",
 )  # fmt: skip
 heartbeat_option = click.option(
     "--heartbeat", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
     help="Seconds between heartbeats (they extend the leases and pick up cancel requests); "
-    f"shorter than --lease. [default: {WorkerConfig.heartbeat:g}, at most a third of --lease]",
+    f"shorter than --lease. [default: {HEARTBEAT:g}, at most a third of --lease]",
 )  # fmt: skip
 
 
@@ -266,12 +280,19 @@ def worker(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: 
       corral --app tasks:app worker --lease 30 --heartbeat 5
       corral --app tasks:app worker --metrics-bind 0.0.0.0:9464
     """
+    from .worker.heartbeat import prestart
+
+    # The heartbeat companion starts now, in parallel with importing the app and setting up:
+    # the worker waits for its first renewal before its first claim (docs/guarantees.md).
+    prestart(settings.database_url)
     app = settings.app(needs_code="a worker")
     config = _worker_config(app, pools, concurrency, grace, lease, heartbeat)
     _setup_logging(settings)
     app.store  # noqa: B018 - open it now, so that a bad URL fails before anything starts
     with exporting(app, metrics_bind, metrics_groups, cluster=metrics_cluster, worker=True) as ex:
         config.middleware = (*config.middleware, *worker_middleware(ex, settings.log_format))
+        from .worker.worker import run_worker
+
         run_worker(app, config)
 
 
@@ -286,6 +307,8 @@ def scheduler(settings: Settings, metrics_bind: str | None, metrics_groups: str)
     Example:
       corral --database-url sqlite:///corral.db scheduler
     """
+    from .scheduler.service import Scheduler
+
     _setup_logging(settings)
     app = settings.app()
     service = Scheduler(
@@ -321,9 +344,14 @@ def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: flo
       corral --app tasks:app run
       corral --app tasks:app run --processes 4 --concurrency 16
     """
+    from .worker.heartbeat import prestart
+
+    prestart(settings.database_url)  # as `corral worker` does
     app = settings.app(needs_code="corral run")
     config = _worker_config(app, pools, concurrency, grace, lease, heartbeat)
     _setup_logging(settings)
+    from .scheduler.service import Scheduler
+
     service = Scheduler(
         app.store, clock=app.clock, services=[*app.schedules.services(), *app.alerts.services()]
     )
@@ -344,6 +372,8 @@ def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: flo
             command += [arg for pool in pools for arg in ("--pool", pool)]
             children = [subprocess.Popen(command) for _ in range(processes - 1)]
             thread.start()
+            import asyncio
+
             asyncio.run(_serve(app, config, stop))
         finally:
             _install_stop_handlers(lambda *_: None)  # asyncio.run reset them: stay up to clean up
@@ -355,6 +385,10 @@ def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: flo
 
 async def _serve(app: App, config: WorkerConfig, stop: threading.Event) -> None:
     """A worker on this loop that drains on SIGTERM/SIGINT (or at once if `stop` was set)."""
+    import asyncio
+
+    from .worker.worker import Worker
+
     runner = Worker.of(app, config)
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
@@ -435,10 +469,6 @@ def submit(settings: Settings, task_name: str, args: tuple[str, ...], kwargs_jso
 # -- status -------------------------------------------------------------------------------------
 
 
-cli.add_command(status)
-cli.add_command(tasks)
-
-
 @cli.group(invoke_without_command=True, short_help="Show or configure groups.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.pass_context
@@ -456,6 +486,11 @@ def groups(ctx: click.Context, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
+    from rich.console import Console
+
+    from .cli_reads import reads_of
+    from .views import groups_table
+
     settings: Settings = ctx.obj
     figures = reads_of(settings).groups()
     paused = {p.name: p for p in settings.app().groups.paused()}
@@ -606,6 +641,12 @@ def why(settings: Settings, target: str, when: str | None, as_json: bool) -> Non
       corral why 42
       corral why nightly-orders 2026-11-28T02:00
     """
+    from rich.console import Console
+
+    from .cli_schedules import why_fire
+    from .scheduler.why import why as explain_task
+    from .views import state_markup
+
     if not target.isdigit():
         click.echo(why_fire(settings.app(), target, when))
         return
@@ -717,6 +758,8 @@ def migrate(settings: Settings) -> None:
     Example:
       corral --database-url postgresql://corral@db/corral migrate
     """
+    from .store import open_store
+
     url = settings.app().url
     store = open_store(url, migrate=False)
     try:
@@ -750,6 +793,8 @@ def demo(demo_url: str, scale: float, workers: int, concurrency: int, time_scale
       corral demo
       corral demo --scale 0.2 --workers 1
     """
+    from rich.console import Console
+
     from .demo import render_summary, run_demo
 
     out = Console()

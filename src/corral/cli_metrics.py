@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .app import App
 from .errors import ConfigError
-from .worker.attempt_log import AttemptLog
 
 if TYPE_CHECKING:  # imported when --metrics-bind asks: without it, no prometheus_client at all
+    from .app import App
     from .metrics.server import Exporter
-from .worker.middleware import Middleware
+    from .worker.middleware import Middleware
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -86,5 +85,7 @@ def worker_middleware(exporter: Exporter | None, log_format: str) -> tuple[Middl
     if exporter is not None and exporter.worker is not None:
         added.append(exporter.worker)
     if log_format == "json":
+        from .worker.attempt_log import AttemptLog
+
         added.append(AttemptLog())
     return tuple(added)

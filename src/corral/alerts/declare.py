@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..durations import Duration, seconds
 from ..errors import ConfigError
-from ..scheduler.services import LeaderService
 from ..store.contract.alerts import (
     RESOLVE,
     AlertApply,
@@ -26,13 +25,13 @@ from ..store.contract.alerts import (
     NotificationRow,
 )
 from . import rules as checks
-from .channels import DeliveryError, deliver
-from .evaluator import Evaluator
 from .rules import Channel, Rule
-from .sender import Sender
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the scheduler's side, imported by those that run it (start-up: issue 15)
     from ..app import App
+    from ..scheduler.services import LeaderService
+    from .evaluator import Evaluator
+    from .sender import Sender
 
 
 @dataclass(frozen=True)
@@ -123,6 +122,8 @@ class Alerts:
         return [self.evaluator(interval=interval), self.sender(interval=min(1.0, interval))]
 
     def evaluator(self, *, interval: float = 5.0) -> Evaluator:
+        from .evaluator import Evaluator
+
         specs = {n: d.spec for n, d in self._app.schedules.declared.items()}
         return Evaluator(
             self._app.store, list(self._rules.values()), specs=specs,
@@ -130,6 +131,8 @@ class Alerts:
         )  # fmt: skip
 
     def sender(self, *, interval: float = 1.0) -> Sender:
+        from .sender import Sender
+
         return Sender(self._app.store, self._channels, self._app.clock.now, interval=interval)
 
     def _explain(self, schedule: str, logical: float) -> str:
@@ -179,6 +182,8 @@ class Alerts:
             "incident_id": 0, "idempotency_key": f"corral-test-{int(now)}-{channel}",
             "channel": channel,
         }  # fmt: skip
+        from .channels import DeliveryError, deliver
+
         try:
             deliver(found, [notice], now)
         except (DeliveryError, ConfigError) as exc:

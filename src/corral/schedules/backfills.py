@@ -21,8 +21,6 @@ from ..lifecycle import TERMINAL, State
 from ..store.contract import CancelParams, WorkflowCancelParams
 from ..store.contract.schedules import BackfillRow, NewBackfill
 from . import spec as timing
-from .backfill_service import logical_times
-from .service import sync
 
 if TYPE_CHECKING:
     from ..app import App
@@ -158,6 +156,9 @@ class Backfills:
             total = timing.count_fires(spec, start_at - 1, end_at, 10**9)
         if total == 0:
             raise ConfigError(f"backfill: no fire of {schedule!r} lies between {start} and {end}")
+        from .backfill_service import logical_times  # the scheduler's side: not at start-up
+        from .service import sync
+
         forward = order == "forward"
         if not self._app.store.schedule_list([schedule]) and not dry_run:
             sync(self._app.store, {schedule: declared}, self._app.clock.now(), remove=False)

@@ -23,16 +23,15 @@ from ..durations import Duration
 from ..errors import ConfigError
 from ..model import DEFAULT_GROUP, NewTask, NewWorkflow
 from ..registry import TaskDef
-from ..scheduler.services import LeaderService
 from ..store.contract.schedules import FIRED, FireRow, ScheduleRow
 from . import policy as rules
 from . import spec as timing
-from .backfill_service import BackfillMaker
-from .service import Declared, ScheduleClock, SyncReport, sync
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the scheduler's side is imported on use: a worker doesn't need it to start
     from ..app import App, TaskType
+    from ..scheduler.services import LeaderService
     from ..workflow import Workflow
+    from .service import Declared, SyncReport
 
 Builder = Callable[["Workflow", datetime], None]
 SAMPLE = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
@@ -166,6 +165,8 @@ class Schedules:
                 ) from None
         if start is not None and (not isinstance(start, datetime) or start.tzinfo is None):
             raise ConfigError(f"start must be a timezone-aware datetime, not {start!r}")
+        from .service import Declared
+
         declared = Declared(
             name=name,
             spec=spec,
@@ -223,6 +224,9 @@ class Schedules:
         with an App that declares none) never marks the stored ones removed."""
         if not self._declared:
             return []
+        from .backfill_service import BackfillMaker
+        from .service import ScheduleClock
+
         store = self._app.store
         return [
             ScheduleClock(store, self._declared, interval=interval),
@@ -232,6 +236,8 @@ class Schedules:
     def sync(self) -> SyncReport:
         """Write the declared schedules into the store now; those stored but no longer declared
         stop firing (their fires stay)."""
+        from .service import sync
+
         return sync(self._app.store, self._declared, self._app.clock.now())
 
     def list(self) -> builtins.list[ScheduleInfo]:

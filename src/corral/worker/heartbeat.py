@@ -31,9 +31,9 @@ renewal (dropped if the worker is not reading: the next renewal brings the cance
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
+import importlib
 import json
 import logging
 import os
@@ -46,6 +46,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the companion process and `prestart` don't need asyncio: imported on use
+    import asyncio
 
 log = logging.getLogger("corral.heartbeat")
 
@@ -166,23 +170,40 @@ def _send(line: str) -> bool:
     return True
 
 
+def _import_backend(url: str) -> None:
+    """Import the store module of `url`'s backend ahead of the config (a hint: nothing if unsure,
+    and `open_store` imports what it needs anyway)."""
+    scheme = url.partition(":")[0].lower()
+    module = {"sqlite": "corral.store.sqlite.store", "postgresql": "corral.store.postgres.store",
+              "postgres": "corral.store.postgres.store"}.get(scheme)  # fmt: skip
+    if module is not None:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+
 def companion_main() -> None:
     """The companion's body (`python -m corral.worker.heartbeat`, the config on stdin)."""
     _die_with_parent()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    config = CompanionConfig(**json.loads(sys.stdin.readline()))
+    # Imported before the config is read: a companion started early (`prestart`) does this
+    # while its worker is still importing and setting up, in parallel.
+    from ..clock import skip_skew_warning
+    from ..errors import CorralError
+    from ..store import open_store
+    from .renewal import renew_worker
+
+    _import_backend(sys.argv[1] if len(sys.argv) > 1 else "")
+    line = sys.stdin.readline()
+    if not line.strip():
+        return  # a spare companion whose worker never came (it ended, or started its own)
+    config = CompanionConfig(**json.loads(line))
     logging.basicConfig(
         level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if os.getppid() != config.worker_pid:
         return  # the worker died before we could ask to die with it
     os.set_blocking(1, False)
-    from ..clock import skip_skew_warning
-    from ..errors import CorralError
-    from ..store import open_store
-    from .renewal import renew_worker
-
     skip_skew_warning()  # its worker warns already
     store = open_store(config.url, migrate=False)
     clock = store.clock()  # the store's one clock (corral.clock), as the worker's
@@ -227,6 +248,49 @@ def companion_main() -> None:
 
 # --- the worker's side --------------------------------------------------------------------------
 
+_spare: tuple[subprocess.Popen[bytes], int] | None = None
+"""A companion process started ahead (`prestart`) and the thread that forked it."""
+
+
+def _spawn(url: str) -> subprocess.Popen[bytes]:
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    return subprocess.Popen(
+        [sys.executable, "-m", "corral.worker.heartbeat", url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+
+
+def prestart(url: str | None = None) -> None:
+    """Start the heartbeat companion of the worker this thread is about to run, now: its
+    interpreter starts and imports the store (`url`'s backend, if given) while the worker imports
+    the app and sets up, so that its first renewal, which the worker waits for before its first
+    claim, comes moments after the worker asks. The next `Companion` started from this thread
+    takes it (any other starts its own); a spare never taken exits with this process."""
+    global _spare
+    if _spare is not None:
+        return
+    with contextlib.suppress(OSError):
+        _spare = (_spawn(url or ""), threading.get_ident())
+
+
+def _take_spare() -> subprocess.Popen[bytes] | None:
+    """The spare companion, if this thread forked it and it still runs (else None, and it is
+    told to end)."""
+    global _spare
+    if _spare is None:
+        return None
+    proc, thread = _spare
+    _spare = None
+    if thread == threading.get_ident() and proc.poll() is None:
+        return proc
+    with contextlib.suppress(OSError):
+        proc.stdin.close()  # type: ignore[union-attr]  # it reads EOF and ends
+    return None
+
 
 class Companion:
     """The worker's handle on its companion process: start it, tick it, read what it sends,
@@ -243,19 +307,14 @@ class Companion:
         self._on_cancels = on_cancels
         self._buffer = b""
         self.last_ok: float | None = None
+        import asyncio
+
         self.ready = asyncio.Event()
         """Set at the companion's first renewal."""
         self.started_at = time.monotonic()
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        # Started from the loop's thread: PR_SET_PDEATHSIG follows the thread that forks.
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "corral.worker.heartbeat"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
+        # Started from the loop's thread: PR_SET_PDEATHSIG follows the thread that forks. A spare
+        # that `prestart` started from this thread is taken instead, its imports done by now.
+        self.proc = _take_spare() or _spawn(config.url)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in = self.proc.stdin.fileno()
         self._out = self.proc.stdout.fileno()
@@ -324,6 +383,8 @@ class Companion:
             os.write(self._in, b"stop\n")
         with contextlib.suppress(OSError):
             self.proc.stdin.close()  # type: ignore[union-attr]
+        import asyncio
+
         await asyncio.to_thread(self._wait, timeout)
         with contextlib.suppress(OSError):
             self.proc.stdout.close()  # type: ignore[union-attr]

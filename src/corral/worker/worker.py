@@ -46,6 +46,7 @@ from ..registry import Registry, TaskDef
 from ..store import Store
 from ..store.contract import WORKERS_CHANNEL, ClaimParams, CompleteParams, DrainParams, EventParams
 from .cleanups import CleanupRunner
+from .defaults import HEARTBEAT, LEASE
 from .executors import RunResult, execute
 from .gil import GilHold, GilMonitor
 from .heartbeat import Companion, CompanionConfig
@@ -61,9 +62,9 @@ log = logging.getLogger("corral.worker")
 class WorkerConfig:
     pools: tuple[str, ...] = (DEFAULT_POOL,)
     concurrency: int = 8
-    lease: float = 15.0
+    lease: float = LEASE
     """A task whose worker is silent this long is given to another worker."""
-    heartbeat: float = 1.0
+    heartbeat: float = HEARTBEAT
     """Also how often cancel requests are picked up."""
     poll: float = 0.02
     """Seconds between claims when there was nothing to claim."""
