@@ -67,7 +67,7 @@ def run_all(maker: BackfillMaker, now: float) -> None:
     maker keeps only a window of fires unfinished)."""
     store = maker.store
     register_worker(store, now=now)
-    while maker.make(now):
+    while maker.run(now):
         for row in store.backfill_list(running_only=False):
             for fire in store.backfill_fires(row.id):
                 for task_id, state in store.task_states(fire.task_ids).items():
@@ -173,7 +173,7 @@ def test_reprocess_decides_whether_a_fire_that_ran_runs_again(
 ) -> None:
     _, maker = services(app)
     first = app.backfill("nightly-orders", start=date(2026, 11, 1), end=date(2026, 11, 2))
-    while maker.make(clock.now()):  # two fires: within the window, their tasks left ready
+    while maker.run(clock.now()):  # two fires: within the window, their tasks left ready
         pass
     got = fires(app)
     register_worker(app.store, now=clock.now())
@@ -208,16 +208,16 @@ def test_pause_resume_and_cancel_a_backfill_as_a_whole(app: corral.App, clock: M
     made = app.backfill("nightly-orders", start=date(2025, 1, 1), end=date(2025, 12, 31))
     assert made.total == 365
     app.backfills.pause(made.id)
-    assert maker.make(clock.now()) == 0 and app.backfills.status(made.id).waiting == 365
+    assert maker.run(clock.now()) == 0 and app.backfills.status(made.id).waiting == 365
     app.backfills.resume(made.id)
-    while maker.make(clock.now()):  # one window: 64 fires (16 a run), the others wait for them
+    while maker.run(clock.now()):  # one window: 64 fires (16 a run), the others wait for them
         pass
     status = app.backfills.status(made.id)
     assert status.waiting == 365 and status.state == "running"  # made but not started
     assert app.backfills.cancel(made.id) == 64
     status = app.backfills.status(made.id)
     assert status.state == "cancelled" and status.ended and status.failed == 64
-    assert maker.make(clock.now()) == 0
+    assert maker.run(clock.now()) == 0
     with pytest.raises(ConfigError, match="cancelled"):
         app.backfills.resume(made.id)
 

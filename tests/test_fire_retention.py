@@ -120,11 +120,11 @@ def test_backfills_keep_their_fires_until_they_end_then_go(
     _, maker = services(app)
     done = app.backfill("daily", start=date(2025, 1, 1), end=date(2025, 1, 5))
     assert done.total == 5
-    while maker.make(T0):
+    while maker.run(T0):
         succeed(store, [i for f in store.backfill_fires(done.id) for i in f.task_ids], T0)
     assert app.backfills.status(done.id).state == "done"
     going = app.backfill("daily", start=date(2025, 3, 1), end=date(2025, 6, 8))
-    assert maker.make(T0) > 0  # a first batch, the rest waits for it
+    assert maker.run(T0) > 0  # a first batch, the rest waits for it
     made = store.backfill_fires(going.id)
     succeed(store, [i for f in made for i in f.task_ids], T0)
     app.backfills.pause(going.id)

@@ -83,7 +83,7 @@ def test_a_running_backfills_progress(app: corral.App, clock: ManualClock) -> No
     found = cluster(app, T0)
     assert value(found, "corral_backfill_fires_planned", schedule="daily") == going.total == 100
     assert value(found, "corral_backfill_fires_made", schedule="daily") == 0
-    made = maker.make(T0)
+    made = maker.run(T0)
     assert 0 < made < going.total
     found = cluster(app, T0)
     assert value(found, "corral_backfill_fires_made", schedule="daily") == made

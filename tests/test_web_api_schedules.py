@@ -97,7 +97,7 @@ def test_a_backfill_dry_run_start_grid_pause_and_cancel(site: Any, clock: Manual
     assert made.status_code == 201, made.text
     backfill_id = made.json()["id"]
     _, maker = services(site.app)
-    maker.make(clock.now())
+    maker.run(clock.now())
     got = site.client.get(f"/api/v1/backfills/{backfill_id}", headers=site.headers("viewer"))
     detail = got.json()
     assert detail["backfill"]["total"] == 4 and detail["progress"]["done"] == 0

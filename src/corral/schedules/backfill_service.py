@@ -16,7 +16,6 @@ unfinished is never run again. Cost per run: the window, never the range.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 
 from ..lifecycle import TERMINAL, State
@@ -87,20 +86,11 @@ class BackfillMaker:
     name = "backfills"
 
     def __init__(
-        self,
-        store: Store,
-        declared: Mapping[str, Declared],
-        *,
-        interval: float = 0.25,
-        threaded: bool = False,
+        self, store: Store, declared: Mapping[str, Declared], *, interval: float = 0.25
     ) -> None:
         self.store = store
         self.declared = declared
         self.every = interval
-        self.threaded = threaded
-        """The leader's: `run` hands the making to a thread of its own and returns at once, so
-        the fires' writes never lengthen the round that dispatches live work."""
-        self._thread: threading.Thread | None = None
         self._running = False
         self._ahead: dict[int, list[int]] = {}
         """Per backfill, the tasks this leader made that may be unfinished (a new leader starts
@@ -115,28 +105,6 @@ class BackfillMaker:
         return 0.0 if self._running else self.every
 
     def run(self, now: float) -> int:
-        """Make what the running backfills' windows have room for (threaded: in the maker's
-        thread, topped up until the windows are full; it returns 0 at once, and the fires'
-        tasks wake the scheduler as any submission does)."""
-        if not self.threaded:
-            return self.make(now)
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(
-                target=self._make_all, args=(now,), name="corral-backfill-maker", daemon=True
-            )
-            self._thread.start()
-        return 0
-
-    def _make_all(self, now: float) -> None:
-        try:
-            while self.make(now) > 0:
-                pass
-        except Exception:  # a lost connection, a failover: the next round starts again
-            log.exception("backfill maker failed")
-            self._running = False
-
-    def make(self, now: float) -> int:
-        """One batch per running backfill, as far as its window has room."""
         done = 0
         running = False
         for row in self.store.backfill_list(running_only=True):

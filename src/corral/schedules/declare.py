@@ -230,7 +230,7 @@ class Schedules:
         store = self._app.store
         return [
             ScheduleClock(store, self._declared, interval=interval),
-            BackfillMaker(store, self._declared, interval=min(interval, 0.1), threaded=True),
+            BackfillMaker(store, self._declared, interval=min(interval, 0.1)),
         ]
 
     def sync(self) -> SyncReport:
