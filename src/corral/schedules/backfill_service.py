@@ -90,29 +90,17 @@ class BackfillMaker:
     ) -> None:
         self.store = store
         self.declared = declared
-        self.every = interval
-        self._running = False
+        self.interval = interval
         self._ahead: dict[int, list[int]] = {}
         """Per backfill, the tasks this leader made that may be unfinished (a new leader starts
         with none: it makes at most one window more)."""
 
-    @property
-    def interval(self) -> float:
-        """While a backfill runs, every round: its window is topped up as soon as the workers
-        finish fires (a round follows each batch of outcomes, on a notice), so its throughput
-        follows the capacity it is given rather than `BATCH` per interval. Without one, a look
-        every `every` seconds for a backfill started meanwhile."""
-        return 0.0 if self._running else self.every
-
     def run(self, now: float) -> int:
         done = 0
-        running = False
         for row in self.store.backfill_list(running_only=True):
             decl = self.declared.get(row.schedule_name)
             if decl is not None:
-                running = True
                 done += self.step(row, decl, now)
-        self._running = running
         return done
 
     def _room(self, row: BackfillRow) -> int:
