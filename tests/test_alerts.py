@@ -376,7 +376,7 @@ def test_a_paused_group_mutes_its_rules_and_its_wait_is_no_alert(
     app.alerts.rule("slow", "wait_time", channels="hook", threshold="5m", group_wait=0)
     app.alerts.rule("crm-dead", "dead", channels="hook", group="crm", group_wait=0)
     register_worker(app.store, now=T0, lease=1e7)
-    held = submit(app.store, T0, group="crm")
+    submit(app.store, T0, group="crm")  # the oldest ready task, but its group is paused
     app.groups.pause("crm", by="test")
     _die(app, T0, group="crm")  # it ran before the pause
     clock.advance(400)
@@ -391,7 +391,6 @@ def test_a_paused_group_mutes_its_rules_and_its_wait_is_no_alert(
     (told,) = [n for a in receiver.accepted for n in a["body"]["notices"]]
     assert told["rule"] == "slow"
     assert told["cause_lines"][0].startswith(f"oldest waiting task {later}:"), told
-    assert str(held) != str(later)
     app.groups.resume("crm")
     clock.advance(1)
     _round(app, clock)

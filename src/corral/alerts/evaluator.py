@@ -261,14 +261,15 @@ class Evaluator:
         """The oldest ready task's ready_at per pool, paused groups left out: one read a run
         (and one a pool while a group is paused)."""
         if self._oldest is None:
-            self._oldest = self.store.task_oldest_ready()
+            oldest = self.store.task_oldest_ready()
             if self._paused_groups:  # their tasks wait on purpose: the oldest of the others
-                self._oldest = {}
-                for pool in self.store.task_oldest_ready():
+                pools, oldest = oldest, {}
+                for pool in pools:
                     task_id = self.store.alert_oldest_ready(pool)  # not of a paused group
                     record = None if task_id is None else self.store.task_get(task_id)
                     if record is not None and record.ready_at is not None:
-                        self._oldest[pool] = record.ready_at
+                        oldest[pool] = record.ready_at
+            self._oldest = oldest
         return self._oldest
 
     def _link(self, task_id: int) -> str | None:

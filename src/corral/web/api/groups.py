@@ -189,7 +189,10 @@ def pause_group(name: PathName, principal: Operator, app: CorralApp, request: Re
         raise _invalid(exc, "name") from None
     record(request, principal, "group.pause", target=f"group:{name}", changed=int(changed),
            detail=body.model_dump_json())  # fmt: skip
-    return next(PausedOut.of(p) for p in app.groups.paused() if p.name == name)
+    pause = next((p for p in app.groups.paused() if p.name == name), None)
+    if pause is None:  # resumed by someone else between the two calls
+        raise Problem(409, TITLES[409], f"group {name!r} was resumed meanwhile")
+    return PausedOut.of(pause)
 
 
 @router.delete("/paused-groups/{name:path}", status_code=204)
