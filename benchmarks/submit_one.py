@@ -6,6 +6,7 @@ alternate the two.
 
     python benchmarks/submit_one.py --backend postgres --tasks 2000 --rounds 3
     python benchmarks/submit_one.py --backend sqlite --tasks 5000
+    python benchmarks/submit_one.py --backend postgres --dedup   # each task with its own key
 
 Run it with an older checkout's code (PYTHONPATH=<checkout>/src) for that code's figure.
 """
@@ -16,6 +17,7 @@ import argparse
 import statistics
 import sys
 import time
+import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -55,8 +57,9 @@ def bare(url: str, count: int) -> float:
     return count / spent
 
 
-def with_corral(url: str, count: int) -> float:
-    """Submits a second through `TaskType.submit`, one call a task."""
+def with_corral(url: str, count: int, dedup: bool = False) -> float:
+    """Submits a second through `TaskType.submit`, one call a task (with `dedup`, each under a
+    dedup key of its own, as a producer that must not submit a piece of work twice)."""
     app = corral.App(url)
 
     @app.task(name="noop")
@@ -64,9 +67,14 @@ def with_corral(url: str, count: int) -> float:
         return n
 
     noop.submit(-1)  # the store is open and the schema checked
+    run = uuid.uuid4().hex[:8]
     began = time.perf_counter()
-    for n in range(count):
-        noop.submit(n)
+    if dedup:
+        for n in range(count):
+            noop.submit(n, dedup_key=f"{run}-{n}")
+    else:
+        for n in range(count):
+            noop.submit(n)
     spent = time.perf_counter() - began
     app.close()
     return count / spent
@@ -77,16 +85,21 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dedup", action="store_true", help="each task with a dedup key")
     args = parser.parse_args()
     rates: dict[str, list[float]] = {"bare": [], "corral": []}
     with fresh_database(args.backend) as url:
         for round_ in range(args.rounds):
             order = ("bare", "corral") if round_ % 2 == 0 else ("corral", "bare")
             for kind in order:
-                run = bare if kind == "bare" else with_corral
-                rates[kind].append(run(url, args.tasks))
+                if kind == "bare":
+                    rates[kind].append(bare(url, args.tasks))
+                else:
+                    rates[kind].append(with_corral(url, args.tasks, args.dedup))
     bare_rate, corral_rate = (statistics.median(rates[k]) for k in ("bare", "corral"))
-    print(f"{args.backend}: {args.tasks:,} one-at-a-time submits, median of {args.rounds} rounds")
+    keys = " with dedup keys" if args.dedup else ""
+    rounds = f"median of {args.rounds} rounds"
+    print(f"{args.backend}: {args.tasks:,} one-at-a-time submits{keys}, {rounds}")
     print(f"  bare durable INSERT commits {bare_rate:10,.0f} /s")
     print(f"  corral submit               {corral_rate:10,.0f} /s")
     print(f"  ratio corral/bare           {corral_rate / bare_rate:10.2f}")

@@ -3,14 +3,15 @@ every call gets its `now`."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
-from conftest import T0, finish, new_task, register_worker, start, submit
+from conftest import T0, Databases, finish, new_task, register_worker, start, submit, wait_until
 
 from corral.errors import ConfigError, TaskNotFound, TransitionRefused
 from corral.lifecycle import ACTIVE, State
-from corral.model import AttemptReport, GroupConfig, LogLine, TaskQuery
+from corral.model import AttemptReport, GroupConfig, LogLine, Submitted, TaskQuery
 from corral.scheduler.dispatcher import dispatch
 from corral.scheduler.reaper import rescue_expired
 from corral.store import Store, open_store
@@ -26,6 +27,7 @@ from corral.store.contract import (
     LeaseKind,
     RetryParams,
     SharedParams,
+    join,
 )
 from corral.worker.renewal import renew_worker, worker_lease
 
@@ -105,6 +107,61 @@ def test_dedup_gives_new_task_once_the_old_one_ended(store: Store, ending: str) 
     new = store.task_insert_many(InsertParams([new_task(dedup_key="k")], T0 + 1))[0]
     assert new.created and new.id != old
     assert state(store, new.id) == State.READY
+
+
+def test_a_deduplicated_submit_writes_no_event_and_its_submit_id_names_the_holder(
+    store: Store,
+) -> None:
+    """One task with a dedup key takes PostgreSQL's one-statement path: made or given way, the
+    events and the submit id's record say the same as the general path's."""
+    first = store.task_insert_many(InsertParams([new_task(dedup_key="k")], T0, submit_id="a"))
+    again = store.task_insert_many(InsertParams([new_task(dedup_key="k")], T0, submit_id="b"))
+    assert first[0].created and (again[0].id, again[0].created) == (first[0].id, False)
+    submitted = [e for e in store.event_fetch_after(0, 100) if e.kind == "submitted"]
+    assert [e.task_id for e in submitted] == [first[0].id]
+    # The same call again (a retry after a lost reply) is answered from its record.
+    replay = store.task_insert_many(InsertParams([new_task(dedup_key="k")], T0, submit_id="b"))
+    assert [(r.id, r.created) for r in replay] == [(first[0].id, False)]
+    assert all_tasks(store) == [first[0].id]
+
+
+@pytest.mark.parametrize(
+    "databases", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_submit_gives_way_to_a_concurrent_one_that_took_its_dedup_key(
+    databases: Databases,
+) -> None:
+    """PostgreSQL: the one-statement submit waits on the key's unique index for a concurrent
+    submit still in its transaction; that one commits after the statement's snapshot, so the
+    statement sees no holder and writes nothing; the general path then finds the holder."""
+    import psycopg  # SQLite's writers take the file's lock in turn: no concurrent holder
+
+    url = databases.new_url()
+    store = open_store(url)
+    holder = open_store(url)
+    try:
+        with psycopg.connect(url) as other:
+            other_pid = other.info.backend_pid
+            with other.transaction():
+                held = holder.task_insert_many(
+                    InsertParams([new_task(dedup_key="k")], T0, joined=join(other))
+                )[0]
+                answer: list[Submitted] = []
+                thread = threading.Thread(
+                    target=lambda: answer.extend(
+                        store.task_insert_many(InsertParams([new_task(dedup_key="k")], T0))
+                    )
+                )
+                thread.start()
+                with psycopg.connect(url, autocommit=True) as watch:
+                    waiting = "SELECT 1 FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))"
+                    wait_until(lambda: watch.execute(waiting, (other_pid,)).fetchone())
+            thread.join(10)
+        assert [(a.id, a.created) for a in answer] == [(held.id, False)]
+        assert all_tasks(store) == [held.id]
+    finally:
+        store.close()
+        holder.close()
 
 
 def test_retry_refused_while_another_task_holds_the_dedup_key(store: Store) -> None:

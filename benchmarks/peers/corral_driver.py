@@ -55,6 +55,7 @@ def make(args):
         state["stack"] = ExitStack()
         state["url"] = state["stack"].enter_context(fresh_database(args.backend))
         app.url = state["url"]
+        app.store.task_next_due()  # store opened here, as the peers open theirs in reset
 
     def submit_bulk(count: int) -> None:
         for first in range(0, count, 5000):

@@ -115,6 +115,32 @@ submit AS (
 SELECT id, set_config('synchronous_commit', 'on', true), pg_notify('corral_scheduler', '')
 FROM task
 """
+# A submit of one task with a dedup key and no dependency, in ONE round trip as SUBMIT_ONE: the
+# insert unless an unfinished task holds the key (ON CONFLICT waits for a concurrent submit of the
+# key and gives way to it), its event, the holder as the statement's snapshot sees it, the submit
+# id's row naming the task made or else the holder, the wake-up if a task was made, and a durable
+# commit. Returns (new id, holder id). Both NULL: a concurrent submit took the key after the
+# snapshot; the caller then takes the general path, which finds that holder.
+SUBMIT_ONE_DEDUP = f"""
+WITH task AS ({_INSERT_TASK.format(id="nextval('corral_task_ids')").strip()}
+    ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL AND state NOT IN {TERMINAL_SQL}
+    DO NOTHING
+    RETURNING id, state),
+event AS (
+    INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
+    SELECT id, %(now)s, 'submitted', NULL, state, 0 FROM task),
+answer AS (
+    SELECT (SELECT id FROM task) AS created,
+           (SELECT id FROM corral_tasks
+            WHERE dedup_key = %(dedup_key)s AND state NOT IN {TERMINAL_SQL} LIMIT 1) AS holder),
+submit AS (
+    INSERT INTO corral_submits (submit_id, task_ids, workflow_id, created_at)
+    SELECT %(submit_id)s, ARRAY[coalesce(created, holder)], NULL, %(now)s FROM answer
+    WHERE %(submit_id)s::text IS NOT NULL AND coalesce(created, holder) IS NOT NULL)
+SELECT created, holder, set_config('synchronous_commit', 'on', true),
+       CASE WHEN created IS NOT NULL THEN pg_notify('corral_scheduler', '') END
+FROM answer
+"""
 # Wake the listeners of a channel (delivered when the transaction commits).
 NOTIFY = "SELECT pg_notify(%s, %s)"
 

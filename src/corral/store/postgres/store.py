@@ -277,21 +277,34 @@ class PostgresStore(
 
         if params.joined is not None:
             return write(params.joined.postgres(), submit_id is not None)
-        if len(tasks) == 1 and not tasks[0].depends_on and tasks[0].dedup_key is None:
-            return self._submit_one(tasks[0], now, submit_id)
+        if len(tasks) == 1 and not tasks[0].depends_on:
+            done = self._submit_one(tasks[0], now, submit_id)
+            if done is not None:
+                return done
         return self._submit(write, submit_id)
 
-    def _submit_one(self, task: NewTask, now: float, submit_id: str | None) -> list[Submitted]:
-        """The common submit, one task with no dependency and no dedup key, in one round trip
-        (q.SUBMIT_ONE: id, insert, event, submit id, wake-up and a durable commit in one
-        statement); a try that may follow a committed one first looks its submit id up."""
+    def _submit_one(
+        self, task: NewTask, now: float, submit_id: str | None
+    ) -> list[Submitted] | None:
+        """The common submit, one task with no dependency, in one round trip (q.SUBMIT_ONE, or
+        q.SUBMIT_ONE_DEDUP with a dedup key: id, insert, event, submit id, wake-up and a durable
+        commit in one statement); a try that may follow a committed one first looks its submit
+        id up. None: a concurrent submit took the dedup key after the statement's snapshot and
+        nothing was written; the general path then finds that holder."""
 
-        def write(conn: psycopg.Connection[Any], look: bool) -> list[Submitted]:
+        def write(conn: psycopg.Connection[Any], look: bool) -> list[Submitted] | None:
             if look and (found := _recorded(conn, submit_id)) is not None:
                 return submitted_again(str(submit_id), found, 1, workflow=False)[1]
-            row = new_task_row(task, 0, now, 0)
-            (task_id, *_), *_ = conn.execute(q.SUBMIT_ONE, {**row, "submit_id": submit_id})
-            return [Submitted(int(task_id), created=True)]
+            row = {**new_task_row(task, 0, now, 0), "submit_id": submit_id}
+            if task.dedup_key is None:
+                (task_id, *_), *_ = conn.execute(q.SUBMIT_ONE, row)
+                return [Submitted(int(task_id), created=True)]
+            (created, holder, *_), *_ = conn.execute(q.SUBMIT_ONE_DEDUP, row)
+            if created is not None:
+                return [Submitted(int(created), created=True)]
+            if holder is not None:
+                return [Submitted(int(holder), created=False)]
+            return None
 
         return submission(self._retrier, self._statement, write, submit_id)
 
