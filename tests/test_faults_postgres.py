@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from conftest import PG_SERVER, wait_until
+from conftest import PG_SERVER, finish, register_worker, wait_until
 
 import corral
 from corral.lifecycle import TERMINAL, State
 from corral.model import Event
+from corral.store.contract import AdmitParams, ClaimParams
 
 try:  # without it the `databases` fixture skips (or fails) each test, as the conftest decides
     import psycopg
@@ -610,5 +611,37 @@ def test_a_submit_that_returned_survives_a_server_crash(client: corral.App) -> N
     fresh = corral.App(client.url)
     try:
         assert sorted(fresh.store.task_states(ids)) == sorted(ids)
+    finally:
+        fresh.close()
+
+
+def test_an_outcome_that_returned_survives_a_server_crash(client: corral.App) -> None:
+    """A report of outcomes without a clean-up is one autocommitted statement (store/postgres/
+    queries.py COMPLETE_ONE) on a pooled session that commits asynchronously; the statement
+    makes its own commit durable. The server is stopped in `immediate` mode right after the last
+    report returned: every outcome is there."""
+    version = postgres_cluster_version()
+    store = client.store
+    now = time.time()
+    register_worker(store, "w1", now, concurrency=1000)
+    ids = client.submit_many([client.task_type("work").prepare(0.0) for _ in range(200)])
+    assert store.task_admit_many(AdmitParams(ids, now)) == ids
+    claims = store.task_claim(ClaimParams("w1", ["default"], len(ids), now + 600, now))
+    assert sorted(c.id for c in claims) == sorted(ids)
+    for claim in claims:  # one report a call, as a worker whose runs end one by one
+        finish(store, claim, State.SUCCEEDED, now, "w1")
+    client.close()
+    command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop"]
+    try:
+        subprocess.run([*command, "-m", "immediate"], check=True, timeout=30, capture_output=True)
+    finally:
+        if not server_ready():
+            pg_ctl(version, "start")
+            wait_until(server_ready, timeout=30, interval=0.2)
+    fresh = corral.App(client.url)
+    try:
+        states = fresh.store.task_states(ids)
+        assert sorted(states) == sorted(ids)
+        assert set(states.values()) == {State.SUCCEEDED}
     finally:
         fresh.close()

@@ -513,6 +513,19 @@ events AS (
     ORDER BY id, ord)
 SELECT id FROM moved
 """
+# COMPLETE in ONE round trip, for reports that leave no clean-up (an autocommitted statement): the
+# same moves and events, the scheduler's wake-up if any task moved, and a durable commit
+# (`set_config(..., true)` is SET LOCAL) where the general path takes BEGIN, SET LOCAL, the
+# statement, NOTIFY and COMMIT.
+if not COMPLETE.endswith("SELECT id FROM moved\n"):  # pragma: no cover (a change of COMPLETE)
+    raise AssertionError("COMPLETE_ONE extends COMPLETE's last line")
+COMPLETE_ONE = (
+    COMPLETE.removesuffix("SELECT id FROM moved\n")
+    + """SELECT m.id FROM moved m CROSS JOIN (
+    SELECT set_config('synchronous_commit', 'on', true), pg_notify('corral_scheduler', '')
+    WHERE EXISTS (SELECT 1 FROM moved)) AS durable_and_woken
+"""
+)
 # Store a checkpoint for the running attempt.
 SAVE_CHECKPOINT = """
 UPDATE corral_tasks SET checkpoint = %s WHERE id = %s AND attempt = %s AND state = 'running'
