@@ -311,25 +311,13 @@ class PostgresStore(
         planned = plan_ids(tasks, holders, iter(ids))
         linked = any(t.depends_on or t.after for t in tasks)
         edges = batch_edges(tasks, [p.id for p in planned]) if linked else None
-        results: list[Submitted] = []
-        plain: list[tuple[Any, ...]] = []
-        created: list[int] = []
-        states: list[str] = []
         taken: dict[int, int] = {}  # planned id -> the task of a concurrent submit holding its key
-        for i, (task, plan) in enumerate(zip(tasks, planned, strict=True)):
-            if not plan.created:
-                results.append(Submitted(taken.get(plan.id, plan.id), created=False))
-                continue
-            values = new_task_values(task, plan.id, now, 0 if edges is None else len(edges[i]))
-            if task.dedup_key is None:
-                plain.append(values)
-            elif (existing := _insert_dedup(conn, task, values)) != plan.id:
-                taken[plan.id] = existing
-                results.append(Submitted(existing, created=False))
-                continue
-            created.append(plan.id)
-            states.append(values[STATE_AT])
-            results.append(plan)
+        if not keys and edges is None:  # the common batch: every task new, none linked
+            plain = [new_task_values(t, p.id, now, 0) for t, p in zip(tasks, planned, strict=True)]
+            results, created = planned, [p.id for p in planned]
+            states = [v[STATE_AT] for v in plain]
+        else:
+            results, plain, created, states = _rows(conn, tasks, planned, edges, taken, now)
         if len(plain) >= COPY_FROM:
             with conn.cursor().copy(q.COPY_TASKS) as copy:
                 for values in plain:
@@ -714,6 +702,38 @@ def _check_dependencies_exist(conn: psycopg.Connection[Any], tasks: Sequence[New
     missing = [d for d in wanted if d not in found]
     if missing:
         raise ConfigError(f"depends_on names tasks that don't exist: {missing}")
+
+
+def _rows(
+    conn: psycopg.Connection[Any],
+    tasks: Sequence[NewTask],
+    planned: list[Submitted],
+    edges: list[list[int]] | None,
+    taken: dict[int, int],
+    now: float,
+) -> tuple[list[Submitted], list[tuple[Any, ...]], list[int], list[str]]:
+    """A batch with dedup keys or edges: each task holding a key inserted at once (a concurrent
+    submit may hold it: its task, noted in `taken`, is the result); the others' rows returned
+    (`plain`) for one COPY. Returns the results, those rows, and the ids and states created."""
+    results: list[Submitted] = []
+    plain: list[tuple[Any, ...]] = []
+    created: list[int] = []
+    states: list[str] = []
+    for i, (task, plan) in enumerate(zip(tasks, planned, strict=True)):
+        if not plan.created:
+            results.append(Submitted(taken.get(plan.id, plan.id), created=False))
+            continue
+        values = new_task_values(task, plan.id, now, 0 if edges is None else len(edges[i]))
+        if task.dedup_key is None:
+            plain.append(values)
+        elif (existing := _insert_dedup(conn, task, values)) != plan.id:
+            taken[plan.id] = existing
+            results.append(Submitted(existing, created=False))
+            continue
+        created.append(plan.id)
+        states.append(values[STATE_AT])
+        results.append(plan)
+    return results, plain, created, states
 
 
 def _insert_dedup(conn: psycopg.Connection[Any], task: NewTask, values: tuple[Any, ...]) -> int:

@@ -119,6 +119,7 @@ from .submits import recorded as _recorded
 from .wake import Notice, Notifier, SocketListener, folder_for
 
 T = TypeVar("T")
+READY = str(State.READY)
 SCHEDULER, WORKERS = SCHEDULER_CHANNEL, WORKERS_CHANNEL
 
 
@@ -373,17 +374,19 @@ class SQLiteStore(
         edges = batch_edges(tasks, [r.id for r in results]) if linked else None
         rows: list[tuple[Any, ...]] = []
         deps: list[tuple[int, int]] = []
-        for i, (task, result) in enumerate(zip(tasks, results, strict=True)):
-            if not result.created:
-                continue
-            upstream = edges[i] if edges is not None else ()
-            rows.append(new_task_values(task, result.id, now, len(upstream)))
-            deps.extend((result.id, dep) for dep in upstream)
+        if edges is None:
+            pairs = zip(tasks, results, strict=True)
+            rows = [new_task_values(t, r.id, now, 0) for t, r in pairs if r.created]
+        else:
+            for task, result, upstream in zip(tasks, results, edges, strict=True):
+                if result.created:
+                    rows.append(new_task_values(task, result.id, now, len(upstream)))
+                    deps.extend((result.id, dep) for dep in upstream)
         if not rows:
             return results
         tx.executemany(q.INSERT_TASK, rows)
         self._notice(SCHEDULER)
-        ready = {(row[POOL_AT], row[GROUP_AT]) for row in rows if row[STATE_AT] == State.READY}
+        ready = {(row[POOL_AT], row[GROUP_AT]) for row in rows if row[STATE_AT] == READY}
         tx.executemany(q.INSERT_HINT, sorted(ready))
         tx.executemany(q.INSERT_DEP, deps)
         span = {"now": now, "first": next_id, "last": next_id + len(rows) - 1}
