@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import json
 import math
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -13,7 +15,7 @@ import pytest
 
 import corral
 from corral import ConfigError, DatabaseError, PayloadError, UnknownTaskError
-from corral.model import TaskQuery
+from corral.model import NEW_TASK_FIELDS, NewTask, TaskQuery
 from corral.store import open_store
 
 
@@ -55,9 +57,10 @@ def test_arguments_that_are_not_json_are_refused(
 
 @pytest.mark.parametrize(
     ("args", "kwargs"),
-    [((), {}), (("t", 1, 2), {}), (("t",), {"colour": "red"}), ((), {"limit": 3})],
-    ids=["missing", "too-many", "unknown-keyword", "missing-with-keyword"],
-)
+    [((), {}), (("t", 1, 2), {}), (("t",), {"colour": "red"}), ((), {"limit": 3}),
+     (("t",), {"table": "u"}), (("t", 1), {"limit": 2})],
+    ids=["missing", "too-many", "unknown-keyword", "missing-with-keyword", "twice", "twice-later"],
+)  # fmt: skip
 def test_arguments_that_do_not_fit_the_handler_are_refused(
     load: corral.TaskType[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
@@ -111,6 +114,56 @@ def local_app(tmp_path: Path) -> Iterator[corral.App]:
 
 
 def handler(ctx: corral.Context) -> None: ...
+
+
+def plain(ctx: corral.Context, a: int, b: int, c: int = 3) -> None: ...
+
+
+def keyword_only(ctx: corral.Context, a: int, *, b: int = 2) -> None: ...
+
+
+def varargs(ctx: corral.Context, a: int, *rest: int, **more: int) -> None: ...
+
+
+def positional_only(ctx: corral.Context, a: int, /, b: int = 2) -> None: ...
+
+
+CALLS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+    ((), {}), ((1,), {}), ((1, 2), {}), ((1, 2, 3), {}), ((1, 2, 3, 4), {}),
+    ((), {"a": 1, "b": 2}), ((1,), {"b": 2}), ((1,), {"a": 2}), ((1, 2), {"c": 3}),
+    ((1, 2), {"b": 3}), ((1,), {"c": 3}), ((1, 2), {"d": 4}), ((), {"a": 1, "b": 2, "c": 3}),
+    ((1,), {"b": 2, "rest": 3}), ((), {"b": 2}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("fn", [plain, keyword_only, varargs, positional_only])
+def test_a_call_is_accepted_exactly_when_it_binds_to_the_handler(
+    local_app: corral.App, fn: Any
+) -> None:
+    """prepare checks a call's arguments against a plain signature without binding it: it must
+    accept and refuse what binding would."""
+    task = local_app.task(fn)
+    for args, kwargs in CALLS:
+        try:
+            inspect.signature(fn).bind(None, *args, **kwargs)
+            binds = True
+        except TypeError:
+            binds = False
+        if binds:
+            assert task.prepare(*args, **kwargs).task.args == json.dumps(list(args)).replace(
+                " ", ""
+            )
+        else:
+            with pytest.raises(ConfigError, match=f"bad arguments for task '{fn.__name__}'"):
+                task.prepare(*args, **kwargs)
+
+
+def test_a_prepared_task_has_every_field_of_a_new_task(local_app: corral.App) -> None:
+    """prepare builds its NewTask from a dict of every field (model.new_task), not __init__."""
+    task = local_app.task(plain, priority=3).prepare(1, 2, group="g", dedup_key="k").task
+    assert set(vars(task)) == NEW_TASK_FIELDS
+    assert task == NewTask(**vars(task))
+    assert (task.group, task.priority, task.level, task.dedup_key) == ("g", 3, 3, "k")
 
 
 async def async_handler(ctx: corral.Context) -> None:

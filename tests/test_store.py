@@ -66,6 +66,29 @@ def test_submit_is_all_or_nothing(store: Store) -> None:
     assert store.task_insert_many(InsertParams([new_task(dedup_key="k")], T0))[0].created
 
 
+def test_bulk_submit_writes_one_event_per_task_it_created(store: Store) -> None:
+    """A batch past COPY's threshold that mixes plain tasks, delayed ones, dependents and dedup
+    keys (held before it, and repeated within it): one `submitted` event per task created, in id
+    order, from the state its row starts in, and none for the tasks its dedup keys found."""
+    held = submit(store, dedup_key="held")
+    batch = [new_task(args=f"[{i}]") for i in range(300)]
+    batch += [new_task(dedup_key="held"), new_task(dedup_key="new"), new_task(dedup_key="new")]
+    batch += [new_task(run_at=T0 + 60), new_task(depends_on=(held,)), new_task(after=(0,))]
+    results = store.task_insert_many(InsertParams(batch, T0))
+    created = [r.id for r in results if r.created]
+    assert len(created) == 300 + 1 + 3 and len(set(created)) == len(created)
+    assert [r.id for r in results[300:303]] == [held, results[301].id, results[301].id]
+    events = [e for e in store.event_fetch_after(0, 1000) if e.task_id != held]
+    assert [e.task_id for e in events] == sorted(created)
+    assert {e.kind for e in events} == {"submitted"}
+    states = store.task_states(created)
+    assert all(e.to_state == states[e.task_id] for e in events)
+    assert [states[r.id] for r in results[-3:]] == [State.WAITING] * 3
+    assert all(states[r.id] == State.READY for r in results[:300])
+    record = store.task_get(results[150].id)
+    assert record is not None and record.args == "[150]"
+
+
 def test_get_unknown_task_is_none(store: Store) -> None:
     assert store.task_get(12345) is None
     assert store.task_states([12345]) == {}

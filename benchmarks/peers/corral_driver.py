@@ -2,7 +2,8 @@
 
 Workers: one `corral scheduler` and `--processes` `corral worker --concurrency <--concurrency>`
 processes on a fresh database of `--backend` for each phase (benchmarks/common.py's
-`fresh_database`). One-at-a-time submit: `TaskType.submit`. Bulk submit: `submit_many`, 5,000
+`fresh_database`), the store opened with it (outside the timings, as the Procrastinate driver opens
+its app). One-at-a-time submit: `TaskType.submit`. Bulk submit: `submit_many`, 5,000
 tasks a call. Done: the unfinished tasks counted from the store's partial indexes (as
 benchmarks/drain.py does). The no-op is async (`anoop`, as drain.py's default); the stamping
 task returns `time.time()` at its start and the stamp is read from its result. Run by
@@ -55,7 +56,7 @@ def make(args):
         state["stack"] = ExitStack()
         state["url"] = state["stack"].enter_context(fresh_database(args.backend))
         app.url = state["url"]
-        app.store.task_next_due()  # store opened here, as the peers open theirs in reset
+        app.clock.now()  # the store and its clock opened here, as Procrastinate's `app.open()`
 
     def submit_bulk(count: int) -> None:
         for first in range(0, count, 5000):

@@ -91,6 +91,14 @@ def wait_stamp(lib: Library, handle: object, procs: list[subprocess.Popen]) -> f
     return stamp
 
 
+def bulk(lib: Library, tasks: int) -> float:
+    """Phase 2 alone (`benchmarks/bulk_submit.py`): a fresh queue, then `tasks` in bulk."""
+    lib.reset()
+    began = time.perf_counter()
+    lib.submit_bulk(tasks)
+    return tasks / (time.perf_counter() - began)
+
+
 def measure(lib: Library, tasks: int, submits: int, samples: int) -> dict[str, float]:
     figures: dict[str, float] = {}
     lib.reset()
@@ -153,9 +161,14 @@ def main(make: Callable[[argparse.Namespace], Library], doc: str | None) -> None
     parser.add_argument("--concurrency", type=int, default=8, help="tasks at once per process")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--backend", default="postgres", help="corral only: sqlite or postgres")
+    parser.add_argument("--bulk-only", action="store_true", help="phase 2 alone, `--repeat` times")
+    parser.add_argument("--repeat", type=int, default=1, help="with --bulk-only")
     args = parser.parse_args()
     lib = make(args)
     try:
-        measure(lib, args.tasks, args.submits, args.samples)
+        if args.bulk_only:
+            print(json.dumps({"bulk": [bulk(lib, args.tasks) for _ in range(args.repeat)]}))
+        else:
+            measure(lib, args.tasks, args.submits, args.samples)
     finally:
         lib.close()

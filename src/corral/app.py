@@ -36,6 +36,7 @@ from .model import (
     Submitted,
     TaskRecord,
     WorkflowStatus,
+    new_task,
 )
 from .ratelimit import RateLimit
 from .registry import (
@@ -84,14 +85,20 @@ class TaskType(TaskDef, Generic[P, R]):
 
     app: App
     _signature: inspect.Signature = field(init=False, repr=False)
-    _tables: dict[int, tuple[aging_mod.Stored, str]] = field(
+    _plain: tuple[tuple[str, ...], int] | None = field(init=False, repr=False, default=None)
+    """The handler's parameters after the context and how many of them have no default, when
+    all are plain (positional or keyword, no `*`, no `**`): the fast check of a call's
+    arguments (None: every call is bound against the signature)."""
+    _tables: dict[int, tuple[str, float | None]] = field(
         init=False, repr=False, default_factory=dict
     )
-    """The task type's ageing as it travels with a task, and its JSON, per priority."""
+    """The JSON of the task type's ageing as it travels with a task, and the wait before its
+    level first changes, per priority."""
     _backoff_json: str = field(init=False, repr=False, default="")
 
     def __post_init__(self) -> None:
         self._signature = inspect.signature(self.fn)
+        self._plain = _plain_parameters(self._signature)
         self._backoff_json = dumps(self.backoff.to_json())
         functools.update_wrapper(self, self.fn)  # type: ignore[arg-type]
 
@@ -109,59 +116,75 @@ class TaskType(TaskDef, Generic[P, R]):
         on_upstream_failure: str | None = None,
         **kwargs: Any,
     ) -> Submission:
-        """Validate and encode one call; nothing is written. See `submit`."""
+        """Validate and encode one call; nothing is written. See `submit`. An option left at
+        its default costs nothing here: the task type's own settings were checked when it was
+        registered (a bulk submit prepares thousands of calls)."""
         if not isinstance(exclusive, bool):
             raise ConfigError(f"exclusive must be True or False, got {exclusive!r}")
-        upstream_rule = _check_upstream_rule(on_upstream_failure or self.on_upstream_failure)
+        upstream_rule = (
+            _check_upstream_rule(on_upstream_failure)
+            if on_upstream_failure
+            else self.on_upstream_failure
+        )
         self._check_arguments(args, kwargs)
-        level = _check_priority(self.priority if priority is None else priority)
-        ageing, ageing_json = self._stored_aging(aging, level)
-        _check_group(group)
+        level = self.priority if priority is None else _check_priority(priority)
+        ageing_json, first_change = self._stored_aging(aging, level)
+        if group is not DEFAULT_GROUP:
+            _check_group(group)
         if dedup_key is not None:
             limits.text("dedup_key", dedup_key)
         now = self.app.clock.now()
-        start = _start_time(now, delay, run_at)
-        next_change = ageing.next_change(level, 0.0)
-        args_json = dumps(list(args), what=f"arguments of {self.name}")
-        kwargs_json = dumps(kwargs, what=f"keyword arguments of {self.name}")
+        start = now if delay is None and run_at is None else _start_time(now, delay, run_at)
+        args_json = dumps(args, what=f"arguments of {self.name}")
+        kwargs_json = dumps(kwargs, what=f"keyword arguments of {self.name}") if kwargs else "{}"
         limits.payload(
             f"the arguments of {self.name}", args_json, kwargs_json, self.app.max_payload_bytes
         )
+        upstream = () if depends_on == () else tuple(_check_ids(depends_on))
         return Submission(
-            NewTask(
-                name=self.name,
-                pool=self.pool,
-                group=group,
-                priority=level,
-                level=level,
-                aging=ageing_json,
-                args=args_json,
-                kwargs=kwargs_json,
-                max_retries=self.max_retries,
-                backoff=self._backoff_json,
-                max_runtime=self.max_runtime,
-                on_timeout=self.on_timeout,
-                run_at=start,
-                dedup_key=dedup_key,
-                depends_on=tuple(_check_ids(depends_on)),
-                promote_at=None if next_change is None else now + next_change,
-                rate_key=self.rate_key,
-                exclusive=exclusive,
-                on_upstream_failure=upstream_rule,
-                quarantine_after=self.quarantine_after,
-                cleanup=self.cleanup is not None,
+            new_task(
+                {
+                    "name": self.name,
+                    "pool": self.pool,
+                    "group": group,
+                    "priority": level,
+                    "level": level,
+                    "aging": ageing_json,
+                    "args": args_json,
+                    "kwargs": kwargs_json,
+                    "max_retries": self.max_retries,
+                    "backoff": self._backoff_json,
+                    "max_runtime": self.max_runtime,
+                    "on_timeout": self.on_timeout,
+                    "run_at": start,
+                    "dedup_key": dedup_key,
+                    "depends_on": upstream,
+                    "promote_at": None if first_change is None else now + first_change,
+                    "rank": 0,
+                    "exclusive": exclusive,
+                    "rate_key": self.rate_key,
+                    "after": (),
+                    "on_upstream_failure": upstream_rule,
+                    "workflow_id": None,
+                    "trace_context": None,
+                    "quarantine_after": self.quarantine_after,
+                    "cleanup": self.cleanup is not None,
+                    "logical_time": None,
+                    "data_start": None,
+                }
             )
         )
 
-    def _stored_aging(self, override: Aging | None, level: int) -> tuple[aging_mod.Stored, str]:
-        """The ageing that travels with a task of this priority, and its JSON: a user-defined
-        function is tabulated (once per priority for the task type's own)."""
+    def _stored_aging(self, override: Aging | None, level: int) -> tuple[str, float | None]:
+        """The JSON of the ageing that travels with a task of this priority, and the wait before
+        its level first changes: a user-defined function is tabulated (once per priority for
+        the task type's own)."""
         if override is not None:
             stored = aging_mod.stored(aging_mod.check(override), level)
-            return stored, dumps(stored.to_json())
+            return dumps(stored.to_json()), stored.next_change(level, 0.0)
         if level not in self._tables:
             stored = aging_mod.stored(self.aging, level)
-            self._tables[level] = (stored, dumps(stored.to_json()))
+            self._tables[level] = (dumps(stored.to_json()), stored.next_change(level, 0.0))
         return self._tables[level]
 
     def submit(
@@ -176,10 +199,41 @@ class TaskType(TaskDef, Generic[P, R]):
         return self.app.submit_many(prepared, connection=connection, submit_id=submit_id)[0]
 
     def _check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if self._plain is not None and _fits(self._plain, args, kwargs):
+            return  # a tenth of what binding against the signature costs
         try:
             self._signature.bind(None, *args, **kwargs)
         except TypeError as exc:
             raise ConfigError(f"bad arguments for task {self.name!r}: {exc}") from None
+
+
+def _plain_parameters(signature: inspect.Signature) -> tuple[tuple[str, ...], int] | None:
+    """The names of a handler's parameters after its context and how many have no default, if
+    the context and all of them are plain (positional or keyword); else None."""
+    params = list(signature.parameters.values())
+    if not params or any(p.kind is not p.POSITIONAL_OR_KEYWORD for p in params):
+        return None
+    rest = params[1:]
+    required = [p for p in rest if p.default is p.empty]
+    if rest[: len(required)] != required:
+        return None  # (a default before one without: Python refuses such a def anyway)
+    return tuple(p.name for p in rest), len(required)
+
+
+def _fits(
+    plain: tuple[tuple[str, ...], int], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> bool:
+    """Whether a call binds to plain parameters (see `_plain_parameters`): not too many
+    positional arguments, each keyword names a parameter not given by position, and every
+    parameter without a default is given. False also when unsure: the signature decides."""
+    names, required = plain
+    given = len(args)
+    if given > len(names):
+        return False
+    if not kwargs:
+        return given >= required
+    rest = names[given:]
+    return all(k in rest for k in kwargs) and all(n in kwargs for n in names[given:required])
 
 
 class Groups:

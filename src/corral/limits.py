@@ -121,7 +121,7 @@ def payload(what: str, args_json: str, kwargs_json: str, max_bytes: int) -> None
             "(App(max_payload_bytes=...)); store big data elsewhere and pass a reference"
         )
     for encoded in (args_json, kwargs_json):
-        if _SURROGATE_ESCAPE.search(encoded) is None:
+        if "\\u" not in encoded or _SURROGATE_ESCAPE.search(encoded) is None:
             continue  # the common case: no escaped surrogate at all, nothing to decode
         try:
             json.dumps(json.loads(encoded), ensure_ascii=False).encode("utf-8")

@@ -171,6 +171,8 @@ def plan_ids(
     """Each task's id in a submitted batch: a dedup key held by an unfinished task (`holders`)
     or by an earlier task of the batch gives that task's id (not created); any other task takes
     the next id of `fresh`."""
+    if all(task.dedup_key is None for task in tasks):
+        return [Submitted(next(fresh), created=True) for _ in tasks]
     held = dict(holders)
     planned: list[Submitted] = []
     for task in tasks:

@@ -32,47 +32,46 @@ NO_AGING = dumps(aging.none.to_json())
 """How a task without ageing stores its ageing function; such a task never needs promoting."""
 
 
-def new_task_row(
+ROW_FIELDS = (
+    "id", "name", "pool", "group_name", "state", "priority", "level", "aging", "promote_at",
+    "args", "kwargs", "dedup_key", "max_retries", "backoff", "max_runtime", "on_timeout", "now",
+    "enqueued_at", "run_at", "ready_at", "rank", "exclusive", "rate_key", "workflow_id",
+    "on_upstream_failure", "deps_left", "quarantine_after", "cleanup", "logical_time",
+    "data_start", "trace_context",
+)  # fmt: skip
+"""The values of a new task's row, in the order `new_task_values` gives them (`now` is its
+created_at): the stores' bulk inserts list their columns in this order."""
+STATE_AT = ROW_FIELDS.index("state")
+POOL_AT = ROW_FIELDS.index("pool")
+GROUP_AT = ROW_FIELDS.index("group_name")
+_READY, _WAITING = str(State.READY), str(State.WAITING)
+
+
+def new_task_values(
     task: NewTask, task_id: int, now: float, deps: int | None = None
-) -> dict[str, Any]:
-    """The row of a task submitted at `now`: waiting if it has dependencies or a delay, else
-    ready at once. `deps`: how many distinct tasks it depends on (default: `depends_on`'s)."""
+) -> tuple[Any, ...]:
+    """The row of a task submitted at `now`, as values in ROW_FIELDS order: waiting if it has
+    dependencies or a delay, else ready at once. `deps`: how many distinct tasks it depends on
+    (default: `depends_on`'s). A tuple, not a dict: a bulk insert binds it as it is."""
     enqueued = max(now, task.run_at or now)
     deps_left = len(set(task.depends_on)) if deps is None else deps
     waiting = deps_left > 0 or enqueued > now
-    return {
-        "id": task_id,
-        "name": task.name,
-        "pool": task.pool,
-        "group_name": task.group,
-        "state": str(State.WAITING if waiting else State.READY),
-        "priority": task.priority,
-        "level": task.level,
-        "aging": task.aging,
-        "promote_at": None if waiting else task.promote_at,
-        "args": task.args,
-        "kwargs": task.kwargs,
-        "dedup_key": task.dedup_key,
-        "max_retries": task.max_retries,
-        "backoff": task.backoff,
-        "max_runtime": task.max_runtime,
-        "on_timeout": task.on_timeout,
-        "now": now,
-        "enqueued_at": enqueued,
-        "run_at": enqueued,
-        "ready_at": None if waiting else now,
-        "rank": task.rank,
-        "exclusive": task.exclusive,
-        "rate_key": task.rate_key,
-        "workflow_id": task.workflow_id,
-        "on_upstream_failure": task.on_upstream_failure,
-        "deps_left": deps_left,
-        "quarantine_after": task.quarantine_after,
-        "cleanup": task.cleanup,
-        "logical_time": task.logical_time,
-        "data_start": task.data_start,
-        "trace_context": task.trace_context,
-    }
+    return (
+        task_id, task.name, task.pool, task.group, _WAITING if waiting else _READY,
+        task.priority, task.level, task.aging, None if waiting else task.promote_at, task.args,
+        task.kwargs, task.dedup_key, task.max_retries, task.backoff, task.max_runtime,
+        task.on_timeout, now, enqueued, enqueued, None if waiting else now, task.rank,
+        task.exclusive, task.rate_key, task.workflow_id, task.on_upstream_failure, deps_left,
+        task.quarantine_after, task.cleanup, task.logical_time, task.data_start,
+        task.trace_context,
+    )  # fmt: skip
+
+
+def new_task_row(
+    task: NewTask, task_id: int, now: float, deps: int | None = None
+) -> dict[str, Any]:
+    """`new_task_values` by name (ROW_FIELDS), as the named statements take it."""
+    return dict(zip(ROW_FIELDS, new_task_values(task, task_id, now, deps), strict=True))
 
 
 def submitted_again(

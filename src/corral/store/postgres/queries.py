@@ -51,13 +51,15 @@ FIND_SUBMIT = "SELECT task_ids, workflow_id FROM corral_submits WHERE submit_id 
 # Record a submit call under its submit id (a second one with the id violates the primary key).
 RECORD_SUBMIT = """
 INSERT INTO corral_submits (submit_id, task_ids, workflow_id, created_at)
-VALUES (%(submit_id)s, %(task_ids)s, %(workflow_id)s, %(now)s)
+VALUES (%(submit_id)s, %(task_ids)s::bigint[], %(workflow_id)s, %(now)s)
 """
 # Which of the ids exist.
 EXISTING_IDS = "SELECT id FROM corral_tasks WHERE id = ANY(%(ids)s)"
-# Reserve n task ids.
-RESERVE_IDS = "SELECT nextval('corral_task_ids') FROM generate_series(1, %(n)s)"
-# Bulk-load tasks (COPY), columns in store.COPY_FIELDS order.
+# Reserve n task ids, as one text of comma-separated ids (one value to read, not n rows).
+RESERVE_IDS = """
+SELECT string_agg(nextval('corral_task_ids')::text, ',') FROM generate_series(1, %(n)s)
+"""
+# Bulk-load tasks (COPY), columns in rows.ROW_FIELDS order.
 COPY_TASKS = """
 COPY corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at, args,
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
@@ -90,12 +92,15 @@ INSERT_DEPS = """
 INSERT INTO corral_task_deps (task_id, depends_on)
 SELECT * FROM unnest(%(task_ids)s::bigint[], %(deps)s::bigint[]) ON CONFLICT DO NOTHING
 """
-# One `submitted` event per inserted task, and a wake-up for the scheduler.
+# One `submitted` event per inserted task, and a wake-up for the scheduler. The ids and states
+# come as arrays' text (submits.array_text); the transaction id is the column's default, read
+# once for all the rows rather than once a row.
 INSERT_SUBMITTED_EVENTS = """
 WITH events AS (
-    INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
-    SELECT id, %(now)s, 'submitted', NULL, state, 0
-    FROM unnest(%(ids)s::bigint[], %(states)s::text[]) AS s(id, state)
+    INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt, xid)
+    SELECT id, %(now)s, 'submitted', NULL, state, 0, x.xid
+    FROM (SELECT pg_current_xact_id()::text::bigint AS xid) AS x,
+         unnest(%(ids)s::bigint[], %(states)s::text[]) AS s(id, state)
     RETURNING 1)
 SELECT pg_notify('corral_scheduler', '') WHERE EXISTS (SELECT 1 FROM events)
 """

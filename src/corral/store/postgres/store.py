@@ -69,6 +69,8 @@ from ..reads import NamedReads
 from ..readside import ReadSideReads
 from ..rows import (
     NO_AGING,
+    ROW_FIELDS,
+    STATE_AT,
     batch_edges,
     buckets_from_rows,
     claimed_task,
@@ -78,6 +80,7 @@ from ..rows import (
     heads_from_rows,
     load_from_rows,
     new_task_row,
+    new_task_values,
     rate_limits_from_rows,
     rate_params,
     submitted_again,
@@ -96,6 +99,7 @@ from .pauses import PostgresPauses
 from .reconnect import Connections, Retrier, retried, submission
 from .retention import PostgresRetention
 from .schedules import PostgresSchedules
+from .submits import array_text
 from .submits import record as _record
 from .submits import recorded as _recorded
 
@@ -103,13 +107,6 @@ log = logging.getLogger("corral.store.postgres")
 T = TypeVar("T")
 COPY_FROM = 200
 """Batches of at least this many tasks are loaded with COPY; smaller ones with pipelined INSERTs."""
-COPY_FIELDS = (
-    "id", "name", "pool", "group_name", "state", "priority", "level", "aging", "promote_at",
-    "args", "kwargs", "dedup_key", "max_retries", "backoff", "max_runtime", "on_timeout", "now",
-    "enqueued_at", "run_at", "ready_at", "rank", "exclusive", "rate_key", "workflow_id",
-    "on_upstream_failure", "deps_left", "quarantine_after", "cleanup", "logical_time",
-    "data_start", "trace_context",
-)  # fmt: skip
 
 
 def migrations() -> list[tuple[int, str]]:
@@ -316,7 +313,8 @@ class PostgresStore(
         self, conn: psycopg.Connection[Any], tasks: Sequence[NewTask], now: float
     ) -> list[Submitted]:
         _check_dependencies_exist(conn, tasks)
-        ids = [r[0] for r in conn.execute(q.RESERVE_IDS, {"n": len(tasks)})]
+        (reserved,) = conn.execute(q.RESERVE_IDS, {"n": len(tasks)}).fetchone() or (None,)
+        ids = sorted(map(int, reserved.split(","))) if reserved else []
         keys = sorted({t.dedup_key for t in tasks if t.dedup_key is not None})
         holders: dict[str, int] = {}
         if keys:
@@ -324,52 +322,58 @@ class PostgresStore(
         # Each task's id as far as known before inserting: a dedup key held already (or earlier
         # in the batch) gives the holder's; the edges of a workflow need them up front.
         planned = plan_ids(tasks, holders, iter(ids))
-        edges = batch_edges(tasks, [p.id for p in planned])
-        results: list[Submitted] = []
-        plain: list[dict[str, Any]] = []
-        created: list[dict[str, Any]] = []
+        linked = any(t.depends_on or t.after for t in tasks)
+        edges = batch_edges(tasks, [p.id for p in planned]) if linked else None
         taken: dict[int, int] = {}  # planned id -> the task of a concurrent submit holding its key
-        for task, plan, upstream in zip(tasks, planned, edges, strict=True):
-            if not plan.created:
-                results.append(Submitted(taken.get(plan.id, plan.id), created=False))
-                continue
-            row = new_task_row(task, plan.id, now, len(upstream))
-            if task.dedup_key is None:
-                plain.append(row)
-            elif (existing := _insert_dedup(conn, task, row)) != plan.id:
-                taken[plan.id] = existing
-                results.append(Submitted(existing, created=False))
-                continue
-            created.append(row)
-            results.append(plan)
-        remapped = bool(taken)
-        if remapped:  # a concurrent submit took a dedup key: edges follow the ids it gave
-            edges = batch_edges(tasks, [r.id for r in results])
+        if not keys and edges is None:  # the common batch: every task new, none linked
+            plain = [new_task_values(t, p.id, now, 0) for t, p in zip(tasks, planned, strict=True)]
+            results, created = planned, [p.id for p in planned]
+            states = [v[STATE_AT] for v in plain]
+        else:
+            results, plain, created, states = _rows(conn, tasks, planned, edges, taken, now)
         if len(plain) >= COPY_FROM:
             with conn.cursor().copy(q.COPY_TASKS) as copy:
-                for row in plain:
-                    copy.write_row([row[f] for f in COPY_FIELDS])
+                for values in plain:
+                    copy.write_row(values)
         elif plain:
-            conn.cursor().executemany(q.INSERT_TASK, plain)
-        upstream_of = {p.id: up for p, up in zip(planned, edges, strict=True) if p.created}
-        pairs = [(r["id"], d) for r in created for d in upstream_of[r["id"]]]
-        if pairs:
-            conn.execute(
-                q.INSERT_DEPS,
-                {"task_ids": [e[0] for e in pairs], "deps": [e[1] for e in pairs]},
+            conn.cursor().executemany(
+                q.INSERT_TASK, [dict(zip(ROW_FIELDS, v, strict=True)) for v in plain]
             )
-            upstream_ids = {"ids": sorted({d for _, d in pairs})}
-            conn.execute(q.MARK_HAS_DEPENDENTS, upstream_ids)
-            conn.execute(q.QUEUE_ENDED, upstream_ids)  # ended already: settled by the resolver
-            if remapped:
-                conn.execute(q.RECOUNT_NEW, {"ids": sorted({t for t, _ in pairs})})
+        if edges is not None:
+            self._link(conn, planned, edges, created, taken, [r.id for r in results], tasks)
         if created:
-            ids_and_states = {
-                "ids": [r["id"] for r in created],
-                "states": [r["state"] for r in created],
-            }
+            ids_and_states = {"ids": array_text(created), "states": array_text(states)}
             conn.execute(q.INSERT_SUBMITTED_EVENTS, {"now": now, **ids_and_states})
         return results
+
+    @staticmethod
+    def _link(
+        conn: psycopg.Connection[Any],
+        planned: list[Submitted],
+        edges: list[list[int]],
+        created: list[int],
+        taken: dict[int, int],
+        final: list[int],
+        tasks: Sequence[NewTask],
+    ) -> None:
+        """Write the dependency edges of the tasks created; if a concurrent submit took a dedup
+        key (`taken`), the edges follow the ids it gave (`final`) and the new tasks' counts of
+        dependencies left are recounted."""
+        if taken:
+            edges = batch_edges(tasks, final)
+        upstream_of = {p.id: up for p, up in zip(planned, edges, strict=True) if p.created}
+        pairs = [(task_id, d) for task_id in created for d in upstream_of[task_id]]
+        if not pairs:
+            return
+        conn.execute(
+            q.INSERT_DEPS,
+            {"task_ids": [e[0] for e in pairs], "deps": [e[1] for e in pairs]},
+        )
+        upstream_ids = {"ids": sorted({d for _, d in pairs})}
+        conn.execute(q.MARK_HAS_DEPENDENTS, upstream_ids)
+        conn.execute(q.QUEUE_ENDED, upstream_ids)  # ended already: settled by the resolver
+        if taken:
+            conn.execute(q.RECOUNT_NEW, {"ids": sorted({t for t, _ in pairs})})
 
     def task_list(self, query: TaskQuery) -> list[TaskRecord]:
         params = {
@@ -716,15 +720,49 @@ def _check_dependencies_exist(conn: psycopg.Connection[Any], tasks: Sequence[New
         raise ConfigError(f"depends_on names tasks that don't exist: {missing}")
 
 
-def _insert_dedup(conn: psycopg.Connection[Any], task: NewTask, row: dict[str, Any]) -> int:
+def _rows(
+    conn: psycopg.Connection[Any],
+    tasks: Sequence[NewTask],
+    planned: list[Submitted],
+    edges: list[list[int]] | None,
+    taken: dict[int, int],
+    now: float,
+) -> tuple[list[Submitted], list[tuple[Any, ...]], list[int], list[str]]:
+    """A batch with dedup keys or edges: each task holding a key inserted at once (a concurrent
+    submit may hold it: its task, noted in `taken`, is the result); the others' rows returned
+    (`plain`) for one COPY. Returns the results, those rows, and the ids and states created."""
+    results: list[Submitted] = []
+    plain: list[tuple[Any, ...]] = []
+    created: list[int] = []
+    states: list[str] = []
+    for i, (task, plan) in enumerate(zip(tasks, planned, strict=True)):
+        if not plan.created:
+            results.append(Submitted(taken.get(plan.id, plan.id), created=False))
+            continue
+        values = new_task_values(task, plan.id, now, 0 if edges is None else len(edges[i]))
+        if task.dedup_key is None:
+            plain.append(values)
+        elif (existing := _insert_dedup(conn, task, values)) != plan.id:
+            taken[plan.id] = existing
+            results.append(Submitted(existing, created=False))
+            continue
+        created.append(plan.id)
+        states.append(values[STATE_AT])
+        results.append(plan)
+    return results, plain, created, states
+
+
+def _insert_dedup(conn: psycopg.Connection[Any], task: NewTask, values: tuple[Any, ...]) -> int:
     """Insert a task holding a dedup key; if a concurrent submit holds it, return that task.
     The ON CONFLICT waits for the other transaction, so the key's holder is settled."""
-    inserted = conn.execute(q.INSERT_DEDUP_TASK, row).fetchone()
+    inserted = conn.execute(
+        q.INSERT_DEDUP_TASK, dict(zip(ROW_FIELDS, values, strict=True))
+    ).fetchone()
     if inserted is not None:
         return int(inserted[0])
     holder = conn.execute(q.FIND_DEDUP, {"keys": [task.dedup_key]}).fetchone()
     if holder is None:  # the holder ended between the two statements: take the key now
-        return _insert_dedup(conn, task, row)
+        return _insert_dedup(conn, task, values)
     return int(holder[1])
 
 

@@ -55,7 +55,6 @@ from ...moves import (
     plan_cancel,
     plan_ids,
     plan_retry,
-    submitted,
 )
 from ...ratelimit import RateLimit, group_bucket, key_bucket
 from ..boundary import errors_as_corral
@@ -81,7 +80,10 @@ from ..contract import (
 from ..reads import NamedReads
 from ..readside import ReadSideReads
 from ..rows import (
+    GROUP_AT,
     NO_AGING,
+    POOL_AT,
+    STATE_AT,
     batch_edges,
     bucket_keys,
     buckets_from_rows,
@@ -92,7 +94,7 @@ from ..rows import (
     heads_from_rows,
     heads_per_group,
     load_from_rows,
-    new_task_row,
+    new_task_values,
     rate_limits_from_rows,
     rate_params,
     submitted_again,
@@ -117,6 +119,7 @@ from .submits import recorded as _recorded
 from .wake import Notice, Notifier, SocketListener, folder_for
 
 T = TypeVar("T")
+READY = str(State.READY)
 SCHEDULER, WORKERS = SCHEDULER_CHANNEL, WORKERS_CHANNEL
 
 
@@ -357,6 +360,9 @@ class SQLiteStore(
     def _insert(
         self, tx: sqlite3.Connection, tasks: Sequence[NewTask], now: float
     ) -> list[Submitted]:
+        """The tasks created take consecutive ids from the next free one (a dedup key held gives
+        its holder's id instead), so their `submitted` events are copied from the rows of that
+        range by one statement."""
         keys = sorted({t.dedup_key for t in tasks if t.dedup_key is not None})
         holders: dict[str, int] = {}
         if keys:
@@ -364,24 +370,27 @@ class SQLiteStore(
         self._check_dependencies_exist(tx, tasks)
         next_id = tx.execute(q.NEXT_TASK_ID).fetchone()[0]
         results = plan_ids(tasks, holders, itertools.count(next_id))
-        edges = batch_edges(tasks, [r.id for r in results])
-        rows: list[dict[str, Any]] = []
+        linked = any(t.depends_on or t.after for t in tasks)
+        edges = batch_edges(tasks, [r.id for r in results]) if linked else None
+        rows: list[tuple[Any, ...]] = []
         deps: list[tuple[int, int]] = []
-        events = []
-        for task, result, upstream in zip(tasks, results, edges, strict=True):
-            if not result.created:
-                continue
-            row = new_task_row(task, result.id, now, len(upstream))
-            rows.append(row)
-            deps.extend((result.id, dep) for dep in upstream)
-            events.append(submitted(result.id, row["state"], now))
+        if edges is None:
+            pairs = zip(tasks, results, strict=True)
+            rows = [new_task_values(t, r.id, now, 0) for t, r in pairs if r.created]
+        else:
+            for task, result, upstream in zip(tasks, results, edges, strict=True):
+                if result.created:
+                    rows.append(new_task_values(task, result.id, now, len(upstream)))
+                    deps.extend((result.id, dep) for dep in upstream)
+        if not rows:
+            return results
         tx.executemany(q.INSERT_TASK, rows)
-        if rows:
-            self._notice(SCHEDULER)
-        ready = {(row["pool"], row["group_name"]) for row in rows if row["state"] == State.READY}
+        self._notice(SCHEDULER)
+        ready = {(row[POOL_AT], row[GROUP_AT]) for row in rows if row[STATE_AT] == READY}
         tx.executemany(q.INSERT_HINT, sorted(ready))
         tx.executemany(q.INSERT_DEP, deps)
-        tx.executemany(q.INSERT_EVENT, events)
+        span = {"now": now, "first": next_id, "last": next_id + len(rows) - 1}
+        tx.execute(q.INSERT_SUBMITTED_EVENTS, span)
         if deps:
             upstream_ids = {"ids": _json_list(sorted({dep for _, dep in deps}))}
             tx.execute(q.MARK_HAS_DEPENDENTS, upstream_ids)
