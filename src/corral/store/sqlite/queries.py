@@ -305,26 +305,43 @@ INSERT_ATTEMPT = """
 INSERT INTO corral_attempts (task_id, attempt, worker_id, started_at, isolated)
 VALUES (?, ?, ?, ?, ?)
 """
-# Record the end of a running attempt, if it is still the running one (compare-and-set).
-COMPLETE = """
+# Record the ends of running attempts, each if it is still the running one (compare-and-set):
+# one statement for `size` reports, a row of COMPLETE_VALUES each, in the order of
+# completion_row's parameters. An UPDATE of a task's state opens every index that state is in at
+# each execution, matched rows or not (about 10 us, more than a row's own writes), so one
+# execution a report paid it a task.
+COMPLETE_MANY = """
+WITH r(task_id, attempt_no, worker, target, result, error, failed, terminal, at, retry_at,
+       slices, suspect_now, crashes, no_aging) AS (VALUES {rows})
 UPDATE corral_tasks SET
-    state = :target,
-    result = :result,
-    error = :error,
-    failures = failures + :failed,
+    state = r.target,
+    result = r.result,
+    error = r.error,
+    failures = corral_tasks.failures + r.failed,
     worker_id = NULL,
     lease_expires_at = NULL,
-    cancel_requested = CASE WHEN :target = 'ready' THEN cancel_requested ELSE 0 END,
-    finished_at = CASE WHEN :terminal THEN :now ELSE NULL END,
-    run_at = CASE WHEN :target = 'retry_wait' THEN :retry_at ELSE run_at END,
-    promote_at = CASE WHEN :target = 'ready' AND aging != :no_aging THEN :now ELSE NULL END,
-    stalled_slices = coalesce(:stalled_slices, stalled_slices),
-    suspect = coalesce(:suspect, suspect),
-    isolated_crashes = coalesce(:isolated_crashes, isolated_crashes)
-WHERE id = :id AND attempt = :attempt AND state = 'running'
-  AND (:worker IS NULL OR worker_id = :worker)
-RETURNING id
+    cancel_requested = CASE WHEN r.target = 'ready' THEN corral_tasks.cancel_requested ELSE 0 END,
+    finished_at = CASE WHEN r.terminal THEN r.at ELSE NULL END,
+    run_at = CASE WHEN r.target = 'retry_wait' THEN r.retry_at ELSE corral_tasks.run_at END,
+    promote_at = CASE WHEN r.target = 'ready' AND corral_tasks.aging != r.no_aging THEN r.at
+                      ELSE NULL END,
+    stalled_slices = coalesce(r.slices, corral_tasks.stalled_slices),
+    suspect = coalesce(r.suspect_now, corral_tasks.suspect),
+    isolated_crashes = coalesce(r.crashes, corral_tasks.isolated_crashes)
+FROM r
+WHERE corral_tasks.id = r.task_id AND corral_tasks.attempt = r.attempt_no
+  AND corral_tasks.state = 'running' AND (r.worker IS NULL OR corral_tasks.worker_id = r.worker)
+RETURNING corral_tasks.id
 """
+COMPLETE_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+COMPLETE_BY_SIZE = {
+    size: COMPLETE_MANY.format(rows=", ".join([COMPLETE_VALUES] * size))
+    for size in (64, 32, 16, 8, 4, 2, 1)
+}
+"""COMPLETE_MANY by how many reports it takes, largest first: a batch is cut into these (a few
+texts, each prepared once a connection)."""
+
+
 # Close an attempt row.
 CLOSE_ATTEMPT = """
 UPDATE corral_attempts SET finished_at = ?, outcome = ?, error = ?, traceback = ?

@@ -569,9 +569,7 @@ class SQLiteStore(
         recorded: list[AttemptReport] = []
         with self._write() as tx:
             attempts, events = [], []
-            for report in params.reports:
-                if tx.execute(q.COMPLETE, _completion_params(report, now)).fetchone() is None:
-                    continue
+            for report in _record_ends(tx, params.reports, now):
                 recorded.append(report)
                 attempts.append((now, report.outcome, report.error, report.traceback,
                                  report.task_id, report.attempt))  # fmt: skip
@@ -755,24 +753,45 @@ class SQLiteStore(
         return [FeedEvent(Event(*r[:8]), r[8], r[9], r[10], int(r[11])) for r in rows]
 
 
-def _completion_params(report: AttemptReport, now: float) -> dict[str, Any]:
-    return {
-        "id": report.task_id,
-        "attempt": report.attempt,
-        "worker": report.worker_id,
-        "target": str(report.target),
-        "result": report.result,
-        "error": report.error,
-        "failed": int(report.counts_as_failure),
-        "terminal": report.target in TERMINAL,
-        "now": now,
+def _record_ends(
+    tx: sqlite3.Connection, reports: Sequence[AttemptReport], now: float
+) -> list[AttemptReport]:
+    """The reports whose attempt was still the running one, in their order, each recorded on its
+    task (q.COMPLETE_MANY, a compare-and-set): many to a statement, in pieces of the sizes of
+    q.COMPLETE_BY_SIZE. A batch that names a task twice goes one report a statement, in order,
+    so that the first of them to find the attempt running is the one recorded, as always."""
+    if len({r.task_id for r in reports}) < len(reports):
+        one = q.COMPLETE_BY_SIZE[1]
+        return [r for r in reports if tx.execute(one, _completion_row(r, now)).fetchone()]
+    ended: set[int] = set()
+    start = 0
+    for size, sql in q.COMPLETE_BY_SIZE.items():
+        while len(reports) - start >= size:
+            args = [v for r in reports[start : start + size] for v in _completion_row(r, now)]
+            ended.update(row[0] for row in tx.execute(sql, args))
+            start += size
+    return [r for r in reports if r.task_id in ended]
+
+
+def _completion_row(report: AttemptReport, now: float) -> tuple[Any, ...]:
+    """A report's row of q.COMPLETE_MANY (q.COMPLETE_VALUES)."""
+    return (
+        report.task_id,
+        report.attempt,
+        report.worker_id,
+        str(report.target),
+        report.result,
+        report.error,
+        int(report.counts_as_failure),
+        int(report.target in TERMINAL),
+        now,
         # A report leaving a clean-up holds its retry (run_at NULL) until the clean-up ended.
-        "retry_at": None if report.cleanup is not None else report.retry_at,
-        "no_aging": NO_AGING,
-        "stalled_slices": report.stalled_slices,
-        "suspect": None if report.suspect is None else int(report.suspect),
-        "isolated_crashes": report.isolated_crashes,
-    }
+        None if report.cleanup is not None else report.retry_at,
+        report.stalled_slices,
+        None if report.suspect is None else int(report.suspect),
+        report.isolated_crashes,
+        NO_AGING,
+    )
 
 
 def _settle(tx: sqlite3.Connection, limit: int) -> None:
