@@ -197,6 +197,25 @@ def test_claim_follows_admission_order(store: Store) -> None:
     assert store.task_claim(ClaimParams("w3", ["default"], 10, T0 + 30, T0 + 2)) == []
 
 
+def test_a_large_admission_keeps_its_order_and_admits_each_task_once(store: Store) -> None:
+    """75 tasks asked in a shuffled order (SQLite admits them in statements of 64, 8, 2 and 1),
+    one of them twice and one not ready: each ready task is admitted once, they come back in the
+    order asked, and the claims follow that order."""
+    ids = [r.id for r in store.task_insert_many(InsertParams([new_task()] * 75, T0))]
+    waiting = submit(store, run_at=T0 + 60)
+    order = ids[1::2] + ids[::2]
+    asked = [*order[:10], waiting, order[3], *order[10:]]
+    assert store.task_admit_many(AdmitParams(asked, T0)) == order
+    assert store.task_admit_many(AdmitParams(order[:70], T0 + 1)) == []
+    assert state(store, waiting) == State.WAITING
+    claimed = store.task_claim(ClaimParams("w1", ["default"], 100, T0 + 30, T0 + 2))
+    assert [c.id for c in claimed] == order
+    more = [r.id for r in store.task_insert_many(InsertParams([new_task()] * 70, T0))]
+    assert store.task_admit_many(AdmitParams(more[::-1], T0 + 3)) == more[::-1]  # no repeat
+    claimed = store.task_claim(ClaimParams("w1", ["default"], 100, T0 + 30, T0 + 4))
+    assert [c.id for c in claimed] == more[::-1]
+
+
 def test_claim_only_takes_tasks_of_its_pools(store: Store) -> None:
     mine, other = submit(store), submit(store, pool="gpu")
     store.task_admit_many(AdmitParams([mine, other], T0))

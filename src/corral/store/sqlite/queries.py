@@ -1,13 +1,27 @@
 """Every SQL statement of the SQLite store, named, each with a line saying what it does.
 
 Parameters are named (`:now`); lists travel as JSON arrays read with json_each, so a statement's
-text never depends on the size of its input.
+text never depends on the size of its input. The exceptions are the UPDATEs of many tasks' states
+from rows of values each (COMPLETE_MANY, ADMIT_MANY): a batch is cut into pieces of a few sizes
+(`by_size`), each a VALUES list of positional parameters, floats bound as they are.
 """
 
 from __future__ import annotations
 
 from ...moves import TERMINAL_SQL
 from ..rows import GROUP_FIELDS
+
+PIECE_SIZES = (64, 32, 16, 8, 4, 2, 1)
+"""The sizes a batch is cut into for a statement of many rows (`by_size`): a few texts, each
+prepared once a connection."""
+
+
+def by_size(sql: str, width: int) -> dict[int, str]:
+    """`sql`, whose `{rows}` is a VALUES list, for each of PIECE_SIZES rows of `width`
+    parameters, largest first."""
+    row = "(" + ", ".join(["?"] * width) + ")"
+    return {size: sql.format(rows=", ".join([row] * size)) for size in PIECE_SIZES}
+
 
 # -- schema -------------------------------------------------------------------------------------
 
@@ -224,11 +238,16 @@ RATE_LIMITS_NAMED = """
 SELECT key, rate_limit, per_second, burst FROM corral_rate_limits
 WHERE key IN (SELECT value FROM json_each(:keys))
 """
-# Admit one ready task (admitted_at orders the claims).
-ADMIT = """
-UPDATE corral_tasks SET state = 'admitted', admitted_at = :at
-WHERE id = :id AND state = 'ready' RETURNING id, attempt, pool, group_name
+# Admit ready tasks (admitted_at orders the claims): one statement for `size` tasks, a row of
+# (id, admitted_at) each, as COMPLETE_MANY records many reports.
+ADMIT_MANY = """
+WITH r(task_id, at) AS (VALUES {rows})
+UPDATE corral_tasks SET state = 'admitted', admitted_at = r.at
+FROM r WHERE corral_tasks.id = r.task_id AND corral_tasks.state = 'ready'
+RETURNING corral_tasks.id, corral_tasks.attempt, corral_tasks.pool, corral_tasks.group_name
 """
+ADMIT_BY_SIZE = by_size(ADMIT_MANY, 2)
+"""ADMIT_MANY by how many tasks it takes, largest first."""
 # Store a token bucket as admissions left it.
 SET_BUCKET = """
 INSERT INTO corral_rate_buckets (key, tokens, updated_at, per_second, burst)
@@ -333,13 +352,8 @@ WHERE corral_tasks.id = r.task_id AND corral_tasks.attempt = r.attempt_no
   AND corral_tasks.state = 'running' AND (r.worker IS NULL OR corral_tasks.worker_id = r.worker)
 RETURNING corral_tasks.id
 """
-COMPLETE_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-COMPLETE_BY_SIZE = {
-    size: COMPLETE_MANY.format(rows=", ".join([COMPLETE_VALUES] * size))
-    for size in (64, 32, 16, 8, 4, 2, 1)
-}
-"""COMPLETE_MANY by how many reports it takes, largest first: a batch is cut into these (a few
-texts, each prepared once a connection)."""
+COMPLETE_BY_SIZE = by_size(COMPLETE_MANY, 14)
+"""COMPLETE_MANY by how many reports it takes (14 parameters each), largest first."""
 
 
 # Close an attempt row.

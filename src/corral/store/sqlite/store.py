@@ -505,9 +505,10 @@ class SQLiteStore(
         admitted: list[tuple[int, int]] = []
         groups: set[tuple[str, str]] = set()
         with self._write() as tx:
-            for order, task_id in enumerate(task_ids):
-                row = tx.execute(q.ADMIT, {"id": task_id, "at": now + order * 1e-6}).fetchone()
-                if row is not None:
+            rows = [(task_id, now + order * 1e-6) for order, task_id in enumerate(task_ids)]
+            found = {row[0]: row for row in _in_pieces(tx, q.ADMIT_BY_SIZE, rows)}
+            for task_id in dict.fromkeys(task_ids):  # in the order asked
+                if (row := found.get(task_id)) is not None:
                     admitted.append((row[0], row[1]))
                     groups.add((row[2], row[3]))
             tx.executemany(q.INSERT_EVENT, ADMIT.rows(admitted, now))
@@ -757,20 +758,36 @@ def _record_ends(
     tx: sqlite3.Connection, reports: Sequence[AttemptReport], now: float
 ) -> list[AttemptReport]:
     """The reports whose attempt was still the running one, in their order, each recorded on its
-    task (q.COMPLETE_MANY, a compare-and-set): many to a statement, in pieces of the sizes of
-    q.COMPLETE_BY_SIZE. A batch that names a task twice goes one report a statement, in order,
-    so that the first of them to find the attempt running is the one recorded, as always."""
-    if len({r.task_id for r in reports}) < len(reports):
+    task (q.COMPLETE_MANY, a compare-and-set, many to a statement). Of reports naming one task
+    twice, the first to find the attempt running is the one recorded: such a batch goes one
+    report a statement, in order."""
+    rows = [_completion_row(r, now) for r in reports]
+    if len({r.task_id for r in reports}) < len(reports):  # which of a task's reports: in order
         one = q.COMPLETE_BY_SIZE[1]
-        return [r for r in reports if tx.execute(one, _completion_row(r, now)).fetchone()]
-    ended: set[int] = set()
-    start = 0
-    for size, sql in q.COMPLETE_BY_SIZE.items():
-        while len(reports) - start >= size:
-            args = [v for r in reports[start : start + size] for v in _completion_row(r, now)]
-            ended.update(row[0] for row in tx.execute(sql, args))
-            start += size
+        return [r for r, row in zip(reports, rows, strict=True) if tx.execute(one, row).fetchone()]
+    ended = {row[0] for row in _in_pieces(tx, q.COMPLETE_BY_SIZE, rows)}
     return [r for r in reports if r.task_id in ended]
+
+
+def _in_pieces(
+    tx: sqlite3.Connection, by_size: dict[int, str], rows: Sequence[tuple[Any, ...]]
+) -> list[Any]:
+    """Run a statement of many rows (queries.by_size: a task's id first in each) over `rows`,
+    in pieces of its sizes, largest first; what it returns. A statement's execution costs about
+    as much as a row's writes when it changes tasks' states (it opens every index state is in),
+    so the pieces pay that a few times a batch, where a statement a row paid it a row. Rows that
+    name a task twice go one a statement, in order, so that each sees what the one before did."""
+    if len({row[0] for row in rows}) < len(rows):
+        one = by_size[1]
+        return [found for row in rows for found in tx.execute(one, row)]
+    returned: list[Any] = []
+    start = 0
+    for size, sql in by_size.items():
+        while len(rows) - start >= size:
+            args = [value for row in rows[start : start + size] for value in row]
+            returned.extend(tx.execute(sql, args))
+            start += size
+    return returned
 
 
 def _completion_row(report: AttemptReport, now: float) -> tuple[Any, ...]:
