@@ -1,9 +1,10 @@
 """Every SQL statement of the SQLite store, named, each with a line saying what it does.
 
 Parameters are named (`:now`); lists travel as JSON arrays read with json_each, so a statement's
-text never depends on the size of its input. The exceptions are the UPDATEs of many tasks' states
-from rows of values each (COMPLETE_MANY, ADMIT_MANY): a batch is cut into pieces of a few sizes
-(`by_size`), each a VALUES list of positional parameters, floats bound as they are.
+text never depends on the size of its input. The exceptions are the statements that write many
+tasks from rows of values each (INSERT_TASKS, ADMIT_MANY, COMPLETE_MANY): a batch is cut into
+pieces of a few sizes (`by_size`), each a VALUES list of positional parameters, floats bound as
+they are.
 """
 
 from __future__ import annotations
@@ -70,19 +71,55 @@ VALUES (:submit_id, :task_ids, :workflow_id, :now)
 EXISTING_IDS = "SELECT id FROM corral_tasks WHERE id IN (SELECT value FROM json_each(:ids))"
 # The next free task id (inside the immediate transaction, so no one else takes it).
 NEXT_TASK_ID = "SELECT coalesce(max(id), 0) + 1 FROM corral_tasks"
-# Insert one task.
-INSERT_TASK = """
+# The values of a task row, in the order of INSERT_TASKS' columns (keys of rows.new_task_row;
+# its `now` is the created_at).
+TASK_ROW_KEYS = (
+    "id",
+    "name",
+    "pool",
+    "group_name",
+    "state",
+    "priority",
+    "level",
+    "aging",
+    "promote_at",
+    "args",
+    "kwargs",
+    "dedup_key",
+    "max_retries",
+    "backoff",
+    "max_runtime",
+    "on_timeout",
+    "now",
+    "enqueued_at",
+    "run_at",
+    "ready_at",
+    "rank",
+    "exclusive",
+    "rate_key",
+    "workflow_id",
+    "on_upstream_failure",
+    "deps_left",
+    "quarantine_after",
+    "cleanup",
+    "logical_time",
+    "data_start",
+    "trace_context",
+)
+# Insert tasks, a row of TASK_ROW_KEYS each: by how many it takes (queries.by_size), largest
+# first. An INSERT into tasks opens each of their indexes at every execution, as an UPDATE of
+# their state does.
+INSERT_TASKS = by_size(
+    """
 INSERT INTO corral_tasks (
     id, name, pool, group_name, state, priority, level, aging, promote_at, args, kwargs,
     dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at, enqueued_at, run_at,
     ready_at, rank, exclusive, rate_key, workflow_id, on_upstream_failure, deps_left,
     quarantine_after, cleanup, logical_time, data_start, trace_context)
-VALUES (:id, :name, :pool, :group_name, :state, :priority, :level, :aging, :promote_at, :args,
-        :kwargs, :dedup_key, :max_retries, :backoff, :max_runtime, :on_timeout, :now,
-        :enqueued_at, :run_at, :ready_at, :rank, :exclusive, :rate_key, :workflow_id,
-        :on_upstream_failure, :deps_left, :quarantine_after, :cleanup,
-        :logical_time, :data_start, :trace_context)
-"""
+VALUES {rows}
+""",
+    len(TASK_ROW_KEYS),
+)
 # Insert one dependency edge.
 INSERT_DEP = "INSERT OR IGNORE INTO corral_task_deps (task_id, depends_on) VALUES (?, ?)"
 # Hint a group whose ready tasks changed (at most one hint per group waits).

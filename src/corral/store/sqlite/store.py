@@ -375,7 +375,7 @@ class SQLiteStore(
             rows.append(row)
             deps.extend((result.id, dep) for dep in upstream)
             events.append(submitted(result.id, row["state"], now))
-        tx.executemany(q.INSERT_TASK, rows)
+        _in_pieces(tx, q.INSERT_TASKS, [tuple(row[k] for k in q.TASK_ROW_KEYS) for row in rows])
         if rows:
             self._notice(SCHEDULER)
         ready = {(row["pool"], row["group_name"]) for row in rows if row["state"] == State.READY}
