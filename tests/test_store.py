@@ -277,6 +277,25 @@ def test_claim_follows_admission_order(store: Store) -> None:
     assert store.task_claim(ClaimParams("w3", ["default"], 10, T0 + 30, T0 + 2)) == []
 
 
+def test_a_large_admission_keeps_its_order_and_admits_each_task_once(store: Store) -> None:
+    """75 tasks asked in a shuffled order (SQLite admits them in statements of 64, 8, 2 and 1),
+    one of them twice and one not ready: each ready task is admitted once, they come back in the
+    order asked, and the claims follow that order."""
+    ids = [r.id for r in store.task_insert_many(InsertParams([new_task()] * 75, T0))]
+    waiting = submit(store, run_at=T0 + 60)
+    order = ids[1::2] + ids[::2]
+    asked = [*order[:10], waiting, order[3], *order[10:]]
+    assert store.task_admit_many(AdmitParams(asked, T0)) == order
+    assert store.task_admit_many(AdmitParams(order[:70], T0 + 1)) == []
+    assert state(store, waiting) == State.WAITING
+    claimed = store.task_claim(ClaimParams("w1", ["default"], 100, T0 + 30, T0 + 2))
+    assert [c.id for c in claimed] == order
+    more = [r.id for r in store.task_insert_many(InsertParams([new_task()] * 70, T0))]
+    assert store.task_admit_many(AdmitParams(more[::-1], T0 + 3)) == more[::-1]  # no repeat
+    claimed = store.task_claim(ClaimParams("w1", ["default"], 100, T0 + 30, T0 + 4))
+    assert [c.id for c in claimed] == more[::-1]
+
+
 def test_claim_only_takes_tasks_of_its_pools(store: Store) -> None:
     mine, other = submit(store), submit(store, pool="gpu")
     store.task_admit_many(AdmitParams([mine, other], T0))
@@ -369,6 +388,41 @@ def test_complete_refuses_stale_attempt_and_wrong_worker(store: Store) -> None:
     assert (record.state, record.result, record.finished_at) == (State.SUCCEEDED, "7", T0 + 7)
     outcomes = [(a.attempt, a.outcome) for a in store.attempt_list(task_id)]
     assert outcomes == [(1, "failed"), (2, "succeeded")]
+
+
+def test_a_large_batch_of_reports_records_each_running_attempt_once(store: Store) -> None:
+    """A batch of 75 reports (SQLite records them in statements of 64, 8, 2 and 1): the stale
+    ones are refused, the others each land on their own task, and the recorded come back in
+    the batch's order."""
+    ids = [r.id for r in store.task_insert_many(InsertParams([new_task()] * 75, T0))]
+    register_worker(store, concurrency=100)
+    assert store.task_admit_many(AdmitParams(ids, T0)) == ids
+    claimed = store.task_claim(ClaimParams("w1", ["default"], 100, T0 + 30, T0))
+    assert sorted(c.id for c in claimed) == ids
+    reports = []
+    for n, task_id in enumerate(reversed(ids)):
+        if n % 7 == 3:  # a stale attempt: not recorded
+            reports.append(AttemptReport(task_id, 2, "succeeded", State.SUCCEEDED, worker_id="w1"))
+        elif n % 5 == 1:
+            reports.append(AttemptReport(task_id, 1, "failed", State.RETRY_WAIT, True, "w1",
+                                         error="E: again", retry_at=T0 + 50 + n))  # fmt: skip
+        else:
+            reports.append(AttemptReport(task_id, 1, "succeeded", State.SUCCEEDED,
+                                         worker_id="w1", result=str(n)))  # fmt: skip
+    recorded = store.task_complete_many(CompleteParams(reports, T0 + 2))
+    assert recorded == [r.task_id for r in reports if r.attempt == 1]
+    for n, report in enumerate(reports):
+        record = store.task_get(report.task_id)
+        assert record is not None
+        if report.attempt == 2:
+            assert (record.state, record.finished_at) == (State.RUNNING, None)
+        elif report.target == State.RETRY_WAIT:
+            assert (record.state, record.failures, record.error, record.run_at) == (
+                State.RETRY_WAIT, 1, "E: again", T0 + 50 + n)  # fmt: skip
+        else:
+            assert (record.state, record.result, record.finished_at) == (
+                State.SUCCEEDED, str(n), T0 + 2)  # fmt: skip
+        assert record.worker_id is None or report.attempt == 2
 
 
 def test_failed_attempt_keeps_error_and_traceback(store: Store) -> None:

@@ -84,5 +84,12 @@ def end_detail(outcome: str, error: str | None, traceback: str | None) -> str:
     """The JSON `detail` of the event of an attempt's end."""
     failure = describe(outcome, error, traceback)
     if failure is None:
-        return dumps({"outcome": outcome})
+        plain = _PLAIN_DETAILS.get(outcome)
+        if plain is None:
+            plain = _PLAIN_DETAILS[outcome] = dumps({"outcome": outcome})
+        return plain
     return dumps({"outcome": outcome, "error": failure.to_json()})
+
+
+_PLAIN_DETAILS: dict[str, str] = {}
+"""The detail of an end without an error, by outcome (nearly every completion's), encoded once."""

@@ -55,7 +55,9 @@ class Move:
 
     def rows(self, moved: Iterable[Sequence[int]], at: float) -> list[EventRow]:
         """The event rows of the (task id, attempt) pairs that made this move at `at`."""
-        return [self.row(int(m[0]), int(m[1]), at) for m in moved]
+        kind, source = self.kind, str(self.source)
+        target = None if self.target is None else str(self.target)
+        return [EventRow(int(m[0]), at, kind, source, target, int(m[1])) for m in moved]
 
     @property
     def sql(self) -> str:
@@ -67,10 +69,18 @@ class Move:
 
 def move(source: State, target: State, kind: str | None = None) -> Move:
     """The move `source` -> `target` (its event kind: the target's name); refused unless ALLOWED
-    has it."""
+    has it. Each allowed move is made once and kept (a completion asks twice a report)."""
+    made = _MADE.get((source, target, kind))
+    if made is not None:
+        return made
     if not is_allowed(source, target):
         raise TransitionRefused(f"a task can't go from {source} to {target}")
-    return Move(kind or str(target), source, target)
+    made = _MADE[(source, target, kind)] = Move(kind or str(target), source, target)
+    return made
+
+
+_MADE: dict[tuple[State, State, str | None], Move] = {}
+"""The moves `move` made, by its arguments (a Move is immutable; ALLOWED does not change)."""
 
 
 ADMIT = Move("admitted", State.READY, State.ADMITTED)

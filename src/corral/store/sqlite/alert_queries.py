@@ -13,7 +13,11 @@ NOTIFICATION_FIELDS = (
     "id, incident_id, rule, channel, transition, idempotency_key, message, state, tries, due_at, "
     "last_error, created_at, sent_at, group_key"
 )
-_FAILED_SQL = "(" + ", ".join(f"'{o}'" for o in FAILED_OUTCOMES) + ")"
+_FAILED_SQL = "(" + " OR ".join(f"a.outcome = '{o}'" for o in FAILED_OUTCOMES) + ")"
+"""An attempt failed, worded as corral_attempts_failed's predicate (migration 0023: equalities
+joined by OR, which SQLite checks in place, where an IN list of more than two constants is a
+lookup table built at every insert and update of an attempt), so the planner sees the index
+hold the rows."""
 
 # Open an incident unless one of (rule, subject) is open (corral_alert_incidents_open).
 OPEN_INCIDENT = """
@@ -116,7 +120,7 @@ FAILED_ATTEMPTS = f"""
 SELECT a.task_id, a.attempt, t.name, t.group_name, t.pool, a.outcome, a.error, a.finished_at,
        t.state, t.attempt
 FROM corral_attempts a INDEXED BY corral_attempts_failed JOIN corral_tasks t ON t.id = a.task_id
-WHERE a.outcome IN {_FAILED_SQL} AND a.finished_at >= :since
+WHERE {_FAILED_SQL} AND a.finished_at >= :since
 ORDER BY a.finished_at DESC LIMIT :limit
 """
 # The pool's ready task waiting the longest, of a group not paused (corral_tasks_group_ready:

@@ -1,13 +1,28 @@
 """Every SQL statement of the SQLite store, named, each with a line saying what it does.
 
 Parameters are named (`:now`); lists travel as JSON arrays read with json_each, so a statement's
-text never depends on the size of its input.
+text never depends on the size of its input. The exceptions are the statements that write many
+tasks from rows of values each (INSERT_TASKS, ADMIT_MANY, COMPLETE_MANY): a batch is cut into
+pieces of a few sizes (`by_size`), each a VALUES list of positional parameters, floats bound as
+they are.
 """
 
 from __future__ import annotations
 
 from ...moves import TERMINAL_SQL
-from ..rows import GROUP_FIELDS
+from ..rows import GROUP_FIELDS, ROW_FIELDS
+
+PIECE_SIZES = (64, 32, 16, 8, 4, 2, 1)
+"""The sizes a batch is cut into for a statement of many rows (`by_size`): a few texts, each
+prepared once a connection."""
+
+
+def by_size(sql: str, width: int) -> dict[int, str]:
+    """`sql`, whose `{rows}` is a VALUES list, for each of PIECE_SIZES rows of `width`
+    parameters, largest first."""
+    row = "(" + ", ".join(["?"] * width) + ")"
+    return {size: sql.format(rows=", ".join([row] * size)) for size in PIECE_SIZES}
+
 
 # -- schema -------------------------------------------------------------------------------------
 
@@ -56,16 +71,21 @@ VALUES (:submit_id, :task_ids, :workflow_id, :now)
 EXISTING_IDS = "SELECT id FROM corral_tasks WHERE id IN (SELECT value FROM json_each(:ids))"
 # The next free task id (inside the immediate transaction, so no one else takes it).
 NEXT_TASK_ID = "SELECT coalesce(max(id), 0) + 1 FROM corral_tasks"
-# Insert one task, its values in rows.ROW_FIELDS order (positional: a bulk submit binds each
-# row as it is; looking up 31 names in a dict per row was half of what the insert cost).
-INSERT_TASK = """
+# Insert tasks, a row of rows.ROW_FIELDS each (positional: a bulk submit binds each row as it
+# is; looking up 31 names in a dict per row was half of what the insert cost): by how many it
+# takes (queries.by_size), largest first. An INSERT into tasks opens each of their indexes at
+# every execution, as an UPDATE of their state does.
+INSERT_TASKS = by_size(
+    """
 INSERT INTO corral_tasks (
     id, name, pool, group_name, state, priority, level, aging, promote_at, args, kwargs,
     dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at, enqueued_at, run_at,
     ready_at, rank, exclusive, rate_key, workflow_id, on_upstream_failure, deps_left,
     quarantine_after, cleanup, logical_time, data_start, trace_context)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
+VALUES {rows}
+""",
+    len(ROW_FIELDS),
+)
 # Insert one dependency edge.
 INSERT_DEP = "INSERT OR IGNORE INTO corral_task_deps (task_id, depends_on) VALUES (?, ?)"
 # Hint a group whose ready tasks changed (at most one hint per group waits).
@@ -228,11 +248,16 @@ RATE_LIMITS_NAMED = """
 SELECT key, rate_limit, per_second, burst FROM corral_rate_limits
 WHERE key IN (SELECT value FROM json_each(:keys))
 """
-# Admit one ready task (admitted_at orders the claims).
-ADMIT = """
-UPDATE corral_tasks SET state = 'admitted', admitted_at = :at
-WHERE id = :id AND state = 'ready' RETURNING id, attempt, pool, group_name
+# Admit ready tasks (admitted_at orders the claims): one statement for `size` tasks, a row of
+# (id, admitted_at) each, as COMPLETE_MANY records many reports.
+ADMIT_MANY = """
+WITH r(task_id, at) AS (VALUES {rows})
+UPDATE corral_tasks SET state = 'admitted', admitted_at = r.at
+FROM r WHERE corral_tasks.id = r.task_id AND corral_tasks.state = 'ready'
+RETURNING corral_tasks.id, corral_tasks.attempt, corral_tasks.pool, corral_tasks.group_name
 """
+ADMIT_BY_SIZE = by_size(ADMIT_MANY, 2)
+"""ADMIT_MANY by how many tasks it takes, largest first."""
 # Store a token bucket as admissions left it.
 SET_BUCKET = """
 INSERT INTO corral_rate_buckets (key, tokens, updated_at, per_second, burst)
@@ -309,26 +334,38 @@ INSERT_ATTEMPT = """
 INSERT INTO corral_attempts (task_id, attempt, worker_id, started_at, isolated)
 VALUES (?, ?, ?, ?, ?)
 """
-# Record the end of a running attempt, if it is still the running one (compare-and-set).
-COMPLETE = """
+# Record the ends of running attempts, each if it is still the running one (compare-and-set):
+# one statement for `size` reports, a row of COMPLETE_VALUES each, in the order of
+# completion_row's parameters. An UPDATE of a task's state opens every index that state is in at
+# each execution, matched rows or not (about 10 us, more than a row's own writes), so one
+# execution a report paid it a task.
+COMPLETE_MANY = """
+WITH r(task_id, attempt_no, worker, target, result, error, failed, terminal, at, retry_at,
+       slices, suspect_now, crashes, no_aging) AS (VALUES {rows})
 UPDATE corral_tasks SET
-    state = :target,
-    result = :result,
-    error = :error,
-    failures = failures + :failed,
+    state = r.target,
+    result = r.result,
+    error = r.error,
+    failures = corral_tasks.failures + r.failed,
     worker_id = NULL,
     lease_expires_at = NULL,
-    cancel_requested = CASE WHEN :target = 'ready' THEN cancel_requested ELSE 0 END,
-    finished_at = CASE WHEN :terminal THEN :now ELSE NULL END,
-    run_at = CASE WHEN :target = 'retry_wait' THEN :retry_at ELSE run_at END,
-    promote_at = CASE WHEN :target = 'ready' AND aging != :no_aging THEN :now ELSE NULL END,
-    stalled_slices = coalesce(:stalled_slices, stalled_slices),
-    suspect = coalesce(:suspect, suspect),
-    isolated_crashes = coalesce(:isolated_crashes, isolated_crashes)
-WHERE id = :id AND attempt = :attempt AND state = 'running'
-  AND (:worker IS NULL OR worker_id = :worker)
-RETURNING id
+    cancel_requested = CASE WHEN r.target = 'ready' THEN corral_tasks.cancel_requested ELSE 0 END,
+    finished_at = CASE WHEN r.terminal THEN r.at ELSE NULL END,
+    run_at = CASE WHEN r.target = 'retry_wait' THEN r.retry_at ELSE corral_tasks.run_at END,
+    promote_at = CASE WHEN r.target = 'ready' AND corral_tasks.aging != r.no_aging THEN r.at
+                      ELSE NULL END,
+    stalled_slices = coalesce(r.slices, corral_tasks.stalled_slices),
+    suspect = coalesce(r.suspect_now, corral_tasks.suspect),
+    isolated_crashes = coalesce(r.crashes, corral_tasks.isolated_crashes)
+FROM r
+WHERE corral_tasks.id = r.task_id AND corral_tasks.attempt = r.attempt_no
+  AND corral_tasks.state = 'running' AND (r.worker IS NULL OR corral_tasks.worker_id = r.worker)
+RETURNING corral_tasks.id
 """
+COMPLETE_BY_SIZE = by_size(COMPLETE_MANY, 14)
+"""COMPLETE_MANY by how many reports it takes (14 parameters each), largest first."""
+
+
 # Close an attempt row.
 CLOSE_ATTEMPT = """
 UPDATE corral_attempts SET finished_at = ?, outcome = ?, error = ?, traceback = ?

@@ -384,7 +384,7 @@ class SQLiteStore(
                     deps.extend((result.id, dep) for dep in upstream)
         if not rows:
             return results
-        tx.executemany(q.INSERT_TASK, rows)
+        _in_pieces(tx, q.INSERT_TASKS, rows)
         self._notice(SCHEDULER)
         ready = {(row[POOL_AT], row[GROUP_AT]) for row in rows if row[STATE_AT] == READY}
         tx.executemany(q.INSERT_HINT, sorted(ready))
@@ -514,9 +514,10 @@ class SQLiteStore(
         admitted: list[tuple[int, int]] = []
         groups: set[tuple[str, str]] = set()
         with self._write() as tx:
-            for order, task_id in enumerate(task_ids):
-                row = tx.execute(q.ADMIT, {"id": task_id, "at": now + order * 1e-6}).fetchone()
-                if row is not None:
+            rows = [(task_id, now + order * 1e-6) for order, task_id in enumerate(task_ids)]
+            found = {row[0]: row for row in _in_pieces(tx, q.ADMIT_BY_SIZE, rows)}
+            for task_id in dict.fromkeys(task_ids):  # in the order asked
+                if (row := found.get(task_id)) is not None:
                     admitted.append((row[0], row[1]))
                     groups.add((row[2], row[3]))
             tx.executemany(q.INSERT_EVENT, ADMIT.rows(admitted, now))
@@ -578,9 +579,7 @@ class SQLiteStore(
         recorded: list[AttemptReport] = []
         with self._write() as tx:
             attempts, events = [], []
-            for report in params.reports:
-                if tx.execute(q.COMPLETE, _completion_params(report, now)).fetchone() is None:
-                    continue
+            for report in _record_ends(tx, params.reports, now):
                 recorded.append(report)
                 attempts.append((now, report.outcome, report.error, report.traceback,
                                  report.task_id, report.attempt))  # fmt: skip
@@ -764,24 +763,61 @@ class SQLiteStore(
         return [FeedEvent(Event(*r[:8]), r[8], r[9], r[10], int(r[11])) for r in rows]
 
 
-def _completion_params(report: AttemptReport, now: float) -> dict[str, Any]:
-    return {
-        "id": report.task_id,
-        "attempt": report.attempt,
-        "worker": report.worker_id,
-        "target": str(report.target),
-        "result": report.result,
-        "error": report.error,
-        "failed": int(report.counts_as_failure),
-        "terminal": report.target in TERMINAL,
-        "now": now,
+def _record_ends(
+    tx: sqlite3.Connection, reports: Sequence[AttemptReport], now: float
+) -> list[AttemptReport]:
+    """The reports whose attempt was still the running one, in their order, each recorded on its
+    task (q.COMPLETE_MANY, a compare-and-set, many to a statement). Of reports naming one task
+    twice, the first to find the attempt running is the one recorded: such a batch goes one
+    report a statement, in order."""
+    rows = [_completion_row(r, now) for r in reports]
+    if len({r.task_id for r in reports}) < len(reports):  # which of a task's reports: in order
+        one = q.COMPLETE_BY_SIZE[1]
+        return [r for r, row in zip(reports, rows, strict=True) if tx.execute(one, row).fetchone()]
+    ended = {row[0] for row in _in_pieces(tx, q.COMPLETE_BY_SIZE, rows)}
+    return [r for r in reports if r.task_id in ended]
+
+
+def _in_pieces(
+    tx: sqlite3.Connection, by_size: dict[int, str], rows: Sequence[tuple[Any, ...]]
+) -> list[Any]:
+    """Run a statement of many rows (queries.by_size: a task's id first in each) over `rows`,
+    in pieces of its sizes, largest first; what it returns. A statement's execution costs about
+    as much as a row's writes when it changes tasks' states (it opens every index state is in),
+    so the pieces pay that a few times a batch, where a statement a row paid it a row. Rows that
+    name a task twice go one a statement, in order, so that each sees what the one before did."""
+    if len({row[0] for row in rows}) < len(rows):
+        one = by_size[1]
+        return [found for row in rows for found in tx.execute(one, row)]
+    returned: list[Any] = []
+    start = 0
+    for size, sql in by_size.items():
+        while len(rows) - start >= size:
+            args = [value for row in rows[start : start + size] for value in row]
+            returned.extend(tx.execute(sql, args))
+            start += size
+    return returned
+
+
+def _completion_row(report: AttemptReport, now: float) -> tuple[Any, ...]:
+    """A report's row of q.COMPLETE_MANY (q.COMPLETE_VALUES)."""
+    return (
+        report.task_id,
+        report.attempt,
+        report.worker_id,
+        str(report.target),
+        report.result,
+        report.error,
+        int(report.counts_as_failure),
+        int(report.target in TERMINAL),
+        now,
         # A report leaving a clean-up holds its retry (run_at NULL) until the clean-up ended.
-        "retry_at": None if report.cleanup is not None else report.retry_at,
-        "no_aging": NO_AGING,
-        "stalled_slices": report.stalled_slices,
-        "suspect": None if report.suspect is None else int(report.suspect),
-        "isolated_crashes": report.isolated_crashes,
-    }
+        None if report.cleanup is not None else report.retry_at,
+        report.stalled_slices,
+        None if report.suspect is None else int(report.suspect),
+        report.isolated_crashes,
+        NO_AGING,
+    )
 
 
 def _settle(tx: sqlite3.Connection, limit: int) -> None:

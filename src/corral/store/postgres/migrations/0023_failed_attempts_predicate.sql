@@ -1,0 +1,4 @@
+-- corral schema, version 23: nothing changes on PostgreSQL. On SQLite this version rewrites the
+-- failed attempts' partial index from `outcome IN (...)` to four equalities joined by OR: SQLite
+-- built the IN list's lookup table at every insert and update of an attempt. PostgreSQL checks
+-- an IN list of constants in place, so its index stays as migration 0017 made it.
