@@ -277,6 +277,26 @@ def test_claim_follows_admission_order(store: Store) -> None:
     assert store.task_claim(ClaimParams("w3", ["default"], 10, T0 + 30, T0 + 2)) == []
 
 
+@pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
+def test_a_claim_that_waited_for_the_write_lock_never_starts_a_task_before_its_admission(
+    store: Store,
+) -> None:
+    """SQLite: a worker reads its `now`, then waits for the file's write lock while the leader
+    admits; the start it records is the admission's time, not that earlier `now` (a start
+    before the admission showed as a negative wait, and as overlaps the demo's check saw)."""
+    task_id = submit(store)
+    assert store.task_admit_many(AdmitParams([task_id], T0 + 5)) == [task_id]
+    claimed = store.task_claim(ClaimParams("w1", ["default"], 1, T0 + 30, T0 + 4.99))
+    assert [c.id for c in claimed] == [task_id]
+    record = store.task_get(task_id)
+    assert record is not None and record.started_at == record.first_started_at == T0 + 5
+    assert record.wait_seconds is not None and record.wait_seconds >= 0
+    detail = store.attempt_list(task_id)
+    assert [a.started_at for a in detail] == [T0 + 5]
+    running = [e for e in store.event_fetch_after(0, 100) if e.kind == "running"]
+    assert [e.at for e in running] == [T0 + 5]
+
+
 def test_a_large_admission_keeps_its_order_and_admits_each_task_once(store: Store) -> None:
     """75 tasks asked in a shuffled order (SQLite admits them in statements of 64, 8, 2 and 1),
     one of them twice and one not ready: each ready task is admitted once, they come back in the

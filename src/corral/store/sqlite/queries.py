@@ -288,7 +288,9 @@ DELETE_BUCKET = "DELETE FROM corral_rate_buckets WHERE key = ?"
 
 # -- worker -------------------------------------------------------------------------------------
 
-# Claim admitted tasks of the pools (a JSON array) in admission order. A suspect runs alone: with
+# Claim admitted tasks of the pools (a JSON array) in admission order; a task starts at :now, or
+# at its admission if that came later (:now is read before the write lock, which a claim may wait
+# for while the leader admits: a start is never before its admission). A suspect runs alone: with
 # :may_take_suspect and nothing of the worker's running, the oldest admitted suspect by itself;
 # else up to :limit tasks that are not suspects, none while the worker runs a suspect.
 CLAIM = """
@@ -306,8 +308,8 @@ plain AS (
                       AND suspect = 1)
     ORDER BY admitted_at, id LIMIT :limit)
 UPDATE corral_tasks SET state = 'running', attempt = attempt + 1, worker_id = :worker,
-       lease_expires_at = :lease, started_at = :now,
-       first_started_at = coalesce(first_started_at, :now)
+       lease_expires_at = :lease, started_at = max(:now, coalesce(admitted_at, :now)),
+       first_started_at = coalesce(first_started_at, max(:now, coalesce(admitted_at, :now)))
 WHERE id IN (SELECT id FROM lone UNION ALL SELECT id FROM plain)
 RETURNING id, name, group_name, attempt, failures, max_retries, backoff, max_runtime,
           on_timeout, args, kwargs, dedup_key, checkpoint, shared, stalled_slices, logical_time,

@@ -552,9 +552,12 @@ class SQLiteStore(
         with self._write() as tx:
             rows = tx.execute(q.CLAIM, args).fetchall()
             rows.sort(key=lambda r: (r[-1], r[0]))  # admission order
-            # r[-6]: suspect (then pool, ready_at, trace_context, workflow_id, admitted_at)
-            tx.executemany(q.INSERT_ATTEMPT, [(r[0], r[3], worker_id, now, r[-6]) for r in rows])
-            tx.executemany(q.INSERT_EVENT, CLAIM.rows([(r[0], r[3]) for r in rows], now))
+            # r[-6]: suspect (then pool, ready_at, trace_context, workflow_id, admitted_at); a
+            # start is never before the admission (q.CLAIM)
+            starts = [(r, max(now, r[-1] or now)) for r in rows]
+            attempts = [(r[0], r[3], worker_id, at, r[-6]) for r, at in starts]
+            tx.executemany(q.INSERT_ATTEMPT, attempts)
+            tx.executemany(q.INSERT_EVENT, [CLAIM.row(r[0], r[3], at) for r, at in starts])
         return [claimed_task(row) for row in rows]
 
     def task_drain_mark(self, drain: DrainParams) -> int | None:
