@@ -22,6 +22,7 @@ from ...clock import SystemClock
 from ...codec import dumps, loads
 from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
 from ...interrupts import shield_calls
+from ...lanes import takes_lane
 from ...lifecycle import TERMINAL, State
 from ...model import (
     DEFAULTS_GROUP,
@@ -98,13 +99,14 @@ from ..rows import (
     submitted_again,
     task_record,
 )
-from . import pause_queries, read_queries
+from . import lane_queries, pause_queries, read_queries
 from . import queries as q
 from .access import SQLiteAccess
 from .alerts import SQLiteAlerts
 from .bulk import SQLiteBulk
 from .cleanups import SQLiteCleanups, write_cleanups
 from .consumers import SQLiteConsumers
+from .lanes import SQLiteLanes
 from .leases import SQLiteLeases
 from .listener import PollingListener
 from .migrate import latest_schema, migrations
@@ -167,6 +169,7 @@ class SQLiteStore(
     SQLiteBulk,
     SQLiteAccess,
     SQLitePauses,
+    SQLiteLanes,
     ReadSideReads,
     SQLiteLeases,
     ConsumerLeaseShims,
@@ -336,7 +339,8 @@ class SQLiteStore(
         def write(tx: sqlite3.Connection, look: bool) -> list[Submitted]:
             if look and (found := _recorded(tx, submit_id)) is not None:
                 return submitted_again(str(submit_id), found, len(tasks), workflow=False)[1]
-            return _record(tx, submit_id, self._insert(tx, tasks, now), None, now)
+            lane = params.joined is None  # a caller's transaction: its commit is not seen
+            return _record(tx, submit_id, self._insert(tx, tasks, now, lane), None, now)
 
         if params.joined is not None:
             return write(params.joined.sqlite(), submit_id is not None)
@@ -355,8 +359,9 @@ class SQLiteStore(
             return write(tx, True)
 
     def _insert(
-        self, tx: sqlite3.Connection, tasks: Sequence[NewTask], now: float
+        self, tx: sqlite3.Connection, tasks: Sequence[NewTask], now: float, lane: bool = False
     ) -> list[Submitted]:
+        """`lane`: a single task may take a slot of its pool's fast lane (corral.lanes)."""
         keys = sorted({t.dedup_key for t in tasks if t.dedup_key is not None})
         holders: dict[str, int] = {}
         if keys:
@@ -375,10 +380,26 @@ class SQLiteStore(
             rows.append(row)
             deps.extend((result.id, dep) for dep in upstream)
             events.append(submitted(result.id, row["state"], now))
+        laned = (
+            lane
+            and len(tasks) == 1
+            and len(rows) == 1
+            and takes_lane(tasks[0], rows[0]["state"])
+            and tx.execute(lane_queries.TAKE, rows[0]).rowcount == 1
+        )
         tx.executemany(q.INSERT_TASK, rows)
-        if rows:
+        if laned:  # admitted in this write: its pool's workers are told, not the scheduler
+            row = rows[0]
+            tx.execute(q.ADMIT, {"id": row["id"], "at": now})
+            events.extend(ADMIT.rows([(row["id"], 0)], now))
+            self._notice(WORKERS, f"admitted:{row['pool']}")
+        elif rows:
             self._notice(SCHEDULER)
-        ready = {(row["pool"], row["group_name"]) for row in rows if row["state"] == State.READY}
+        ready = {
+            (row["pool"], row["group_name"])
+            for row in rows
+            if row["state"] == State.READY and not laned  # a laned task is no group's head
+        }
         tx.executemany(q.INSERT_HINT, sorted(ready))
         tx.executemany(q.INSERT_DEP, deps)
         tx.executemany(q.INSERT_EVENT, events)
