@@ -9,7 +9,9 @@ from ...model import DEFAULTS_GROUP
 # load read after it counts every slot taken.
 CLOSE = "UPDATE corral_fast_lanes SET slots = 0 WHERE slots > 0 RETURNING pool"
 # The open lanes' slots left.
-SLOTS = "SELECT pool, slots FROM corral_fast_lanes WHERE slots > 0 AND until > %(now)s ORDER BY pool"
+SLOTS = (
+    "SELECT pool, slots FROM corral_fast_lanes WHERE slots > 0 AND until > %(now)s ORDER BY pool"
+)
 # Open lanes: a pool's slots until a time (arrays).
 OPEN = """
 INSERT INTO corral_fast_lanes (pool, slots, until)
