@@ -11,6 +11,8 @@ under all three, so only the order differs.
 Scenarios:
   big-first   one 1,500-job pipeline (cap 12), then 60 small pipelines (3-9 jobs) and 4 medium
               ones (30-120 jobs, cap 6) submitted just after it: the wait of the small ones.
+  trickle     the 1,500-job pipeline (cap 12), then 60 small pipelines whose jobs are submitted
+              one at a time over about 3 s: the fast lane's case (`fair-no-lane` compares).
   share       8 equal pipelines of 150 jobs submitted one after another, all backlogged: Jain's
               fairness index of their slot shares, sampled every 10 ms while all are backlogged
               (1.0 is perfectly fair, 1/8 is one group taking everything).
@@ -21,6 +23,7 @@ Then the scheduler's cost per decision with 10 to 10,000 groups holding 20,000 r
 
     python benchmarks/fairness.py --backend sqlite
     python benchmarks/fairness.py --backend postgres --policies fair,fifo,priority
+    python benchmarks/fairness.py --backend sqlite --policies fair,fair-no-lane --skip-cost
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ from corral.store import Store, open_store
 from corral.store.contract import ClaimParams, CompleteParams, InsertParams
 
 SLOTS = 16
+NO_LANE = "-no-lane"
+"""A policy named with this suffix runs without the fast lane (`--policies fair,fair-no-lane`)."""
 
 
 @dataclass
@@ -76,12 +81,18 @@ class Cluster:
 
     def __init__(self, url: str, policy: str) -> None:
         self.app = make_app(url)
-        env = dict(os.environ, CORRAL_DATABASE_URL=url, PYTHONPATH=str(HERE))
+        path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(HERE)) if p)
+        env = dict(os.environ, CORRAL_DATABASE_URL=url, PYTHONPATH=path)
         command = [sys.executable, "-m", "corral", "--app", "fairness_app:app", "worker",
                    "--concurrency", str(SLOTS)]  # fmt: skip
         self.worker = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
-        self.scheduler = Scheduler(self.app.store, SchedulerConfig(policy=policy, prefetch=0,
-                                                                   prefetch_ratio=0.0))  # fmt: skip
+        config = SchedulerConfig(
+            policy=policy.removesuffix(NO_LANE),
+            prefetch=0,
+            prefetch_ratio=0.0,
+            fast_lane=not policy.endswith(NO_LANE),
+        )
+        self.scheduler = Scheduler(self.app.store, config)
         self.thread = threading.Thread(target=self.scheduler.run, daemon=True)
 
     def __enter__(self) -> Cluster:
@@ -136,6 +147,20 @@ def big_first(cluster: Cluster, rng: random.Random, policy: str) -> None:
     app.submit_many(batch)
 
 
+def trickle(cluster: Cluster, rng: random.Random, policy: str) -> None:
+    """The big pipeline (cap 12) in one batch, then 60 small pipelines whose jobs come one
+    submit at a time, as polls and checks do, over about 3 s: with 4 slots the big one can't
+    take, the fast lane admits them in their own writes, the leader's round otherwise."""
+    app = cluster.app
+    app.groups.configure("big", max_parallel=12)
+    app.submit_many([job(app, "big", poll_ms(rng)) for _ in range(1500)])
+    kind = app.task_type("job")
+    for s in range(60):
+        for _ in range(rng.randint(3, 9)):
+            kind.submit(poll_ms(rng), group=f"small-{s}")
+        time.sleep(0.05)
+
+
 def share(cluster: Cluster, rng: random.Random, policy: str) -> None:
     app = cluster.app
     for g in range(8):
@@ -153,7 +178,7 @@ def starvation(cluster: Cluster, rng: random.Random, policy: str) -> None:
         app.submit_many([high.prepare(20.0, group="stream", priority=5) for _ in range(50)])
         if elapsed > 0.2 and not lows_sent:
             low = app.task_type("low")
-            ageing = None if policy == "fair" else corral.aging.none
+            ageing = None if policy.startswith("fair") else corral.aging.none
             app.submit_many([low.prepare(20.0, group="checks", aging=ageing) for _ in range(10)])
             lows_sent = True
         time.sleep(max(0.0, 0.05 - (time.monotonic() - started - elapsed)))
@@ -161,6 +186,7 @@ def starvation(cluster: Cluster, rng: random.Random, policy: str) -> None:
 
 SCENARIOS: dict[str, Callable[[Cluster, random.Random, str], None]] = {
     "big-first": big_first,
+    "trickle": trickle,
     "share": share,
     "starvation": starvation,
 }
@@ -276,6 +302,12 @@ def summarise(runs: dict[str, dict[str, Run]], policies: list[str]) -> None:
     row("big-first: big pipeline, mean wait (s)",
         lambda r: f"{statistics.fmean(r.waits['big']):.2f}", "big-first")  # fmt: skip
     row("big-first: all done after (s)", lambda r: f"{r.seconds:.1f}", "big-first")
+    row("trickle: small pipelines, mean wait (s)", lambda r: f"{statistics.fmean(small(r)):.3f}",
+        "trickle")  # fmt: skip
+    row("trickle: small pipelines, p95 wait (s)", lambda r: f"{percentile(small(r), 95):.3f}",
+        "trickle")  # fmt: skip
+    row("trickle: big pipeline, mean wait (s)",
+        lambda r: f"{statistics.fmean(r.waits['big']):.2f}", "trickle")  # fmt: skip
     row("share: Jain's index of backlogged groups", lambda r: f"{r.jain:.3f}", "share")
     row("starvation: low-priority, longest wait (s)",
         lambda r: f"{max(r.waits['checks']):.2f}", "starvation")  # fmt: skip

@@ -7,6 +7,11 @@ time, and in bulk (`submit_many`, one transaction per 5,000). The baseline, meas
 sitting, is a bare INSERT of one row per transaction on the same backend.
 
     python benchmarks/latency.py --backend sqlite --backend postgres --samples 300
+    python benchmarks/latency.py --backend sqlite --backend postgres --fast-lane-ab 4
+
+`--fast-lane-ab N`: N rounds alternating the scheduler with and without its fast lane
+(`corral scheduler --no-fast-lane`), the latency of each, in one sitting. The processes import
+corral as this one does (a PYTHONPATH given to it is passed on).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -27,11 +33,13 @@ from common import fresh_database, percentile
 from corral.lifecycle import TERMINAL
 
 
-def latency(url: str, samples: int) -> list[float]:
-    env = dict(os.environ, CORRAL_DATABASE_URL=url, PYTHONPATH=str(HERE))
+def latency(url: str, samples: int, fast_lane: bool = True) -> list[float]:
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(HERE)) if p)
+    env = dict(os.environ, CORRAL_DATABASE_URL=url, PYTHONPATH=path)
     base = [sys.executable, "-m", "corral", "--app", "noop_app:app"]
+    lane = [] if fast_lane else ["--no-fast-lane"]
     procs = [
-        subprocess.Popen([*base, "scheduler"], env=env, stderr=subprocess.DEVNULL),
+        subprocess.Popen([*base, "scheduler", *lane], env=env, stderr=subprocess.DEVNULL),
         subprocess.Popen(
             [*base, "worker", "--concurrency", "8"], env=env, stderr=subprocess.DEVNULL
         ),
@@ -100,12 +108,34 @@ def bare_insert_rate(url: str, count: int) -> float:
     return rate
 
 
+def fast_lane_ab(backends: list[str], samples: int, rounds: int) -> None:
+    """Rounds alternating the fast lane off and on; p50 and p99 of each round, in ms."""
+    for backend in backends:
+        figures: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+        for round_ in range(rounds):
+            for lane in (False, True) if round_ % 2 == 0 else (True, False):
+                with fresh_database(backend) as url:
+                    waits = latency(url, samples, fast_lane=lane)
+                figures[lane].append((percentile(waits, 50) * 1000, percentile(waits, 99) * 1000))
+        for lane in (False, True):
+            runs = ", ".join(f"{p50:.2f}/{p99:.1f}" for p50, p99 in figures[lane])
+            p50 = statistics.median(f[0] for f in figures[lane])
+            p99 = statistics.median(f[1] for f in figures[lane])
+            label = "fast lane" if lane else "no fast lane"
+            print(f"{backend} {label:12s}: p50 {p50:.2f} ms, p99 {p99:.1f} ms")
+            print(f"  p50/p99 by round: {runs}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgres"])
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--submits", type=int, default=2000)
+    parser.add_argument("--fast-lane-ab", type=int, default=0, metavar="ROUNDS")
     args = parser.parse_args()
+    if args.fast_lane_ab:
+        fast_lane_ab(args.backend or ["sqlite", "postgres"], args.samples, args.fast_lane_ab)
+        return
     for backend in args.backend or ["sqlite", "postgres"]:
         with fresh_database(backend) as url:
             waits = latency(url, args.samples)

@@ -296,10 +296,20 @@ def worker(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: 
         run_worker(app, config)
 
 
+fast_lane_option = click.option(
+    "--fast-lane/--no-fast-lane", default=True, show_default=True,
+    help="Admit a single submit in its own write when its pool has free slots and nothing "
+    "waits (see docs/architecture.md); --no-fast-lane: every admission waits for a round.",
+)  # fmt: skip
+
+
 @cli.command()
 @metrics_options(worker=False)
+@fast_lane_option
 @click.pass_obj
-def scheduler(settings: Settings, metrics_bind: str | None, metrics_groups: str) -> None:
+def scheduler(
+    settings: Settings, metrics_bind: str | None, metrics_groups: str, fast_lane: bool
+) -> None:
     """Run a scheduler until SIGTERM/SIGINT. Any number may run: one leads, the others stand by
     and take over within seconds.
 
@@ -307,12 +317,15 @@ def scheduler(settings: Settings, metrics_bind: str | None, metrics_groups: str)
     Example:
       corral --database-url sqlite:///corral.db scheduler
     """
-    from .scheduler.service import Scheduler
+    from .scheduler.service import Scheduler, SchedulerConfig
 
     _setup_logging(settings)
     app = settings.app()
     service = Scheduler(
-        app.store, clock=app.clock, services=[*app.schedules.services(), *app.alerts.services()]
+        app.store,
+        SchedulerConfig(fast_lane=fast_lane),
+        clock=app.clock,
+        services=[*app.schedules.services(), *app.alerts.services()],
     )
     exports = exporting(app, metrics_bind, metrics_groups, cluster=True, worker=False)
     with exports as exporter, _on_stop_signals(service.stop):
@@ -332,10 +345,11 @@ def scheduler(settings: Settings, metrics_bind: str | None, metrics_groups: str)
     help="Worker processes in all: this one plus N-1 `corral worker` children.",
 )  # fmt: skip
 @metrics_options(worker=False)
+@fast_lane_option
 @click.pass_obj
 def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: float,
         lease: float | None, heartbeat: float | None, processes: int,
-        metrics_bind: str | None, metrics_groups: str) -> None:  # fmt: skip
+        metrics_bind: str | None, metrics_groups: str, fast_lane: bool) -> None:  # fmt: skip
     """Run a scheduler and a worker in one process (plus worker processes with --processes).
     Stops them all on SIGTERM/SIGINT.
 
@@ -350,10 +364,13 @@ def run(settings: Settings, pools: tuple[str, ...], concurrency: int, grace: flo
     app = settings.app(needs_code="corral run")
     config = _worker_config(app, pools, concurrency, grace, lease, heartbeat)
     _setup_logging(settings)
-    from .scheduler.service import Scheduler
+    from .scheduler.service import Scheduler, SchedulerConfig
 
     service = Scheduler(
-        app.store, clock=app.clock, services=[*app.schedules.services(), *app.alerts.services()]
+        app.store,
+        SchedulerConfig(fast_lane=fast_lane),
+        clock=app.clock,
+        services=[*app.schedules.services(), *app.alerts.services()],
     )
     stop = threading.Event()
     children: list[subprocess.Popen[bytes]] = []

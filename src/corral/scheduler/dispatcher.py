@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..admission import Ordering, at_cap, decide, fair, free_slots
+from ..lanes import TTL, lanes_to_open
 from ..model import Bucket, DispatchHeads, DispatchLoad, DispatchSnapshot, GroupConfig, HeadsWanted
 from ..store import Store
 from ..store.contract import AdmitParams
@@ -28,13 +29,63 @@ def dispatch(
     ordering: Ordering = fair,
 ) -> int:
     """Admit what the policy decides from a fresh snapshot; return how many were admitted."""
-    snapshot = read_snapshot(store, now, prefetch, prefetch_ratio)
-    if not snapshot.ready:
-        return 0
-    admission = decide(snapshot, now, prefetch, prefetch_ratio, ordering)
-    if not admission.decisions:
-        return 0
-    return len(store.task_admit_many(AdmitParams(admission.task_ids, now, admission.buckets)))
+    return _round(store, now, prefetch, prefetch_ratio, ordering)[0]
+
+
+def _round(
+    store: Store, now: float, prefetch: int, prefetch_ratio: float, ordering: Ordering
+) -> tuple[int, dict[str, int]]:
+    """One round: how many it admitted, and the lanes it would open (corral.lanes)."""
+    snapshot, slots, wants = _read(store, now, prefetch, prefetch_ratio)
+    admitted: list[int] = []
+    if snapshot.ready:
+        admission = decide(snapshot, now, prefetch, prefetch_ratio, ordering)
+        if admission.decisions:
+            admitted = store.task_admit_many(
+                AdmitParams(admission.task_ids, now, admission.buckets)
+            )
+    return len(admitted), lanes_to_open(slots, wants, snapshot, admitted)
+
+
+class Dispatcher:
+    """The leader's dispatch service: a round of `dispatch`, and the fast lanes (corral.lanes):
+    closed before the round reads the load, opened after it where it left free slots and nothing
+    ready. `fast_lane=False`: every admission waits for a round."""
+
+    name = "dispatch"
+    interval = 0.0
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        prefetch: int = 0,
+        prefetch_ratio: float = 0.0,
+        ordering: Ordering = fair,
+        fast_lane: bool = True,
+    ) -> None:
+        self.store = store
+        self.prefetch = prefetch
+        self.prefetch_ratio = prefetch_ratio
+        self.ordering = ordering
+        self.fast_lane = fast_lane
+        self._maybe_open = True
+        """Whether a lane may be open: at start, and after a leadership change, another leader's
+        may be; after a round that opened none, none is."""
+
+    def leadership_taken(self) -> None:
+        """This process leads (again): another leader may have left lanes open."""
+        self._maybe_open = True
+
+    def run(self, now: float) -> int:
+        if self._maybe_open:
+            self.store.lane_close()
+            self._maybe_open = False
+        admitted, lanes = _round(self.store, now, self.prefetch, self.prefetch_ratio, self.ordering)
+        if lanes and self.fast_lane:
+            self.store.lane_open(lanes, now + TTL)
+            self._maybe_open = True
+        return admitted
 
 
 def read_snapshot(
@@ -42,6 +93,12 @@ def read_snapshot(
 ) -> DispatchSnapshot:
     """What the policy needs for this round: the load, then the heads of the groups that could
     get one of the free slots (twice as many tasks as slots, spread over the best groups)."""
+    return _read(store, now, prefetch, prefetch_ratio)[0]
+
+
+def _read(
+    store: Store, now: float, prefetch: int, prefetch_ratio: float
+) -> tuple[DispatchSnapshot, dict[str, int], list[HeadsWanted]]:
     load = store.dispatch_load(now, fold_hints=HINTS_PER_ROUND)
     slots = free_slots(load.capacity, load.active_by_pool, prefetch, prefetch_ratio)
     wants = [
@@ -50,7 +107,7 @@ def read_snapshot(
         if free > 0
     ]
     heads = store.dispatch_heads(wants, blocked_groups(load), now) if wants else NO_HEADS
-    return snapshot_of(load, heads)
+    return snapshot_of(load, heads), slots, wants
 
 
 def snapshot_of(

@@ -20,6 +20,7 @@ from ..clock import Clock
 from ..errors import ConfigError, DatabaseError, LeadershipLost
 from ..store import Store
 from ..store.contract import SCHEDULER_CHANNEL, Lease, LeaseKind
+from .dispatcher import Dispatcher
 from .pruner import DEFAULT_INTERVAL as PRUNE_EVERY
 from .services import LeaderService, leader_services
 
@@ -51,6 +52,10 @@ class SchedulerConfig:
     policy: str = "fair"
     """The admission order: "fair" (corral's), or the baselines "priority" and "fifo" that the
     benchmarks compare it with (caps and rate limits hold under each)."""
+    fast_lane: bool = True
+    """Open fast lanes (corral.lanes): in a pool with free slots and nothing ready, a single
+    submit is admitted in its own write, without waiting for a round. False: every admission
+    is the leader's round's."""
 
 
 class Scheduler:
@@ -84,6 +89,7 @@ class Scheduler:
             prefetch=config.prefetch,
             prefetch_ratio=config.prefetch_ratio,
             ordering=self._ordering,
+            fast_lane=config.fast_lane,
         )
         # More services (the app's schedule clock): after the dispatcher, so the tasks a fire
         # made are dispatched at the next round.
@@ -142,6 +148,10 @@ class Scheduler:
             self._last["lease"] = now
             if self.is_leader != was:
                 log.info("scheduler %s %s", self.id, "leads" if self.is_leader else "stands by")
+            if self.is_leader and not was:  # another leader may have left lanes open
+                for service in self.services:
+                    if isinstance(service, Dispatcher):
+                        service.leadership_taken()
         return self.is_leader
 
     def _idle_wait(self) -> float:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from ..admission import Ordering
 from ..store import Store
-from .dispatcher import dispatch
+from .dispatcher import Dispatcher
 from .promoter import promote_due
 from .pruner import Pruner
 from .reaper import Reaper
@@ -57,6 +57,7 @@ def leader_services(
     prefetch: int,
     prefetch_ratio: float,
     ordering: Ordering,
+    fast_lane: bool = True,
 ) -> list[LeaderService]:
     """The leader's services in the order a round runs them: the resolver first (what it releases
     is dispatched in the same round), the dispatcher after the services that free or move tasks."""
@@ -64,10 +65,12 @@ def leader_services(
         StoreService("resolve", 0.0, lambda now: resolve_due(store, now)),
         StoreService("promote", promote_every, lambda now: promote_due(store, now)),
         Reaper(store, reap_every),
-        StoreService(
-            "dispatch",
-            0.0,
-            lambda now: dispatch(store, now, prefetch, prefetch_ratio, ordering),
+        Dispatcher(
+            store,
+            prefetch=prefetch,
+            prefetch_ratio=prefetch_ratio,
+            ordering=ordering,
+            fast_lane=fast_lane,
         ),
         Pruner(store, interval=prune_every, batch=prune_batch),
     ]

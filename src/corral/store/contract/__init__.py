@@ -18,6 +18,7 @@ from .alerts import AlertStore
 from .bulk import BulkOutcome, BulkParams, BulkTransitions
 from .cleanups import CleanupClaimParams, CleanupEndParams, Cleanups
 from .coordination import ConsumerLeaseShims, Coordination, Lease, LeaseKind
+from .lanes import FastLanes
 from .notifications import SCHEDULER_CHANNEL, WORKERS_CHANNEL, Listener, Notifications
 from .params import (
     AdmitParams,
@@ -56,6 +57,7 @@ class Store(
     AlertStore,
     AccessStore,
     GroupPauses,
+    FastLanes,
     Protocol,
 ):
     """Everything a backend implements."""
@@ -83,6 +85,7 @@ __all__ = [
     "DrainParams",
     "DueParams",
     "EventParams",
+    "FastLanes",
     "GroupPauses",
     "HistoryReads",
     "InsertParams",

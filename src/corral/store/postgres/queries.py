@@ -12,6 +12,7 @@ from ...moves import CLAIM as _CLAIM
 from ...moves import FAIL_UPSTREAM as _FAIL_UPSTREAM
 from ...moves import REQUEST_CANCEL as _REQUEST_CANCEL
 from ..rows import GROUP_FIELDS
+from .lane_queries import LANE_TAKE as _LANE_TAKE
 
 LEADER_LOCK_KEY = 0x636F7272616C  # "corral": the advisory lock of the scheduler's leadership
 CHANNEL_PREFIX = "corral_"
@@ -105,19 +106,39 @@ WITH events AS (
 SELECT pg_notify('corral_scheduler', '') WHERE EXISTS (SELECT 1 FROM events)
 """
 # A submit of one task with no dependency and no dedup key, in ONE round trip (an autocommitted
-# statement): its id from the sequence, the insert, its `submitted` event, the submit id's row,
-# the scheduler's wake-up, and a durable commit (`set_config(..., true)` is SET LOCAL: the
-# statement's own transaction commits synchronously, as every submit does).
+# statement): a slot of its pool's fast lane if it may take one (lane_queries.LANE_TAKE;
+# corral.lanes), its id from the sequence, the insert (admitted at once with a slot, else
+# ready or waiting), its `submitted` event (and `admitted`), the submit id's row, the wake-up (of
+# the pool's workers with a slot, else of the scheduler), and a durable commit
+# (`set_config(..., true)` is SET LOCAL: the statement's own transaction commits synchronously,
+# as every submit does).
+_LANED = "EXISTS (SELECT 1 FROM lane)"
+_INSERT_LANED = (
+    _INSERT_TASK.format(id="nextval('corral_task_ids')")
+    .replace("trace_context)\nVALUES", "trace_context, admitted_at)\nVALUES", 1)
+    .replace("%(state)s", f"CASE WHEN {_LANED} THEN 'admitted' ELSE %(state)s END", 1)
+    .replace("%(trace_context)s)", f"%(trace_context)s, CASE WHEN {_LANED} THEN %(now)s END)", 1)
+)
+if _INSERT_LANED.count(_LANED) != 2 or "admitted_at)" not in _INSERT_LANED:  # pragma: no cover
+    raise AssertionError("SUBMIT_ONE's insert no longer matches _INSERT_TASK")
 SUBMIT_ONE = f"""
-WITH task AS ({_INSERT_TASK.format(id="nextval('corral_task_ids')").strip()}
+WITH lane AS ({_LANE_TAKE}),
+task AS ({_INSERT_LANED.strip()}
     RETURNING id, state),
 event AS (
     INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
-    SELECT id, %(now)s, 'submitted', NULL, state, 0 FROM task),
+    SELECT id, %(now)s, kind, from_state, to_state, 0 FROM (
+        SELECT id, 'submitted' AS kind, NULL AS from_state, %(state)s AS to_state, 0 AS ord
+        FROM task
+        UNION ALL
+        SELECT id, {_ADMIT.sql}, 1 FROM task WHERE state = 'admitted') AS e
+    ORDER BY ord),
 submit AS (
     INSERT INTO corral_submits (submit_id, task_ids, workflow_id, created_at)
     SELECT %(submit_id)s, ARRAY[id], NULL, %(now)s FROM task WHERE %(submit_id)s::text IS NOT NULL)
-SELECT id, set_config('synchronous_commit', 'on', true), pg_notify('corral_scheduler', '')
+SELECT id, set_config('synchronous_commit', 'on', true),
+       CASE WHEN state = 'admitted' THEN pg_notify('corral_workers', 'admitted:' || %(pool)s)
+            ELSE pg_notify('corral_scheduler', '') END
 FROM task
 """
 # A submit of one task with a dedup key and no dependency, in ONE round trip as SUBMIT_ONE: the

@@ -24,6 +24,7 @@ from ...clock import DatabaseClock
 from ...errors import ConfigError, DatabaseError, LeadershipLost, TaskNotFound, TransitionRefused
 from ...failures import end_detail
 from ...interrupts import shield_calls
+from ...lanes import takes_lane
 from ...lifecycle import State
 from ...model import (
     Bucket,
@@ -93,6 +94,7 @@ from .alerts import PostgresAlerts
 from .bulk import PostgresBulk
 from .cleanups import PostgresCleanups, write_cleanups
 from .consumers import PostgresConsumers
+from .lanes import PostgresLanes
 from .leases import PostgresLeases, configure_session, safe_url
 from .listener import Listener
 from .pauses import PostgresPauses
@@ -133,6 +135,7 @@ class PostgresStore(
     PostgresBulk,
     PostgresAccess,
     PostgresPauses,
+    PostgresLanes,
     ReadSideReads,
     PostgresLeases,
     ConsumerLeaseShims,
@@ -294,6 +297,7 @@ class PostgresStore(
                 return submitted_again(str(submit_id), found, 1, workflow=False)[1]
             row = {**new_task_row(task, 0, now, 0), "submit_id": submit_id}
             if task.dedup_key is None:
+                row["lane"] = takes_lane(task, row["state"])
                 (task_id, *_), *_ = conn.execute(q.SUBMIT_ONE, row)
                 return [Submitted(int(task_id), created=True)]
             (created, holder, *_), *_ = conn.execute(q.SUBMIT_ONE_DEDUP, row)

@@ -22,6 +22,7 @@ from ...clock import SystemClock
 from ...codec import dumps, loads
 from ...errors import ConfigError, DatabaseError, TaskNotFound, TransitionRefused
 from ...interrupts import shield_calls
+from ...lanes import takes_lane
 from ...lifecycle import TERMINAL, State
 from ...model import (
     DEFAULTS_GROUP,
@@ -100,13 +101,14 @@ from ..rows import (
     submitted_again,
     task_record,
 )
-from . import pause_queries, read_queries
+from . import lane_queries, pause_queries, read_queries
 from . import queries as q
 from .access import SQLiteAccess
 from .alerts import SQLiteAlerts
 from .bulk import SQLiteBulk
 from .cleanups import SQLiteCleanups, write_cleanups
 from .consumers import SQLiteConsumers
+from .lanes import SQLiteLanes
 from .leases import SQLiteLeases
 from .listener import PollingListener
 from .migrate import latest_schema, migrations
@@ -170,6 +172,7 @@ class SQLiteStore(
     SQLiteBulk,
     SQLiteAccess,
     SQLitePauses,
+    SQLiteLanes,
     ReadSideReads,
     SQLiteLeases,
     ConsumerLeaseShims,
@@ -339,7 +342,8 @@ class SQLiteStore(
         def write(tx: sqlite3.Connection, look: bool) -> list[Submitted]:
             if look and (found := _recorded(tx, submit_id)) is not None:
                 return submitted_again(str(submit_id), found, len(tasks), workflow=False)[1]
-            return _record(tx, submit_id, self._insert(tx, tasks, now), None, now)
+            lane = params.joined is None  # a caller's transaction: its commit is not seen
+            return _record(tx, submit_id, self._insert(tx, tasks, now, lane), None, now)
 
         if params.joined is not None:
             return write(params.joined.sqlite(), submit_id is not None)
@@ -358,11 +362,12 @@ class SQLiteStore(
             return write(tx, True)
 
     def _insert(
-        self, tx: sqlite3.Connection, tasks: Sequence[NewTask], now: float
+        self, tx: sqlite3.Connection, tasks: Sequence[NewTask], now: float, lane: bool = False
     ) -> list[Submitted]:
         """The tasks created take consecutive ids from the next free one (a dedup key held gives
         its holder's id instead), so their `submitted` events are copied from the rows of that
-        range by one statement."""
+        range by one statement. `lane`: a single task may take a slot of its pool's fast lane
+        (corral.lanes) and be admitted in this write."""
         keys = sorted({t.dedup_key for t in tasks if t.dedup_key is not None})
         holders: dict[str, int] = {}
         if keys:
@@ -384,13 +389,29 @@ class SQLiteStore(
                     deps.extend((result.id, dep) for dep in upstream)
         if not rows:
             return results
+        laned = (
+            lane
+            and len(tasks) == 1
+            and len(rows) == 1
+            and takes_lane(tasks[0], rows[0][STATE_AT])
+            and tx.execute(lane_queries.TAKE, _lane_of(tasks[0], now)).rowcount == 1
+        )
         _in_pieces(tx, q.INSERT_TASKS, rows)
-        self._notice(SCHEDULER)
+        if laned:  # admitted in this write: its pool's workers are told, not the scheduler
+            self._notice(WORKERS, f"admitted:{rows[0][POOL_AT]}")
+        else:
+            self._notice(SCHEDULER)
+        # A laned task is no group's head: no hint.
         ready = {(row[POOL_AT], row[GROUP_AT]) for row in rows if row[STATE_AT] == READY}
+        tx.executemany(q.INSERT_HINT, [] if laned else sorted(ready))
         tx.executemany(q.INSERT_HINT, sorted(ready))
         tx.executemany(q.INSERT_DEP, deps)
         span = {"now": now, "first": next_id, "last": next_id + len(rows) - 1}
-        tx.execute(q.INSERT_SUBMITTED_EVENTS, span)
+        tx.execute(q.INSERT_SUBMITTED_EVENTS, span)  # `submitted` ready: before the admission
+        if laned:
+            task_id = rows[0][0]
+            tx.execute(q.ADMIT_BY_SIZE[1], (task_id, now))
+            tx.executemany(q.INSERT_EVENT, ADMIT.rows([(task_id, 0)], now))
         if deps:
             upstream_ids = {"ids": _json_list(sorted({dep for _, dep in deps}))}
             tx.execute(q.MARK_HAS_DEPENDENTS, upstream_ids)
@@ -779,6 +800,11 @@ def _record_ends(
         return [r for r, row in zip(reports, rows, strict=True) if tx.execute(one, row).fetchone()]
     ended = {row[0] for row in _in_pieces(tx, q.COMPLETE_BY_SIZE, rows)}
     return [r for r in reports if r.task_id in ended]
+
+
+def _lane_of(task: NewTask, now: float) -> dict[str, Any]:
+    """The parameters of lane_queries.TAKE for a task submitted at `now`."""
+    return {"pool": task.pool, "group_name": task.group, "now": now}
 
 
 def _in_pieces(
