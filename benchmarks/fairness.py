@@ -49,9 +49,10 @@ from common import backlog, fresh_database, percentile
 from fairness_app import make_app
 
 import corral
-from corral.demo import peaks
+from corral.demo.summary import peaks
 from corral.lifecycle import ACTIVE
 from corral.model import AttemptReport, GroupConfig, TaskQuery, WorkerInfo
+from corral.readside import ReadSide
 from corral.scheduler.dispatcher import dispatch
 from corral.scheduler.service import Scheduler, SchedulerConfig
 from corral.store import Store, open_store
@@ -228,7 +229,7 @@ def cap_violations(store: Store) -> int:
     group_of = {t.id: t.group for t in store.task_list(TaskQuery(limit=1_000_000))}
     defaults = store.group_get("*")
     violations = 0
-    for group, peak in peaks(store, group_of).items():
+    for group, peak in peaks(ReadSide(store, store.clock()), group_of).items():
         config = store.group_get(group) or defaults or GroupConfig(group)
         violations += config.max_parallel is not None and peak > config.max_parallel
     return violations
