@@ -592,6 +592,18 @@ def test_server_restart_mid_run(cluster: Cluster, client: corral.App) -> None:
     assert time.monotonic() - began < 60
 
 
+def crash_and_restart(version: str) -> None:
+    """Stop the server in `immediate` mode (its processes killed, no checkpoint, WAL not yet
+    flushed lost, as in a crash), then start it again."""
+    command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop"]
+    try:
+        subprocess.run([*command, "-m", "immediate"], check=True, timeout=30, capture_output=True)
+    finally:
+        if not server_ready():
+            pg_ctl(version, "start")
+            wait_until(server_ready, timeout=30, interval=0.2)
+
+
 def test_a_submit_that_returned_survives_a_server_crash(client: corral.App) -> None:
     """A single submit is one autocommitted statement (store/postgres/queries.py SUBMIT_ONE) on
     a pooled session that commits asynchronously; the statement makes its own commit durable.
@@ -601,13 +613,7 @@ def test_a_submit_that_returned_survives_a_server_crash(client: corral.App) -> N
     client.submit("work", 0.0)  # the pool is open
     ids = [client.submit("work", n) for n in range(300)]
     client.close()
-    command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop"]
-    try:
-        subprocess.run([*command, "-m", "immediate"], check=True, timeout=30, capture_output=True)
-    finally:
-        if not server_ready():
-            pg_ctl(version, "start")
-            wait_until(server_ready, timeout=30, interval=0.2)
+    crash_and_restart(version)
     fresh = corral.App(client.url)
     try:
         assert sorted(fresh.store.task_states(ids)) == sorted(ids)
@@ -631,13 +637,7 @@ def test_an_outcome_that_returned_survives_a_server_crash(client: corral.App) ->
     for claim in claims:  # one report a call, as a worker whose runs end one by one
         finish(store, claim, State.SUCCEEDED, now, "w1")
     client.close()
-    command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop"]
-    try:
-        subprocess.run([*command, "-m", "immediate"], check=True, timeout=30, capture_output=True)
-    finally:
-        if not server_ready():
-            pg_ctl(version, "start")
-            wait_until(server_ready, timeout=30, interval=0.2)
+    crash_and_restart(version)
     fresh = corral.App(client.url)
     try:
         states = fresh.store.task_states(ids)
