@@ -66,6 +66,15 @@ def work(ctx, seconds):
     time.sleep(seconds)
     note("done", ctx)
     return ctx.task_id
+
+
+@app.task(max_retries=5)
+def steps(ctx, seconds):
+    note("start", ctx)
+    ctx.save_checkpoint({{"step": 1}})  # a durable write: a transaction of its own statements
+    time.sleep(seconds)
+    note("done", ctx)
+    return ctx.task_id
 """
 STOP_GRACE = 20.0
 """Seconds a process may take to exit after SIGTERM."""
@@ -183,6 +192,10 @@ def client(app_url: str) -> Iterator[corral.App]:
 
     @app.task(max_retries=5)  # as in faultapp.py: retries for the attempts lost to faults
     def work(ctx: corral.Context, seconds: float) -> int:
+        raise AssertionError("it runs in the worker processes")
+
+    @app.task(max_retries=5)
+    def steps(ctx: corral.Context, seconds: float) -> int:
         raise AssertionError("it runs in the worker processes")
 
     yield app
@@ -434,10 +447,12 @@ def signal_host(pid: int, sig: signal.Signals) -> None:
 def test_worker_paused_inside_a_transaction_blocks_no_one(
     cluster: Cluster, client: corral.App
 ) -> None:
-    """Paused between two statements of a transaction (a claim, a heartbeat, a report), a worker
-    holds row locks that the reaper and the other workers need: the server must end that
-    session, so that the paused worker's tasks go to the other worker all the same."""
-    ids = [client.submit("work", 0.01) for _ in range(600)]
+    """Paused between two statements of a transaction, a worker holds row locks that the
+    reaper and the other workers need: the server must end that session, so that the paused
+    worker's tasks go to the other worker all the same. Claims, reports without a clean-up and
+    submits are single statements now; a checkpoint's save (BEGIN, SET LOCAL, UPDATE, COMMIT)
+    is not, so each task saves one."""
+    ids = [client.submit("steps", 0.01) for _ in range(600)]
     cluster.scheduler("scheduler")
     victim = cluster.worker("victim", "--lease", "2", "--heartbeat", "0.2")
     cluster.worker("other", "--lease", "2", "--heartbeat", "0.2")

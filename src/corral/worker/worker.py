@@ -247,6 +247,10 @@ class Worker:
     async def _claim_loop(self) -> None:
         runs: set[asyncio.Task[None]] = set()
         while not self._stopping.is_set():
+            # Cleared before the claim, not after it: a notice (an admission, a run's end) that
+            # comes while the claim runs ends the wait below at once rather than being lost to
+            # the poll.
+            self._wake.clear()
             # `runs`, not `_running`: a claimed task enters `_running` only once its coroutine
             # starts, so counting `_running` here would claim a second batch over capacity. A run
             # that just ended may not have left `runs` yet: `done()` says so already.
@@ -272,7 +276,6 @@ class Worker:
                     runs.add(run)
                     run.add_done_callback(runs.discard)
             if not claimed or len(claimed) < free:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll)
 
