@@ -229,7 +229,8 @@ class Harness:
         self, worker: _InProcessWorker, with_retries: bool, with_scheduled: bool, max_rounds: int
     ) -> DrainResult:
         app = self.app
-        scheduler = Scheduler(app.store, SchedulerConfig(), clock=self.clock)
+        # No fast lane: every admission is one of the rounds this loop drives and counts.
+        scheduler = Scheduler(app.store, SchedulerConfig(fast_lane=False), clock=self.clock)
         holder = f"corral-testing:{id(self)}"
         callbacks = None
         if app.registry.has_callbacks():
