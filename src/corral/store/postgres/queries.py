@@ -454,7 +454,7 @@ moved AS (
     FROM picked WHERE t.id = picked.id
     RETURNING t.id, t.name, t.group_name, t.attempt, t.failures, t.max_retries, t.backoff,
               t.max_runtime, t.on_timeout, t.args, t.kwargs, t.dedup_key, t.checkpoint, t.shared,
-              t.stalled_slices, t.logical_time, t.data_start, t.suspect, t.pool, t.ready_at,
+              t.stalled_slices, t.suspect, t.logical_time, t.data_start, t.pool, t.ready_at,
               t.trace_context, t.workflow_id, t.admitted_at),
 attempts AS (
     INSERT INTO corral_attempts (task_id, attempt, worker_id, started_at, isolated)
@@ -468,8 +468,8 @@ SELECT * FROM moved ORDER BY admitted_at, id
 # was lost committed, so its retry hands them out rather than leaving them to their lease.
 CLAIMED_AT = """
 SELECT id, name, group_name, attempt, failures, max_retries, backoff, max_runtime, on_timeout,
-       args, kwargs, dedup_key, checkpoint, shared, stalled_slices, logical_time, data_start,
-       suspect, pool, ready_at, trace_context, workflow_id, admitted_at
+       args, kwargs, dedup_key, checkpoint, shared, stalled_slices, suspect, logical_time,
+       data_start, pool, ready_at, trace_context, workflow_id, admitted_at
 FROM corral_tasks WHERE state = 'running' AND worker_id = %(worker)s AND started_at = %(now)s
 ORDER BY admitted_at, id
 """

@@ -9,6 +9,7 @@ they are.
 
 from __future__ import annotations
 
+from ...moves import CLAIM as _CLAIM
 from ...moves import TERMINAL_SQL
 from ..rows import GROUP_FIELDS, ROW_FIELDS
 
@@ -102,6 +103,13 @@ INSERT_EVENT = """
 INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt, detail)
 VALUES (?, ?, ?, ?, ?, ?, ?)
 """
+# Events in pieces (by_size), a VALUES row each: for the batches a round's admissions and a
+# batch of reports write (an INSERT sets up the table's indexes at every execution).
+INSERT_EVENTS = by_size(
+    "INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt, detail)"
+    " VALUES {rows}",
+    7,
+)
 
 # -- read ---------------------------------------------------------------------------------------
 
@@ -288,12 +296,39 @@ DELETE_BUCKET = "DELETE FROM corral_rate_buckets WHERE key = ?"
 
 # -- worker -------------------------------------------------------------------------------------
 
-# Claim admitted tasks of the pools (a JSON array) in admission order; a task starts at :now, or
-# at its admission if that came later (:now is read before the write lock, which a claim may wait
-# for while the leader admits: a start is never before its admission). A suspect runs alone: with
-# :may_take_suspect and nothing of the worker's running, the oldest admitted suspect by itself;
-# else up to :limit tasks that are not suspects, none while the worker runs a suspect.
-CLAIM = """
+# The claim's columns, in ClaimedTask's order (rows.claimed_task), then admitted_at (the order).
+_CLAIMED = """id, name, group_name, attempt, failures, max_retries, backoff, max_runtime,
+          on_timeout, args, kwargs, dedup_key, checkpoint, shared, stalled_slices, suspect,
+          logical_time, data_start, pool, ready_at, trace_context, workflow_id, admitted_at"""
+# A task starts at :now, or at its admission if that came later (:now is read before the write
+# lock, which a claim may wait for while the leader admits: a start is never before its
+# admission).
+_START = """state = 'running', attempt = attempt + 1, worker_id = :worker,
+       lease_expires_at = :lease, started_at = max(:now, coalesce(admitted_at, :now)),
+       first_started_at = coalesce(first_started_at, max(:now, coalesce(admitted_at, :now)))"""
+# Whether a claim must heed suspects: one admitted in the pools (a JSON array), or one this
+# worker runs (the partial indexes of admitted suspects and of running tasks by worker). Most
+# claims find none and take CLAIM_PLAIN, which is a tenth cheaper than CLAIM.
+SUSPECTS_NEAR = """
+SELECT EXISTS (SELECT 1 FROM corral_tasks
+               WHERE state = 'admitted' AND suspect = 1
+                 AND pool IN (SELECT value FROM json_each(:pools)))
+    OR EXISTS (SELECT 1 FROM corral_tasks WHERE worker_id = :worker AND state = 'running'
+                                          AND suspect = 1)
+"""
+# Claim admitted tasks of the pools in admission order, when SUSPECTS_NEAR found none (no
+# admitted task of the pools is a suspect, in the same write): up to :limit tasks.
+CLAIM_PLAIN = f"""
+UPDATE corral_tasks SET {_START}
+WHERE id IN (SELECT id FROM corral_tasks
+             WHERE state = 'admitted' AND pool IN (SELECT value FROM json_each(:pools))
+             ORDER BY admitted_at, id LIMIT :limit)
+RETURNING {_CLAIMED}
+"""
+# Claim admitted tasks of the pools in admission order, heeding suspects: a suspect runs alone.
+# With :may_take_suspect and nothing of the worker's running, the oldest admitted suspect by
+# itself; else up to :limit tasks that are not suspects, none while the worker runs a suspect.
+CLAIM = f"""
 WITH lone AS MATERIALIZED (
     SELECT id FROM corral_tasks
     WHERE state = 'admitted' AND suspect = 1 AND pool IN (SELECT value FROM json_each(:pools))
@@ -307,13 +342,9 @@ plain AS (
       AND NOT EXISTS (SELECT 1 FROM corral_tasks WHERE worker_id = :worker AND state = 'running'
                       AND suspect = 1)
     ORDER BY admitted_at, id LIMIT :limit)
-UPDATE corral_tasks SET state = 'running', attempt = attempt + 1, worker_id = :worker,
-       lease_expires_at = :lease, started_at = max(:now, coalesce(admitted_at, :now)),
-       first_started_at = coalesce(first_started_at, max(:now, coalesce(admitted_at, :now)))
+UPDATE corral_tasks SET {_START}
 WHERE id IN (SELECT id FROM lone UNION ALL SELECT id FROM plain)
-RETURNING id, name, group_name, attempt, failures, max_retries, backoff, max_runtime,
-          on_timeout, args, kwargs, dedup_key, checkpoint, shared, stalled_slices, logical_time,
-          data_start, suspect, pool, ready_at, trace_context, workflow_id, admitted_at
+RETURNING {_CLAIMED}
 """
 # The suspect a busy worker drains for: the oldest admitted suspect of the pools waiting since
 # :overdue_before whose drain mark is free, lapsed or this worker's (its own first). A read of the
@@ -331,10 +362,21 @@ UPDATE corral_tasks SET drainer = :worker, drain_until = :hold_until
 WHERE id = :id AND state = 'admitted' AND suspect = 1
   AND (drainer IS NULL OR drainer = :worker OR drain_until < :now)
 """
-# Open an attempt row (isolated: a suspect claimed alone).
-INSERT_ATTEMPT = """
+# Open the attempt rows of the tasks a claim took (a JSON array of ids), at their starts as the
+# claim set them (isolated: a suspect claimed alone). One statement, read from the tasks' primary
+# key: cheaper than rows of values from Python.
+CLAIM_ATTEMPTS = """
 INSERT INTO corral_attempts (task_id, attempt, worker_id, started_at, isolated)
-VALUES (?, ?, ?, ?, ?)
+SELECT id, attempt, worker_id, started_at, suspect FROM corral_tasks
+WHERE id IN (SELECT value FROM json_each(:ids))
+"""
+# The `running` events of the tasks a claim took (a JSON array of ids), in admission order, at
+# their starts (as CLAIM_ATTEMPTS).
+CLAIM_EVENTS = f"""
+INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
+SELECT id, started_at, {_CLAIM.sql}, attempt FROM corral_tasks
+WHERE id IN (SELECT value FROM json_each(:ids))
+ORDER BY admitted_at, id
 """
 # Record the ends of running attempts, each if it is still the running one (compare-and-set):
 # one statement for `size` reports, a row of COMPLETE_VALUES each, in the order of

@@ -47,7 +47,6 @@ from ...model import (
 )
 from ...moves import (
     ADMIT,
-    CLAIM,
     FAIL_UPSTREAM,
     RELEASE_RETRY,
     RELEASE_WAITING,
@@ -561,24 +560,22 @@ class SQLiteStore(
 
     # -- worker -------------------------------------------------------------------------------
     def task_claim(self, params: ClaimParams) -> list[ClaimedTask]:
-        worker_id, now = params.worker_id, params.now
         args = {
-            "worker": worker_id,
+            "worker": params.worker_id,
             "lease": params.lease_until,
-            "now": now,
+            "now": params.now,
             "pools": _json_list(params.pools),
             "limit": params.limit,
             "may_take_suspect": int(params.may_take_suspect),
         }
         with self._write() as tx:
-            rows = tx.execute(q.CLAIM, args).fetchall()
-            rows.sort(key=lambda r: (r[-1], r[0]))  # admission order
-            # r[-6]: suspect (then pool, ready_at, trace_context, workflow_id, admitted_at); a
-            # start is never before the admission (q.CLAIM)
-            starts = [(r, max(now, r[-1] or now)) for r in rows]
-            attempts = [(r[0], r[3], worker_id, at, r[-6]) for r, at in starts]
-            tx.executemany(q.INSERT_ATTEMPT, attempts)
-            tx.executemany(q.INSERT_EVENT, [CLAIM.row(r[0], r[3], at) for r, at in starts])
+            heed = tx.execute(q.SUSPECTS_NEAR, args).fetchone()[0]
+            rows = tx.execute(q.CLAIM if heed else q.CLAIM_PLAIN, args).fetchall()
+            if rows:
+                rows.sort(key=lambda r: (r[-1], r[0]))  # admission order (r[-1]: admitted_at)
+                taken = {"ids": _json_list([r[0] for r in rows])}
+                tx.execute(q.CLAIM_ATTEMPTS, taken)
+                tx.execute(q.CLAIM_EVENTS, taken)
         return [claimed_task(row) for row in rows]
 
     def task_drain_mark(self, drain: DrainParams) -> int | None:
@@ -818,6 +815,14 @@ def _in_pieces(
     if len({row[0] for row in rows}) < len(rows):
         one = by_size[1]
         return [found for row in rows for found in tx.execute(one, row)]
+    return _insert_in_pieces(tx, by_size, rows)
+
+
+def _insert_in_pieces(
+    tx: sqlite3.Connection, by_size: dict[int, str], rows: Sequence[tuple[Any, ...]]
+) -> list[Any]:
+    """Run a statement of many rows over `rows` in pieces of its sizes, largest first, in order;
+    what it returns. For inserts, whose rows don't see each other; `_in_pieces` for updates."""
     returned: list[Any] = []
     start = 0
     for size, sql in by_size.items():
