@@ -91,6 +91,7 @@ class _Tokens:
         self._tokens: dict[str, float] = {}
         self._rates: dict[str, RateLimit] = {}
         self._drawn: set[str] = set()
+        self._unlimited: set[str] = set()
 
     def rate_of(self, key: str) -> RateLimit | None:
         kind, _, name = key.partition(":")
@@ -100,18 +101,23 @@ class _Tokens:
 
     def level(self, key: str) -> float | None:
         """Tokens in the bucket now; None if the key has no rate limit."""
+        if key in self._tokens:
+            return self._tokens[key]
+        if key in self._unlimited:
+            return None
         rate = self.rate_of(key)
         if rate is None:
+            self._unlimited.add(key)  # asked for again at each of its group's candidates
             return None
-        if key not in self._tokens:
-            bucket = self._snapshot.buckets.get(key)
-            self._tokens[key] = (
-                rate.burst
-                if bucket is None
-                else rate.refill(bucket.tokens, bucket.updated_at, self._now)
-            )
-            self._rates[key] = rate
-        return self._tokens[key]
+        bucket = self._snapshot.buckets.get(key)
+        tokens = (
+            rate.burst
+            if bucket is None
+            else rate.refill(bucket.tokens, bucket.updated_at, self._now)
+        )
+        self._tokens[key] = tokens
+        self._rates[key] = rate
+        return tokens
 
     def has(self, key: str) -> bool:
         tokens = self.level(key)
@@ -252,7 +258,7 @@ def _fill_pool(
     current candidate. A key can only worsen while other groups are admitted (shared tokens run
     out), so a popped key is checked again."""
     queues = {group: in_order(tasks) for group, tasks in groups.items()}
-    unread = {g: replace(queue[-1], ready_at=-math.inf) for g, queue in queues.items()}
+    lasts = {group: queue[-1] for group, queue in queues.items()}
     heap: list[tuple[Key, str]] = []
 
     def key_of(group: str) -> Key | None:
@@ -266,7 +272,8 @@ def _fill_pool(
                 return None
             # Its next tasks are unread: one may stand at the level of its last one, so it may
             # win against everything that ranks below that (ties included).
-            return ordering(unread[group], unread[group], share)
+            unread = replace(lasts[group], ready_at=-math.inf)
+            return ordering(unread, unread, share)
         _, task = state.candidate(queue)
         if task is None:
             return None

@@ -29,13 +29,20 @@ def dispatch(
     ordering: Ordering = fair,
 ) -> int:
     """Admit what the policy decides from a fresh snapshot; return how many were admitted."""
-    return _round(store, now, prefetch, prefetch_ratio, ordering)[0]
+    return _round(store, now, prefetch, prefetch_ratio, ordering, lanes=False)[0]
 
 
 def _round(
-    store: Store, now: float, prefetch: int, prefetch_ratio: float, ordering: Ordering
+    store: Store,
+    now: float,
+    prefetch: int,
+    prefetch_ratio: float,
+    ordering: Ordering,
+    *,
+    lanes: bool,
 ) -> tuple[int, dict[str, int]]:
-    """One round: how many it admitted, and the lanes it would open (corral.lanes)."""
+    """One round: how many it admitted, and (with `lanes`) the lanes it would open
+    (corral.lanes)."""
     snapshot, slots, wants = _read(store, now, prefetch, prefetch_ratio)
     admitted: list[int] = []
     if snapshot.ready:
@@ -44,7 +51,7 @@ def _round(
             admitted = store.task_admit_many(
                 AdmitParams(admission.task_ids, now, admission.buckets)
             )
-    return len(admitted), lanes_to_open(slots, wants, snapshot, admitted)
+    return len(admitted), lanes_to_open(slots, wants, snapshot, admitted) if lanes else {}
 
 
 class Dispatcher:
@@ -81,8 +88,11 @@ class Dispatcher:
         if self._maybe_open:
             self.store.lane_close()
             self._maybe_open = False
-        admitted, lanes = _round(self.store, now, self.prefetch, self.prefetch_ratio, self.ordering)
-        if lanes and self.fast_lane:
+        admitted, lanes = _round(
+            self.store, now, self.prefetch, self.prefetch_ratio, self.ordering,
+            lanes=self.fast_lane,
+        )  # fmt: skip
+        if lanes:
             self.store.lane_open(lanes, now + TTL)
             self._maybe_open = True
         return admitted

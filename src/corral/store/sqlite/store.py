@@ -540,7 +540,7 @@ class SQLiteStore(
                 if (row := found.get(task_id)) is not None:
                     admitted.append((row[0], row[1]))
                     groups.add((row[2], row[3]))
-            tx.executemany(q.INSERT_EVENT, ADMIT.rows(admitted, now))
+            _insert_in_pieces(tx, q.INSERT_EVENTS, ADMIT.rows(admitted, now))
             self._set_heads(tx, groups)  # the leader writes the heads: no hint needed
             tx.executemany(q.SET_BUCKET, [vars(bucket) for bucket in buckets])
             for pool in sorted({pool for pool, _ in groups}):
@@ -606,7 +606,7 @@ class SQLiteStore(
                                  report.task_id, report.attempt))  # fmt: skip
                 events.extend(completion_events(report, now))
             tx.executemany(q.CLOSE_ATTEMPT, attempts)  # one statement each, prepared once
-            tx.executemany(q.INSERT_EVENT, events)
+            _insert_in_pieces(tx, q.INSERT_EVENTS, events)
             write_cleanups(tx, recorded, now)
             if recorded:
                 self._notice(SCHEDULER)  # slots freed, retries and dependents to settle
