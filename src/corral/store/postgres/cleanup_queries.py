@@ -7,8 +7,8 @@ WITH written AS (
 INSERT INTO corral_cleanups (task_id, task_name, attempt, reason, shared, state, tries,
                              next_try_at, release_at, created_at)
 SELECT t.id, t.name, r.attempt, r.reason, t.shared, 'pending', 0, %(now)s, r.release_at, %(now)s
-FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(reasons)s::text[],
-            %(release_at)s::float8[]) AS r(id, attempt, reason, release_at)
+FROM unnest(%(ids)b::bigint[], %(attempts)b::int[], %(reasons)b::text[],
+            %(release_at)b::float8[]) AS r(id, attempt, reason, release_at)
 JOIN corral_tasks t ON t.id = r.id
 ON CONFLICT (task_id, attempt) DO NOTHING
 RETURNING task_id)
@@ -20,7 +20,7 @@ CLAIM_CLEANUPS = """
 WITH due AS (
     SELECT id FROM corral_cleanups
     WHERE state IN ('pending', 'running') AND next_try_at <= %(now)s
-      AND task_name = ANY(%(names)s::text[])
+      AND task_name = ANY(%(names)b::text[])
     ORDER BY next_try_at LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED),
 claimed AS (

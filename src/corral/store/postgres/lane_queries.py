@@ -15,7 +15,7 @@ SLOTS = (
 # Open lanes: a pool's slots until a time (arrays).
 OPEN = """
 INSERT INTO corral_fast_lanes (pool, slots, until)
-SELECT pool, slots, %(until)s FROM unnest(%(pools)s::text[], %(slots)s::int[]) AS l(pool, slots)
+SELECT pool, slots, %(until)s FROM unnest(%(pools)b::text[], %(slots)b::int[]) AS l(pool, slots)
 ON CONFLICT (pool) DO UPDATE SET slots = excluded.slots, until = excluded.until
 RETURNING pool
 """

@@ -52,7 +52,7 @@ FIND_SUBMIT = "SELECT task_ids, workflow_id FROM corral_submits WHERE submit_id 
 # Record a submit call under its submit id (a second one with the id violates the primary key).
 RECORD_SUBMIT = """
 INSERT INTO corral_submits (submit_id, task_ids, workflow_id, created_at)
-VALUES (%(submit_id)s, %(task_ids)s::bigint[], %(workflow_id)s, %(now)s)
+VALUES (%(submit_id)s, %(task_ids)b::bigint[], %(workflow_id)s, %(now)s)
 """
 # Which of the ids exist.
 EXISTING_IDS = "SELECT id FROM corral_tasks WHERE id = ANY(%(ids)s)"
@@ -91,7 +91,7 @@ RETURNING id
 # Dependency edges and submission events of the inserted tasks (arrays).
 INSERT_DEPS = """
 INSERT INTO corral_task_deps (task_id, depends_on)
-SELECT * FROM unnest(%(task_ids)s::bigint[], %(deps)s::bigint[]) ON CONFLICT DO NOTHING
+SELECT * FROM unnest(%(task_ids)b::bigint[], %(deps)b::bigint[]) ON CONFLICT DO NOTHING
 """
 # One `submitted` event per inserted task, and a wake-up for the scheduler. The ids and states
 # come as arrays' text (submits.array_text); the transaction id is the column's default, read
@@ -101,7 +101,7 @@ WITH events AS (
     INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt, xid)
     SELECT id, %(now)s, 'submitted', NULL, state, 0, x.xid
     FROM (SELECT pg_current_xact_id()::text::bigint AS xid) AS x,
-         unnest(%(ids)s::bigint[], %(states)s::text[]) AS s(id, state)
+         unnest(%(ids)b::bigint[], %(states)b::text[]) AS s(id, state)
     RETURNING 1)
 SELECT pg_notify('corral_scheduler', '') WHERE EXISTS (SELECT 1 FROM events)
 """
@@ -187,10 +187,10 @@ GET_DEPS = "SELECT depends_on FROM corral_task_deps WHERE task_id = %s ORDER BY 
 # Tasks filtered by states, group, name and ids (each filter skipped when NULL), newest first.
 LIST_TASKS = f"""
 SELECT {TASK_COLUMNS} FROM corral_tasks t
-WHERE (%(states)s::text[] IS NULL OR t.state = ANY(%(states)s))
+WHERE (%(states)b::text[] IS NULL OR t.state = ANY(%(states)b))
   AND (%(group_name)s::text IS NULL OR t.group_name = %(group_name)s)
   AND (%(name)s::text IS NULL OR t.name = %(name)s)
-  AND (%(ids)s::bigint[] IS NULL OR t.id = ANY(%(ids)s))
+  AND (%(ids)b::bigint[] IS NULL OR t.id = ANY(%(ids)b))
 ORDER BY t.id DESC LIMIT %(limit)s
 """
 # The states of the given ids.
@@ -267,7 +267,7 @@ WHERE state = 'ready' AND promote_at <= %(now)s ORDER BY promote_at LIMIT %(limi
 # Set ready tasks' levels and the moments they next change (arrays).
 SET_LEVELS = """
 UPDATE corral_tasks t SET level = c.level, promote_at = c.promote_at
-FROM unnest(%(ids)s::bigint[], %(levels)s::int[], %(promote_at)s::float8[])
+FROM unnest(%(ids)b::bigint[], %(levels)b::int[], %(promote_at)b::float8[])
     AS c(id, level, promote_at)
 WHERE t.id = c.id AND t.state = 'ready'
 """
@@ -342,12 +342,12 @@ FOLD_AND_LOAD = f"WITH {FOLD_HINTS},\n{LOAD}"
 # tasks draw on; the named rate limits of those tasks.
 DISPATCH_HEADS = f"""
 WITH want AS (
-    SELECT * FROM unnest(%(pools)s::text[], %(groups)s::int[], %(tasks)s::int[])
+    SELECT * FROM unnest(%(pools)b::text[], %(groups)b::int[], %(tasks)b::int[])
         AS w(pool, n_groups, n_tasks)),
 best AS (
     SELECT w.pool, w.n_tasks, b.group_name FROM want w CROSS JOIN LATERAL (
         SELECT g.group_name FROM corral_ready_groups g
-        WHERE g.pool = w.pool AND g.group_name <> ALL(%(skip)s::text[])
+        WHERE g.pool = w.pool AND g.group_name <> ALL(%(skip)b::text[])
           AND NOT EXISTS (
               SELECT 1 FROM corral_rate_buckets b WHERE b.key = 'group:' || g.group_name
               AND least(b.burst, b.tokens + b.per_second * (%(now)s - b.updated_at)) < 1)
@@ -376,14 +376,14 @@ SELECT
     (SELECT coalesce(json_agg(json_build_array(key, rate_limit, per_second, burst)), '[]')
      FROM corral_rate_limits WHERE key IN (SELECT rate_key FROM heads))
 """
-_ADMITTED_HEADS = _set_heads("touched", "AND t.id <> ALL(%(ids)s::bigint[])")
+_ADMITTED_HEADS = _set_heads("touched", "AND t.id <> ALL(%(ids)b::bigint[])")
 # Admit ready tasks in the given order (admitted_at orders the claims); record the new heads of
 # their groups (the leader is the only writer of the heads, so no hint is needed); store the
 # token buckets the admissions drew on; tell their pools' workers.
 ADMIT = f"""
 WITH moved AS (
     UPDATE corral_tasks t SET state = 'admitted', admitted_at = %(now)s + u.ord * 1e-6
-    FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS u(id, ord)
+    FROM unnest(%(ids)b::bigint[]) WITH ORDINALITY AS u(id, ord)
     WHERE t.id = u.id AND t.state = 'ready' RETURNING t.id, t.attempt, t.pool, t.group_name),
 events AS (
     INSERT INTO corral_events (task_id, at, kind, from_state, to_state, attempt)
@@ -391,8 +391,8 @@ events AS (
 touched AS (SELECT DISTINCT pool, group_name FROM moved),{_ADMITTED_HEADS},
 buckets AS (
     INSERT INTO corral_rate_buckets (key, tokens, updated_at, per_second, burst)
-    SELECT * FROM unnest(%(keys)s::text[], %(tokens)s::float8[], %(updated_at)s::float8[],
-                         %(per_second)s::float8[], %(burst)s::float8[])
+    SELECT * FROM unnest(%(keys)b::text[], %(tokens)b::float8[], %(updated_at)b::float8[],
+                         %(per_second)b::float8[], %(burst)b::float8[])
     ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at,
         per_second = excluded.per_second, burst = excluded.burst),
 notices AS (
@@ -495,12 +495,12 @@ RETURNING t.id
 # task's started_at): the start is its partition key, so only that day's partition is probed.
 COMPLETE = f"""
 WITH r AS (
-    SELECT * FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(targets)s::text[],
-                         %(outcomes)s::text[], %(failed)s::int[], %(workers)s::text[],
-                         %(results)s::text[], %(errors)s::text[], %(tracebacks)s::text[],
-                         %(retry_at)s::float8[], %(stalled)s::int[], %(flags)s::text[],
-                         %(details)s::text[], %(suspects)s::boolean[], %(crashes)s::int[],
-                         %(flag_details)s::text[])
+    SELECT * FROM unnest(%(ids)b::bigint[], %(attempts)b::int[], %(targets)b::text[],
+                         %(outcomes)b::text[], %(failed)b::int[], %(workers)b::text[],
+                         %(results)b::text[], %(errors)b::text[], %(tracebacks)b::text[],
+                         %(retry_at)b::float8[], %(stalled)b::int[], %(flags)b::text[],
+                         %(details)b::text[], %(suspects)b::boolean[], %(crashes)b::int[],
+                         %(flag_details)b::text[])
         AS r(id, attempt, target, outcome, failed, worker, result, error, traceback, retry_at,
              stalled, flag, detail, suspect, crashes, flag_detail)),
 moved AS (
@@ -761,7 +761,7 @@ FROM corral_workflows w WHERE w.id = %s
 # Record the tasks a workflow relies on that are not its own (steps deduplicated onto them).
 INSERT_WORKFLOW_LINKS = """
 INSERT INTO corral_workflow_links (workflow_id, task_id)
-SELECT %(id)s, unnest(%(task_ids)s::bigint[]) ON CONFLICT DO NOTHING
+SELECT %(id)s, unnest(%(task_ids)b::bigint[]) ON CONFLICT DO NOTHING
 """
 # Lock a workflow's row: its cancels are serialised.
 LOCK_WORKFLOW = "SELECT id FROM corral_workflows WHERE id = %s FOR UPDATE"

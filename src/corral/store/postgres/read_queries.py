@@ -13,7 +13,7 @@ UNFINISHED = tuple(s for s in State if s not in TERMINAL)
 UNFINISHED_SQL = "(" + ", ".join(f"'{s}'" for s in UNFINISHED) + ")"
 
 RESIDUAL = """
-  AND (%(states)s::text[] IS NULL OR t.state = ANY(%(states)s::text[]))
+  AND (%(states)b::text[] IS NULL OR t.state = ANY(%(states)b::text[]))
   AND (%(name)s::text IS NULL OR t.name = %(name)s::text)
   AND (%(group_name)s::text IS NULL OR t.group_name = %(group_name)s::text)
   AND (%(workflow_id)s::bigint IS NULL OR t.workflow_id = %(workflow_id)s::bigint)
@@ -23,8 +23,8 @@ RESIDUAL = """
   AND (%(created_until)s::float8 IS NULL OR t.created_at < %(created_until)s::float8)
   AND (%(finished_from)s::float8 IS NULL OR t.finished_at >= %(finished_from)s::float8)
   AND (%(finished_until)s::float8 IS NULL OR t.finished_at < %(finished_until)s::float8)
-  AND (%(scope_all)s::boolean OR t.group_name = ANY(%(scope_names)s::text[])
-       OR EXISTS (SELECT 1 FROM unnest(%(scope_prefixes)s::text[]) p(v)
+  AND (%(scope_all)s::boolean OR t.group_name = ANY(%(scope_names)b::text[])
+       OR EXISTS (SELECT 1 FROM unnest(%(scope_prefixes)b::text[]) p(v)
                   WHERE starts_with(t.group_name, p.v)))"""
 """The filters, each a no-op when its parameter is NULL."""
 
@@ -170,7 +170,7 @@ ORDER BY attempt DESC, id DESC LIMIT %(limit)s
 # The dependency links of some tasks, as (task, the task it depends on) (the links' primary key).
 EDGES = """
 SELECT task_id, depends_on FROM corral_task_deps
-WHERE task_id = ANY(%(ids)s::bigint[]) ORDER BY task_id, depends_on
+WHERE task_id = ANY(%(ids)b::bigint[]) ORDER BY task_id, depends_on
 """
 # Every configured group.
 ALL_GROUPS = f"SELECT {GROUP_FIELDS} FROM corral_groups ORDER BY name"

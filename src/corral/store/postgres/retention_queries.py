@@ -45,9 +45,9 @@ FOR UPDATE OF t SKIP LOCKED
 # name), locked so that no transition races the delete.
 PRUNABLE_OF_TYPE = _PRUNABLE.format(name_filter="t.name = %(name)s")
 # Up to %(limit)s finished tasks of the types without their own retention, oldest first.
-PRUNABLE_DEFAULT = _PRUNABLE.format(name_filter="NOT (t.name = ANY(%(own)s::text[]))")
+PRUNABLE_DEFAULT = _PRUNABLE.format(name_filter="NOT (t.name = ANY(%(own)b::text[]))")
 
-_IDS = "ANY(%(ids)s::bigint[])"
+_IDS = "ANY(%(ids)b::bigint[])"
 # The workflows the pruned tasks are linked into (not their own): they may be left empty too.
 LINKED_WORKFLOWS = f"SELECT DISTINCT workflow_id FROM corral_workflow_links WHERE task_id = {_IDS}"
 # The history of the pruned tasks, but not their rows in the days to be dropped whole: those are
@@ -77,7 +77,7 @@ PRUNE_TASKS = f"DELETE FROM corral_tasks WHERE id = {_IDS}"
 # until its first task is pruned (checking all of a bulk call's ids would cost its size a batch).
 PRUNE_SUBMITS = "DELETE FROM corral_submits WHERE created_at = ANY(%(times)s::double precision[])"
 _EMPTY_WORKFLOWS = """(
-    SELECT w.id FROM corral_workflows w WHERE w.id = ANY(%(ids)s::bigint[])
+    SELECT w.id FROM corral_workflows w WHERE w.id = ANY(%(ids)b::bigint[])
       AND NOT EXISTS (SELECT 1 FROM corral_tasks o WHERE o.workflow_id = w.id))"""
 # The links of the workflows of pruned tasks that have no task of their own left...
 PRUNE_EMPTY_WORKFLOW_LINKS = (
