@@ -59,7 +59,8 @@ def _sqlite_at_v2(url: str, rows: list[tuple[Any, ...]]) -> None:
     import sqlite3
 
     from corral.store.sqlite import queries as q
-    from corral.store.sqlite.store import _split_sql, migrations
+    from corral.store.sqlite.migrate import migrations
+    from corral.store.sqlite.store import _split_sql
 
     conn = sqlite3.connect(url.split("sqlite:///", 1)[1], isolation_level=None)
     conn.execute(q.CREATE_MIGRATIONS)

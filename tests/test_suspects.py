@@ -426,8 +426,8 @@ def _at_v3(backend: str, url: str, now: float) -> None:
         import sqlite3
 
         from corral.store.sqlite import queries as sq
+        from corral.store.sqlite.migrate import migrations as sqlite_migrations
         from corral.store.sqlite.store import _split_sql
-        from corral.store.sqlite.store import migrations as sqlite_migrations
 
         conn = sqlite3.connect(url.split("sqlite:///", 1)[1], isolation_level=None)
         conn.execute(sq.CREATE_MIGRATIONS)

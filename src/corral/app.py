@@ -11,12 +11,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from . import aging as aging_mod
 from . import limits, ratelimit, tracing
 from .aging import Aging
-from .alerts.declare import Alerts
 from .backoff import Backoff
 from .callbacks import CALLBACK_KINDS
 from .cleanup import CLEANUP_RETRIES, CLEANUP_TIMEOUT, check_spec
@@ -49,8 +48,6 @@ from .registry import (
     TaskDef,
 )
 from .retention_settings import RetentionSettings
-from .schedules.backfills import BackfillMade, Backfills
-from .schedules.declare import Schedules
 from .store import Store, open_store, resolve_url
 from .store.contract import (
     CancelParams,
@@ -63,6 +60,11 @@ from .store.contract import (
 from .submit_ids import repeatable, submit_id_for
 from .worker.middleware import Middleware, check_middleware
 from .workflow import Workflow
+
+if TYPE_CHECKING:  # imported on first use: a worker needs none of them (start-up: issue 15)
+    from .alerts.declare import Alerts
+    from .schedules.backfills import BackfillMade, Backfills
+    from .schedules.declare import Schedules
 
 ON_TIMEOUT: tuple[OnTimeout, ...] = ("retry", "fail", "continue")
 ON_UPSTREAM_FAILURE = ("fail", "run")
@@ -364,14 +366,29 @@ class App:
         self.retention = RetentionSettings(self)
         self.consumers = Consumers(self)
         """The app's event consumers: `app.consumers.add(name, handler, kinds=...)`."""
-        self.schedules = Schedules(self)
-        """The app's schedules: `app.schedules.add(name, task, cron=..., tz=...)`."""
-        self.backfills = Backfills(self)
-        self.alerts = Alerts(self)
-        """The app's alert rules and channels: `app.alerts.rule(name, kind, channels=...)`."""
-        """The stored backfills: status, pause, resume, cancel (start one with `backfill`)."""
         self._store: Store | None = None
         self._store_clock: tuple[Store, Clock] | None = None
+
+    @functools.cached_property
+    def schedules(self) -> Schedules:
+        """The app's schedules: `app.schedules.add(name, task, cron=..., tz=...)`."""
+        from .schedules.declare import Schedules
+
+        return Schedules(self)
+
+    @functools.cached_property
+    def backfills(self) -> Backfills:
+        """The stored backfills: status, pause, resume, cancel (start one with `backfill`)."""
+        from .schedules.backfills import Backfills
+
+        return Backfills(self)
+
+    @functools.cached_property
+    def alerts(self) -> Alerts:
+        """The app's alert rules and channels: `app.alerts.rule(name, kind, channels=...)`."""
+        from .alerts.declare import Alerts
+
+        return Alerts(self)
 
     @property
     def tasks(self) -> Mapping[str, TaskType[Any, Any]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from typing import IO, Any
@@ -44,6 +43,8 @@ class WorkerProcesses:
         self.logs: list[IO[bytes]] = []
         self.procs: list[subprocess.Popen[bytes]] = []
         for _ in range(count):
+            import tempfile  # here: a worker process doesn't need it
+
             log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
             self.logs.append(log)
             self.procs.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log))

@@ -15,37 +15,58 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-try:
-    from opentelemetry import context as context_api
-    from opentelemetry import trace
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-except ImportError:  # the extra is not installed
-    trace = None  # type: ignore[assignment]
-    context_api = None  # type: ignore[assignment]
-    TraceContextTextMapPropagator = None  # type: ignore[assignment,misc]
+trace: Any = None
+"""`opentelemetry.trace`, once loaded (`loaded()`); None before, or without the extra."""
+context_api: Any = None
+"""`opentelemetry.context`, with `trace`."""
+TraceContextTextMapPropagator: Any = None
 
 SYSTEM = "corral"
 TRACER = "corral"
 FAILED_OUTCOMES = frozenset({"failed", "timed_out", "stalled", "lost"})
 
 
+@functools.cache
 def available() -> bool:
-    """The OpenTelemetry API is installed."""
-    return trace is not None
+    """The OpenTelemetry API is installed (found, not imported: a worker doesn't pay for
+    importing it at start-up unless something set up tracing)."""
+    try:
+        return importlib.util.find_spec("opentelemetry.trace") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def loaded() -> Any:
+    """`opentelemetry.trace` if something imported it (an SDK's set-up, an instrumentation, a
+    handler's own spans), else None. Without it imported no provider is set up and no span is
+    current, so there is nothing to record or link to: corral imports the API only then."""
+    global trace, context_api, TraceContextTextMapPropagator
+    if trace is None and "opentelemetry.trace" in sys.modules:
+        from opentelemetry import context
+        from opentelemetry import trace as api
+        from opentelemetry.trace.propagation.tracecontext import (
+            TraceContextTextMapPropagator as propagator,
+        )
+
+        context_api, TraceContextTextMapPropagator, trace = context, propagator, api
+    return trace
 
 
 def recording() -> bool:
     """A tracer provider is set up (an SDK's): the API alone hands out the proxy (or the no-op)
     provider, whose spans record nothing, so corral doesn't build them (a drain of no-op tasks
     paid a few percent for spans nobody kept). Asked at every span: an SDK set up later is seen."""
-    if trace is None:
+    api = loaded()
+    if api is None:
         return False
-    provider = trace.get_tracer_provider()
-    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+    provider = api.get_tracer_provider()
+    return not isinstance(provider, api.ProxyTracerProvider | api.NoOpTracerProvider)
 
 
 class Send:
@@ -105,7 +126,7 @@ def sending(names: Sequence[str], groups: Sequence[str], workflow: str | None = 
 def link_of(trace_context: str | None) -> Any:
     """The Link to a stored submit context, or None (none stored, or not readable). Cached: the
     tasks of one submit share their context."""
-    if trace is None or not trace_context:
+    if not trace_context or loaded() is None:
         return None
     return _link(trace_context)
 
@@ -125,9 +146,10 @@ def _link(trace_context: str) -> Any:
 
 def current_trace_id() -> str | None:
     """The current span's trace id (32 hex digits), or None (no tracing, or no valid span)."""
-    if trace is None:
+    api = loaded()
+    if api is None:
         return None
-    context = trace.get_current_span().get_span_context()
+    context = api.get_current_span().get_span_context()
     return f"{context.trace_id:032x}" if context.is_valid else None
 
 
@@ -141,6 +163,7 @@ __all__ = [
     "context_api",
     "current_trace_id",
     "link_of",
+    "loaded",
     "recording",
     "sending",
     "trace",

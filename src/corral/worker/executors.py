@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ctypes
 import inspect
 import json
 import logging
-import multiprocessing
 import os
 import queue
 import signal
@@ -24,13 +22,15 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from multiprocessing.connection import Connection
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .. import interrupts
 from ..context import Context
 from ..errors import ConfigError, PayloadError, TaskCancelled, TaskTimeout
 from ..registry import ExecutorKind
+
+if TYPE_CHECKING:  # a process run's needs, imported by it (start-up: issue 15)
+    from multiprocessing.connection import Connection
 
 Outcome = Literal["succeeded", "failed", "timed_out", "cancelled"]
 Message = dict[str, Any]
@@ -368,6 +368,8 @@ def _set_parent_death_signal() -> None:
     the GIL in C code. It fires when the parent *thread* that forked exits: the fork happens on
     the worker's event-loop thread, which lives as long as the worker."""
     if sys.platform.startswith("linux"):
+        import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
@@ -463,6 +465,9 @@ class _Child:
     them, in order and off the loop, to the parent's context."""
 
     def __init__(self, call: _Call, loop: asyncio.AbstractEventLoop) -> None:
+        import ctypes  # noqa: F401 - here, so that the forked child finds it imported
+        import multiprocessing
+
         mp = multiprocessing.get_context("fork")
         self._ctx = call.ctx
         self._loop = loop

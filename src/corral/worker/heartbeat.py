@@ -32,7 +32,6 @@ renewal (dropped if the worker is not reading: the next renewal brings the cance
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib
 import json
 import logging
@@ -50,6 +49,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the companion process and `prestart` don't need asyncio: imported on use
     import asyncio
+
+    from ..store import Store
 
 log = logging.getLogger("corral.heartbeat")
 
@@ -120,6 +121,8 @@ def process_cpu(pid: int) -> tuple[float, bool] | None:
 def _die_with_parent() -> None:
     """Linux: the kernel kills this process when the thread that started it ends."""
     with contextlib.suppress(Exception):
+        import ctypes  # here: the worker's side doesn't need it
+
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
@@ -170,15 +173,28 @@ def _send(line: str) -> bool:
     return True
 
 
-def _import_backend(url: str) -> None:
-    """Import the store module of `url`'s backend ahead of the config (a hint: nothing if unsure,
-    and `open_store` imports what it needs anyway)."""
+def _open_ahead(url: str) -> Store | None:
+    """Ahead of the config, while the worker imports and sets up: import the store module of
+    `url`'s backend (the worker's `--database-url`/CORRAL_DATABASE_URL, a hint), and for
+    PostgreSQL open the store too (its connections take tens of ms, which would otherwise come
+    between the worker's registration and its first claim). A SQLite file is opened once the
+    config came, as before: opening it first could create it before its worker migrates it.
+    None if there is no store opened (the config's URL is opened then, and any error reported
+    as before)."""
     scheme = url.partition(":")[0].lower()
     module = {"sqlite": "corral.store.sqlite.store", "postgresql": "corral.store.postgres.store",
               "postgres": "corral.store.postgres.store"}.get(scheme)  # fmt: skip
-    if module is not None:
-        with contextlib.suppress(Exception):
-            importlib.import_module(module)
+    if module is None:
+        return None
+    try:
+        importlib.import_module(module)
+        if module.endswith("postgres.store"):
+            from ..store import open_store
+
+            return open_store(url, migrate=False)
+    except Exception:  # a hint only: the config's open reports what is wrong
+        pass
+    return None
 
 
 def companion_main() -> None:
@@ -193,19 +209,25 @@ def companion_main() -> None:
     from ..store import open_store
     from .renewal import renew_worker
 
-    _import_backend(sys.argv[1] if len(sys.argv) > 1 else "")
+    skip_skew_warning()  # its worker warns already
+    hint = sys.argv[1] if len(sys.argv) > 1 else ""
+    ahead = _open_ahead(hint)
     line = sys.stdin.readline()
-    if not line.strip():
+    config = CompanionConfig(**json.loads(line)) if line.strip() else None
+    if ahead is not None and (config is None or config.url != hint):
+        ahead.close()  # not the worker's URL after all (its app names another), or no worker
+        ahead = None
+    if config is None:
         return  # a spare companion whose worker never came (it ended, or started its own)
-    config = CompanionConfig(**json.loads(line))
     logging.basicConfig(
         level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if os.getppid() != config.worker_pid:
+        if ahead is not None:
+            ahead.close()
         return  # the worker died before we could ask to die with it
     os.set_blocking(1, False)
-    skip_skew_warning()  # its worker warns already
-    store = open_store(config.url, migrate=False)
+    store = ahead if ahead is not None else open_store(config.url, migrate=False)
     clock = store.clock()  # the store's one clock (corral.clock), as the worker's
     stop = threading.Event()
     inbox = _Inbox(

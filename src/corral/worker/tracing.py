@@ -21,14 +21,16 @@ class Tracing(Middleware):
 
     def __init__(self) -> None:
         self._spans: dict[tuple[int, int], tuple[Any, Any]] = {}
-        trace = tracing.trace
-        self._tracer = None if trace is None else trace.get_tracer(tracing.TRACER)
-        """Got once: a tracer got before the SDK is set up follows it once it is."""
+        self._tracer: Any = None
+        """Got once, at the first span (the API is imported only once something set up tracing,
+        see `tracing.loaded`); a tracer got before the SDK is set up follows it once it is."""
 
     def before_run(self, run: Run) -> None:
-        trace = tracing.trace
-        if trace is None or not tracing.recording():
+        if not tracing.recording():
             return
+        trace = tracing.trace
+        if self._tracer is None:
+            self._tracer = trace.get_tracer(tracing.TRACER)
         task = run.task
         link = tracing.link_of(task.trace_context)
         attributes: dict[str, Any] = {
@@ -43,7 +45,6 @@ class Tracing(Middleware):
         }
         if task.workflow_id is not None:
             attributes["corral.workflow_id"] = task.workflow_id
-        assert self._tracer is not None
         span = self._tracer.start_span(
             f"process {task.name}", kind=trace.SpanKind.CONSUMER, attributes=attributes,
             links=[link] if link is not None else None,

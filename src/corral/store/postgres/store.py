@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from importlib import resources
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -105,21 +105,26 @@ from .submits import array_text
 from .submits import record as _record
 from .submits import recorded as _recorded
 
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
 log = logging.getLogger("corral.store.postgres")
 T = TypeVar("T")
 COPY_FROM = 200
 """Batches of at least this many tasks are loaded with COPY; smaller ones with pipelined INSERTs."""
 
 
+def migration_files() -> list[tuple[int, Traversable]]:
+    """The numbered migration files shipped with corral, in order, unread: the start-up's schema
+    check reads none of them (the latest version is in their names)."""
+    folder = resources.files("corral.store.postgres").joinpath("migrations")
+    found = [(int(e.name.split("_", 1)[0]), e) for e in folder.iterdir() if e.name.endswith(".sql")]
+    return sorted(found, key=lambda item: item[0])
+
+
 def migrations() -> list[tuple[int, str]]:
     """The numbered migrations shipped with corral, in order."""
-    folder = resources.files("corral.store.postgres").joinpath("migrations")
-    found = [
-        (int(entry.name.split("_", 1)[0]), entry.read_text())
-        for entry in folder.iterdir()
-        if entry.name.endswith(".sql")
-    ]
-    return sorted(found)
+    return [(version, entry.read_text()) for version, entry in migration_files()]
 
 
 @shield_calls  # a handler thread's interrupt never lands inside a call (corral.interrupts)
@@ -240,9 +245,9 @@ class PostgresStore(
             conn.execute(q.LOCK_MIGRATIONS)
             conn.execute(q.CREATE_MIGRATIONS)
             applied = {row[0] for row in conn.execute(q.APPLIED_MIGRATIONS)}
-            for version, script in migrations():
+            for version, entry in migration_files():
                 if version not in applied:
-                    conn.execute(script.encode())
+                    conn.execute(entry.read_text().encode())
                     conn.execute(q.RECORD_MIGRATION, (version, self._clock.now()))
                     done.append(version)
         return done
@@ -256,7 +261,7 @@ class PostgresStore(
 
     def check_schema(self) -> None:
         """Raise a clear DatabaseError if this database has no (or an older) corral schema."""
-        latest = migrations()[-1][0]
+        latest = migration_files()[-1][0]
         version = self.schema_version()
         if version < latest:
             raise DatabaseError(

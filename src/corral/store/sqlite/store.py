@@ -110,7 +110,7 @@ from .consumers import SQLiteConsumers
 from .lanes import SQLiteLanes
 from .leases import SQLiteLeases
 from .listener import PollingListener
-from .migrate import latest_schema, migrations
+from .migrate import latest_schema, migration_files
 from .migrate import split_sql as _split_sql
 from .pauses import SQLitePauses
 from .retention import SQLiteRetention
@@ -298,7 +298,7 @@ class SQLiteStore(
                         tx.execute(statement)
                     tx.execute(q.SEED_FRESH)
                     now = SYSTEM_CLOCK.now()
-                    versions = [version for version, _ in migrations()]
+                    versions = [version for version, _ in migration_files()]
                     tx.executemany(q.RECORD_MIGRATION, [(v, now) for v in versions])
                     return versions
         try:
@@ -311,9 +311,10 @@ class SQLiteStore(
         except sqlite3.DatabaseError as exc:
             raise DatabaseError(f"{self.path} is not a usable corral database: {exc}") from None
         done = []
-        for version, sql in migrations():
+        for version, entry in migration_files():
             if version in applied:
                 continue
+            sql = entry.read_text()
             with self._write() as tx:
                 if tx.execute(q.APPLIED_MIGRATIONS).fetchall().count((version,)):
                     continue  # another process migrated meanwhile
@@ -324,7 +325,7 @@ class SQLiteStore(
         return done
 
     def check_schema(self) -> None:
-        latest = migrations()[-1][0]
+        latest = migration_files()[-1][0]
         if self.schema_version() < latest:
             raise DatabaseError(f"{self.path} has an older corral schema: run `corral migrate`")
 
