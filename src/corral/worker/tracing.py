@@ -17,40 +17,32 @@ def traced() -> tuple[Middleware, ...]:
 
 
 class Tracing(Middleware):
-    """A `process {task type}` span (CONSUMER) around each attempt, linked to its submit. What
-    a task type's spans share (the name, the attributes of the type and pool) is built once per
-    type; an attempt adds its own (id, attempt, group, workflow) and the link, itself cached by
-    stored context (tracing.link_of)."""
+    """A `process {task type}` span (CONSUMER) around each attempt, linked to its submit."""
 
     def __init__(self) -> None:
         self._spans: dict[tuple[int, int], tuple[Any, Any]] = {}
-        self._kinds: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
-        """By (task type, pool): the span's name and the attributes every attempt carries (a
-        few entries: the types a worker runs, in its pool)."""
 
     def before_run(self, run: Run) -> None:
         trace, tracer = tracing.trace, tracing.tracer()
         if trace is None or tracer is None:
             return
         task = run.task
-        kind = self._kinds.get((task.name, task.pool))
-        if kind is None:
-            kind = self._kinds[(task.name, task.pool)] = (f"process {task.name}", {
-                "messaging.system": tracing.SYSTEM,
-                "messaging.operation.type": "process",
-                "messaging.operation.name": "process",
-                "messaging.destination.name": task.name,
-                "messaging.consumer.group.name": task.pool,
-            })  # fmt: skip
-        name, shared = kind
-        attributes = {**shared, "messaging.message.id": str(task.id),
-                      "corral.attempt": task.attempt, "corral.group": task.group}  # fmt: skip
+        link = tracing.link_of(task.trace_context)
+        attributes: dict[str, Any] = {
+            "messaging.system": tracing.SYSTEM,
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.destination.name": task.name,
+            "messaging.message.id": str(task.id),
+            "messaging.consumer.group.name": task.pool,
+            "corral.attempt": task.attempt,
+            "corral.group": task.group,
+        }
         if task.workflow_id is not None:
             attributes["corral.workflow_id"] = task.workflow_id
-        link = tracing.link_of(task.trace_context)
         span = tracer.start_span(
-            name, kind=trace.SpanKind.CONSUMER, attributes=attributes,
-            links=(link,) if link is not None else None,
+            f"process {task.name}", kind=trace.SpanKind.CONSUMER, attributes=attributes,
+            links=[link] if link is not None else None,
         )  # fmt: skip
         token = tracing.context_api.attach(trace.set_span_in_context(span))
         self._spans[(task.id, task.attempt)] = (span, token)
