@@ -8,6 +8,8 @@
 2. The drain (`corral run`, no-op tasks) with metrics and tracing off, then on (--metrics-bind,
    scraped every second, and the OpenTelemetry SDK set up with spans batched and dropped, the
    submit traced too), alternated in one sitting.
+3. The submit with tracing off and on (`--only submit`): `submit_many` in batches of 5,000,
+   and one-task submits, in-process.
 
     python benchmarks/metrics.py --backend sqlite --backend postgres
     python benchmarks/metrics.py --backend sqlite --only drain --tasks 10000 --rounds 3
@@ -166,10 +168,44 @@ def hook_cost_us(kind: str, runs: int = 20_000) -> float:
     return (time.perf_counter() - started) / runs * 1e6
 
 
+def submit_rates(backend: str, count: int, traced: bool) -> tuple[float, float]:
+    """Tasks per second of `submit_many` (batches of 5,000) and microseconds per one-task
+    `submit` (a tenth as many), in-process, with tracing on (the SDK set up, spans batched and
+    dropped) or off (the API's no-op provider)."""
+    from noop_app import app
+    from opentelemetry import trace
+    from traced_app import provider
+
+    original = trace.get_tracer, trace.get_tracer_provider
+    if traced:
+        trace.get_tracer = lambda name, *a, **k: provider.get_tracer(name)  # type: ignore[assignment]
+        trace.get_tracer_provider = lambda: provider  # type: ignore[assignment]
+    else:
+        trace.get_tracer_provider = trace.NoOpTracerProvider  # type: ignore[assignment]
+    try:
+        with fresh_database(backend) as url:
+            app.url = url
+            task_type = app.task_type("noop")
+            started = time.perf_counter()
+            for first in range(0, count, 5000):
+                app.submit_many(
+                    [task_type.prepare(i) for i in range(first, min(first + 5000, count))]
+                )
+            many = count / (time.perf_counter() - started)
+            started = time.perf_counter()
+            for i in range(count // 10):
+                task_type.submit(i)
+            one = (time.perf_counter() - started) / (count // 10) * 1e6
+            app.close()
+    finally:
+        trace.get_tracer, trace.get_tracer_provider = original  # type: ignore[assignment]
+    return many, one
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", action="append", choices=["sqlite", "postgres"])
-    parser.add_argument("--only", choices=["scrape", "drain", "hooks"])
+    parser.add_argument("--only", choices=["scrape", "drain", "hooks", "submit"])
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--big", type=int, default=2_000_000)
     parser.add_argument("--reads", type=int, default=20, help="reads per scrape figure")
@@ -189,6 +225,19 @@ def main() -> None:
         if args.only == "hooks":
             return
     for backend in args.backend or ["sqlite"]:
+        if args.only in (None, "submit"):
+            figures: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+            for _ in range(args.rounds):
+                for traced in (False, True):
+                    figures[traced].append(submit_rates(backend, args.tasks, traced))
+            for traced in (False, True):
+                many = [round(m) for m, _ in figures[traced]]
+                one = [round(o) for _, o in figures[traced]]
+                print(f"{backend}: submit, tracing {'on ' if traced else 'off'}: submit_many "
+                      f"{statistics.median(many):.0f} tasks/s {many}, submit "
+                      f"{statistics.median(one):.0f} us each {one}")  # fmt: skip
+            if args.only == "submit":
+                continue
         if args.only in (None, "scrape"):
             small = scrape_by_history(backend, args.small, args.reads)
             big = scrape_by_history(backend, args.big, args.reads)

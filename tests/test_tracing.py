@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -154,3 +155,22 @@ def test_spans_are_built_only_once_an_sdk_is_set_up(spans: InMemorySpanExporter)
         assert not tracing.recording()
         with tracing.sending(["plain"], ["default"]) as send:
             assert send is tracing.NO_SEND
+
+
+def test_a_submit_stamps_copies_of_its_tasks_with_its_context(
+    app: corral.App, spans: InMemorySpanExporter
+) -> None:
+    """The copies (made without the dataclass constructor, for speed) equal what `replace`
+    makes, and the caller's own submissions keep no context."""
+
+    @app.task(name="plain")
+    def plain(ctx: corral.Context, n: int) -> None:
+        return None
+
+    submissions = [plain.prepare(n) for n in range(3)]
+    with tracing.sending(["plain"], ["default"]) as send:
+        assert send.context is not None
+        stamped = send.stamp([s.task for s in submissions])
+    assert list(stamped) == [replace(s.task, trace_context=send.context) for s in submissions]
+    assert [s.task.trace_context for s in submissions] == [None, None, None]
+    assert tracing.NO_SEND.stamp([submissions[0].task])[0] is submissions[0].task

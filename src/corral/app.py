@@ -583,10 +583,8 @@ class App:
         tasks = [s.task for s in submissions]
         sid = submit_id_for(submit_id, connection, self.store.replies_may_be_lost)
         with tracing.sending([t.name for t in tasks], [t.group for t in tasks]) as send:
-            if send.context is not None:
-                tasks = [replace(t, trace_context=send.context) for t in tasks]
             try:
-                params = InsertParams(tasks, self.clock.now(), join(connection), sid)
+                params = InsertParams(send.stamp(tasks), self.clock.now(), join(connection), sid)
                 results = self.store.task_insert_many(params)
             except ConnectionLost as exc:
                 raise repeatable(exc, sid) from None

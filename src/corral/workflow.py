@@ -111,10 +111,8 @@ class Workflow:
         sid = submit_id_for(submit_id, connection, self.app.store.replies_may_be_lost)
         names, groups = [t.name for t in tasks], [t.group for t in tasks]
         with tracing.sending(names, groups, workflow=self.name) as send:
-            if send.context is not None:
-                tasks = [replace(t, trace_context=send.context) for t in tasks]
             try:
-                params = WorkflowInsertParams(workflow, tasks, self.app.clock.now(),
+                params = WorkflowInsertParams(workflow, send.stamp(tasks), self.app.clock.now(),
                                               join(connection), sid)  # fmt: skip
                 stored = self.app.store.workflow_insert(params)
             except ConnectionLost as exc:

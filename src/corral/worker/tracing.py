@@ -21,16 +21,12 @@ class Tracing(Middleware):
 
     def __init__(self) -> None:
         self._spans: dict[tuple[int, int], tuple[Any, Any]] = {}
-        self._tracer: Any = None
-        """Got once, at the first span (the API is imported only once something set up tracing,
-        see `tracing.loaded`); a tracer got before the SDK is set up follows it once it is."""
 
     def before_run(self, run: Run) -> None:
-        if not tracing.recording():
-            return
+        tracer = tracing.tracer()  # first: it loads the API (tracing.loaded) if imported since
         trace = tracing.trace
-        if self._tracer is None:
-            self._tracer = trace.get_tracer(tracing.TRACER)
+        if tracer is None or trace is None:
+            return
         task = run.task
         link = tracing.link_of(task.trace_context)
         attributes: dict[str, Any] = {
@@ -45,7 +41,7 @@ class Tracing(Middleware):
         }
         if task.workflow_id is not None:
             attributes["corral.workflow_id"] = task.workflow_id
-        span = self._tracer.start_span(
+        span = tracer.start_span(
             f"process {task.name}", kind=trace.SpanKind.CONSUMER, attributes=attributes,
             links=[link] if link is not None else None,
         )  # fmt: skip
