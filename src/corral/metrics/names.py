@@ -162,7 +162,7 @@ SCHEDULER: tuple[MetricSpec, ...] = (
         "counter",
         ("service",),
         "Work done by each leader service of this process: tasks released, promoted, "
-        "reaped, dispatched; rows pruned.",
+        "reaped, dispatched; rows pruned; tables vacuumed or analyzed (upkeep).",
         "scheduler",
     ),
     MetricSpec(

@@ -23,6 +23,7 @@ from ..store.contract import SCHEDULER_CHANNEL, Lease, LeaseKind
 from .dispatcher import Dispatcher
 from .pruner import DEFAULT_INTERVAL as PRUNE_EVERY
 from .services import LeaderService, leader_services
+from .upkeep import DEFAULT_INTERVAL as UPKEEP_EVERY
 
 log = logging.getLogger("corral.scheduler")
 LEADERSHIP = "scheduler"
@@ -52,6 +53,9 @@ class SchedulerConfig:
     policy: str = "fair"
     """The admission order: "fair" (corral's), or the baselines "priority" and "fifo" that the
     benchmarks compare it with (caps and rate limits hold under each)."""
+    upkeep_every: float = UPKEEP_EVERY
+    """Seconds between two table upkeeps (corral.upkeep: VACUUM and ANALYZE where the server's
+    autovacuum is off); 0: none."""
     fast_lane: bool = True
     """Open fast lanes (corral.lanes): in a pool with free slots and nothing ready, a single
     submit is admitted in its own write, without waiting for a round. False: every admission
@@ -90,6 +94,7 @@ class Scheduler:
             prefetch_ratio=config.prefetch_ratio,
             ordering=self._ordering,
             fast_lane=config.fast_lane,
+            upkeep_every=config.upkeep_every,
         )
         # More services (the app's schedule clock): after the dispatcher, so the tasks a fire
         # made are dispatched at the next round.

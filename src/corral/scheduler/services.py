@@ -19,6 +19,7 @@ from .promoter import promote_due
 from .pruner import Pruner
 from .reaper import Reaper
 from .resolver import resolve_due
+from .upkeep import Upkeep
 
 
 class LeaderService(Protocol):
@@ -58,10 +59,12 @@ def leader_services(
     prefetch_ratio: float,
     ordering: Ordering,
     fast_lane: bool = True,
+    upkeep_every: float = 0.0,
 ) -> list[LeaderService]:
     """The leader's services in the order a round runs them: the resolver first (what it releases
-    is dispatched in the same round), the dispatcher after the services that free or move tasks."""
-    return [
+    is dispatched in the same round), the dispatcher after the services that free or move tasks;
+    the table upkeep last, if `upkeep_every` > 0."""
+    services: list[LeaderService] = [
         StoreService("resolve", 0.0, lambda now: resolve_due(store, now)),
         StoreService("promote", promote_every, lambda now: promote_due(store, now)),
         Reaper(store, reap_every),
@@ -74,3 +77,6 @@ def leader_services(
         ),
         Pruner(store, interval=prune_every, batch=prune_batch),
     ]
+    if upkeep_every > 0:
+        services.append(Upkeep(store, interval=upkeep_every))
+    return services

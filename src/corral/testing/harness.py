@@ -229,8 +229,10 @@ class Harness:
         self, worker: _InProcessWorker, with_retries: bool, with_scheduled: bool, max_rounds: int
     ) -> DrainResult:
         app = self.app
-        # No fast lane: every admission is one of the rounds this loop drives and counts.
-        scheduler = Scheduler(app.store, SchedulerConfig(fast_lane=False), clock=self.clock)
+        # No fast lane: every admission is one of the rounds this loop drives and counts; no
+        # table upkeep (a thread of its own) in a user's test.
+        config = SchedulerConfig(fast_lane=False, upkeep_every=0.0)
+        scheduler = Scheduler(app.store, config, clock=self.clock)
         holder = f"corral-testing:{id(self)}"
         callbacks = None
         if app.registry.has_callbacks():

@@ -42,6 +42,7 @@ from .schedules import ScheduleStore
 from .schema import SchemaStore
 from .transaction import JoinedTransaction, join
 from .transitions import SettingTransitions, TaskTransitions, Transitions, WorkflowTransitions
+from .upkeep import TableUpkeep
 
 
 class Store(
@@ -58,6 +59,7 @@ class Store(
     AccessStore,
     GroupPauses,
     FastLanes,
+    TableUpkeep,
     Protocol,
 ):
     """Everything a backend implements."""
@@ -104,6 +106,7 @@ __all__ = [
     "SettingTransitions",
     "SharedParams",
     "Store",
+    "TableUpkeep",
     "TaskReads",
     "TaskTransitions",
     "Transitions",

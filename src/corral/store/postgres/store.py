@@ -104,6 +104,7 @@ from .schedules import PostgresSchedules
 from .submits import array_text
 from .submits import record as _record
 from .submits import recorded as _recorded
+from .upkeep import PostgresUpkeep
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -141,6 +142,7 @@ class PostgresStore(
     PostgresAccess,
     PostgresPauses,
     PostgresLanes,
+    PostgresUpkeep,
     ReadSideReads,
     PostgresLeases,
     ConsumerLeaseShims,

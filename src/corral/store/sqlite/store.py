@@ -117,6 +117,7 @@ from .retention import SQLiteRetention
 from .schedules import SQLiteSchedules
 from .submits import record as _record
 from .submits import recorded as _recorded
+from .upkeep import SQLiteUpkeep
 from .wake import Notice, Notifier, SocketListener, folder_for
 
 T = TypeVar("T")
@@ -172,6 +173,7 @@ class SQLiteStore(
     SQLiteAccess,
     SQLitePauses,
     SQLiteLanes,
+    SQLiteUpkeep,
     ReadSideReads,
     SQLiteLeases,
     ConsumerLeaseShims,
