@@ -238,8 +238,8 @@ def test_the_pruner_runs_under_the_leader_only(store: Store) -> None:
 def test_the_pruner_is_one_of_the_leader_services(store: Store) -> None:
     sched = Scheduler(store, SchedulerConfig(prune_every=120, fast_lane=False))  # tasks stay ready
     names = [s.name for s in sched.services]
-    assert names == ["resolve", "promote", "reap", "dispatch", "prune"]
-    pruner = sched.services[-1]
+    assert names == ["resolve", "promote", "reap", "dispatch", "prune", "upkeep"]
+    pruner = sched.services[-2]
     assert isinstance(pruner, Pruner) and pruner.interval == 120
     task_id = done(store)
     newest(store)
