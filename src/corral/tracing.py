@@ -28,7 +28,6 @@ trace: Any = None
 """`opentelemetry.trace`, once loaded (`loaded()`); None before, or without the extra."""
 context_api: Any = None
 """`opentelemetry.context`, with `trace`."""
-TraceContextTextMapPropagator: Any = None
 
 SYSTEM = "corral"
 TRACER = "corral"
@@ -51,7 +50,7 @@ def loaded() -> Any:
     """`opentelemetry.trace` if something imported it (an SDK's set-up, an instrumentation, a
     handler's own spans), else None. Without it imported no provider is set up and no span is
     current, so there is nothing to record or link to: corral imports the API only then."""
-    global trace, context_api, TraceContextTextMapPropagator, _PROPAGATOR
+    global trace, context_api, _PROPAGATOR
     if trace is None and "opentelemetry.trace" in sys.modules:
         from opentelemetry import context
         from opentelemetry import trace as api
@@ -59,8 +58,7 @@ def loaded() -> Any:
             TraceContextTextMapPropagator as propagator,
         )
 
-        context_api, TraceContextTextMapPropagator = context, propagator
-        _PROPAGATOR = propagator()
+        context_api, _PROPAGATOR = context, propagator()
         trace = api  # last: a thread that sees it loaded sees the rest
     return trace
 

@@ -44,7 +44,7 @@ class Upkeep:
         return done
 
     def wait(self, timeout: float | None = None) -> None:
-        """Wait for a run's thread to end (tests, and a scheduler that stops)."""
+        """Wait for a run's thread to end (for tests: a scheduler never waits for it)."""
         if self._thread is not None:
             self._thread.join(timeout)
 

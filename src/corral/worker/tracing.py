@@ -24,9 +24,9 @@ class Tracing(Middleware):
 
     def before_run(self, run: Run) -> None:
         tracer = tracing.tracer()  # first: it loads the API (tracing.loaded) if imported since
-        trace = tracing.trace
-        if tracer is None or trace is None:
+        if tracer is None:
             return
+        trace = tracing.trace
         task = run.task
         link = tracing.link_of(task.trace_context)
         attributes: dict[str, Any] = {
