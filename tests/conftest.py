@@ -16,6 +16,8 @@ import os
 import threading
 import time
 import uuid
+import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -81,6 +83,41 @@ def _create_database() -> str:
     with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return name
+
+
+_POOLS: weakref.WeakSet[Any] = weakref.WeakSet()
+"""Every psycopg pool the tests open (see `_track_pools`), to find one a test left open."""
+
+
+def _track_pools() -> None:
+    """Remember each pool made, so a test that leaves one open fails instead of leaving its
+    threads to reconnect to a dropped database (and to log into a later test)."""
+    if importlib.util.find_spec("psycopg_pool") is None:
+        return
+    import psycopg_pool
+
+    init = psycopg_pool.ConnectionPool.__init__
+
+    def tracked(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        _POOLS.add(self)
+
+    psycopg_pool.ConnectionPool.__init__ = tracked  # type: ignore[method-assign]
+
+
+_track_pools()
+
+
+def _close_open_pools(names: list[str]) -> list[str]:
+    """Close the pools still open on the databases `names`; say which they were."""
+    left: list[str] = []
+    for pool in list(_POOLS):
+        if pool.closed or not any(f"/{name}" in pool.conninfo for name in names):
+            continue
+        left.append(f"{pool.name} on {pool.conninfo.rsplit('/', 1)[-1]}")
+        with contextlib.suppress(Exception):
+            pool.close(timeout=1)
+    return left
 
 
 def _drop_databases(names: list[str]) -> None:
@@ -172,7 +209,10 @@ class Databases:
             with contextlib.suppress(Exception):
                 store.close()
         if self._created:
+            left = _close_open_pools(self._created)
             _drop_databases(self._created)
+            if left:  # closed before the drop: else their threads reconnect into later tests
+                warnings.warn(f"the test left connection pools open: {left}", stacklevel=1)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -115,11 +115,19 @@ def test_backfill_dry_run_start_detach_status_and_cancel(project: tuple[str, str
     assert many.exit_code == 1 and "more than 10000 fires" in many.output
 
 
+@pytest.fixture
+def live(project: tuple[str, str]) -> Iterator[corral.App]:
+    """The scheduler and worker of another process, with the same code; closed after the
+    services (set up after it) stop."""
+    app = corral.App(project[1])
+    yield app
+    app.close()
+
+
 def test_backfill_follows_with_a_progress_bar_until_it_ends(
-    project: tuple[str, str], services: Any
+    project: tuple[str, str], live: corral.App, services: Any
 ) -> None:
     spec, url = project
-    live = corral.App(url)  # the scheduler and worker of another process, with the same code
 
     @live.task
     def load_table(ctx: corral.Context, table: str) -> str:
