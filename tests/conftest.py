@@ -90,8 +90,8 @@ _POOLS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _track_pools() -> None:
-    """Remember each pool made, so a test that leaves one open fails instead of leaving its
-    threads to reconnect to a dropped database (and to log into a later test)."""
+    """Remember each pool made, so one a test leaves open is closed (and named) before its
+    database is dropped, not left reconnecting to it and logging into a later test."""
     if importlib.util.find_spec("psycopg_pool") is None:
         return
     import psycopg_pool
