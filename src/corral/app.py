@@ -173,6 +173,7 @@ class TaskType(TaskDef, Generic[P, R]):
                     "cleanup": self.cleanup is not None,
                     "logical_time": None,
                     "data_start": None,
+                    "schedule_name": None,
                 }
             )
         )

@@ -59,6 +59,9 @@ class NewTask:
     """The logical time of the schedule's fire (or backfill) that made it (UTC, UNIX seconds)."""
     data_start: float | None = None
     """The start of that fire's data interval; it ends at `logical_time`."""
+    schedule_name: str | None = None
+    """The schedule whose fire (or backfill) made it: written with the row, so a fire's tasks
+    are never updated after their insert to say so."""
 
 
 NEW_TASK_FIELDS = frozenset(NewTask.__dataclass_fields__)

@@ -203,9 +203,13 @@ class Schedules:
             prepared = task_type.prepare(
                 *args, group=chosen or DEFAULT_GROUP, dedup_key=key, **kwargs
             )
-            return [
-                replace(prepared.task, logical_time=float(logical), data_start=float(start))
-            ], None
+            task = replace(
+                prepared.task,
+                logical_time=float(logical),
+                data_start=float(start),
+                schedule_name=name,
+            )
+            return [task], None
         moment = datetime.fromtimestamp(logical, UTC)
         wf = self._app.workflow(f"{name}@{moment.isoformat()}", group=chosen)
         target(wf, moment)
@@ -214,7 +218,10 @@ class Schedules:
             tasks = [replace(t, dedup_key=f"{key}#{i}") for i, t in enumerate(tasks)]
         if group_override is not None:
             tasks = [replace(t, group=group_override) for t in tasks]
-        stamped = [replace(t, logical_time=float(logical), data_start=float(start)) for t in tasks]
+        stamped = [
+            replace(t, logical_time=float(logical), data_start=float(start), schedule_name=name)
+            for t in tasks
+        ]
         return stamped, workflow
 
     # -- acting on the stored schedules ----------------------------------------------------------

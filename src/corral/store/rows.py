@@ -37,7 +37,7 @@ ROW_FIELDS = (
     "args", "kwargs", "dedup_key", "max_retries", "backoff", "max_runtime", "on_timeout", "now",
     "enqueued_at", "run_at", "ready_at", "rank", "exclusive", "rate_key", "workflow_id",
     "on_upstream_failure", "deps_left", "quarantine_after", "cleanup", "logical_time",
-    "data_start", "trace_context",
+    "data_start", "trace_context", "schedule_name",
 )  # fmt: skip
 """The values of a new task's row, in the order `new_task_values` gives them (`now` is its
 created_at): the stores' bulk inserts list their columns in this order."""
@@ -63,7 +63,7 @@ def new_task_values(
         task.on_timeout, now, enqueued, enqueued, None if waiting else now, task.rank,
         task.exclusive, task.rate_key, task.workflow_id, task.on_upstream_failure, deps_left,
         task.quarantine_after, task.cleanup, task.logical_time, task.data_start,
-        task.trace_context,
+        task.trace_context, task.schedule_name,
     )  # fmt: skip
 
 

@@ -27,11 +27,20 @@ from .contract.schedules import (
     ScheduleRow,
     ScheduleSave,
 )
-from .schedule_rows import backfill_row, counts, fire_params, fire_row, schedule_row
+from .schedule_rows import (
+    backfill_row,
+    counts,
+    fire_params,
+    fire_row,
+    fires_param,
+    schedule_row,
+)
 
 
 class Cursor(Protocol):
     def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
 
     def executemany(self, query: str, params_seq: Any, /) -> object: ...
 
@@ -154,21 +163,33 @@ class NamedSchedules(Generic[C]):
             return results
 
     def _fire_all(self, tx: C, batch: FireBatch) -> list[FireResult]:
-        """Each fire's row unless stored; the tasks of the task fires in one insert (a batch of
-        a backfill is one round of statements, not one per fire); a workflow fire's its own."""
+        """The fire rows not stored yet in one insert (a rerun's row is updated), the tasks of
+        the task fires in one insert (their rows name the schedule), then each fire's task ids:
+        a batch of a backfill is one round of statements, not one per fire; a workflow fire
+        makes its workflow on its own."""
         sq = self.schedule_queries
+        fresh = [fire for fire in batch.fires if not fire.rerun]
+        made: dict[float, int] = {}
+        if fresh:
+            params = {"schedule_name": batch.schedule_name, "now": batch.now,
+                      "fires": fires_param(fresh)}  # fmt: skip
+            rows = tx.execute(sq.INSERT_FIRES, params).fetchall()
+            made = {float(logical): int(fire_id) for fire_id, logical in rows}
         results: list[FireResult | None] = []
         plain: list[tuple[int, int, Fire]] = []
         for index, fire in enumerate(batch.fires):
-            params = fire_params(batch, fire)
-            row = tx.execute(sq.RERUN_FIRE if fire.rerun else sq.INSERT_FIRE, params).fetchone()
-            if row is None:
+            if fire.rerun:
+                row = tx.execute(sq.RERUN_FIRE, fire_params(batch, fire)).fetchone()
+                fire_id = None if row is None else int(row[0])
+            else:
+                fire_id = made.get(float(fire.logical_time))
+            if fire_id is None:
                 results.append(FireResult(fire.logical_time, created=False))
             elif fire.workflow is not None:
-                results.append(self._fire_workflow(tx, batch, fire, fire.workflow, int(row[0])))
+                results.append(self._fire_workflow(tx, batch, fire, fire.workflow, fire_id))
             else:
                 results.append(None)
-                plain.append((index, int(row[0]), fire))
+                plain.append((index, fire_id, fire))
         tasks = [task for _, _, fire in plain for task in fire.tasks]
         submitted = self._insert(tx, tasks, batch.now) if tasks else []
         offset, updates = 0, []
@@ -176,12 +197,19 @@ class NamedSchedules(Generic[C]):
             ids = [s.id for s in submitted[offset : offset + len(fire.tasks)]]
             offset += len(fire.tasks)
             results[index] = FireResult(fire.logical_time, True, ids, None)
-            updates.append({"id": fire_id, "task_ids": dumps(ids), "workflow_id": None,
-                            "schedule_name": batch.schedule_name})  # fmt: skip
+            updates.append({"id": fire_id, "task_ids": dumps(ids), "workflow_id": None})
         if updates:
             tx.cursor().executemany(sq.SET_FIRE_TASKS, updates)
-            tx.cursor().executemany(sq.MARK_FIRE_TASKS, updates)
+        self._mark_given(tx, batch.schedule_name, submitted)
         return [r for r in results if r is not None]
+
+    def _mark_given(self, tx: C, schedule_name: str, submitted: Sequence[Submitted]) -> None:
+        """Name the schedule on the tasks a dedup key gave the fires from outside (none, mostly:
+        the tasks a fire inserts carry it in their rows)."""
+        given = [s.id for s in submitted if not s.created]
+        if given:
+            params = {"schedule_name": schedule_name, "task_ids": dumps(given)}
+            tx.execute(self.schedule_queries.MARK_FIRE_TASKS, params)
 
     def _fire_workflow(
         self, tx: C, batch: FireBatch, fire: Fire, workflow: NewWorkflow, fire_id: int
@@ -194,10 +222,9 @@ class NamedSchedules(Generic[C]):
         submitted = self._insert(tx, tasks, batch.now) if tasks else []
         self._link_workflow(tx, workflow_id, [s.id for s in submitted if not s.created])
         ids = [s.id for s in submitted]
-        params = {"id": fire_id, "task_ids": dumps(ids), "workflow_id": workflow_id,
-                  "schedule_name": batch.schedule_name}  # fmt: skip
+        params = {"id": fire_id, "task_ids": dumps(ids), "workflow_id": workflow_id}
         tx.execute(self.schedule_queries.SET_FIRE_TASKS, params)
-        tx.execute(self.schedule_queries.MARK_FIRE_TASKS, params)
+        self._mark_given(tx, batch.schedule_name, submitted)
         return FireResult(fire.logical_time, True, ids, workflow_id)
 
     def fire_list(self, schedule_name: str, before: float | None, limit: int) -> list[FireRow]:

@@ -66,20 +66,20 @@ COPY corral_tasks (id, name, pool, group_name, state, priority, level, aging, pr
                    kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at,
                    enqueued_at, run_at, ready_at, rank, exclusive, rate_key, workflow_id,
                    on_upstream_failure, deps_left, quarantine_after, cleanup, logical_time,
-                   data_start, trace_context) FROM STDIN
+                   data_start, trace_context, schedule_name) FROM STDIN
 """
 _INSERT_TASK = """
 INSERT INTO corral_tasks (id, name, pool, group_name, state, priority, level, aging, promote_at,
                           args, kwargs, dedup_key, max_retries, backoff, max_runtime, on_timeout,
                           created_at, enqueued_at, run_at, ready_at, rank, exclusive, rate_key,
                           workflow_id, on_upstream_failure, deps_left, quarantine_after,
-                          cleanup, logical_time, data_start, trace_context)
+                          cleanup, logical_time, data_start, trace_context, schedule_name)
 VALUES ({id}, %(name)s, %(pool)s, %(group_name)s, %(state)s, %(priority)s, %(level)s, %(aging)s,
         %(promote_at)s, %(args)s, %(kwargs)s, %(dedup_key)s, %(max_retries)s, %(backoff)s,
         %(max_runtime)s, %(on_timeout)s, %(now)s, %(enqueued_at)s, %(run_at)s, %(ready_at)s,
         %(rank)s, %(exclusive)s, %(rate_key)s, %(workflow_id)s, %(on_upstream_failure)s,
         %(deps_left)s, %(quarantine_after)s, %(cleanup)s, %(logical_time)s, %(data_start)s,
-        %(trace_context)s)
+        %(trace_context)s, %(schedule_name)s)
 """
 # Insert one task (executemany pipelines a small batch in one round trip; COPY loads big ones).
 INSERT_TASK = _INSERT_TASK.format(id="%(id)s")
@@ -115,9 +115,9 @@ SELECT pg_notify('corral_scheduler', '') WHERE EXISTS (SELECT 1 FROM events)
 _LANED = "EXISTS (SELECT 1 FROM lane)"
 _INSERT_LANED = (
     _INSERT_TASK.format(id="nextval('corral_task_ids')")
-    .replace("trace_context)\nVALUES", "trace_context, admitted_at)\nVALUES", 1)
+    .replace("schedule_name)\nVALUES", "schedule_name, admitted_at)\nVALUES", 1)
     .replace("%(state)s", f"CASE WHEN {_LANED} THEN 'admitted' ELSE %(state)s END", 1)
-    .replace("%(trace_context)s)", f"%(trace_context)s, CASE WHEN {_LANED} THEN %(now)s END)", 1)
+    .replace("%(schedule_name)s)", f"%(schedule_name)s, CASE WHEN {_LANED} THEN %(now)s END)", 1)
 )
 if _INSERT_LANED.count(_LANED) != 2 or "admitted_at)" not in _INSERT_LANED:  # pragma: no cover
     raise AssertionError("SUBMIT_ONE's insert no longer matches _INSERT_TASK")

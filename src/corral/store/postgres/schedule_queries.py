@@ -60,13 +60,17 @@ TRIGGER = """
 UPDATE corral_schedules SET trigger_at = %(now)s, updated_at = %(now)s
 WHERE name = %(name)s AND removed_at IS NULL RETURNING name
 """
-# One fire, unless its logical time is stored already.
-INSERT_FIRE = """
+# The fires of a batch, each unless its logical time is stored already: `fires` is a JSON array
+# of [logical_time, data_start, kind, outcome, reason, backfill_id, runs] (schedule_rows.
+# fires_param), in logical time order (two leaders racing over the same times take their keys
+# in one order). Returns the rows made.
+INSERT_FIRES = """
 INSERT INTO corral_schedule_fires (schedule_name, logical_time, data_start, kind, outcome, reason,
                                    backfill_id, runs, made_at)
-VALUES (%(schedule_name)s, %(logical_time)s, %(data_start)s, %(kind)s, %(outcome)s,
-        %(reason)s, %(backfill_id)s, %(runs)s, %(now)s)
-ON CONFLICT (schedule_name, logical_time) DO NOTHING RETURNING id
+SELECT %(schedule_name)s, (f ->> 0)::float8, (f ->> 1)::float8, f ->> 2, f ->> 3, f ->> 4,
+       (f ->> 5)::bigint, (f ->> 6)::int, %(now)s
+FROM jsonb_array_elements(%(fires)s::jsonb) AS f
+ON CONFLICT (schedule_name, logical_time) DO NOTHING RETURNING id, logical_time
 """
 # A backfill runs a stored fire again: the row takes the new run.
 RERUN_FIRE = """
@@ -80,8 +84,9 @@ SET_FIRE_TASKS = """
 UPDATE corral_schedule_fires SET task_ids = %(task_ids)s, workflow_id = %(workflow_id)s
 WHERE id = %(id)s
 """
-# The fire's tasks learn their schedule (corral_tasks_schedule pages them); a task a dedup key
-# gave from an earlier fire keeps the schedule it has.
+# A task a dedup key gave the fire from outside (not inserted by it: the fire's own tasks carry
+# their schedule in their row) learns its schedule (corral_tasks_schedule pages them), unless it
+# has one from an earlier fire.
 MARK_FIRE_TASKS = """
 UPDATE corral_tasks SET schedule_name = %(schedule_name)s
 WHERE id IN (SELECT jsonb_array_elements_text(%(task_ids)s::jsonb)::bigint)

@@ -82,7 +82,7 @@ INSERT INTO corral_tasks (
     id, name, pool, group_name, state, priority, level, aging, promote_at, args, kwargs,
     dedup_key, max_retries, backoff, max_runtime, on_timeout, created_at, enqueued_at, run_at,
     ready_at, rank, exclusive, rate_key, workflow_id, on_upstream_failure, deps_left,
-    quarantine_after, cleanup, logical_time, data_start, trace_context)
+    quarantine_after, cleanup, logical_time, data_start, trace_context, schedule_name)
 VALUES {rows}
 """,
     len(ROW_FIELDS),

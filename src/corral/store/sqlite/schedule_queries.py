@@ -55,13 +55,16 @@ TRIGGER = """
 UPDATE corral_schedules SET trigger_at = :now, updated_at = :now
 WHERE name = :name AND removed_at IS NULL RETURNING name
 """
-# One fire, unless its logical time is stored already.
-INSERT_FIRE = """
+# The fires of a batch, each unless its logical time is stored already: `fires` is a JSON array
+# of [logical_time, data_start, kind, outcome, reason, backfill_id, runs] (schedule_rows.
+# fires_param), in logical time order. Returns the rows made.
+INSERT_FIRES = """
 INSERT INTO corral_schedule_fires (schedule_name, logical_time, data_start, kind, outcome, reason,
                                    backfill_id, runs, made_at)
-VALUES (:schedule_name, :logical_time, :data_start, :kind, :outcome, :reason, :backfill_id,
-        :runs, :now)
-ON CONFLICT (schedule_name, logical_time) DO NOTHING RETURNING id
+SELECT :schedule_name, f.value ->> 0, f.value ->> 1, f.value ->> 2, f.value ->> 3, f.value ->> 4,
+       f.value ->> 5, f.value ->> 6, :now
+FROM json_each(:fires) AS f WHERE true
+ON CONFLICT (schedule_name, logical_time) DO NOTHING RETURNING id, logical_time
 """
 # A backfill runs a stored fire again: the row takes the new run.
 RERUN_FIRE = """
@@ -74,8 +77,9 @@ WHERE schedule_name = :schedule_name AND logical_time = :logical_time RETURNING 
 SET_FIRE_TASKS = """
 UPDATE corral_schedule_fires SET task_ids = :task_ids, workflow_id = :workflow_id WHERE id = :id
 """
-# The fire's tasks learn their schedule (corral_tasks_schedule pages them); a task a dedup key
-# gave from an earlier fire keeps the schedule it has.
+# A task a dedup key gave the fire from outside (not inserted by it: the fire's own tasks carry
+# their schedule in their row) learns its schedule (corral_tasks_schedule pages them), unless it
+# has one from an earlier fire.
 MARK_FIRE_TASKS = """
 UPDATE corral_tasks SET schedule_name = :schedule_name
 WHERE id IN (SELECT value FROM json_each(:task_ids)) AND schedule_name IS NULL
