@@ -13,6 +13,9 @@ backfill   the reference workload's shape with time compressed 1000 times (fairn
 
   python benchmarks/schedules.py --backend sqlite --backend postgres
   python benchmarks/schedules.py --backend sqlite --only tick
+
+The worker process it spawns is given the PYTHONPATH it was given: with
+`PYTHONPATH=<an older checkout>/src`, both sides run that code.
 """
 
 from __future__ import annotations
@@ -108,7 +111,8 @@ def backfill_beside_live(backend: str, beside: str, seed: int = 7) -> dict[str, 
         app = make_app(url)
         app.schedules.add("history", app.task_type("job"), every="1h", args=[20.0],
                           overlap="allow")  # fmt: skip
-        env = dict(os.environ, CORRAL_DATABASE_URL=url, PYTHONPATH=str(HERE))
+        path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(HERE)) if p)
+        env = dict(os.environ, CORRAL_DATABASE_URL=url, PYTHONPATH=path)
         command = [sys.executable, "-m", "corral", "--app", "fairness_app:app", "worker",
                    "--concurrency", str(SLOTS)]  # fmt: skip
         worker = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
@@ -140,7 +144,7 @@ def _backfill_run(
         start = datetime.fromtimestamp(last - 9_999 * 3600, UTC)
         made = app.backfill("history", start=start, end=end, weight=1.0, max_parallel=SLOTS)
         assert made.total == 10_000, made.total
-    began = time.monotonic()
+    began, began_at = time.monotonic(), time.time()
     small = 0
     while time.monotonic() - began < 20.0:
         jobs = [app.task_type("job").prepare(rng.uniform(5, 60), group=f"small-{small}")
@@ -158,7 +162,13 @@ def _backfill_run(
     if made is not None:
         status = app.backfills.status(made.id)
         result["backfill_done"] = status.done
-        result["backfill_per_second"] = status.done / (time.monotonic() - began)
+        ended = [t.finished_at for t in app.store.task_list(TaskQuery(limit=1_000_000))
+                 if t.group == made.group and t.finished_at is not None]  # fmt: skip
+        # over the time it ran: until its last task ended if it ended, else until now
+        span = time.monotonic() - began
+        if status.done == made.total and ended:
+            span = min(span, max(ended) - began_at)
+        result["backfill_per_second"] = status.done / span
     scheduler.stop()
     thread.join(10)
     worker.send_signal(signal.SIGTERM)

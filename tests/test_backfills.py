@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,7 +16,9 @@ import corral
 from corral.clock import ManualClock
 from corral.errors import ConfigError
 from corral.lifecycle import State
-from corral.schedules.backfill_service import BackfillMaker
+from corral.read_model import TaskFilter
+from corral.readside import ReadSide
+from corral.schedules.backfill_service import DUTY, FASTEST, BackfillMaker
 from corral.schedules.service import ScheduleClock
 from corral.store.contract.schedules import FIRED, MISSED
 
@@ -250,3 +252,38 @@ def test_a_range_past_the_limit_needs_the_flag_that_says_so(app: corral.App) -> 
                        allow_large=True, dry_run=True)  # fmt: skip
     assert big.total == (date(2056, 1, 2) - date(2026, 1, 1)).days
     assert len(big.logical_times) == 10_000
+
+
+def test_a_fires_tasks_name_their_schedule_and_so_does_a_task_a_dedup_key_gave_it(
+    app: corral.App, clock: ManualClock
+) -> None:
+    """The tasks a fire inserts carry their schedule in their row; a task submitted by hand under
+    the fire's dedup key, which the fire takes instead of making one, is given the schedule."""
+    by_hand = app.submit("load_table", "orders", dedup_key="orders@2026-11-05")
+    unrelated = app.submit("load_table", "orders")
+    _, maker = services(app)
+    app.backfill("nightly-orders", start=date(2026, 11, 4), end=date(2026, 11, 6))
+    run_all(maker, clock.now())
+    got = fires(app)
+    assert got[at(5)].task_ids == [by_hand]
+    listed = ReadSide(app.store, clock).tasks(TaskFilter(schedule="nightly-orders")).tasks
+    assert sorted(t.id for t in listed) == sorted(f.task_ids[0] for f in got.values())
+    assert by_hand in {t.id for t in listed} and unrelated not in {t.id for t in listed}
+
+
+def test_the_maker_rests_by_what_its_runs_cost() -> None:
+    """A run that made fires rests (1 - DUTY) / DUTY times what it took; one that found the window
+    full rests at least twice as long as before; none longer than the service's interval, which
+    is also the rest while no backfill runs."""
+    maker = BackfillMaker(cast(Any, None), {}, interval=0.1)
+    assert maker._rest(0.004, running=True, made=True) == pytest.approx(0.004 * (1 - DUTY) / DUTY)
+    assert maker._rest(0.0001, running=True, made=True) == FASTEST
+    maker.interval = maker._rest(0.004, running=True, made=True)
+    rests = []
+    for _ in range(6):
+        maker.interval = maker._rest(0.0001, running=True, made=False)
+        rests.append(maker.interval)
+    assert rests == sorted(rests) and rests[0] >= 2 * 0.004 * (1 - DUTY) / DUTY
+    assert rests[-1] == 0.1
+    assert maker._rest(0.5, running=True, made=True) == 0.1
+    assert maker._rest(0.0, running=False, made=False) == 0.1

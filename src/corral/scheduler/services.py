@@ -28,7 +28,8 @@ class LeaderService(Protocol):
 
     @property
     def interval(self) -> float:
-        """Seconds between runs; 0: every round."""
+        """Seconds between runs; 0: every round. Read at every round, so a service may change it
+        (the backfill maker paces itself so)."""
         ...
 
     def run(self, now: float) -> int:

@@ -5,7 +5,9 @@ forward or backwards, in one transaction per batch: each fire's row (keyed like 
 logical time stored already is not made again), its tasks in the backfill's own group, and the
 backfill's cursor. It keeps only a window of a backfill's fires unfinished (twice its cap, or
 `WINDOW`): fires are made as the workers take them, so a backfill of 10,000 never floods the
-queue, and the leader's round (which dispatches live work too) stays short.
+queue, and the leader's round (which dispatches live work too) stays short. It paces itself by
+what its runs cost (`DUTY`): as fast as the workers take the fires while that stays a quarter of
+the leader's time, so its throughput follows the idle capacity and the database, not a rate.
 
 A logical time stored already runs again only as `reprocess` says: `none` never runs one that
 ran; `failed` runs one whose tasks ended and did not all succeed; `all` runs one whose tasks
@@ -16,6 +18,7 @@ unfinished is never run again. Cost per run: the window, never the range.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 
 from ..lifecycle import TERMINAL, State
@@ -39,6 +42,13 @@ and dispatch of live work never queue long behind one (200 raised the live small
 wait several times; 16 leaves it at a live group's, BENCHMARKS.md)."""
 WINDOW = 64
 """Unfinished fires a backfill without a cap keeps ahead of its workers (with a cap: twice it)."""
+DUTY = 0.25
+"""The share of the leader's time the maker takes while a backfill runs: after a run that took
+`spent` seconds it rests `spent * (1 - DUTY) / DUTY` (a run that makes no fire at least doubles
+its rest, up to the service's interval). Its pace follows what its writes cost on this database
+under this load, and the capacity the workers give it (the window), never a fixed rate."""
+FASTEST = 0.005
+"""The shortest rest between two runs (seconds)."""
 
 
 def logical_times(
@@ -90,18 +100,33 @@ class BackfillMaker:
     ) -> None:
         self.store = store
         self.declared = declared
+        self.longest = interval
+        """The rest when no backfill runs, and the longest rest while one does."""
         self.interval = interval
+        """The rest before the next run (the scheduler reads it): see DUTY."""
         self._ahead: dict[int, list[int]] = {}
         """Per backfill, the tasks this leader made that may be unfinished (a new leader starts
         with none: it makes at most one window more)."""
 
     def run(self, now: float) -> int:
-        done = 0
+        began = time.perf_counter()
+        done, running = 0, False
         for row in self.store.backfill_list(running_only=True):
             decl = self.declared.get(row.schedule_name)
             if decl is not None:
+                running = True
                 done += self.step(row, decl, now)
+        self.interval = self._rest(time.perf_counter() - began, running, done > 0)
         return done
+
+    def _rest(self, spent: float, running: bool, made: bool) -> float:
+        """How long to rest after a run that took `spent` (see DUTY)."""
+        if not running:
+            return self.longest
+        paced = max(FASTEST, spent * (1 - DUTY) / DUTY)
+        if not made:  # the window is full: look again later, and later
+            paced = max(paced, 2 * min(self.interval, self.longest))
+        return min(paced, self.longest)
 
     def _room(self, row: BackfillRow) -> int:
         """How many more fires the backfill may have unfinished now."""
