@@ -459,6 +459,8 @@ def test_worker_paused_inside_a_transaction_blocks_no_one(
     wait_until(lambda: states(client, ids)[State.SUCCEEDED] >= 20, timeout=20)
 
     def pause_inside_a_transaction() -> list[tuple[int, str]]:
+        if states(client, ids)[State.SUCCEEDED] > len(ids) - 100:  # keep the victim at work
+            ids.extend(client.submit("steps", 0.01) for _ in range(200))
         signal_host(victim.pid, signal.SIGSTOP)  # the worker and its heartbeat companion
         time.sleep(0.05)
         stalled = stalled_transactions(cluster.url, older_than=0.04)

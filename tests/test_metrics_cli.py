@@ -121,12 +121,21 @@ def test_a_worker_serves_its_own_figures_and_the_clusters_when_asked(
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
     base = [sys.executable, "-m", "corral", "--app", f"{module}:app", "--database-url", app_url]
     bodies = []
-    for extra in ([], ["--metrics-cluster"]):
+    for extra, shown in (
+        ([], "corral_worker_running_attempts"),
+        (["--metrics-cluster"], "corral_workers{"),
+    ):
         port = free_port()
         command = [*base, "worker", "--metrics-bind", str(port), *extra]
         proc = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
         try:
-            bodies.append(wait_for(lambda: scrape(port), "the worker's /metrics"))  # noqa: B023
+            # /metrics may answer before the worker is registered: the cluster's figures then
+            # have no worker yet (read again once their cache of a few seconds expires)
+            def served(port: int = port, shown: str = shown) -> str | None:
+                body = scrape(port)
+                return body if shown in body else None
+
+            bodies.append(wait_for(served, "the worker's /metrics"))
         finally:
             proc.send_signal(signal.SIGTERM)
             _, stderr = proc.communicate(timeout=30)

@@ -182,7 +182,7 @@ class NamedSchedules(Generic[C]):
                 row = tx.execute(sq.RERUN_FIRE, fire_params(batch, fire)).fetchone()
                 fire_id = None if row is None else int(row[0])
             else:
-                fire_id = made.get(float(fire.logical_time))
+                fire_id = made.pop(float(fire.logical_time), None)  # a time twice: once
             if fire_id is None:
                 results.append(FireResult(fire.logical_time, created=False))
             elif fire.workflow is not None:
